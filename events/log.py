@@ -1,0 +1,111 @@
+"""The ``EventLog`` port: an append-only, partitioned, keyed log with Kafka semantics.
+
+Keys map to partitions with a stable hash (``events.partitioning``); offsets are dense
+per partition, starting at 0. Adapters: ``events.sqlite_log`` (embedded) and, later,
+Kafka. Every adapter passes the same contract suite (``tests/integration``).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from events.partitioning import partition_for
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Position:
+    """Where an appended record landed."""
+
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class LogRecord:
+    partition: int
+    offset: int
+    key: str
+    value: bytes
+    timestamp: datetime  # append time, UTC
+
+
+@dataclass(frozen=True, slots=True)
+class Watermarks:
+    low: int  # first offset still in the log
+    high: int  # the offset the next append will get
+
+
+OnAssign = Callable[[Sequence[int]], Mapping[int, int]]
+"""Called with newly assigned partitions; returns the offset to start each one from."""
+
+OnRevoke = Callable[[Sequence[int]], None]
+
+
+class LogConsumer(ABC):
+    """Reads the partitions assigned to it, from positions its owner chooses.
+
+    The owner (a projector) keeps its checkpoints itself; ``on_assign`` asks it where
+    to start, so a restart resumes from the owner's checkpoint, never from the log's.
+    """
+
+    @abstractmethod
+    def subscribe(self, on_assign: OnAssign, on_revoke: OnRevoke | None = None) -> None:
+        """Join the consumer group; assignment and ``on_assign`` happen on a later poll."""
+
+    @abstractmethod
+    def poll(self, max_records: int, timeout: float) -> list[LogRecord]:
+        """Return up to ``max_records`` in offset order per partition, waiting up to ``timeout`` s."""
+
+    @abstractmethod
+    def assignment(self) -> list[int]:
+        """Partitions this consumer currently owns."""
+
+    @abstractmethod
+    def position(self, partition: int) -> int:
+        """The offset the next record returned from ``partition`` will have."""
+
+    @abstractmethod
+    def seek(self, partition: int, offset: int) -> None:
+        """Continue ``partition`` from ``offset``."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Leave the group and release resources."""
+
+
+class EventLog(ABC):
+    """Append keyed records; read them back by partition and offset."""
+
+    @property
+    @abstractmethod
+    def partitions(self) -> int:
+        """How many partitions the log has."""
+
+    def partition_for(self, key: str) -> int:
+        return partition_for(key, self.partitions)
+
+    @abstractmethod
+    def append(self, records: Sequence[tuple[str, bytes]]) -> list[Position]:
+        """Append ``(key, value)`` records; return where each landed, in input order.
+
+        Returns only once every record is durable. Records with the same key keep
+        their input order. Raises ``EventLogError`` (nothing is claimed appended).
+        """
+
+    @abstractmethod
+    def read(self, partition: int, offset: int, limit: int = 1000) -> list[LogRecord]:
+        """Records of ``partition`` from ``offset`` on, at most ``limit`` of them."""
+
+    @abstractmethod
+    def watermarks(self, partition: int) -> Watermarks:
+        """The low and high offsets of ``partition``."""
+
+    @abstractmethod
+    def consumer(self, group: str) -> LogConsumer:
+        """A consumer in ``group``; partitions are split among a group's members."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook for adapters holding resources
+        """Release connections held by the adapter."""

@@ -1,0 +1,296 @@
+"""Typed Chronolog events: one envelope, one frozen payload class per event type.
+
+Events carry facts only. Projections read ``occurred_at`` instead of the clock, so a
+replay of the log builds the same read model as the live run did.
+
+The Avro schemas in ``events/schemas/`` mirror these classes field for field; the
+codec (``events.codec``) converts between the two.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final, Literal, TypeAlias
+
+JobType: TypeAlias = Literal["python", "shell", "http"]
+RetryBackoff: TypeAlias = Literal["exponential", "fixed"]
+ConcurrencyPolicy: TypeAlias = Literal["forbid", "queue", "allow", "replace"]
+RunTrigger: TypeAlias = Literal["schedule", "manual", "dependency", "retry", "backfill"]
+
+JOB_TYPES: Final = ("python", "shell", "http")
+RETRY_BACKOFFS: Final = ("exponential", "fixed")
+CONCURRENCY_POLICIES: Final = ("forbid", "queue", "allow", "replace")
+RUN_TRIGGERS: Final = ("schedule", "manual", "dependency", "retry", "backfill")
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    """Everything a user declares about a job. Validated at the API edge."""
+
+    name: str
+    type: JobType
+    function: str | None = None
+    command: str | None = None
+    argv: tuple[str, ...] | None = None
+    url: str | None = None
+    method: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    body: str | None = None
+    schedule: str | None = None
+    timezone: str = "UTC"
+    parameters: dict[str, Any] = field(default_factory=dict)
+    tags: tuple[str, ...] = ()
+    depends_on: tuple[str, ...] = ()  # job ids, resolved from names by the API
+    timeout: float = 3600.0
+    retries: int = 3
+    retry_delay: float = 1.0
+    retry_backoff: RetryBackoff = "exponential"
+    max_concurrency: int = 1
+    concurrency_policy: ConcurrencyPolicy = "forbid"
+    priority: int = 0
+    queue: str = "default"
+    enabled: bool = True
+    catchup: bool = False
+    non_retryable_exit_codes: tuple[int, ...] = ()
+    description: str | None = None
+
+
+# --- job lifecycle -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class JobCreated:
+    spec: JobSpec
+
+
+@dataclass(frozen=True, slots=True)
+class JobUpdated:
+    spec: JobSpec  # the whole spec after the update
+    changed_fields: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class JobDeleted:
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobPaused:
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobResumed:
+    reason: str | None = None
+
+
+# --- run lifecycle -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RunRequested:
+    trigger: RunTrigger
+    scheduled_for: datetime | None = None
+    parameters: dict[str, Any] = field(default_factory=dict)  # merged over the job's
+    idempotency_key: str | None = None
+    upstream_run_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunQueued:
+    queue: str
+    priority: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RunSkipped:
+    reason: str  # overlap, upstream_failed, misfire, cancelled, paused ...
+    detail: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunStarted:
+    worker_id: str
+    lease_token: int
+
+
+@dataclass(frozen=True, slots=True)
+class RunSucceeded:
+    worker_id: str
+    lease_token: int
+    duration_ms: int
+    exit_code: int | None = None
+    stdout: str = ""
+    stderr: str = ""
+    result: Any = None  # any JSON value the job returned
+
+
+@dataclass(frozen=True, slots=True)
+class RunFailed:
+    worker_id: str
+    lease_token: int
+    duration_ms: int
+    error: str
+    exit_code: int | None = None
+    stdout: str = ""
+    stderr: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RunTimedOut:
+    timeout: float
+    worker_id: str | None = None  # None when the scheduler's backstop fires
+    lease_token: int | None = None
+    duration_ms: int | None = None
+    stdout: str = ""
+    stderr: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RunLost:
+    reason: str
+    worker_id: str | None = None
+    lease_token: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunRetryScheduled:
+    next_attempt: int
+    retry_at: datetime
+    delay_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class RunDeadLettered:
+    reason: str
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class RunCancelRequested:
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunCancelled:
+    reason: str | None = None
+    worker_id: str | None = None
+    lease_token: int | None = None
+    stdout: str = ""
+    stderr: str = ""
+
+
+# --- worker lifecycle --------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerRegistered:
+    worker_id: str
+    hostname: str
+    pid: int
+    tags: tuple[str, ...]
+    concurrency: int
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerDeregistered:
+    worker_id: str
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerLost:
+    worker_id: str
+    last_heartbeat_at: datetime | None = None
+
+
+Payload: TypeAlias = (
+    JobCreated
+    | JobUpdated
+    | JobDeleted
+    | JobPaused
+    | JobResumed
+    | RunRequested
+    | RunQueued
+    | RunSkipped
+    | RunStarted
+    | RunSucceeded
+    | RunFailed
+    | RunTimedOut
+    | RunLost
+    | RunRetryScheduled
+    | RunDeadLettered
+    | RunCancelRequested
+    | RunCancelled
+    | WorkerRegistered
+    | WorkerDeregistered
+    | WorkerLost
+)
+
+PAYLOAD_TYPES: Final[tuple[type[Payload], ...]] = (
+    JobCreated,
+    JobUpdated,
+    JobDeleted,
+    JobPaused,
+    JobResumed,
+    RunRequested,
+    RunQueued,
+    RunSkipped,
+    RunStarted,
+    RunSucceeded,
+    RunFailed,
+    RunTimedOut,
+    RunLost,
+    RunRetryScheduled,
+    RunDeadLettered,
+    RunCancelRequested,
+    RunCancelled,
+    WorkerRegistered,
+    WorkerDeregistered,
+    WorkerLost,
+)
+
+WORKER_PAYLOADS: Final = (WorkerRegistered, WorkerDeregistered, WorkerLost)
+
+
+def new_event_id() -> str:
+    return str(uuid.uuid4())
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """The envelope every event travels in.
+
+    ``job_id`` is the partition key for job and run events; worker events have no job
+    and are keyed ``worker:<id>`` instead.
+    """
+
+    payload: Payload
+    occurred_at: datetime  # timezone-aware UTC, millisecond precision on the wire
+    actor: str  # "api", "scheduler", a worker id ...
+    job_id: str | None = None
+    run_id: str | None = None
+    attempt: int | None = None
+    correlation_id: str | None = None
+    causation_id: str | None = None
+    event_id: str = field(default_factory=new_event_id)
+
+    @property
+    def type(self) -> str:
+        return type(self.payload).__name__
+
+    @property
+    def key(self) -> str:
+        """The event log key: all events with one key are totally ordered."""
+        if self.job_id is not None:
+            return self.job_id
+        if isinstance(self.payload, WORKER_PAYLOADS):
+            return f"worker:{self.payload.worker_id}"
+        raise ValueError(f"event {self.event_id} ({self.type}) has no job_id and no worker")
+
+
+def to_millis(moment: datetime) -> datetime:
+    """Truncate to whole milliseconds, the precision ``occurred_at`` has on the wire."""
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
