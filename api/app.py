@@ -1,0 +1,149 @@
+"""The FastAPI application: routes validate, call a command or a query, and answer."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Body, FastAPI, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from api.commands import JobCommands, Written
+from api.context import ApiContext
+from api.errors import ApiError, NotFound, Unavailable
+from api.limits import BodyLimitMiddleware
+from api.problems import api_error_response, validation_error_response
+from api.schemas import ErrorBody, EventList, JobCreate, JobFields, JobList, JobOut, JobQuery
+from api.views import event_out, job_out
+from projector import queries
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody} for status in (404, 409, 413, 422, 503)
+}
+
+
+class ReasonBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: Annotated[str, Field(max_length=500)] | None = None
+
+
+def create_app(context: ApiContext) -> FastAPI:
+    app = FastAPI(
+        title="Chronolog",
+        version="0.1.0",
+        description="Event-sourced job scheduler. Every change is an event you can replay.",
+        responses=ERRORS,
+    )
+    app.add_middleware(BodyLimitMiddleware, max_bytes=context.max_body_bytes)
+    app.add_exception_handler(ApiError, api_error_response)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, validation_error_response)  # type: ignore[arg-type]
+    app.add_exception_handler(OperationalError, _database_unavailable)  # type: ignore[arg-type]
+    _add_job_routes(app, context)
+    _add_health_route(app, context)
+    return app
+
+
+async def _database_unavailable(request: Request, exc: OperationalError) -> JSONResponse:
+    return await api_error_response(
+        request, Unavailable(f"the read-model database is unavailable: {exc.orig}")
+    )
+
+
+def _add_job_routes(app: FastAPI, ctx: ApiContext) -> None:  # noqa: C901 - one closure per route
+    commands = JobCommands(ctx)
+
+    def render(written: Written, response: Response, created: bool = False) -> JobOut:
+        if written.job is None:
+            raise NotFound("the job is gone")
+        if not written.consistent:
+            response.status_code = 202
+            response.headers["Chronolog-Consistency"] = "pending"
+        elif created:
+            response.status_code = 201
+        if created:
+            response.headers["Location"] = f"/api/jobs/{written.job.id}"
+        with Session(ctx.engine) as session:
+            names = queries.job_names(session, written.job.spec.depends_on)
+        return job_out(written.job, names, ctx.clock())
+
+    @app.post("/api/jobs", status_code=201, tags=["jobs"])
+    def create_job(body: JobCreate, response: Response) -> JobOut:
+        """Create a job. Answers once the job is visible to reads."""
+        return render(commands.create(body), response, created=True)
+
+    @app.get("/api/jobs", tags=["jobs"])
+    def list_jobs(params: Annotated[JobQuery, Query()]) -> JobList:
+        """Jobs ordered by name, filtered and paginated."""
+        criteria = queries.JobFilter(**params.model_dump())
+        now = ctx.clock()
+        with Session(ctx.engine) as session:
+            jobs, total = queries.list_jobs(session, criteria)
+            names = queries.job_names(session, {d for job in jobs for d in job.spec.depends_on})
+        return JobList(
+            jobs=[job_out(j, names, now) for j in jobs],
+            total=total,
+            limit=params.limit,
+            offset=params.offset,
+        )
+
+    @app.get("/api/jobs/{ref}", tags=["jobs"])
+    def get_job(ref: str) -> JobOut:
+        """``ref`` is the job id or its name."""
+        with Session(ctx.engine) as session:
+            job = queries.find_job(session, ref)
+            if job is None:
+                raise NotFound(f"no job with id or name {ref!r}")
+            names = queries.job_names(session, job.spec.depends_on)
+        return job_out(job, names, ctx.clock())
+
+    @app.put("/api/jobs/{ref}", tags=["jobs"])
+    @app.patch("/api/jobs/{ref}", tags=["jobs"], include_in_schema=False)
+    def update_job(ref: str, body: JobFields, response: Response) -> JobOut:
+        """Change the fields given; the others keep their values (null resets a default)."""
+        return render(commands.update(ref, body), response)
+
+    @app.delete("/api/jobs/{ref}", tags=["jobs"])
+    def delete_job(ref: str) -> dict[str, Any]:
+        written = commands.delete(ref)
+        return {"deleted": True, "consistent": written.consistent}
+
+    @app.post("/api/jobs/{ref}/pause", tags=["jobs"])
+    def pause_job(
+        ref: str, response: Response, body: Annotated[ReasonBody | None, Body()] = None
+    ) -> JobOut:
+        return render(commands.set_enabled(ref, False, body.reason if body else None), response)
+
+    @app.post("/api/jobs/{ref}/resume", tags=["jobs"])
+    def resume_job(
+        ref: str, response: Response, body: Annotated[ReasonBody | None, Body()] = None
+    ) -> JobOut:
+        return render(commands.set_enabled(ref, True, body.reason if body else None), response)
+
+    @app.get("/api/jobs/{ref}/events", tags=["jobs"])
+    def job_events(ref: str, limit: Annotated[int | None, Query(ge=1)] = None) -> EventList:
+        """The job's whole history from the log, oldest first (also after deletion, by id)."""
+        with Session(ctx.engine) as session:
+            job = queries.find_job(session, ref)
+            job_id = job.id if job is not None else ref
+            entries = queries.job_events(session, job_id, limit)
+        if job is None and not entries:
+            raise NotFound(f"no job with id or name {ref!r}")
+        return EventList(job_id=job_id, events=[event_out(e) for e in entries], total=len(entries))
+
+
+def _add_health_route(app: FastAPI, ctx: ApiContext) -> None:
+    @app.get("/api/health", tags=["system"])
+    def health() -> dict[str, Any]:
+        """Liveness plus how far the read model lags behind the log."""
+        checkpoints = ctx.progress.checkpoints()
+        ends = {p: ctx.log.watermarks(p).high for p in range(ctx.log.partitions)}
+        lag = sum(end - checkpoints.get(p, 0) for p, end in ends.items())
+        return {
+            "status": "ok",
+            "version": app.version,
+            "event_log": {"partitions": ctx.log.partitions, "events": sum(ends.values())},
+            "projector": {"lag": lag},
+        }

@@ -1,0 +1,34 @@
+"""What the API needs from the rest of the system, built by the composition root."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine
+
+from events.codec import EventCodec
+from events.log import EventLog
+from projector.progress import ProjectionProgress
+
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class ApiContext:
+    log: EventLog
+    codec: EventCodec
+    engine: Engine
+    progress: ProjectionProgress
+    clock: Callable[[], datetime] = utc_now
+    ryw_timeout: float = 5.0  # seconds a write waits for the read model to show it
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    # Commands that check invariants across jobs (unique names, the DAG) run one at a
+    # time, so each sees the previous one's effect. See docs/decisions.md.
+    command_lock: threading.Lock = field(default_factory=threading.Lock)

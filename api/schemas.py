@@ -1,0 +1,152 @@
+"""HTTP request and response bodies. Only shapes and per-field limits live here; rules
+that need other jobs or the clock are in ``api.validation``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+
+Name = Annotated[str, Field(min_length=1, max_length=200, pattern=NAME_PATTERN)]
+Label = Annotated[str, Field(min_length=1, max_length=100, pattern=NAME_PATTERN)]
+JobTypeField = Literal["python", "shell", "http"]
+BackoffField = Literal["exponential", "fixed"]
+PolicyField = Literal["forbid", "queue", "allow", "replace"]
+
+
+class JobFields(BaseModel):
+    """Every field a job has; all optional, so an update can name only what changes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name | None = None
+    type: JobTypeField | None = None
+    description: Annotated[str, Field(max_length=2000)] | None = None
+    function: Annotated[str, Field(min_length=1, max_length=500)] | None = None
+    command: (
+        Annotated[str, Field(min_length=1, max_length=100_000)]
+        | Annotated[list[str], Field(min_length=1, max_length=1000)]
+        | None
+    ) = None
+    url: Annotated[str, Field(min_length=1, max_length=8192)] | None = None
+    method: Annotated[str, Field(min_length=1, max_length=16)] | None = None
+    headers: dict[str, str] | None = None
+    body: Annotated[str, Field(max_length=1_000_000)] | None = None
+    schedule: Annotated[str, Field(max_length=200)] | None = None
+    timezone: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    parameters: dict[str, Any] | None = None
+    tags: Annotated[list[Label], Field(max_length=50)] | None = None
+    depends_on: (
+        Annotated[list[Annotated[str, Field(min_length=1)]], Field(max_length=100)] | None
+    ) = None
+    timeout: Annotated[float, Field(gt=0, le=7 * 24 * 3600)] | None = None
+    retries: Annotated[int, Field(ge=0, le=100)] | None = None
+    retry_delay: Annotated[float, Field(ge=0, le=24 * 3600)] | None = None
+    retry_backoff: BackoffField | None = None
+    max_concurrency: Annotated[int, Field(ge=1, le=10_000)] | None = None
+    concurrency_policy: PolicyField | None = None
+    priority: Annotated[int, Field(ge=-1000, le=1000)] | None = None
+    queue: Label | None = None
+    enabled: StrictBool | None = None
+    catchup: StrictBool | None = None
+    non_retryable_exit_codes: (
+        Annotated[list[Annotated[int, Field(ge=0, le=255)]], Field(max_length=256)] | None
+    ) = None
+
+
+class JobCreate(JobFields):
+    """``POST /api/jobs``: a name and a type are required."""
+
+    name: Name
+    type: JobTypeField
+
+
+class JobQuery(BaseModel):
+    """Filters of ``GET /api/jobs``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tag: str | None = None
+    type: JobTypeField | None = None
+    schedule_type: Literal["cron", "interval", "once", "none"] | None = None
+    enabled: bool | None = None
+    q: Annotated[str, Field(max_length=200, description="substring of the name")] | None = None
+    limit: Annotated[int, Field(ge=1, le=500)] = 50
+    offset: Annotated[int, Field(ge=0)] = 0
+
+
+class JobOut(BaseModel):
+    id: str
+    name: str
+    type: str
+    description: str | None = None
+    function: str | None = None
+    command: str | list[str] | None = None
+    url: str | None = None
+    method: str | None = None
+    headers: dict[str, str] | None = None
+    body: str | None = None
+    schedule: str | None
+    schedule_type: str
+    timezone: str
+    parameters: dict[str, Any]
+    tags: list[str]
+    depends_on: list[str]
+    timeout: float
+    retries: int
+    retry_delay: float
+    retry_backoff: str
+    max_concurrency: int
+    concurrency_policy: str
+    priority: int
+    queue: str
+    enabled: bool
+    catchup: bool
+    non_retryable_exit_codes: list[int]
+    status: Literal["active", "paused"]
+    next_run: str | None
+    created_at: str
+    updated_at: str
+    version: int
+
+
+class JobList(BaseModel):
+    jobs: list[JobOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class EventOut(BaseModel):
+    partition: int
+    offset: int
+    event_id: str
+    type: str
+    job_id: str | None
+    run_id: str | None
+    attempt: int | None
+    occurred_at: str
+    actor: str
+    correlation_id: str | None
+    causation_id: str | None
+    payload: dict[str, Any]
+    rejected: str | None
+
+
+class EventList(BaseModel):
+    job_id: str
+    events: list[EventOut]
+    total: int
+
+
+class FieldError(BaseModel):
+    field: str
+    reason: str
+
+
+class ErrorBody(BaseModel):
+    error: str
+    message: str
+    errors: list[FieldError] = []

@@ -1,0 +1,124 @@
+"""Pure rules for job specs: what each job type needs, schedules, the dependency DAG."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from urllib.parse import urlsplit
+
+from api.errors import FieldProblem
+from events.model import JobSpec
+from events.schedules import InvalidSchedule, InvalidTimezone, parse_schedule
+
+_IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
+FUNCTION_PATTERN = re.compile(rf"^{_IDENT}(\.{_IDENT})*(:{_IDENT}(\.{_IDENT})*|\.{_IDENT})$")
+HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+MAX_PARAMETERS_BYTES = 256 * 1024
+
+# Fields that belong to one job type only; giving them to another type is a mistake.
+TYPE_FIELDS = {
+    "python": ("function",),
+    "shell": ("command", "argv"),
+    "http": ("url", "method", "headers", "body"),
+}
+
+
+def check_spec(
+    spec: JobSpec, now: datetime, *, schedule_changed: bool = True
+) -> list[FieldProblem]:
+    """Everything wrong with ``spec`` that can be told without looking at other jobs."""
+    problems = _check_type_fields(spec)
+    problems += _check_schedule(spec, now, schedule_changed)
+    if len(json.dumps(spec.parameters)) > MAX_PARAMETERS_BYTES:
+        problems.append(
+            FieldProblem("parameters", f"larger than {MAX_PARAMETERS_BYTES} bytes as JSON")
+        )
+    return problems
+
+
+def _check_type_fields(spec: JobSpec) -> list[FieldProblem]:
+    problems = [
+        FieldProblem(field, f"only {kind} jobs have {field!r}")
+        for kind, fields in TYPE_FIELDS.items()
+        if kind != spec.type
+        for field in fields
+        if getattr(spec, field) not in (None, {}, ())
+    ]
+    if spec.type == "python":
+        problems += _check_function(spec.function)
+    elif spec.type == "shell" and spec.command is None and not spec.argv:
+        problems.append(
+            FieldProblem("command", "required for shell jobs: a string or an argv list")
+        )
+    elif spec.type == "http":
+        problems += _check_http(spec)
+    return [_rename_argv(p) for p in problems]
+
+
+def _rename_argv(problem: FieldProblem) -> FieldProblem:
+    # Users write the argv form as "command"; speak their language.
+    return (
+        FieldProblem("command", problem.reason.replace("'argv'", "'command'"))
+        if problem.field == "argv"
+        else problem
+    )
+
+
+def _check_function(function: str | None) -> list[FieldProblem]:
+    if function is None:
+        return [FieldProblem("function", "required for python jobs, e.g. 'reports.generate_daily'")]
+    if not FUNCTION_PATTERN.match(function):
+        return [
+            FieldProblem("function", f"{function!r} is not 'module.function' or 'module:function'")
+        ]
+    return []
+
+
+def _check_http(spec: JobSpec) -> list[FieldProblem]:
+    if spec.url is None:
+        return [FieldProblem("url", "required for http jobs")]
+    problems = []
+    parts = urlsplit(spec.url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        problems.append(FieldProblem("url", f"{spec.url!r} is not an absolute http(s) URL"))
+    if spec.method not in HTTP_METHODS:
+        problems.append(
+            FieldProblem("method", f"{spec.method!r} is not one of {', '.join(HTTP_METHODS)}")
+        )
+    return problems
+
+
+def _check_schedule(spec: JobSpec, now: datetime, changed: bool) -> list[FieldProblem]:
+    try:
+        schedule = parse_schedule(spec.schedule, spec.timezone)
+    except InvalidTimezone as e:
+        return [FieldProblem("timezone", str(e))]
+    except InvalidSchedule as e:
+        return [FieldProblem("schedule", str(e))]
+    if changed and schedule.kind == "once" and schedule.next_fire(now) is None:
+        return [FieldProblem("schedule", f"{spec.schedule!r} is in the past")]
+    return []
+
+
+def find_cycle(
+    graph: Mapping[str, Iterable[str]], job_id: str, depends_on: Iterable[str]
+) -> list[str] | None:
+    """The dependency path that would lead from ``job_id`` back to itself, if any.
+
+    ``graph`` maps each job to what it depends on now; ``depends_on`` replaces the
+    entry of ``job_id``. Returns e.g. ``[a, b, c, a]``, or None when it stays a DAG.
+    """
+    edges = {**{k: list(v) for k, v in graph.items()}, job_id: list(depends_on)}
+    stack: list[tuple[str, list[str]]] = [(job_id, [job_id])]
+    seen: set[str] = set()
+    while stack:
+        node, path = stack.pop()
+        for upstream in edges.get(node, ()):
+            if upstream == job_id:
+                return [*path, job_id]
+            if upstream not in seen:
+                seen.add(upstream)
+                stack.append((upstream, [*path, upstream]))
+    return None

@@ -1,0 +1,143 @@
+"""Settings, built once from ``CHRONOLOG_*`` variables and command-line overrides.
+
+Precedence: built-in defaults, then the environment, then flags. Unknown
+``CHRONOLOG_*`` names and bad values are errors that name the variable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from events.errors import ChronologError
+
+PREFIX = "CHRONOLOG_"
+# Variables read by the test suite to find services; not settings of a running system.
+IGNORED_PREFIXES = ("CHRONOLOG_TEST_",)
+
+
+class SettingsError(ChronologError):
+    """A setting is unknown or has a value Chronolog cannot use."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    data_dir: Path = Path(".chronolog")
+    event_log: str = ""  # default: sqlite:///<data_dir>/events.db
+    database_url: str = ""  # default: sqlite:///<data_dir>/readmodel.db
+    partitions: int = 12
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    api_max_body_bytes: int = 1024 * 1024
+    read_your_writes_timeout: float = 5.0
+    log_level: str = "INFO"
+    log_format: str = "text"
+
+    @property
+    def event_log_url(self) -> str:
+        return self.event_log or f"sqlite:///{self.data_dir / 'events.db'}"
+
+    @property
+    def database(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'readmodel.db'}"
+
+
+def _positive_int(name: str, raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not an integer") from None
+    if value <= 0:
+        raise SettingsError(f"{name}={raw!r} must be greater than 0")
+    return value
+
+
+def _port(name: str, raw: str) -> int:
+    value = _positive_int(name, raw)
+    if value > 65535:
+        raise SettingsError(f"{name}={raw!r} is not a TCP port (1-65535)")
+    return value
+
+
+def _positive_float(name: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a number of seconds") from None
+    if value <= 0:
+        raise SettingsError(f"{name}={raw!r} must be greater than 0")
+    return value
+
+
+def _choice(*allowed: str) -> Callable[[str, str], str]:
+    def parse(name: str, raw: str) -> str:
+        value = raw.strip()
+        if value.upper() in allowed:
+            return value.upper()
+        if value.lower() in allowed:
+            return value.lower()
+        raise SettingsError(f"{name}={raw!r} is not one of {', '.join(allowed)}")
+
+    return parse
+
+
+def _event_log_url(name: str, raw: str) -> str:
+    if raw.startswith("sqlite:///"):
+        return raw
+    if raw.startswith("kafka://"):
+        raise SettingsError(
+            f"{name}={raw!r}: the Kafka event log is not available in this version; use sqlite:///PATH"
+        )
+    raise SettingsError(f"{name}={raw!r} is not an event log URL; expected sqlite:///PATH")
+
+
+def _database_url(name: str, raw: str) -> str:
+    try:
+        url = make_url(raw)
+    except ArgumentError:
+        raise SettingsError(
+            f"{name}={raw!r} is not a database URL, e.g. sqlite:///readmodel.db"
+        ) from None
+    if url.get_backend_name() != "sqlite":
+        raise SettingsError(
+            f"{name}={raw!r}: only sqlite:/// read models are available in this version"
+        )
+    return raw
+
+
+PARSERS: dict[str, Callable[[str, str], Any]] = {
+    "data_dir": lambda _name, raw: Path(raw),
+    "event_log": _event_log_url,
+    "database_url": _database_url,
+    "partitions": _positive_int,
+    "api_host": lambda _name, raw: raw,
+    "api_port": _port,
+    "api_max_body_bytes": _positive_int,
+    "read_your_writes_timeout": _positive_float,
+    "log_level": _choice("DEBUG", "INFO", "WARNING", "ERROR"),
+    "log_format": _choice("text", "json"),
+}
+
+
+def load_settings(environ: Mapping[str, str], **overrides: Any) -> Settings:
+    """Settings from ``environ`` (only ``CHRONOLOG_*`` names are read), then overrides.
+
+    ``None`` overrides are ignored, so CLI options can pass through unset flags.
+    """
+    values: dict[str, Any] = {}
+    for key, raw in environ.items():
+        if not key.startswith(PREFIX) or key.startswith(IGNORED_PREFIXES):
+            continue
+        field = key.removeprefix(PREFIX).lower()
+        if field not in PARSERS:
+            known = ", ".join(PREFIX + name.upper() for name in PARSERS)
+            raise SettingsError(f"unknown setting {key}; known settings: {known}")
+        values[field] = PARSERS[field](key, raw)
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return dataclasses.replace(Settings(), **values)

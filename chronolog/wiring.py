@@ -1,0 +1,122 @@
+"""The composition root: adapters built from settings and handed down. No globals."""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from sqlalchemy import Engine
+
+from api.context import ApiContext
+from chronolog.settings import Settings, SettingsError
+from events.codec import EventCodec
+from events.log import EventLog
+from events.sqlite_log import SqliteEventLog
+from projector.database import create_read_model_engine, create_schema
+from projector.loop import Projector
+from projector.progress import ProjectionProgress
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Runtime:
+    settings: Settings
+    log: EventLog
+    codec: EventCodec
+    engine: Engine
+    progress: ProjectionProgress
+
+    def close(self) -> None:
+        self.log.close()
+        self.engine.dispose()
+
+
+def sqlite_path(url: str) -> Path:
+    return Path(url.removeprefix("sqlite:///"))
+
+
+def open_event_log(settings: Settings) -> EventLog:
+    path = sqlite_path(settings.event_log_url)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return SqliteEventLog(path, partitions=settings.partitions)
+
+
+def open_read_model(url: str) -> Engine:
+    if url.startswith("sqlite:///"):
+        sqlite_path(url).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_read_model_engine(url)
+    create_schema(engine)
+    return engine
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    engine = open_read_model(settings.database)
+    return Runtime(
+        settings, open_event_log(settings), EventCodec.default(), engine, ProjectionProgress(engine)
+    )
+
+
+def api_context(runtime: Runtime) -> ApiContext:
+    return ApiContext(
+        log=runtime.log,
+        codec=runtime.codec,
+        engine=runtime.engine,
+        progress=runtime.progress,
+        ryw_timeout=runtime.settings.read_your_writes_timeout,
+        max_body_bytes=runtime.settings.api_max_body_bytes,
+    )
+
+
+def run_projector(runtime: Runtime, stop: threading.Event, batch_size: int = 1000) -> None:
+    projector = Projector(
+        runtime.log,
+        runtime.engine,
+        runtime.codec,
+        batch_size=batch_size,
+        on_commit=lambda _result: runtime.progress.notify(),
+    )
+    try:
+        projector.run(stop)
+    finally:
+        projector.close()
+
+
+def start_projector(runtime: Runtime, stop: threading.Event) -> threading.Thread:
+    thread = threading.Thread(
+        target=run_projector, args=(runtime, stop), name="projector", daemon=True
+    )
+    thread.start()
+    return thread
+
+
+@contextmanager
+def projector_lock(settings: Settings) -> Iterator[None]:
+    """Only one process may project into (or rebuild) one embedded read model."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    path = settings.data_dir / "projector.lock"
+    handle: IO[str] = path.open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise SettingsError(
+            f"{settings.data_dir} is in use by pid {holder}: stop that Chronolog first"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    try:
+        yield
+    finally:
+        handle.close()

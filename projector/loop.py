@@ -1,0 +1,96 @@
+"""The projector loop: poll the log, apply a batch, commit it with its checkpoints."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping, Sequence
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from events.codec import EventCodec
+from events.log import EventLog, LogConsumer
+from projector.batch import BatchResult, apply_batch, read_checkpoints
+
+log = logging.getLogger(__name__)
+
+DEFAULT_GROUP = "chronolog-projector"
+
+
+class Projector:
+    """Builds the read model from the log, exactly once per event.
+
+    Exactly once: the events of a batch and the checkpoint after them are committed in
+    one transaction, and on (re)assignment the consumer seeks to the checkpoint stored in
+    the database, never to an offset the log remembers for us.
+    """
+
+    def __init__(
+        self,
+        log: EventLog,
+        engine: Engine,
+        codec: EventCodec,
+        *,
+        group: str = DEFAULT_GROUP,
+        batch_size: int = 1000,
+        on_commit: Callable[[BatchResult], None] | None = None,
+    ) -> None:
+        self._log = log
+        self._engine = engine
+        self._codec = codec
+        self._group = group
+        self._batch_size = batch_size
+        self._on_commit = on_commit
+        self._consumer: LogConsumer | None = None
+        self.applied = 0
+
+    def _start_offsets(self, partitions: Sequence[int]) -> Mapping[int, int]:
+        with Session(self._engine) as session:
+            saved = read_checkpoints(session, partitions)
+        log.info("partitions assigned", extra={"checkpoints": saved})
+        return {partition: saved.get(partition, 0) for partition in partitions}
+
+    def _ensure_consumer(self) -> LogConsumer:
+        if self._consumer is None:
+            self._consumer = self._log.consumer(self._group)
+            self._consumer.subscribe(self._start_offsets)
+        return self._consumer
+
+    def step(self, timeout: float = 0.1) -> int:
+        """Apply at most one batch; return how many records it held."""
+        consumer = self._ensure_consumer()
+        records = consumer.poll(self._batch_size, timeout)
+        if not records:
+            return 0
+        try:
+            with Session(self._engine) as session, session.begin():
+                result = apply_batch(session, records, self._codec)
+        except Exception:
+            # Nothing of the batch was committed: rewind so it is applied again, whole.
+            self._rewind(consumer)
+            raise
+        self.applied += len(records)
+        if self._on_commit is not None:
+            self._on_commit(result)
+        return len(records)
+
+    def _rewind(self, consumer: LogConsumer) -> None:
+        with Session(self._engine) as session:
+            saved = read_checkpoints(session, consumer.assignment())
+        for partition in consumer.assignment():
+            consumer.seek(partition, saved.get(partition, 0))
+
+    def run(self, stop: threading.Event, retry_delay: float = 1.0) -> None:
+        """Project until ``stop`` is set; a failing batch is retried after ``retry_delay``."""
+        while not stop.is_set():
+            try:
+                self.step(timeout=0.1)
+            except Exception:
+                log.exception("projection batch failed; retrying from the checkpoint")
+                stop.wait(retry_delay)
+
+    def close(self) -> None:
+        if self._consumer is not None:
+            self._consumer.close()
+            self._consumer = None

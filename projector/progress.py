@@ -1,0 +1,52 @@
+"""Read-your-writes: wait until the projector has applied given log positions."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from events.log import Position
+from projector.batch import read_checkpoints
+
+
+class ProjectionProgress:
+    """Knows how far the read model has got, from the checkpoints in the database.
+
+    A projector in the same process calls ``notify`` after each commit so waiters wake
+    at once; a projector elsewhere is noticed by polling every ``poll_interval`` s.
+    """
+
+    def __init__(self, engine: Engine, poll_interval: float = 0.01) -> None:
+        self._engine = engine
+        self._poll_interval = poll_interval
+        self._changed = threading.Condition()
+
+    def notify(self) -> None:
+        with self._changed:
+            self._changed.notify_all()
+
+    def checkpoints(self) -> dict[int, int]:
+        with Session(self._engine) as session:
+            return read_checkpoints(session)
+
+    def reached(self, positions: Iterable[Position]) -> bool:
+        needed = list(positions)
+        with Session(self._engine) as session:
+            done = read_checkpoints(session, {p.partition for p in needed})
+        return all(done.get(p.partition, 0) > p.offset for p in needed)
+
+    def wait_for(self, positions: Iterable[Position], timeout: float) -> bool:
+        """True once every position is applied; False if ``timeout`` s pass first."""
+        needed = list(positions)
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while not self.reached(needed):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._changed.wait(min(remaining, self._poll_interval))
+        return True

@@ -1,0 +1,55 @@
+"""Shared fixtures: a real embedded Chronolog (SQLite log, SQLite read model, projector
+thread) per test, and helpers that poll against deadlines instead of sleeping."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from chronolog.settings import Settings
+from chronolog.wiring import Runtime, api_context, build_runtime, start_projector
+
+
+def wait_until(
+    condition: Callable[[], bool], timeout: float = 10.0, interval: float = 0.02
+) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(interval)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path / "data", partitions=4)
+
+
+@pytest.fixture
+def runtime(settings: Settings) -> Iterator[Runtime]:
+    rt = build_runtime(settings)
+    yield rt
+    rt.close()
+
+
+@pytest.fixture
+def running(runtime: Runtime) -> Iterator[Runtime]:
+    """The runtime with its projector thread going."""
+    stop = threading.Event()
+    thread = start_projector(runtime, stop)
+    yield runtime
+    stop.set()
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+
+
+@pytest.fixture
+def client(running: Runtime) -> Iterator[TestClient]:
+    with TestClient(create_app(api_context(running))) as test_client:
+        yield test_client

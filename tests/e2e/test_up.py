@@ -1,0 +1,95 @@
+"""``chronolog up`` end to end over real HTTP: the demo, restarts, and replay recovery."""
+
+from __future__ import annotations
+
+import httpx2 as httpx
+import pytest
+
+from tests.e2e.conftest import Server, chronolog
+
+pytestmark = pytest.mark.e2e
+
+DAILY_REPORT = {
+    "name": "daily-report",
+    "type": "python",
+    "function": "reports.generate_daily",
+    "schedule": "0 9 * * *",
+    "parameters": {"recipients": ["team@example.com"]},
+    "timeout": 3600,
+    "retries": 2,
+    "tags": ["reports"],
+}
+SEND_REPORT = {
+    "name": "send-report",
+    "type": "python",
+    "function": "email.send_report",
+    "depends_on": ["daily-report"],
+}
+
+
+def run_demo(api: httpx.Client) -> None:
+    created = api.post("/api/jobs", json=DAILY_REPORT)
+    assert created.status_code == 201, created.text
+    job = created.json()
+    assert job["id"].startswith("job-")
+    assert job["name"] == "daily-report"
+    assert job["next_run"].endswith("T09:00:00Z")
+    assert created.headers["location"] == f"/api/jobs/{job['id']}"
+    send = api.post("/api/jobs", json=SEND_REPORT)
+    assert send.status_code == 201, send.text
+    listed = api.get("/api/jobs", params={"tag": "reports"}).json()
+    assert (listed["total"], [j["name"] for j in listed["jobs"]]) == (1, ["daily-report"])
+
+
+def history(api: httpx.Client, ref: str) -> list[str]:
+    return [event["type"] for event in api.get(f"/api/jobs/{ref}/events").json()["events"]]
+
+
+def test_demo_over_http(server: Server) -> None:
+    with httpx.Client(base_url=server.url) as api:
+        run_demo(api)
+        assert api.get("/docs").status_code == 200
+        assert (
+            api.post("/api/jobs", json={**DAILY_REPORT, "schedule": "not cron"}).status_code == 422
+        )
+
+
+def test_jobs_and_histories_survive_a_restart(server: Server) -> None:
+    with httpx.Client(base_url=server.url) as api:
+        run_demo(api)
+        api.post("/api/jobs/daily-report/pause")
+        before = api.get("/api/jobs").json()
+    assert server.stop() == 0
+    server.start()
+    with httpx.Client(base_url=server.url) as api:
+        assert api.get("/api/jobs").json() == before
+        assert history(api, "daily-report") == ["JobCreated", "JobPaused"]
+        assert api.post("/api/jobs", json=DAILY_REPORT).status_code == 409
+
+
+def test_a_second_up_on_the_same_data_is_refused(server: Server) -> None:
+    result = chronolog("up", "--api-port", "1", data_dir=server.data_dir)
+    assert result.returncode == 1
+    assert "in use by pid" in result.stderr
+
+
+def test_replay_recovers_a_deleted_read_model(server: Server) -> None:
+    with httpx.Client(base_url=server.url) as api:
+        run_demo(api)
+        api.put("/api/jobs/daily-report", json={"retries": 5})
+        before = api.get("/api/jobs").json()
+    server.stop()
+    (server.data_dir / "readmodel.db").unlink()
+
+    check = chronolog("replay", "--check", data_dir=server.data_dir)
+    assert check.returncode == 1  # the live read model is gone, so it differs
+    result = chronolog("replay", data_dir=server.data_dir)
+    assert result.returncode == 0, result.stderr
+    assert "Replayed 3 events" in result.stdout
+    assert "replay" in result.stderr  # the progress bar
+    assert chronolog("replay", "--check", data_dir=server.data_dir).returncode == 0
+
+    server.start()
+    with httpx.Client(base_url=server.url) as api:
+        assert api.get("/api/jobs").json() == before
+        assert history(api, "daily-report") == ["JobCreated", "JobUpdated"]

@@ -1,0 +1,193 @@
+"""Write the golden encoded events of the current schema version.
+
+Run once per published schema version, then commit the files:
+
+    .venv/bin/python tests/golden/make_golden.py
+
+Existing files are never overwritten: a golden file is what a released build wrote, and
+the test that decodes it proves later builds still read it. The samples of a published
+version never change either; a new version gets a new ``vN_samples`` function.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from events.codec import SCHEMA_ROOT, EventCodec, schema_versions
+from events.model import (
+    Event,
+    JobCreated,
+    JobDeleted,
+    JobPaused,
+    JobResumed,
+    JobSpec,
+    JobUpdated,
+    Payload,
+    RunCancelled,
+    RunCancelRequested,
+    RunDeadLettered,
+    RunFailed,
+    RunLost,
+    RunQueued,
+    RunRequested,
+    RunRetryScheduled,
+    RunSkipped,
+    RunStarted,
+    RunSucceeded,
+    RunTimedOut,
+    WorkerDeregistered,
+    WorkerLost,
+    WorkerRegistered,
+)
+
+GOLDEN_ROOT = Path(__file__).parent
+JOB_ID = "8a4f0f3e-0c51-4c0e-9a43-5d1f1b7c2e10"
+RUN_ID = "2b7c9d2a-6f0e-5a8b-9c1d-3e4f5a6b7c8d"
+AT = datetime(2024, 3, 31, 1, 59, 59, 123000, tzinfo=UTC)
+LATER = datetime(2024, 3, 31, 2, 0, 30, 999000, tzinfo=UTC)
+
+
+def v1_spec() -> JobSpec:
+    """A job spec with every field set to something other than its default."""
+    return JobSpec(
+        name="nightly-report",
+        type="http",
+        function="reports.nightly:build",
+        command="echo 'ünïcode ✓'",
+        argv=("python", "-m", "reports", "--day", "yesterday"),
+        url="https://reports.example.com/build",
+        method="POST",
+        headers={"Authorization": "Bearer t0ken", "X-Team": "data"},
+        body='{"full": true}',
+        schedule="30 2 * * *",
+        timezone="Europe/Paris",
+        parameters={"day": "yesterday", "limit": 10, "ratio": 0.5, "tags": ["a", "b"]},
+        tags=("reports", "nightly"),
+        depends_on=("0b0f5b8e-7d6e-4c4b-8f49-1f6f2a3b4c5d",),
+        timeout=120.5,
+        retries=5,
+        retry_delay=2.5,
+        retry_backoff="fixed",
+        max_concurrency=4,
+        concurrency_policy="queue",
+        priority=-3,
+        queue="reports",
+        enabled=False,
+        catchup=True,
+        non_retryable_exit_codes=(2, 64, -9),
+        description="Builds the nightly report.",
+    )
+
+
+def v1_payloads() -> list[Payload]:
+    """One payload per event type, every field set to a non-default value."""
+    return [
+        JobCreated(spec=v1_spec()),
+        JobUpdated(spec=v1_spec(), changed_fields=("schedule", "retries")),
+        JobDeleted(reason="retired"),
+        JobPaused(reason="maintenance window"),
+        JobResumed(reason="maintenance over"),
+        RunRequested(
+            trigger="backfill",
+            scheduled_for=AT,
+            parameters={"day": "2024-03-30", "nested": {"x": [1, None, True]}},
+            idempotency_key="backfill-2024-03-30",
+            upstream_run_id="5e6f7a8b-9c0d-4e1f-8a2b-3c4d5e6f7a8b",
+        ),
+        RunQueued(queue="reports", priority=7),
+        RunSkipped(reason="overlap", detail="run 42 still running"),
+        RunStarted(worker_id="worker-a:1234", lease_token=2**40 + 7),
+        RunSucceeded(
+            worker_id="worker-a:1234",
+            lease_token=2**40 + 7,
+            duration_ms=61_250,
+            exit_code=0,
+            stdout="done\n",
+            stderr="warning: slow\n",
+            result={"rows": 1200, "files": ["a.csv", "b.csv"]},
+        ),
+        RunFailed(
+            worker_id="worker-a:1234",
+            lease_token=9,
+            duration_ms=1_500,
+            error="exit code 3",
+            exit_code=3,
+            stdout="partial\n",
+            stderr="Traceback ...\n",
+        ),
+        RunTimedOut(
+            timeout=120.5,
+            worker_id="worker-b:99",
+            lease_token=10,
+            duration_ms=120_500,
+            stdout="tick\n",
+            stderr="killed\n",
+        ),
+        RunLost(reason="lease expired", worker_id="worker-c:7", lease_token=11),
+        RunRetryScheduled(next_attempt=3, retry_at=LATER, delay_ms=4_000),
+        RunDeadLettered(reason="retries exhausted", attempts=6),
+        RunCancelRequested(reason="user asked"),
+        RunCancelled(
+            reason="user asked",
+            worker_id="worker-a:1234",
+            lease_token=12,
+            stdout="started\n",
+            stderr="SIGTERM\n",
+        ),
+        WorkerRegistered(
+            worker_id="worker-a:1234",
+            hostname="host-a",
+            pid=1234,
+            tags=("gpu", "eu"),
+            concurrency=8,
+        ),
+        WorkerDeregistered(worker_id="worker-a:1234", reason="shutdown"),
+        WorkerLost(worker_id="worker-c:7", last_heartbeat_at=LATER),
+    ]
+
+
+def v1_samples() -> dict[str, Event]:
+    """The golden events of schema v1 by type name, every envelope field set."""
+    samples = {}
+    for number, payload in enumerate(v1_payloads()):
+        is_worker = type(payload).__name__.startswith("Worker")
+        samples[type(payload).__name__] = Event(
+            payload=payload,
+            occurred_at=AT,
+            actor="scheduler",
+            job_id=None if is_worker else JOB_ID,
+            run_id=None if is_worker else RUN_ID,
+            attempt=None if is_worker else 2,
+            correlation_id="c0ffee00-0000-4000-8000-000000000001",
+            causation_id=f"00000000-0000-4000-8000-{number:012d}",
+            event_id=f"e0000000-0000-4000-8000-{number:012d}",
+        )
+    return samples
+
+
+SAMPLES = {"v1": v1_samples}
+
+
+def main() -> int:
+    version = schema_versions(SCHEMA_ROOT)[-1]
+    if version not in SAMPLES:
+        sys.stderr.write(f"no samples for schema {version}: add {version}_samples() to SAMPLES\n")
+        return 1
+    codec = EventCodec.from_versions(SCHEMA_ROOT)
+    out = GOLDEN_ROOT / version
+    out.mkdir(exist_ok=True)
+    written = 0
+    for name, event in SAMPLES[version]().items():
+        path = out / f"{name}.bin"
+        if path.exists():
+            continue
+        path.write_bytes(codec.encode(event))
+        written += 1
+    sys.stdout.write(f"wrote {written} golden events to {out}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

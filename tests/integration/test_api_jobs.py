@@ -1,0 +1,170 @@
+"""The job API against a real embedded log and projector (in-process ASGI)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+DAILY_REPORT = {
+    "name": "daily-report",
+    "type": "python",
+    "function": "reports.generate_daily",
+    "schedule": "0 9 * * *",
+    "parameters": {"recipients": ["team@example.com"]},
+    "timeout": 3600,
+    "retries": 2,
+    "tags": ["reports"],
+}
+SEND_REPORT = {
+    "name": "send-report",
+    "type": "python",
+    "function": "email.send_report",
+    "depends_on": ["daily-report"],
+}
+
+
+def create(client: TestClient, body: dict[str, Any], status: int = 201) -> dict[str, Any]:
+    response = client.post("/api/jobs", json=body)
+    assert response.status_code == status, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+def test_demo_flow_creates_lists_and_filters(client: TestClient) -> None:
+    report = create(client, DAILY_REPORT)
+    assert report["id"].startswith("job-")
+    assert report["name"] == "daily-report"
+    assert report["schedule_type"] == "cron"
+    assert report["next_run"].endswith("T09:00:00Z")
+    assert datetime.fromisoformat(report["next_run"]) > datetime.now(UTC)
+    assert report["parameters"] == {"recipients": ["team@example.com"]}
+    assert (report["timeout"], report["retries"], report["tags"]) == (3600, 2, ["reports"])
+    assert (report["retry_backoff"], report["concurrency_policy"], report["queue"]) == (
+        "exponential",
+        "forbid",
+        "default",
+    )
+    assert report["created_at"] == report["updated_at"]
+
+    send = create(client, SEND_REPORT)
+    assert send["depends_on"] == ["daily-report"]
+    assert (send["schedule_type"], send["next_run"]) == ("none", None)
+
+    listed = client.get("/api/jobs", params={"tag": "reports"}).json()
+    assert listed["total"] == 1
+    assert [job["name"] for job in listed["jobs"]] == ["daily-report"]
+    assert client.get("/api/jobs").json()["total"] == 2
+
+
+def test_get_accepts_id_or_name(client: TestClient) -> None:
+    job = create(client, DAILY_REPORT)
+    assert (
+        client.get(f"/api/jobs/{job['id']}").json() == client.get("/api/jobs/daily-report").json()
+    )
+    missing = client.get("/api/jobs/nope")
+    assert missing.status_code == 404
+    assert missing.json()["error"] == "not_found"
+
+
+@pytest.mark.parametrize(
+    ("params", "names"),
+    [
+        ({"type": "shell"}, ["backup"]),
+        ({"schedule_type": "interval"}, ["backup"]),
+        ({"schedule_type": "cron"}, ["daily-report"]),
+        ({"schedule_type": "none"}, ["ping", "send-report"]),
+        ({"enabled": "false"}, ["ping"]),
+        ({"q": "REPORT"}, ["daily-report", "send-report"]),
+        ({"limit": 2, "offset": 1}, ["daily-report", "ping"]),
+    ],
+)
+def test_list_filters(client: TestClient, params: dict[str, Any], names: list[str]) -> None:
+    create(client, DAILY_REPORT)
+    create(client, SEND_REPORT)
+    create(
+        client,
+        {"name": "backup", "type": "shell", "command": ["tar", "czf", "x"], "schedule": "every 1h"},
+    )
+    create(
+        client,
+        {"name": "ping", "type": "http", "url": "https://example.com/ping", "enabled": False},
+    )
+    listed = client.get("/api/jobs", params=params).json()
+    assert [job["name"] for job in listed["jobs"]] == names
+    if "limit" in params:
+        assert listed["total"] == 4
+
+
+def test_update_changes_given_fields_only(client: TestClient) -> None:
+    job = create(client, DAILY_REPORT)
+    response = client.put(f"/api/jobs/{job['id']}", json={"retries": 5, "schedule": "every 5m"})
+    assert response.status_code == 200
+    updated = response.json()
+    assert (updated["retries"], updated["schedule_type"], updated["version"]) == (5, "interval", 2)
+    assert updated["function"] == "reports.generate_daily"
+    assert updated["created_at"] == job["created_at"]
+    assert client.get("/api/jobs/daily-report").json()["retries"] == 5
+
+
+def test_an_update_that_changes_nothing_appends_nothing(client: TestClient) -> None:
+    create(client, DAILY_REPORT)
+    again = client.put("/api/jobs/daily-report", json={"retries": 2})
+    assert again.json()["version"] == 1
+    assert len(client.get("/api/jobs/daily-report/events").json()["events"]) == 1
+
+
+def test_pause_and_resume(client: TestClient) -> None:
+    create(client, DAILY_REPORT)
+    paused = client.post("/api/jobs/daily-report/pause", json={"reason": "maintenance"}).json()
+    assert (paused["enabled"], paused["status"], paused["next_run"]) == (False, "paused", None)
+    resumed = client.post("/api/jobs/daily-report/resume").json()
+    assert (resumed["enabled"], resumed["status"]) == (True, "active")
+    assert resumed["next_run"] is not None
+
+
+def test_delete_then_the_name_is_free_and_history_stays(client: TestClient) -> None:
+    job = create(client, DAILY_REPORT)
+    assert client.delete("/api/jobs/daily-report").status_code == 200
+    assert client.get("/api/jobs/daily-report").status_code == 404
+    history = client.get(f"/api/jobs/{job['id']}/events").json()
+    assert [e["type"] for e in history["events"]] == ["JobCreated", "JobDeleted"]
+    again = create(client, DAILY_REPORT)
+    assert again["id"] != job["id"]
+
+
+def test_event_history_is_the_log_oldest_first(client: TestClient) -> None:
+    job = create(client, DAILY_REPORT)
+    client.put("/api/jobs/daily-report", json={"retries": 4})
+    client.post("/api/jobs/daily-report/pause")
+    client.post("/api/jobs/daily-report/resume")
+    history = client.get("/api/jobs/daily-report/events").json()
+    assert history["job_id"] == job["id"]
+    assert [e["type"] for e in history["events"]] == [
+        "JobCreated",
+        "JobUpdated",
+        "JobPaused",
+        "JobResumed",
+    ]
+    offsets = [e["offset"] for e in history["events"]]
+    assert offsets == sorted(offsets)
+    assert history["events"][1]["payload"]["changed_fields"] == ["retries"]
+    assert history["events"][0]["payload"]["spec"]["parameters"] == {
+        "recipients": ["team@example.com"]
+    }
+    assert all(e["actor"] == "api" and e["rejected"] is None for e in history["events"])
+
+
+def test_health_reports_lag(client: TestClient) -> None:
+    create(client, DAILY_REPORT)
+    health = client.get("/api/health").json()
+    assert health["status"] == "ok"
+    assert health["event_log"]["events"] == 1
+    assert health["projector"]["lag"] == 0
+
+
+def test_openapi_docs_are_served(client: TestClient) -> None:
+    assert client.get("/docs").status_code == 200
+    assert "/api/jobs" in client.get("/openapi.json").json()["paths"]

@@ -1,0 +1,130 @@
+"""Exactly-once projection: failures and kills never apply an event twice or skip one."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, func, select, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+from chronolog.settings import Settings
+from chronolog.wiring import Runtime, open_read_model
+from events.log import Position
+from projector.batch import read_checkpoints
+from projector.loop import Projector
+from projector.replay import differences, replay
+from projector.tables import EventIndexRecord
+from tests.conftest import wait_until
+from tests.history import append_history
+
+
+def indexed_positions(engine: Engine) -> list[tuple[int, int]]:
+    with Session(engine) as session:
+        rows = session.execute(select(EventIndexRecord.partition, EventIndexRecord.offset))
+        return sorted((p, o) for p, o in rows)
+
+
+def applied_count(engine: Engine) -> int:
+    with Session(engine) as session:
+        return sum(read_checkpoints(session).values())
+
+
+def assert_exactly_once(runtime: Runtime, positions: list[Position], tmp_path: Path) -> None:
+    """Every log position is in the audit index once, checkpoints are at the end, and
+    the read model equals a fresh replay (job versions count every applied event)."""
+    assert indexed_positions(runtime.engine) == sorted((p.partition, p.offset) for p in positions)
+    with Session(runtime.engine) as session:
+        ends = {p: runtime.log.watermarks(p).high for p in range(runtime.log.partitions)}
+        assert read_checkpoints(session) == {p: end for p, end in ends.items() if end > 0}
+    fresh = open_read_model(f"sqlite:///{tmp_path / 'fresh.db'}")
+    replay(runtime.log, fresh, runtime.codec)
+    assert differences(runtime.engine, fresh) == []
+    fresh.dispose()
+
+
+def drain(projector: Projector, runtime: Runtime, total: int) -> None:
+    wait_until(lambda: projector.step(timeout=0.05) >= 0 and applied_count(runtime.engine) == total)
+
+
+def test_a_batch_that_fails_midway_is_applied_again_whole(runtime: Runtime, tmp_path: Path) -> None:
+    positions = append_history(runtime.log, runtime.codec, jobs=120)
+    victim = positions[len(positions) // 2]
+    with runtime.engine.begin() as connection:
+        connection.execute(
+            text(
+                "CREATE TRIGGER fail_once BEFORE INSERT ON event_index "
+                f"WHEN NEW.partition = {victim.partition} AND NEW.offset = {victim.offset} "
+                "BEGIN SELECT RAISE(ABORT, 'injected failure'); END"
+            )
+        )
+    projector = Projector(runtime.log, runtime.engine, runtime.codec, batch_size=37)
+
+    with pytest.raises(DBAPIError, match="injected failure"):
+        while True:
+            projector.step(timeout=0.05)
+
+    # Nothing of the failed batch is visible, and the checkpoint stopped before it.
+    indexed = indexed_positions(runtime.engine)
+    assert (victim.partition, victim.offset) not in indexed
+    with Session(runtime.engine) as session:
+        assert read_checkpoints(session).get(victim.partition, 0) <= victim.offset
+    assert len(indexed) == applied_count(runtime.engine)
+
+    with runtime.engine.begin() as connection:
+        connection.execute(text("DROP TRIGGER fail_once"))
+    drain(projector, runtime, len(positions))
+    projector.close()
+    assert_exactly_once(runtime, positions, tmp_path)
+
+
+def start_projector_process(settings: Settings) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "chronolog", "projector", "--data-dir", str(settings.data_dir)]
+    env = {**os.environ, "CHRONOLOG_PARTITIONS": str(settings.partitions)}
+    return subprocess.Popen([*command, "--batch-size", "250"], env=env, stdout=subprocess.DEVNULL)
+
+
+def test_a_projector_killed_mid_stream_resumes_exactly_once(
+    settings: Settings, runtime: Runtime, tmp_path: Path
+) -> None:
+    positions = append_history(runtime.log, runtime.codec, jobs=4000)
+    total = len(positions)
+    kills = 0
+    for fraction in (0.2, 0.45, 0.7):
+        process = start_projector_process(settings)
+        try:
+            wait_until(
+                lambda f=fraction: applied_count(runtime.engine) >= total * f,
+                timeout=60,
+                interval=0.005,
+            )
+        finally:
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+        kills += applied_count(runtime.engine) < total
+    assert kills >= 2, "the projector finished before it could be killed mid-stream"
+
+    process = start_projector_process(settings)
+    try:
+        wait_until(lambda: applied_count(runtime.engine) == total, timeout=60)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=15) == 0
+    assert_exactly_once(runtime, positions, tmp_path)
+
+
+def test_replay_into_an_empty_database_equals_the_live_read_model(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    positions = append_history(runtime.log, runtime.codec, jobs=300, seed=11)
+    projector = Projector(runtime.log, runtime.engine, runtime.codec, batch_size=100)
+    drain(projector, runtime, len(positions))
+    projector.close()
+    assert_exactly_once(runtime, positions, tmp_path)
+    with Session(runtime.engine) as session:
+        assert session.scalar(select(func.count()).select_from(EventIndexRecord)) == len(positions)

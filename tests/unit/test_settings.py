@@ -1,0 +1,48 @@
+import re
+from pathlib import Path
+
+import pytest
+
+from chronolog.settings import Settings, SettingsError, load_settings
+
+
+def test_defaults_need_no_environment() -> None:
+    settings = load_settings({})
+    assert settings == Settings()
+    assert settings.event_log_url == "sqlite:///.chronolog/events.db"
+    assert settings.database == "sqlite:///.chronolog/readmodel.db"
+
+
+def test_environment_then_overrides() -> None:
+    env = {"CHRONOLOG_API_PORT": "9000", "CHRONOLOG_DATA_DIR": "/tmp/x", "PATH": "/bin"}
+    settings = load_settings(env, api_port=9100, data_dir=None)
+    assert settings.api_port == 9100
+    assert settings.data_dir == Path("/tmp/x")
+    assert settings.event_log_url == "sqlite:////tmp/x/events.db"
+
+
+def test_test_variables_are_not_settings() -> None:
+    assert load_settings({"CHRONOLOG_TEST_KAFKA": "127.0.0.1:9092"}) == Settings()
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"CHRONOLOG_API_PROT": "1"}, "unknown setting CHRONOLOG_API_PROT"),
+        ({"CHRONOLOG_API_PORT": "eighty"}, "CHRONOLOG_API_PORT='eighty' is not an integer"),
+        ({"CHRONOLOG_API_PORT": "70000"}, "CHRONOLOG_API_PORT='70000' is not a TCP port"),
+        ({"CHRONOLOG_PARTITIONS": "0"}, "CHRONOLOG_PARTITIONS='0' must be greater than 0"),
+        (
+            {"CHRONOLOG_EVENT_LOG": "mysql://x"},
+            "CHRONOLOG_EVENT_LOG='mysql://x' is not an event log URL",
+        ),
+        (
+            {"CHRONOLOG_DATABASE_URL": "nonsense"},
+            "CHRONOLOG_DATABASE_URL='nonsense' is not a database URL",
+        ),
+        ({"CHRONOLOG_LOG_LEVEL": "LOUD"}, "CHRONOLOG_LOG_LEVEL='LOUD' is not one of"),
+    ],
+)
+def test_bad_settings_name_the_variable_and_value(env: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match=re.escape(message)):
+        load_settings(env)
