@@ -34,10 +34,15 @@ from projector.job_projection import JobRow, Rejected, apply_job_event
 
 log = logging.getLogger(__name__)
 
+
+def _default(spec_field: dataclasses.Field[Any]) -> Any:
+    if spec_field.default_factory is not dataclasses.MISSING:
+        return spec_field.default_factory()
+    return spec_field.default
+
+
 _SPEC_DEFAULTS = {
-    f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-    for f in dataclasses.fields(JobSpec)
-    if f.name not in ("name", "type")
+    f.name: _default(f) for f in dataclasses.fields(JobSpec) if f.name not in ("name", "type")
 }
 
 

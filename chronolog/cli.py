@@ -161,8 +161,12 @@ def _replay(settings: Settings, until: datetime | None, check: bool) -> None:
         rebuilt = Path(scratch) / target.name
         engine = wiring.open_read_model(f"sqlite:///{rebuilt}")
         with tqdm(total=count_events(event_log), unit="event", desc="replay") as bar:
+
+            def advance(applied: int) -> None:
+                bar.update(applied)
+
             applied = replay(
-                event_log, engine, EventCodec.default(), until=until, on_progress=bar.update
+                event_log, engine, EventCodec.default(), until=until, on_progress=advance
             )
         engine.dispose()
         event_log.close()

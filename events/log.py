@@ -57,7 +57,7 @@ class LogConsumer(ABC):
 
     @abstractmethod
     def poll(self, max_records: int, timeout: float) -> list[LogRecord]:
-        """Return up to ``max_records`` in offset order per partition, waiting up to ``timeout`` s."""
+        """Up to ``max_records`` records in offset order per partition; waits ``timeout`` s."""
 
     @abstractmethod
     def assignment(self) -> list[int]:

@@ -31,6 +31,7 @@ night, so it only walks naive wall times here and the mapping to instants is our
 
 from __future__ import annotations
 
+import functools
 import heapq
 import re
 from collections.abc import Iterator
@@ -72,7 +73,7 @@ _PROBE_WALL: Final = datetime(2000, 1, 1)
 _HOST_ZONES: Final = frozenset({"localtime", "posixrules"})
 
 
-class InvalidSchedule(ChronologError, ValueError):  # noqa: N818 - name set by the API
+class InvalidSchedule(ChronologError, ValueError):
     """A schedule text that is none of the accepted forms, or never fires."""
 
     def __init__(self, expression: str, reason: str) -> None:
@@ -81,7 +82,7 @@ class InvalidSchedule(ChronologError, ValueError):  # noqa: N818 - name set by t
         self.reason = reason
 
 
-class InvalidTimezone(ChronologError, ValueError):  # noqa: N818 - name set by the API
+class InvalidTimezone(ChronologError, ValueError):
     """A timezone name that is not an IANA zone known to tzdata."""
 
     def __init__(self, name: str) -> None:
@@ -155,6 +156,7 @@ class Schedule:
         return iter([])
 
 
+@functools.lru_cache(maxsize=4096)  # pure, and croniter's parsing costs ~0.5 ms
 def parse_schedule(expression: str | None, timezone: str = "UTC") -> Schedule:
     """Parse a job's schedule text; see the module docstring for the accepted forms.
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.orm import Session
 
 from events.codec import EventCodec
@@ -22,13 +22,14 @@ from events.log import LogRecord
 from events.model import Event
 from events.schedules import parse_schedule
 from projector.job_projection import JOB_EVENTS, JobRow, Rejected, apply_job_event
-from projector.serialize import payload_to_json, spec_from_json, spec_to_json
+from projector.serialize import spec_from_json
 from projector.tables import (
     EventIndexRecord,
     JobDependencyRecord,
     JobRecord,
     JobTagRecord,
     ProjectorCheckpoint,
+    core_table,
 )
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ def apply_batch(session: Session, records: Sequence[LogRecord], codec: EventCode
         index_rows.append(_index_row(record, event, reason))
     jobs.flush(session)
     if index_rows:
-        session.execute(insert(EventIndexRecord), index_rows)
+        session.execute(insert(core_table(EventIndexRecord)), index_rows)
     checkpoints = _next_offsets(records)
     write_checkpoints(session, checkpoints)
     return BatchResult(len(records) - rejected, rejected, checkpoints)
@@ -100,7 +101,7 @@ def _index_row(record: LogRecord, event: Event | str, rejected: str | None) -> d
         "actor": event.actor,
         "correlation_id": event.correlation_id,
         "causation_id": event.causation_id,
-        "payload": payload_to_json(event.payload),
+        "payload": event.payload,  # serialised by the engine's orjson
         "rejected": rejected,
     }
 
@@ -113,16 +114,23 @@ def _next_offsets(records: Iterable[LogRecord]) -> dict[int, int]:
 
 
 def write_checkpoints(session: Session, checkpoints: dict[int, int]) -> None:
+    if not checkpoints:
+        return
     now = datetime.now(UTC)  # bookkeeping only; never read by a projection
-    for partition, next_offset in checkpoints.items():
-        values = {"next_offset": next_offset, "updated_at": now}
-        result = session.execute(
-            update(ProjectorCheckpoint)
-            .where(ProjectorCheckpoint.partition == partition)
-            .values(**values)
-        )
-        if result.rowcount == 0:  # type: ignore[attr-defined]
-            session.execute(insert(ProjectorCheckpoint).values(partition=partition, **values))
+    table = core_table(ProjectorCheckpoint)
+    known = set(read_checkpoints(session, checkpoints))
+    changes = [
+        {"p": p, "next_offset": o, "updated_at": now} for p, o in checkpoints.items() if p in known
+    ]
+    if changes:
+        session.execute(table.update().where(table.c.partition == bindparam("p")), changes)
+    fresh = [
+        {"partition": p, "next_offset": o, "updated_at": now}
+        for p, o in checkpoints.items()
+        if p not in known
+    ]
+    if fresh:
+        session.execute(table.insert(), fresh)
 
 
 def read_checkpoints(session: Session, partitions: Iterable[int] | None = None) -> dict[int, int]:
@@ -170,13 +178,13 @@ class JobBatch:
         live = [row for job_id in ids if (row := self._rows[job_id]) is not None]
         if not live:
             return
-        session.execute(insert(JobRecord), [job_record_values(row) for row in live])
+        session.execute(insert(core_table(JobRecord)), [job_record_values(row) for row in live])
         tags = [{"job_id": r.id, "tag": tag} for r in live for tag in set(r.spec.tags)]
         deps = [{"job_id": r.id, "depends_on_id": d} for r in live for d in set(r.spec.depends_on)]
         if tags:
-            session.execute(insert(JobTagRecord), tags)
+            session.execute(insert(core_table(JobTagRecord)), tags)
         if deps:
-            session.execute(insert(JobDependencyRecord), deps)
+            session.execute(insert(core_table(JobDependencyRecord)), deps)
 
 
 def job_row(record: JobRecord) -> JobRow:
@@ -201,7 +209,7 @@ def job_record_values(row: JobRow) -> dict[str, Any]:
         "queue": spec.queue,
         "priority": spec.priority,
         "enabled": spec.enabled,
-        "spec": spec_to_json(spec),
+        "spec": spec,  # serialised by the engine's orjson
         "created_at": row.created_at,
         "updated_at": row.updated_at,
         "version": row.version,

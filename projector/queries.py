@@ -14,7 +14,7 @@ from projector.batch import job_row
 from projector.job_projection import JobRow
 from projector.tables import EventIndexRecord, JobDependencyRecord, JobRecord, JobTagRecord
 
-_T = TypeVar("_T", bound=tuple[Any, ...])
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)

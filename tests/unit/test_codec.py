@@ -6,7 +6,7 @@ import dataclasses
 import json
 import shutil
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta, timezone
 from functools import cache
 from pathlib import Path
@@ -312,7 +312,9 @@ def strip_defaulted(record: dict[str, Any]) -> dict[str, Any]:
     name, body = record["payload"]
     body = {k: v for k, v in body.items() if k not in defaulted_fields(name.split(".")[-1])}
     if "spec" in body:
-        body["spec"] = {k: v for k, v in body["spec"].items() if k not in defaulted_fields("JobSpec")}
+        body["spec"] = {
+            k: v for k, v in body["spec"].items() if k not in defaulted_fields("JobSpec")
+        }
     envelope = {k: v for k, v in record.items() if k not in defaulted_fields("Event")}
     return {**envelope, "payload": (name, body)}
 
@@ -326,7 +328,10 @@ def test_avro_defaults_decode_to_the_python_defaults(codec: EventCodec, event: E
 # --- schema resolution across versions ---------------------------------------------
 
 
-def next_version(tmp_path: Path, edits: dict[str, Callable[[list[dict[str, Any]]], None]]) -> Schema:
+FieldsEdit = Callable[[list[dict[str, Any]]], None]
+
+
+def next_version(tmp_path: Path, edits: Mapping[str, FieldsEdit]) -> Schema:
     """A copy of v1 under ``tmp_path`` with ``edits`` applied to the named records' fields."""
     target = tmp_path / "v-next"
     shutil.copytree(V1, target)
