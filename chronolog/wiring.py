@@ -81,7 +81,7 @@ def run_projector(runtime: Runtime, stop: threading.Event, batch_size: int = 100
         runtime.engine,
         runtime.codec,
         batch_size=batch_size,
-        on_commit=lambda _result: runtime.progress.notify(),
+        on_commit=lambda result: runtime.progress.notify(result.checkpoints),
     )
     try:
         projector.run(stop)

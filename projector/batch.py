@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, select
+from sqlalchemy import Executable, Table, delete, insert, select
+from sqlalchemy.dialects import postgresql as postgresql_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.orm import Session
 
 from events.codec import EventCodec
@@ -117,20 +119,17 @@ def write_checkpoints(session: Session, checkpoints: dict[int, int]) -> None:
     if not checkpoints:
         return
     now = datetime.now(UTC)  # bookkeeping only; never read by a projection
-    table = core_table(ProjectorCheckpoint)
-    known = set(read_checkpoints(session, checkpoints))
-    changes = [
-        {"p": p, "next_offset": o, "updated_at": now} for p, o in checkpoints.items() if p in known
-    ]
-    if changes:
-        session.execute(table.update().where(table.c.partition == bindparam("p")), changes)
-    fresh = [
-        {"partition": p, "next_offset": o, "updated_at": now}
-        for p, o in checkpoints.items()
-        if p not in known
-    ]
-    if fresh:
-        session.execute(table.insert(), fresh)
+    rows = [{"partition": p, "next_offset": o, "updated_at": now} for p, o in checkpoints.items()]
+    session.execute(upsert(session, core_table(ProjectorCheckpoint), rows, key="partition"))
+
+
+def upsert(session: Session, table: Table, rows: list[dict[str, Any]], key: str) -> Executable:
+    """INSERT ... ON CONFLICT (key) DO UPDATE, in the dialect of the session."""
+    dialects = {"sqlite": sqlite_dialect, "postgresql": postgresql_dialect}
+    statement = dialects[session.get_bind().dialect.name].insert(table).values(rows)
+    changed = {c.name: statement.excluded[c.name] for c in table.c if c.name != key}
+    result: Executable = statement.on_conflict_do_update(index_elements=[key], set_=changed)
+    return result
 
 
 def read_checkpoints(session: Session, partitions: Iterable[int] | None = None) -> dict[int, int]:
@@ -144,6 +143,7 @@ class JobBatch:
     """The job rows one batch touches, folded in memory and written back once."""
 
     def __init__(self, loaded: dict[str, JobRow]) -> None:
+        self._loaded = set(loaded)
         self._rows: dict[str, JobRow | None] = dict(loaded)
         self._touched: set[str] = set()
 
@@ -172,9 +172,12 @@ class JobBatch:
             return
         ids = list(self._touched)
         # Replace touched rows wholesale: simpler than diffing, and one statement each.
-        session.execute(delete(JobTagRecord).where(JobTagRecord.job_id.in_(ids)))
-        session.execute(delete(JobDependencyRecord).where(JobDependencyRecord.job_id.in_(ids)))
-        session.execute(delete(JobRecord).where(JobRecord.id.in_(ids)))
+        if existing := [job_id for job_id in ids if job_id in self._loaded]:
+            session.execute(delete(JobTagRecord).where(JobTagRecord.job_id.in_(existing)))
+            session.execute(
+                delete(JobDependencyRecord).where(JobDependencyRecord.job_id.in_(existing))
+            )
+            session.execute(delete(JobRecord).where(JobRecord.id.in_(existing)))
         live = [row for job_id in ids if (row := self._rows[job_id]) is not None]
         if not live:
             return

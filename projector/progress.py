@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
@@ -24,9 +24,13 @@ class ProjectionProgress:
         self._engine = engine
         self._poll_interval = poll_interval
         self._changed = threading.Condition()
+        self._known: dict[int, int] = {}  # checkpoints committed in this process
 
-    def notify(self) -> None:
+    def notify(self, checkpoints: Mapping[int, int]) -> None:
+        """Called by an in-process projector after it committed ``checkpoints``."""
         with self._changed:
+            for partition, offset in checkpoints.items():
+                self._known[partition] = max(offset, self._known.get(partition, 0))
             self._changed.notify_all()
 
     def checkpoints(self) -> dict[int, int]:
@@ -35,6 +39,9 @@ class ProjectionProgress:
 
     def reached(self, positions: Iterable[Position]) -> bool:
         needed = list(positions)
+        # Checkpoints only grow, so what this process saw committed is a safe lower bound.
+        if all(self._known.get(p.partition, 0) > p.offset for p in needed):
+            return True
         with Session(self._engine) as session:
             done = read_checkpoints(session, {p.partition for p in needed})
         return all(done.get(p.partition, 0) > p.offset for p in needed)
