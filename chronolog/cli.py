@@ -109,7 +109,7 @@ class GracefulServer(uvicorn.Server):
 @app.command("projector")
 def projector_command(
     data_dir: DataDir = None,
-    batch_size: Annotated[int, typer.Option(help="Events per transaction", min=1)] = 1000,
+    batch_size: Annotated[int, typer.Option(help="Most events per transaction", min=1)] = 5000,
 ) -> None:
     """Run only the projector: keep the read models up to date with the log."""
     settings = _settings(data_dir=data_dir)

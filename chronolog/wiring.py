@@ -75,7 +75,7 @@ def api_context(runtime: Runtime) -> ApiContext:
     )
 
 
-def run_projector(runtime: Runtime, stop: threading.Event, batch_size: int = 1000) -> None:
+def run_projector(runtime: Runtime, stop: threading.Event, batch_size: int = 5000) -> None:
     projector = Projector(
         runtime.log,
         runtime.engine,

@@ -33,7 +33,7 @@ class Projector:
         codec: EventCodec,
         *,
         group: str = DEFAULT_GROUP,
-        batch_size: int = 1000,
+        batch_size: int = 5000,
         on_commit: Callable[[BatchResult], None] | None = None,
     ) -> None:
         self._log = log

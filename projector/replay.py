@@ -25,7 +25,7 @@ def replay(
     codec: EventCodec,
     *,
     until: datetime | None = None,
-    batch_size: int = 2000,
+    batch_size: int = 5000,
     on_progress: Callable[[int], None] | None = None,
 ) -> int:
     """Apply the whole log (as it stands now) to the empty read model behind ``engine``.

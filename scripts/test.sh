@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Set up (first time) and run every check: lint, format, types, then the test suite.
+# Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+install_chronolog "[dev]"
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+.venv/bin/mypy
+exec .venv/bin/pytest "$@"
