@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from api.commands import JobCommands, Written
 from api.context import ApiContext
 from api.errors import ApiError, NotFound, Unavailable
-from api.limits import BodyLimitMiddleware
+from api.middleware import BodyLimitMiddleware, JsonBodiesMiddleware
 from api.problems import api_error_response, validation_error_response
 from api.schemas import ErrorBody, EventList, JobCreate, JobFields, JobList, JobOut, JobQuery
 from api.views import event_out, job_out
@@ -38,6 +38,7 @@ def create_app(context: ApiContext) -> FastAPI:
         responses=ERRORS,
     )
     app.add_middleware(BodyLimitMiddleware, max_bytes=context.max_body_bytes)
+    app.add_middleware(JsonBodiesMiddleware)
     app.add_exception_handler(ApiError, api_error_response)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, validation_error_response)  # type: ignore[arg-type]
     app.add_exception_handler(OperationalError, _database_unavailable)  # type: ignore[arg-type]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx2 as httpx
 import pytest
 
@@ -35,7 +37,9 @@ def run_demo(api: httpx.Client) -> None:
     assert job["name"] == "daily-report"
     assert job["next_run"].endswith("T09:00:00Z")
     assert created.headers["location"] == f"/api/jobs/{job['id']}"
-    send = api.post("/api/jobs", json=SEND_REPORT)
+    # As in the demo: `curl -X POST … -d '{…}'` with curl's default form content type.
+    form = {"content-type": "application/x-www-form-urlencoded"}
+    send = api.post("/api/jobs", content=json.dumps(SEND_REPORT), headers=form)
     assert send.status_code == 201, send.text
     listed = api.get("/api/jobs", params={"tag": "reports"}).json()
     assert (listed["total"], [j["name"] for j in listed["jobs"]]) == (1, ["daily-report"])

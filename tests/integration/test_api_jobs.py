@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -168,3 +169,13 @@ def test_health_reports_lag(client: TestClient) -> None:
 def test_openapi_docs_are_served(client: TestClient) -> None:
     assert client.get("/docs").status_code == 200
     assert "/api/jobs" in client.get("/openapi.json").json()["paths"]
+
+
+def test_json_sent_as_a_form_is_read_as_json(client: TestClient) -> None:
+    # `curl -d '{...}'` without -H "Content-Type: application/json" labels JSON as a form.
+    form = {"content-type": "application/x-www-form-urlencoded"}
+    response = client.post("/api/jobs", content=json.dumps(DAILY_REPORT), headers=form)
+    assert response.status_code == 201, response.text
+    bad = client.post("/api/jobs", content=b"name=daily-report&type=python", headers=form)
+    assert bad.status_code == 422
+    assert bad.json()["errors"][0]["field"] == "body"
