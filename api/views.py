@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from datetime import datetime
 
@@ -71,18 +72,4 @@ def job_out(job: JobRow, names: Mapping[str, str], now: datetime) -> JobOut:
 
 
 def event_out(entry: EventEntry) -> EventOut:
-    return EventOut(
-        partition=entry.partition,
-        offset=entry.offset,
-        event_id=entry.event_id,
-        type=entry.type,
-        job_id=entry.job_id,
-        run_id=entry.run_id,
-        attempt=entry.attempt,
-        occurred_at=iso(entry.occurred_at) or "",
-        actor=entry.actor,
-        correlation_id=entry.correlation_id,
-        causation_id=entry.causation_id,
-        payload=entry.payload,
-        rejected=entry.rejected,
-    )
+    return EventOut(**{**dataclasses.asdict(entry), "occurred_at": iso(entry.occurred_at)})

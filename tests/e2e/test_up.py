@@ -8,25 +8,9 @@ import httpx2 as httpx
 import pytest
 
 from tests.e2e.conftest import Server, chronolog
+from tests.samples import DAILY_REPORT, SEND_REPORT
 
 pytestmark = pytest.mark.e2e
-
-DAILY_REPORT = {
-    "name": "daily-report",
-    "type": "python",
-    "function": "reports.generate_daily",
-    "schedule": "0 9 * * *",
-    "parameters": {"recipients": ["team@example.com"]},
-    "timeout": 3600,
-    "retries": 2,
-    "tags": ["reports"],
-}
-SEND_REPORT = {
-    "name": "send-report",
-    "type": "python",
-    "function": "email.send_report",
-    "depends_on": ["daily-report"],
-}
 
 
 def run_demo(api: httpx.Client) -> None:

@@ -9,22 +9,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-DAILY_REPORT = {
-    "name": "daily-report",
-    "type": "python",
-    "function": "reports.generate_daily",
-    "schedule": "0 9 * * *",
-    "parameters": {"recipients": ["team@example.com"]},
-    "timeout": 3600,
-    "retries": 2,
-    "tags": ["reports"],
-}
-SEND_REPORT = {
-    "name": "send-report",
-    "type": "python",
-    "function": "email.send_report",
-    "depends_on": ["daily-report"],
-}
+from tests.samples import DAILY_REPORT, SEND_REPORT
 
 
 def create(client: TestClient, body: dict[str, Any], status: int = 201) -> dict[str, Any]:

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,10 @@ def indexed_positions(engine: Engine) -> list[tuple[int, int]]:
 def applied_count(engine: Engine) -> int:
     with Session(engine) as session:
         return sum(read_checkpoints(session).values())
+
+
+def applied_at_least(engine: Engine, count: float) -> Callable[[], bool]:
+    return lambda: applied_count(engine) >= count
 
 
 def assert_exactly_once(runtime: Runtime, positions: list[Position], tmp_path: Path) -> None:
@@ -99,9 +104,7 @@ def test_a_projector_killed_mid_stream_resumes_exactly_once(
         process = start_projector_process(settings)
         try:
             wait_until(
-                lambda f=fraction: applied_count(runtime.engine) >= total * f,
-                timeout=60,
-                interval=0.005,
+                applied_at_least(runtime.engine, total * fraction), timeout=60, interval=0.005
             )
         finally:
             process.send_signal(signal.SIGKILL)
