@@ -145,3 +145,20 @@ def test_unknown_list_filter_is_refused(client: TestClient) -> None:
     assert_refused(
         client.get("/api/jobs", params={"colour": "blue"}), 422, "colour", "unknown field"
     )
+
+
+def test_unknown_timezone_is_refused_without_a_schedule_too(
+    client: TestClient, running: Runtime
+) -> None:
+    body = {"name": "x", "type": "shell", "command": "true", "timezone": "Mars/Olympus"}
+    assert_refused(client.post("/api/jobs", json=body), 422, "timezone", "Mars/Olympus")
+    assert events_in_log(running) == 0
+
+
+def test_an_event_log_that_fails_gives_503_and_no_false_success(
+    client: TestClient, running: Runtime
+) -> None:
+    running.log.close()  # every append now fails
+    response = client.post("/api/jobs", json=GOOD)
+    assert response.status_code == 503, response.text
+    assert "nothing was changed" in response.json()["message"]

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -131,3 +132,17 @@ def test_replay_into_an_empty_database_equals_the_live_read_model(
     assert_exactly_once(runtime, positions, tmp_path)
     with Session(runtime.engine) as session:
         assert session.scalar(select(func.count()).select_from(EventIndexRecord)) == len(positions)
+
+
+def test_replay_until_rebuilds_the_state_as_it_was(runtime: Runtime, tmp_path: Path) -> None:
+    early = append_history(runtime.log, runtime.codec, jobs=50, seed=3)
+    cutoff = max(
+        r.timestamp for p in range(runtime.log.partitions) for r in runtime.log.read(p, 0, 10_000)
+    )
+    wait_until(lambda: datetime.now(UTC) > cutoff)  # later appends get later timestamps
+    append_history(runtime.log, runtime.codec, jobs=80, seed=4)
+
+    then = open_read_model(f"sqlite:///{tmp_path / 'then.db'}")
+    assert replay(runtime.log, then, runtime.codec, until=cutoff) == len(early)
+    assert indexed_positions(then) == sorted((p.partition, p.offset) for p in early)
+    then.dispose()
