@@ -1,0 +1,110 @@
+"""The ``LeaseStore`` port: execution leases with fencing tokens, leader election,
+priority dispatch queues, flags, and ephemeral pub/sub.
+
+Everything here is derived, disposable state: losing it loses no run, because the event
+log has every fact and the scheduler re-pushes queued runs (reconciliation). Adapters:
+``leases.sqlite_store`` (embedded, several local processes) and, later, Redis.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    key: str
+    owner: str
+    token: int  # fencing token: strictly greater than every token handed out before
+    expires_at: float  # seconds since the epoch, store clock
+
+
+@dataclass(frozen=True, slots=True)
+class QueueItem:
+    id: str  # the run id
+    priority: int  # higher first; FIFO among equal priorities
+    payload: bytes  # what the worker needs to run it (job snapshot, parameters, attempt)
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    channel: str
+    data: bytes
+
+
+class Subscription(ABC):
+    @abstractmethod
+    def get(self, timeout: float) -> Message | None:
+        """The next message published after ``subscribe``; None after ``timeout`` s."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+
+class LeaseStore(ABC):
+    # --- leases ----------------------------------------------------------------------
+
+    @abstractmethod
+    def acquire(self, key: str, owner: str, ttl: float) -> Lease | None:
+        """Take ``key`` for ``ttl`` s with a new fencing token, unless another live lease holds it.
+
+        Re-acquiring one's own live lease also gives a new, higher token.
+        """
+
+    @abstractmethod
+    def renew(self, key: str, token: int, ttl: float) -> bool:
+        """Extend the lease with ``token`` to ``ttl`` s from now; False if it is lost."""
+
+    @abstractmethod
+    def release(self, key: str, token: int) -> bool:
+        """Give the lease up; False if it was no longer held with ``token``."""
+
+    @abstractmethod
+    def inspect(self, keys: Sequence[str]) -> dict[str, Lease]:
+        """The live leases among ``keys`` (expired ones are absent)."""
+
+    @abstractmethod
+    def ensure_token_floor(self, floor: int) -> None:
+        """Make every future token greater than ``floor`` (re-seeding after data loss)."""
+
+    # --- dispatch queues ---------------------------------------------------------------
+
+    @abstractmethod
+    def push(self, queue: str, item: QueueItem) -> bool:
+        """Add ``item`` to ``queue``; False (and no change) if its id is already there."""
+
+    @abstractmethod
+    def pop(self, queues: Sequence[str], timeout: float) -> tuple[str, QueueItem] | None:
+        """Remove and return the highest-priority item of any of ``queues`` (oldest first
+        among equals), waiting up to ``timeout`` s; None if all stay empty."""
+
+    @abstractmethod
+    def remove(self, queue: str, item_id: str) -> bool:
+        """Drop an item (a cancelled queued run); False if it was not there."""
+
+    @abstractmethod
+    def queued_ids(self, queue: str) -> set[str]:
+        """Ids waiting in ``queue`` (for reconciliation)."""
+
+    # --- flags -------------------------------------------------------------------------
+
+    @abstractmethod
+    def set_flag(self, key: str, ttl: float) -> None:
+        """Raise a flag that expires after ``ttl`` s (e.g. ``cancel:<run id>``)."""
+
+    @abstractmethod
+    def has_flag(self, key: str) -> bool: ...
+
+    # --- ephemeral pub/sub -------------------------------------------------------------
+
+    @abstractmethod
+    def publish(self, channel: str, data: bytes) -> None:
+        """Deliver to current subscribers of ``channel``; nobody listening = dropped."""
+
+    @abstractmethod
+    def subscribe(self, channels: Sequence[str]) -> Subscription: ...
+
+    def close(self) -> None:  # noqa: B027 - optional hook for adapters holding resources
+        """Release connections held by the adapter."""

@@ -1,0 +1,48 @@
+"""What a worker asks an executor to do, and what comes back."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from threading import Event as CancelSignal
+from typing import Any, Literal, TypeAlias
+
+from events.model import JobSpec
+
+OutcomeStatus: TypeAlias = Literal["succeeded", "failed", "timed_out", "cancelled"]
+
+OUTPUT_LIMIT = 64 * 1024  # bytes kept per stream (the tail), see ARCHITECTURE.md section 4
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionRequest:
+    run_id: str
+    job_id: str
+    attempt: int
+    spec: JobSpec
+    parameters: dict[str, Any] = field(default_factory=dict)  # already merged over the job's
+
+    @property
+    def timeout(self) -> float:
+        return self.spec.timeout
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionResult:
+    status: OutcomeStatus
+    duration_ms: int
+    exit_code: int | None = None
+    stdout: str = ""
+    stderr: str = ""
+    result: Any = None  # JSON value returned by a python job
+    error: str | None = None  # why it failed, for people
+
+
+class Executor(ABC):
+    """Runs one kind of job. ``cancel`` is set when the run must stop now."""
+
+    @abstractmethod
+    def execute(self, request: ExecutionRequest, cancel: CancelSignal) -> ExecutionResult: ...
+
+    def close(self) -> None:  # noqa: B027 - optional hook for executors holding processes
+        """Stop child processes and release resources."""
