@@ -8,12 +8,12 @@ checkpoints. The caller commits all of it at once: that is the exactly-once step
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Executable, Table, delete, insert, select
+from sqlalchemy import Executable, Table, insert, select
 from sqlalchemy.dialects import postgresql as postgresql_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.orm import Session
@@ -22,17 +22,16 @@ from events.codec import EventCodec
 from events.errors import MalformedEvent
 from events.log import LogRecord
 from events.model import Event
-from events.schedules import parse_schedule
+from projector import rows
+from projector.activity import JobActivity, apply_activity
 from projector.job_projection import JOB_EVENTS, JobRow, Rejected, apply_job_event
-from projector.serialize import spec_from_json
+from projector.run_projection import RUN_EVENTS, RunRow, apply_run_event
 from projector.tables import (
     EventIndexRecord,
-    JobDependencyRecord,
-    JobRecord,
-    JobTagRecord,
     ProjectorCheckpoint,
     core_table,
 )
+from projector.worker_projection import WORKER_EVENTS, WorkerRow, apply_worker_event
 
 log = logging.getLogger(__name__)
 
@@ -44,17 +43,107 @@ class BatchResult:
     checkpoints: dict[int, int]  # partition -> next offset
 
 
+R = TypeVar("R")
+
+
+class Fold(Generic[R]):
+    """The rows of one table a batch touches: loaded once, folded in memory, written once."""
+
+    def __init__(self, loaded: dict[str, R]) -> None:
+        self._loaded = set(loaded)
+        self._rows: dict[str, R | None] = dict(loaded)
+        self._touched: set[str] = set()
+
+    def get(self, key: str) -> R | None:
+        return self._rows.get(key)
+
+    def put(self, key: str, row: R | None) -> None:
+        self._rows[key] = row
+        self._touched.add(key)
+
+    def changes(self) -> tuple[list[str], list[R]]:
+        """Touched keys that exist in the database, and the touched rows still alive."""
+        existing = [key for key in self._touched if key in self._loaded]
+        live = [row for key in self._touched if (row := self._rows[key]) is not None]
+        return existing, live
+
+
+@dataclass(frozen=True)
+class BatchState:
+    jobs: Fold[JobRow]
+    runs: Fold[RunRow]
+    activity: Fold[JobActivity]
+    workers: Fold[WorkerRow]
+
+    @classmethod
+    def load(cls, session: Session, events: Sequence[Event]) -> BatchState:
+        def keys(kinds: tuple[type, ...], key: Callable[[Event], str | None]) -> set[str]:
+            return {k for e in events if isinstance(e.payload, kinds) and (k := key(e)) is not None}
+
+        return cls(
+            jobs=Fold(rows.load_jobs(session, keys(JOB_EVENTS, lambda e: e.job_id))),
+            runs=Fold(rows.load_runs(session, keys(RUN_EVENTS, lambda e: e.run_id))),
+            activity=Fold(rows.load_activity(session, keys(RUN_EVENTS, lambda e: e.job_id))),
+            workers=Fold(rows.load_workers(session, keys(WORKER_EVENTS, _worker_id))),
+        )
+
+    def apply(self, event: Event) -> str | None:
+        """Fold one event into the rows it concerns; return why it was rejected, if it was."""
+        payload = event.payload
+        if isinstance(payload, JOB_EVENTS) and event.job_id is not None:
+            return self._put(
+                self.jobs, event.job_id, apply_job_event(self.jobs.get(event.job_id), event)
+            )
+        if isinstance(payload, RUN_EVENTS):
+            return self._apply_run(event)
+        if isinstance(payload, WORKER_EVENTS):
+            worker_id = payload.worker_id
+            return self._put(
+                self.workers, worker_id, apply_worker_event(self.workers.get(worker_id), event)
+            )
+        return None
+
+    def _apply_run(self, event: Event) -> str | None:
+        if event.run_id is None or event.job_id is None:
+            return "a run event needs a job id and a run id"
+        outcome = apply_run_event(self.runs.get(event.run_id), event)
+        if isinstance(outcome, Rejected):
+            return outcome.reason
+        self.runs.put(event.run_id, outcome)
+        self.activity.put(
+            event.job_id, apply_activity(self.activity.get(event.job_id), event, outcome)
+        )
+        return None
+
+    @staticmethod
+    def _put(fold: Fold[R], key: str, outcome: R | Rejected | None) -> str | None:
+        if isinstance(outcome, Rejected):
+            return outcome.reason
+        fold.put(key, outcome)
+        return None
+
+    def flush(self, session: Session) -> None:
+        rows.replace_jobs(session, *self.jobs.changes())
+        rows.replace_runs(session, *self.runs.changes())
+        rows.replace_activity(session, *self.activity.changes())
+        rows.replace_workers(session, *self.workers.changes())
+
+
+def _worker_id(event: Event) -> str | None:
+    return getattr(event.payload, "worker_id", None)
+
+
 def apply_batch(session: Session, records: Sequence[LogRecord], codec: EventCodec) -> BatchResult:
     """Project ``records`` (in log order per partition) and advance the checkpoints."""
     decoded = [(record, _decode(record, codec)) for record in records]
-    jobs = JobBatch.load(session, [event for _, event in decoded if isinstance(event, Event)])
+    state = BatchState.load(session, [event for _, event in decoded if isinstance(event, Event)])
     index_rows: list[dict[str, Any]] = []
     rejected = 0
     for record, event in decoded:
-        reason = jobs.apply(event) if isinstance(event, Event) else event
+        reason = state.apply(event) if isinstance(event, Event) else event
         rejected += reason is not None
         index_rows.append(_index_row(record, event, reason))
-    jobs.flush(session)
+    state.flush(session)
     if index_rows:
         session.execute(insert(core_table(EventIndexRecord)), index_rows)
     checkpoints = _next_offsets(records)
@@ -137,90 +226,3 @@ def read_checkpoints(session: Session, partitions: Iterable[int] | None = None) 
     if partitions is not None:
         query = query.where(ProjectorCheckpoint.partition.in_(list(partitions)))
     return {partition: offset for partition, offset in session.execute(query)}
-
-
-class JobBatch:
-    """The job rows one batch touches, folded in memory and written back once."""
-
-    def __init__(self, loaded: dict[str, JobRow]) -> None:
-        self._loaded = set(loaded)
-        self._rows: dict[str, JobRow | None] = dict(loaded)
-        self._touched: set[str] = set()
-
-    @classmethod
-    def load(cls, session: Session, events: Sequence[Event]) -> JobBatch:
-        ids = {e.job_id for e in events if isinstance(e.payload, JOB_EVENTS)}
-        if not ids:
-            return cls({})
-        query = select(JobRecord).where(JobRecord.id.in_(ids))
-        return cls({record.id: job_row(record) for record in session.scalars(query)})
-
-    def apply(self, event: Event) -> str | None:
-        """Fold ``event`` if it is a job event; return why it was rejected, if it was."""
-        if not isinstance(event.payload, JOB_EVENTS) or event.job_id is None:
-            return None
-        job_id = event.job_id
-        outcome = apply_job_event(self._rows.get(job_id), event)
-        if isinstance(outcome, Rejected):
-            return outcome.reason
-        self._rows[job_id] = outcome
-        self._touched.add(job_id)
-        return None
-
-    def flush(self, session: Session) -> None:
-        if not self._touched:
-            return
-        ids = list(self._touched)
-        # Replace touched rows wholesale: simpler than diffing, and one statement each.
-        if existing := [job_id for job_id in ids if job_id in self._loaded]:
-            session.execute(delete(JobTagRecord).where(JobTagRecord.job_id.in_(existing)))
-            session.execute(
-                delete(JobDependencyRecord).where(JobDependencyRecord.job_id.in_(existing))
-            )
-            session.execute(delete(JobRecord).where(JobRecord.id.in_(existing)))
-        live = [row for job_id in ids if (row := self._rows[job_id]) is not None]
-        if not live:
-            return
-        session.execute(insert(core_table(JobRecord)), [job_record_values(row) for row in live])
-        tags = [{"job_id": r.id, "tag": tag} for r in live for tag in set(r.spec.tags)]
-        deps = [{"job_id": r.id, "depends_on_id": d} for r in live for d in set(r.spec.depends_on)]
-        if tags:
-            session.execute(insert(core_table(JobTagRecord)), tags)
-        if deps:
-            session.execute(insert(core_table(JobDependencyRecord)), deps)
-
-
-def job_row(record: JobRecord) -> JobRow:
-    return JobRow(
-        id=record.id,
-        spec=spec_from_json(record.spec),
-        created_at=record.created_at,
-        updated_at=record.updated_at,
-        version=record.version,
-    )
-
-
-def job_record_values(row: JobRow) -> dict[str, Any]:
-    spec = row.spec
-    return {
-        "id": row.id,
-        "name": spec.name,
-        "type": spec.type,
-        "schedule": spec.schedule,
-        "schedule_type": schedule_type(spec.schedule, spec.timezone),
-        "timezone": spec.timezone,
-        "queue": spec.queue,
-        "priority": spec.priority,
-        "enabled": spec.enabled,
-        "spec": spec,  # serialised by the engine's orjson
-        "created_at": row.created_at,
-        "updated_at": row.updated_at,
-        "version": row.version,
-    }
-
-
-def schedule_type(expression: str | None, timezone: str) -> str:
-    try:
-        return parse_schedule(expression, timezone).kind
-    except ValueError:  # validated at the API; only a future syntax could land here
-        return "unknown"

@@ -10,8 +10,8 @@ from typing import Any, TypeVar
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
-from projector.batch import job_row
 from projector.job_projection import JobRow
+from projector.rows import job_row
 from projector.tables import EventIndexRecord, JobDependencyRecord, JobRecord, JobTagRecord
 
 _T = TypeVar("_T")

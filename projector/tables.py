@@ -81,28 +81,37 @@ class JobDependencyRecord(Base):
 
 class RunRecord(Base):
     __tablename__ = "runs"
+    __table_args__ = (Index("ix_runs_job_status", "job_id", "status"),)
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    job_id: Mapped[str] = mapped_column(String(64), index=True)
+    job_id: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16), index=True)
     trigger: Mapped[str] = mapped_column(String(16))
     attempt: Mapped[int] = mapped_column(Integer)
     parameters: Mapped[dict[str, Any]] = mapped_column(JsonColumn)
     correlation_id: Mapped[str | None] = mapped_column(String(64), index=True)
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    upstream_run_id: Mapped[str | None] = mapped_column(String(64))
     scheduled_for: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    queue: Mapped[str | None] = mapped_column(String(200))
+    priority: Mapped[int] = mapped_column(Integer)
     requested_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
     queued_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     next_retry_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-    worker_id: Mapped[str | None] = mapped_column(String(200))
+    worker_id: Mapped[str | None] = mapped_column(String(200), index=True)
     lease_token: Mapped[int | None] = mapped_column(BigInteger)
+    outcome: Mapped[str | None] = mapped_column(String(16))
     exit_code: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
     stdout: Mapped[str | None] = mapped_column(Text)
     stderr: Mapped[str | None] = mapped_column(Text)
     result: Mapped[Any] = mapped_column(JsonColumn, nullable=True)
+    duration_ms: Mapped[int | None] = mapped_column(BigInteger)
+    reason: Mapped[str | None] = mapped_column(Text)
+    dead_lettered: Mapped[bool] = mapped_column(index=True)
+    cancel_requested: Mapped[bool]
 
 
 class RunAttemptRecord(Base):
@@ -111,12 +120,28 @@ class RunAttemptRecord(Base):
     run_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     attempt: Mapped[int] = mapped_column(Integer, primary_key=True)
     status: Mapped[str] = mapped_column(String(16))
-    worker_id: Mapped[str | None] = mapped_column(String(200))
-    lease_token: Mapped[int | None] = mapped_column(BigInteger)
+    queued_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    worker_id: Mapped[str | None] = mapped_column(String(200))
+    lease_token: Mapped[int | None] = mapped_column(BigInteger)
     exit_code: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
+    duration_ms: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class JobActivityRecord(Base):
+    """Per-job facts folded from run events, for the scheduler and the dashboard."""
+
+    __tablename__ = "job_activity"
+
+    job_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_fire_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_dependency_request_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_success_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_run_id: Mapped[str | None] = mapped_column(String(64))
+    last_run_status: Mapped[str | None] = mapped_column(String(16))
+    last_run_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 class WorkerRecord(Base):

@@ -1,0 +1,186 @@
+"""Loading rows into the projection's plain dataclasses and writing them back.
+
+Every table is written the same way: the rows a batch touched are deleted and the live
+ones inserted again (Core executemany), which is simpler than diffing and one statement
+per table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Collection, Sequence
+from typing import Any
+
+from sqlalchemy import delete, insert, select
+from sqlalchemy.orm import Session
+
+from events.schedules import parse_schedule
+from projector.activity import JobActivity
+from projector.job_projection import JobRow
+from projector.run_projection import AttemptRow, RunRow
+from projector.serialize import spec_from_json
+from projector.tables import (
+    JobActivityRecord,
+    JobDependencyRecord,
+    JobRecord,
+    JobTagRecord,
+    RunAttemptRecord,
+    RunRecord,
+    WorkerRecord,
+    core_table,
+)
+from projector.worker_projection import WorkerRow
+
+_RUN_COLUMNS = tuple(f.name for f in dataclasses.fields(RunRow) if f.name != "attempts")
+_ATTEMPT_COLUMNS = tuple(f.name for f in dataclasses.fields(AttemptRow))
+_ACTIVITY_COLUMNS = tuple(f.name for f in dataclasses.fields(JobActivity))
+_WORKER_COLUMNS = tuple(f.name for f in dataclasses.fields(WorkerRow))
+
+
+# --- jobs --------------------------------------------------------------------------
+
+
+def load_jobs(session: Session, ids: Collection[str]) -> dict[str, JobRow]:
+    if not ids:
+        return {}
+    records = session.scalars(select(JobRecord).where(JobRecord.id.in_(ids)))
+    return {record.id: job_row(record) for record in records}
+
+
+def replace_jobs(session: Session, existing: Sequence[str], live: Sequence[JobRow]) -> None:
+    if existing:
+        session.execute(delete(JobTagRecord).where(JobTagRecord.job_id.in_(existing)))
+        session.execute(delete(JobDependencyRecord).where(JobDependencyRecord.job_id.in_(existing)))
+        session.execute(delete(JobRecord).where(JobRecord.id.in_(existing)))
+    if not live:
+        return
+    session.execute(insert(core_table(JobRecord)), [job_record_values(row) for row in live])
+    tags = [{"job_id": r.id, "tag": tag} for r in live for tag in set(r.spec.tags)]
+    deps = [{"job_id": r.id, "depends_on_id": d} for r in live for d in set(r.spec.depends_on)]
+    if tags:
+        session.execute(insert(core_table(JobTagRecord)), tags)
+    if deps:
+        session.execute(insert(core_table(JobDependencyRecord)), deps)
+
+
+def job_row(record: JobRecord) -> JobRow:
+    return JobRow(
+        id=record.id,
+        spec=spec_from_json(record.spec),
+        created_at=record.created_at,
+        updated_at=record.updated_at,
+        version=record.version,
+    )
+
+
+def job_record_values(row: JobRow) -> dict[str, Any]:
+    spec = row.spec
+    return {
+        "id": row.id,
+        "name": spec.name,
+        "type": spec.type,
+        "schedule": spec.schedule,
+        "schedule_type": schedule_type(spec.schedule, spec.timezone),
+        "timezone": spec.timezone,
+        "queue": spec.queue,
+        "priority": spec.priority,
+        "enabled": spec.enabled,
+        "spec": spec,  # serialised by the engine's orjson
+        "created_at": row.created_at,
+        "updated_at": row.updated_at,
+        "version": row.version,
+    }
+
+
+def schedule_type(expression: str | None, timezone: str) -> str:
+    try:
+        return parse_schedule(expression, timezone).kind
+    except ValueError:  # validated at the API; only a future syntax could land here
+        return "unknown"
+
+
+# --- runs --------------------------------------------------------------------------
+
+
+def load_runs(session: Session, ids: Collection[str]) -> dict[str, RunRow]:
+    if not ids:
+        return {}
+    attempts: dict[str, list[AttemptRow]] = {}
+    query = (
+        select(RunAttemptRecord)
+        .where(RunAttemptRecord.run_id.in_(ids))
+        .order_by(RunAttemptRecord.attempt)
+    )
+    for record in session.scalars(query):
+        attempts.setdefault(record.run_id, []).append(attempt_row(record))
+    runs = session.scalars(select(RunRecord).where(RunRecord.id.in_(ids)))
+    return {record.id: run_row(record, attempts.get(record.id, [])) for record in runs}
+
+
+def run_row(record: RunRecord, attempts: Sequence[AttemptRow]) -> RunRow:
+    values = {name: getattr(record, name) for name in _RUN_COLUMNS}
+    return RunRow(**values, attempts=tuple(attempts))
+
+
+def attempt_row(record: RunAttemptRecord) -> AttemptRow:
+    return AttemptRow(**{name: getattr(record, name) for name in _ATTEMPT_COLUMNS})
+
+
+def replace_runs(session: Session, existing: Sequence[str], live: Sequence[RunRow]) -> None:
+    if existing:
+        session.execute(delete(RunAttemptRecord).where(RunAttemptRecord.run_id.in_(existing)))
+        session.execute(delete(RunRecord).where(RunRecord.id.in_(existing)))
+    if not live:
+        return
+    session.execute(
+        insert(core_table(RunRecord)), [{n: getattr(r, n) for n in _RUN_COLUMNS} for r in live]
+    )
+    attempts = [
+        {"run_id": run.id, **{n: getattr(a, n) for n in _ATTEMPT_COLUMNS}}
+        for run in live
+        for a in run.attempts
+    ]
+    if attempts:
+        session.execute(insert(core_table(RunAttemptRecord)), attempts)
+
+
+# --- job activity and workers ------------------------------------------------------
+
+
+def load_activity(session: Session, job_ids: Collection[str]) -> dict[str, JobActivity]:
+    if not job_ids:
+        return {}
+    records = session.scalars(
+        select(JobActivityRecord).where(JobActivityRecord.job_id.in_(job_ids))
+    )
+    return {r.job_id: JobActivity(**{n: getattr(r, n) for n in _ACTIVITY_COLUMNS}) for r in records}
+
+
+def replace_activity(
+    session: Session, existing: Sequence[str], live: Sequence[JobActivity]
+) -> None:
+    if existing:
+        session.execute(delete(JobActivityRecord).where(JobActivityRecord.job_id.in_(existing)))
+    if live:
+        rows = [{n: getattr(a, n) for n in _ACTIVITY_COLUMNS} for a in live]
+        session.execute(insert(core_table(JobActivityRecord)), rows)
+
+
+def load_workers(session: Session, ids: Collection[str]) -> dict[str, WorkerRow]:
+    if not ids:
+        return {}
+    records = session.scalars(select(WorkerRecord).where(WorkerRecord.id.in_(ids)))
+    return {r.id: worker_row(r) for r in records}
+
+
+def worker_row(record: WorkerRecord) -> WorkerRow:
+    values = {n: getattr(record, n) for n in _WORKER_COLUMNS}
+    return WorkerRow(**{**values, "tags": tuple(record.tags)})
+
+
+def replace_workers(session: Session, existing: Sequence[str], live: Sequence[WorkerRow]) -> None:
+    if existing:
+        session.execute(delete(WorkerRecord).where(WorkerRecord.id.in_(existing)))
+    if live:
+        rows = [{n: getattr(w, n) for n in _WORKER_COLUMNS} for w in live]
+        session.execute(insert(core_table(WorkerRecord)), rows)
