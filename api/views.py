@@ -8,9 +8,9 @@ from datetime import datetime
 
 from api.schemas import EventOut, JobOut
 from events.schedules import parse_schedule
-from projector.batch import schedule_type
 from projector.job_projection import JobRow
 from projector.queries import EventEntry
+from projector.rows import schedule_type
 
 
 def iso(moment: datetime | None) -> str | None:
