@@ -7,7 +7,6 @@ from typing import Annotated, Any
 from fastapi import Body, FastAPI, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -16,18 +15,23 @@ from api.context import ApiContext
 from api.errors import ApiError, NotFound, Unavailable
 from api.middleware import BodyLimitMiddleware, JsonBodiesMiddleware
 from api.problems import api_error_response, validation_error_response
-from api.schemas import ErrorBody, EventList, JobCreate, JobFields, JobList, JobOut, JobQuery
+from api.run_routes import add_run_routes
+from api.schemas import (
+    ErrorBody,
+    EventList,
+    JobCreate,
+    JobFields,
+    JobList,
+    JobOut,
+    JobQuery,
+    ReasonBody,
+)
 from api.views import event_out, job_out
 from projector import queries
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody} for status in (404, 409, 413, 422, 503)
 }
-
-
-class ReasonBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    reason: Annotated[str, Field(max_length=500)] | None = None
 
 
 def create_app(context: ApiContext) -> FastAPI:
@@ -43,6 +47,7 @@ def create_app(context: ApiContext) -> FastAPI:
     app.add_exception_handler(RequestValidationError, validation_error_response)  # type: ignore[arg-type]
     app.add_exception_handler(OperationalError, _database_unavailable)  # type: ignore[arg-type]
     _add_job_routes(app, context)
+    add_run_routes(app, context)
     _add_health_route(app, context)
     return app
 

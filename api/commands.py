@@ -4,8 +4,6 @@ and wait until the read model shows it (read-your-writes)."""
 from __future__ import annotations
 
 import dataclasses
-import logging
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -13,11 +11,12 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from api.appending import api_event, append_and_wait
 from api.context import ApiContext
-from api.errors import Conflict, FieldProblem, Invalid, NotFound, Unavailable
+from api.errors import Conflict, FieldProblem, Invalid, NotFound
 from api.schemas import JobFields
 from api.validation import check_spec, find_cycle
-from events.errors import EventLogError
+from events.ids import new_job_id
 from events.model import (
     Event,
     JobCreated,
@@ -27,12 +26,9 @@ from events.model import (
     JobSpec,
     JobUpdated,
     Payload,
-    to_millis,
 )
 from projector import queries
 from projector.job_projection import JobRow, Rejected, apply_job_event
-
-log = logging.getLogger(__name__)
 
 
 def _default(spec_field: dataclasses.Field[Any]) -> Any:
@@ -54,10 +50,6 @@ class Written:
     job: JobRow | None
     consistent: bool = True
     changed: bool = True
-
-
-def new_job_id() -> str:
-    return f"job-{uuid.uuid4().hex[:16]}"
 
 
 class JobCommands:
@@ -165,24 +157,12 @@ class JobCommands:
             raise Invalid.of(problems)
 
     def _event(self, job_id: str, payload: Payload) -> Event:
-        return Event(
-            payload=payload, occurred_at=to_millis(self._ctx.clock()), actor="api", job_id=job_id
-        )
+        return api_event(self._ctx, payload, job_id)
 
     def _write(self, current: JobRow | None, event: Event) -> Written:
-        try:
-            positions = self._ctx.log.append([(event.key, self._ctx.codec.encode(event))])
-        except EventLogError as e:
-            log.error("append failed", extra={"job_id": event.job_id, "error": str(e)})
-            raise Unavailable(f"the event log is unavailable, nothing was changed: {e}") from e
-        log.info(
-            "job event appended",
-            extra={"job_id": event.job_id, "event_type": event.type, "offset": positions[0].offset},
-        )
-        if self._ctx.progress.wait_for(positions, self._ctx.ryw_timeout):
+        if append_and_wait(self._ctx, [event]):
             with Session(self._ctx.engine) as session:
                 return Written(queries.find_job(session, event.job_id or ""))
-        log.warning("read model lagging behind a write", extra={"job_id": event.job_id})
         outcome = apply_job_event(current, event)
         return Written(None if isinstance(outcome, Rejected) else outcome, consistent=False)
 

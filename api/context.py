@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 
 from events.codec import EventCodec
 from events.log import EventLog
+from leases.port import LeaseStore
 from projector.progress import ProjectionProgress
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
@@ -26,8 +27,10 @@ class ApiContext:
     codec: EventCodec
     engine: Engine
     progress: ProjectionProgress
+    leases: LeaseStore
     clock: Callable[[], datetime] = utc_now
     ryw_timeout: float = 5.0  # seconds a write waits for the read model to show it
+    decision_wait: float = 2.0  # seconds a trigger waits for the scheduler to queue or skip
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     # Commands that check invariants across jobs (unique names, the DAG) run one at a
     # time, so each sees the previous one's effect. See docs/decisions.md.

@@ -3,6 +3,7 @@ that need other jobs or the clock are in ``api.validation``."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
@@ -61,6 +62,11 @@ class JobCreate(JobFields):
 
     name: Name
     type: JobTypeField
+
+
+class ReasonBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: Annotated[str, Field(max_length=500)] | None = None
 
 
 class JobQuery(BaseModel):
@@ -150,3 +156,108 @@ class ErrorBody(BaseModel):
     error: str
     message: str
     errors: list[FieldError] = []
+
+
+class TriggerBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    parameters: dict[str, Any] = Field(default_factory=dict, description="merged over the job's")
+
+
+class TriggerOut(BaseModel):
+    run_id: str
+    job_id: str
+    status: str
+    reason: str | None = None
+
+
+class AttemptOut(BaseModel):
+    attempt: int
+    status: str
+    worker: str | None
+    lease_token: int | None
+    queued_at: str | None
+    started_at: str | None
+    finished_at: str | None
+    duration: float | None  # seconds
+    exit_code: int | None
+    error: str | None
+
+
+class RunOut(BaseModel):
+    id: str
+    job_id: str
+    job_name: str | None
+    status: str
+    trigger: str
+    attempt: int
+    worker: str | None
+    parameters: dict[str, Any]
+    correlation_id: str | None
+    upstream_run_id: str | None
+    idempotency_key: str | None
+    scheduled_for: str | None
+    requested_at: str
+    queued_at: str | None
+    started_at: str | None
+    finished_at: str | None
+    next_retry_at: str | None
+    duration: float | None  # seconds
+    exit_code: int | None
+    output: str | None  # stdout, capped (tail kept)
+    stderr: str | None
+    error: str | None
+    result: Any = None
+    reason: str | None  # why it was skipped, cancelled or dead-lettered
+    dead_lettered: bool
+    cancel_requested: bool
+    attempts: list[AttemptOut]
+
+
+class RunQuery(BaseModel):
+    """Filters of ``GET /api/runs``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    job_id: str | None = Field(default=None, description="job id or name")
+    status: (
+        Literal[
+            "pending",
+            "queued",
+            "running",
+            "retrying",
+            "completed",
+            "failed",
+            "cancelled",
+            "skipped",
+        ]
+        | None
+    ) = None
+    since: datetime | None = None
+    until: datetime | None = None
+    limit: Annotated[int, Field(ge=1, le=500)] = 50
+    offset: Annotated[int, Field(ge=0)] = 0
+
+
+class RunList(BaseModel):
+    runs: list[RunOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class RunEventList(BaseModel):
+    run_id: str
+    events: list[EventOut]
+    total: int
+
+
+class WorkerOut(BaseModel):
+    id: str
+    tags: list[str]
+    concurrency: int
+    active_jobs: int
+    status: str  # active, stopped, lost
+    alive: bool  # its heartbeat lease is live
+    hostname: str
+    pid: int
+    registered_at: str

@@ -6,11 +6,13 @@ import dataclasses
 from collections.abc import Mapping
 from datetime import datetime
 
-from api.schemas import EventOut, JobOut
+from api.schemas import AttemptOut, EventOut, JobOut, RunOut, WorkerOut
 from events.schedules import parse_schedule
 from projector.job_projection import JobRow
 from projector.queries import EventEntry
 from projector.rows import schedule_type
+from projector.run_projection import AttemptRow, RunRow
+from projector.run_queries import WorkerSummary
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -73,3 +75,73 @@ def job_out(job: JobRow, names: Mapping[str, str], now: datetime) -> JobOut:
 
 def event_out(entry: EventEntry) -> EventOut:
     return EventOut(**{**dataclasses.asdict(entry), "occurred_at": iso(entry.occurred_at)})
+
+
+def _seconds(ms: int | None, start: datetime | None, end: datetime | None) -> float | None:
+    if ms is not None:
+        return ms / 1000
+    if start is not None and end is not None:
+        return (end - start).total_seconds()
+    return None
+
+
+def attempt_out(attempt: AttemptRow) -> AttemptOut:
+    return AttemptOut(
+        attempt=attempt.attempt,
+        status=attempt.status,
+        worker=attempt.worker_id,
+        lease_token=attempt.lease_token,
+        queued_at=iso(attempt.queued_at),
+        started_at=iso(attempt.started_at),
+        finished_at=iso(attempt.finished_at),
+        duration=_seconds(attempt.duration_ms, attempt.started_at, attempt.finished_at),
+        exit_code=attempt.exit_code,
+        error=attempt.error,
+    )
+
+
+def run_out(run: RunRow, job_name: str | None) -> RunOut:
+    return RunOut(
+        id=run.id,
+        job_id=run.job_id,
+        job_name=job_name,
+        status=run.status,
+        trigger=run.trigger,
+        attempt=run.attempt,
+        worker=run.worker_id,
+        parameters=run.parameters,
+        correlation_id=run.correlation_id,
+        upstream_run_id=run.upstream_run_id,
+        idempotency_key=run.idempotency_key,
+        scheduled_for=iso(run.scheduled_for),
+        requested_at=iso(run.requested_at) or "",
+        queued_at=iso(run.queued_at),
+        started_at=iso(run.started_at),
+        finished_at=iso(run.finished_at),
+        next_retry_at=iso(run.next_retry_at),
+        duration=_seconds(run.duration_ms, run.started_at, run.finished_at),
+        exit_code=run.exit_code,
+        output=run.stdout,
+        stderr=run.stderr,
+        error=run.error,
+        result=run.result,
+        reason=run.reason,
+        dead_lettered=run.dead_lettered,
+        cancel_requested=run.cancel_requested,
+        attempts=[attempt_out(a) for a in run.attempts],
+    )
+
+
+def worker_out(summary: WorkerSummary, alive: bool) -> WorkerOut:
+    worker = summary.worker
+    return WorkerOut(
+        id=worker.id,
+        tags=list(worker.tags),
+        concurrency=worker.concurrency,
+        active_jobs=summary.active_jobs,
+        status=worker.status,
+        alive=alive,
+        hostname=worker.hostname,
+        pid=worker.pid,
+        registered_at=iso(worker.registered_at) or "",
+    )

@@ -19,6 +19,8 @@ from chronolog.settings import Settings, SettingsError
 from events.codec import EventCodec
 from events.log import EventLog
 from events.sqlite_log import SqliteEventLog
+from leases.port import LeaseStore
+from leases.sqlite_store import SqliteLeaseStore
 from projector.database import create_read_model_engine, create_schema
 from projector.loop import Projector
 from projector.progress import ProjectionProgress
@@ -33,8 +35,10 @@ class Runtime:
     codec: EventCodec
     engine: Engine
     progress: ProjectionProgress
+    leases: LeaseStore
 
     def close(self) -> None:
+        self.leases.close()
         self.log.close()
         self.engine.dispose()
 
@@ -57,10 +61,20 @@ def open_read_model(url: str) -> Engine:
     return engine
 
 
+def open_lease_store(settings: Settings) -> LeaseStore:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return SqliteLeaseStore(settings.data_dir / "leases.db")
+
+
 def build_runtime(settings: Settings) -> Runtime:
     engine = open_read_model(settings.database)
     return Runtime(
-        settings, open_event_log(settings), EventCodec.default(), engine, ProjectionProgress(engine)
+        settings,
+        open_event_log(settings),
+        EventCodec.default(),
+        engine,
+        ProjectionProgress(engine),
+        open_lease_store(settings),
     )
 
 
@@ -70,6 +84,7 @@ def api_context(runtime: Runtime) -> ApiContext:
         codec=runtime.codec,
         engine=runtime.engine,
         progress=runtime.progress,
+        leases=runtime.leases,
         ryw_timeout=runtime.settings.read_your_writes_timeout,
         max_body_bytes=runtime.settings.api_max_body_bytes,
     )

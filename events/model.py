@@ -57,6 +57,15 @@ class JobSpec:
     description: str | None = None
 
 
+def spec_from_dict(data: dict[str, Any]) -> JobSpec:
+    """A spec from its JSON form (lists where the spec has tuples)."""
+    values = dict(data)
+    for name in ("argv", "tags", "depends_on", "non_retryable_exit_codes"):
+        if values.get(name) is not None:
+            values[name] = tuple(values[name])
+    return JobSpec(**values)
+
+
 # --- job lifecycle -----------------------------------------------------------------
 
 

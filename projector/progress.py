@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
@@ -49,9 +49,14 @@ class ProjectionProgress:
     def wait_for(self, positions: Iterable[Position], timeout: float) -> bool:
         """True once every position is applied; False if ``timeout`` s pass first."""
         needed = list(positions)
+        return self.wait_until(lambda: self.reached(needed), timeout)
+
+    def wait_until(self, condition: Callable[[], bool], timeout: float) -> bool:
+        """Re-check ``condition`` after every projected batch (or poll interval) until it
+        holds; False if ``timeout`` s pass first."""
         deadline = time.monotonic() + timeout
         with self._changed:
-            while not self.reached(needed):
+            while not condition():
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False

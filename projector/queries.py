@@ -130,10 +130,10 @@ def job_events(session: Session, job_id: str, limit: int | None = None) -> list[
         .order_by(EventIndexRecord.partition, EventIndexRecord.offset)
         .limit(limit)
     )
-    return [_entry(record) for record in session.scalars(query)]
+    return [entry(record) for record in session.scalars(query)]
 
 
-def _entry(record: EventIndexRecord) -> EventEntry:
+def entry(record: EventIndexRecord) -> EventEntry:
     return EventEntry(
         partition=record.partition,
         offset=record.offset,

@@ -14,11 +14,11 @@ from typing import Any
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
+from events.model import spec_from_dict
 from events.schedules import parse_schedule
 from projector.activity import JobActivity
 from projector.job_projection import JobRow
 from projector.run_projection import AttemptRow, RunRow
-from projector.serialize import spec_from_json
 from projector.tables import (
     JobActivityRecord,
     JobDependencyRecord,
@@ -66,7 +66,7 @@ def replace_jobs(session: Session, existing: Sequence[str], live: Sequence[JobRo
 def job_row(record: JobRecord) -> JobRow:
     return JobRow(
         id=record.id,
-        spec=spec_from_json(record.spec),
+        spec=spec_from_dict(record.spec),
         created_at=record.created_at,
         updated_at=record.updated_at,
         version=record.version,

@@ -1,0 +1,63 @@
+"""Appending a command's events and waiting until reads show them."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+
+from api.context import ApiContext
+from api.errors import Unavailable
+from events.errors import EventLogError
+from events.model import Event, Payload, to_millis
+
+log = logging.getLogger(__name__)
+
+
+def api_event(
+    ctx: ApiContext,
+    payload: Payload,
+    job_id: str,
+    *,
+    run_id: str | None = None,
+    attempt: int | None = None,
+    correlation_id: str | None = None,
+    at: datetime | None = None,
+) -> Event:
+    return Event(
+        payload=payload,
+        occurred_at=to_millis(at or ctx.clock()),
+        actor="api",
+        job_id=job_id,
+        run_id=run_id,
+        attempt=attempt,
+        correlation_id=correlation_id,
+    )
+
+
+def append_and_wait(ctx: ApiContext, events: Sequence[Event]) -> bool:
+    """Append ``events`` (durably) and wait, bounded, until the read model has them.
+
+    Returns False if the read model did not catch up in time (the events are still
+    appended). Raises ``Unavailable`` if the log refused them: nothing was appended.
+    """
+    try:
+        positions = ctx.log.append([(e.key, ctx.codec.encode(e)) for e in events])
+    except EventLogError as e:
+        log.error("append failed", extra={"job_id": events[0].job_id, "error": str(e)})
+        raise Unavailable(f"the event log is unavailable, nothing was changed: {e}") from e
+    for event, position in zip(events, positions, strict=True):
+        log.info(
+            "event appended",
+            extra={
+                "event_type": event.type,
+                "job_id": event.job_id,
+                "run_id": event.run_id,
+                "partition": position.partition,
+                "offset": position.offset,
+            },
+        )
+    if ctx.progress.wait_for(positions, ctx.ryw_timeout):
+        return True
+    log.warning("read model lagging behind a write", extra={"job_id": events[0].job_id})
+    return False

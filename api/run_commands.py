@@ -1,0 +1,111 @@
+"""Run command handlers: trigger, cancel, retry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from api.appending import api_event, append_and_wait
+from api.context import ApiContext
+from api.errors import Conflict, NotFound
+from events.dispatch import CANCEL_CHANNEL, CANCEL_FLAG_TTL, cancel_flag
+from events.ids import idempotent_run_id, new_run_id
+from events.model import RunCancelled, RunCancelRequested, RunRequested, RunRetryScheduled
+from projector import queries, run_queries
+from projector.run_projection import TERMINAL, RunRow
+
+
+@dataclass(frozen=True, slots=True)
+class Triggered:
+    run: RunRow
+    created: bool  # False when an Idempotency-Key named an earlier trigger
+
+
+class RunCommands:
+    def __init__(self, context: ApiContext) -> None:
+        self._ctx = context
+
+    def trigger(
+        self, job_ref: str, parameters: dict[str, Any], idempotency_key: str | None
+    ) -> Triggered:
+        """Request a manual run; answer once the scheduler has queued or skipped it (bounded)."""
+        with Session(self._ctx.engine) as session:
+            job = queries.find_job(session, job_ref)
+            if job is None:
+                raise NotFound(f"no job with id or name {job_ref!r}")
+            run_id = idempotent_run_id(job.id, idempotency_key) if idempotency_key else new_run_id()
+            if idempotency_key and (earlier := run_queries.get_run(session, run_id)) is not None:
+                return Triggered(earlier, created=False)
+        merged = {**job.spec.parameters, **parameters}
+        request = RunRequested(trigger="manual", parameters=merged, idempotency_key=idempotency_key)
+        event = api_event(
+            self._ctx, request, job.id, run_id=run_id, attempt=1, correlation_id=run_id
+        )
+        append_and_wait(self._ctx, [event])
+        self._ctx.progress.wait_until(
+            lambda: self._status(run_id) != "pending", self._ctx.decision_wait
+        )
+        return Triggered(self._run(run_id), created=True)
+
+    def cancel(self, run_id: str, reason: str | None) -> RunRow:
+        """Stop a run: drop it if it waits, signal its worker if it runs."""
+        run = self._run(run_id)
+        if run.status in TERMINAL:
+            raise Conflict(f"run {run_id} is already {run.status}")
+        reason = reason or "cancelled by request"
+        # The flag stops a worker that pops the run later; the message stops one running it.
+        self._ctx.leases.set_flag(cancel_flag(run_id), CANCEL_FLAG_TTL)
+        self._ctx.leases.publish(CANCEL_CHANNEL, run_id.encode())
+        events = [
+            api_event(
+                self._ctx,
+                RunCancelRequested(reason),
+                run.job_id,
+                run_id=run_id,
+                attempt=run.attempt,
+            )
+        ]
+        if self._nobody_runs(run):
+            events.append(
+                api_event(
+                    self._ctx, RunCancelled(reason), run.job_id, run_id=run_id, attempt=run.attempt
+                )
+            )
+        append_and_wait(self._ctx, events)
+        return self._run(run_id)
+
+    def _nobody_runs(self, run: RunRow) -> bool:
+        """True when no worker has the run, or can get it any more."""
+        if run.status in ("pending", "retrying"):
+            return True
+        return (
+            run.status == "queued"
+            and run.queue is not None
+            and self._ctx.leases.remove(run.queue, run.id)
+        )
+
+    def retry(self, run_id: str) -> RunRow:
+        """Give a failed (or dead-lettered) run one more attempt, now."""
+        run = self._run(run_id)
+        if run.status != "failed":
+            raise Conflict(f"run {run_id} is {run.status}; only failed runs can be retried")
+        retry = RunRetryScheduled(
+            next_attempt=run.attempt + 1, retry_at=self._ctx.clock(), delay_ms=0
+        )
+        event = api_event(self._ctx, retry, run.job_id, run_id=run_id, attempt=run.attempt + 1)
+        append_and_wait(self._ctx, [event])
+        return self._run(run_id)
+
+    def _status(self, run_id: str) -> str | None:
+        with Session(self._ctx.engine) as session:
+            run = run_queries.get_run(session, run_id)
+        return run.status if run is not None else None
+
+    def _run(self, run_id: str) -> RunRow:
+        with Session(self._ctx.engine) as session:
+            run = run_queries.get_run(session, run_id)
+        if run is None:
+            raise NotFound(f"no run {run_id!r}")
+        return run

@@ -1,0 +1,58 @@
+"""The dispatch protocol between the API, the scheduler and workers: the ticket a queue
+entry carries (so a worker can run an attempt without waiting for the read model), and
+the names of the leases, flags and channels they share through the lease store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from events.errors import MalformedEvent
+from events.model import JobSpec, spec_from_dict
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    run_id: str
+    job_id: str
+    attempt: int
+    spec: JobSpec  # the job as it was when the attempt was queued
+    parameters: dict[str, Any] = field(default_factory=dict)
+    correlation_id: str | None = None
+
+
+def encode_ticket(ticket: Ticket) -> bytes:
+    return orjson.dumps(ticket)
+
+
+def decode_ticket(data: bytes) -> Ticket:
+    try:
+        raw = orjson.loads(data)
+        return Ticket(**{**raw, "spec": spec_from_dict(raw["spec"])})
+    except (orjson.JSONDecodeError, KeyError, TypeError) as e:
+        raise MalformedEvent(f"not a dispatch ticket: {e}") from e
+
+
+CANCEL_CHANNEL = "cancel"  # pub/sub: a run id per message
+CANCEL_FLAG_TTL = 24 * 3600.0  # seconds; longer than any run waits in a queue
+FINISHED_FLAG_TTL = 24 * 3600.0
+SCHEDULER_LEADER_KEY = "leader:scheduler"
+
+
+def run_lease_key(run_id: str) -> str:
+    return f"run:{run_id}"
+
+
+def worker_lease_key(worker_id: str) -> str:
+    return f"worker:{worker_id}"
+
+
+def cancel_flag(run_id: str) -> str:
+    return f"cancel:{run_id}"
+
+
+def finished_flag(run_id: str, attempt: int) -> str:
+    """Raised when an attempt has ended, so a duplicate queue entry is never run again."""
+    return f"finished:{run_id}:{attempt}"

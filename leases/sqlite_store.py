@@ -1,0 +1,390 @@
+"""Embedded lease store: leases, dispatch queues, flags and pub/sub in one SQLite file.
+
+Every write is one ``BEGIN IMMEDIATE`` transaction, so SQLite's single writer makes
+each step atomic across threads and processes: taking a lease and drawing its fencing
+token from the global counter, or popping the best queue item, can never interleave.
+Threads of one store object also queue on an in-process lock first, so they wait on
+each other without SQLite's busy-handler back-off.
+
+Waiting (``pop``, ``Subscription.get``) wakes at once for pushes and publishes made
+through the same store object, and re-checks the file every ``RECHECK_INTERVAL`` s for
+those made by other processes.
+
+Expiry uses the injected clock (wall time by default), so every process sharing a file
+must share a clock: one machine only.
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Final
+
+from leases._sqlite import Signal, ThreadConnections, immediate, translate
+from leases.errors import LeaseError
+from leases.port import Lease, LeaseStore, Message, QueueItem, Subscription
+
+Clock = Callable[[], float]
+
+FORMAT_VERSION: Final = "1"
+RECHECK_INTERVAL: Final = 0.005
+"""Seconds between looks at the file for pushes and publishes of other processes."""
+MESSAGE_RETENTION: Final = 60.0
+"""Seconds a published message stays readable by subscriptions that have not read it."""
+PRUNE_INTERVAL: Final = 5.0
+"""Seconds between clean-ups of old messages and expired leases and flags (per object)."""
+
+_CHUNK: Final = 500  # keys per IN (...) list, well under SQLite's variable limit
+_FETCH: Final = 1000  # messages read per look
+
+# Derived state (see leases.port): WAL with synchronous=NORMAL never corrupts the file
+# and skips an fsync per commit; a power cut may lose the last commits, which the
+# scheduler's reconciliation re-pushes. Tokens could then repeat, which is what
+# ensure_token_floor (seeded from the log) is for.
+_PRAGMAS: Final = ("PRAGMA synchronous=NORMAL",)
+_SCHEMA: Final = (
+    "CREATE TABLE IF NOT EXISTS store_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS token_counter (
+        id INTEGER PRIMARY KEY CHECK (id = 0),
+        value INTEGER NOT NULL
+    )""",
+    "INSERT OR IGNORE INTO token_counter VALUES (0, 0)",
+    """CREATE TABLE IF NOT EXISTS leases (
+        key TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        token INTEGER NOT NULL,
+        expires_at REAL NOT NULL
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS queue_items (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        queue TEXT NOT NULL,
+        item_id TEXT NOT NULL,
+        priority INTEGER NOT NULL,
+        payload BLOB NOT NULL,
+        UNIQUE (queue, item_id)
+    )""",
+    "CREATE INDEX IF NOT EXISTS queue_items_order ON queue_items (queue, priority DESC, seq)",
+    """CREATE TABLE IF NOT EXISTS flags (
+        key TEXT PRIMARY KEY,
+        expires_at REAL NOT NULL
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS messages (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        channel TEXT NOT NULL,
+        data BLOB NOT NULL,
+        created_at REAL NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS messages_channel ON messages (channel)",
+    "CREATE INDEX IF NOT EXISTS messages_created ON messages (created_at)",
+)
+_SELECT_LEASE: Final = "SELECT owner, expires_at FROM leases WHERE key = ?"
+_PUT_LEASE: Final = "INSERT OR REPLACE INTO leases VALUES (?, ?, ?, ?)"
+_RENEW: Final = "UPDATE leases SET expires_at = ? WHERE key = ? AND token = ? AND expires_at > ?"
+_NEXT_TOKEN: Final = "UPDATE token_counter SET value = value + 1 WHERE id = 0"
+_TOKEN: Final = "SELECT value FROM token_counter WHERE id = 0"
+_PUSH: Final = (
+    "INSERT OR IGNORE INTO queue_items (queue, item_id, priority, payload) VALUES (?, ?, ?, ?)"
+)
+_HEAD: Final = (
+    "SELECT seq, item_id, priority, payload FROM queue_items WHERE queue = ?"
+    " ORDER BY priority DESC, seq LIMIT 1"
+)
+_PUBLISH: Final = "INSERT INTO messages (channel, data, created_at) VALUES (?, ?, ?)"
+
+_Row = tuple[int, str, int, bytes]  # seq, item id, priority, payload
+
+
+class SqliteLeaseStore(LeaseStore):
+    """The ``LeaseStore`` port on a SQLite file (WAL), for many threads and processes.
+
+    Args:
+        path: the database file; created with its directory if missing.
+        clock: seconds since the epoch; every process sharing the file must agree.
+        busy_timeout: seconds a step waits for other processes' writes before
+            ``LeaseStoreUnavailable``.
+    """
+
+    def __init__(
+        self, path: str | Path, *, clock: Clock = time.time, busy_timeout: float = 10.0
+    ) -> None:
+        self._path = Path(path)
+        self._clock = clock
+        self._connections = ThreadConnections(
+            self._path, busy_timeout=busy_timeout, pragmas=_PRAGMAS
+        )
+        self._write_lock = threading.Lock()
+        self._pushed = Signal()
+        self._published = Signal()
+        self._pruned_at = -math.inf
+        try:
+            self._initialise()
+        except BaseException:
+            self.close()
+            raise
+
+    def __repr__(self) -> str:
+        return f"SqliteLeaseStore({str(self._path)!r})"
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    # --- leases ----------------------------------------------------------------------
+
+    def acquire(self, key: str, owner: str, ttl: float) -> Lease | None:
+        _check_ttl(ttl, f"lease {key!r}")
+        with self._writing(f"acquire of lease {key!r} by {owner!r}") as (conn, now):
+            held = conn.execute(_SELECT_LEASE, (key,)).fetchone()
+            if held is not None and held[0] != owner and held[1] > now:
+                return None
+            conn.execute(_NEXT_TOKEN)
+            token: int = conn.execute(_TOKEN).fetchone()[0]
+            conn.execute(_PUT_LEASE, (key, owner, token, now + ttl))
+        return Lease(key, owner, token, now + ttl)
+
+    def renew(self, key: str, token: int, ttl: float) -> bool:
+        _check_ttl(ttl, f"lease {key!r}")
+        with self._writing(f"renewal of lease {key!r} (token {token})") as (conn, now):
+            renewed = conn.execute(_RENEW, (now + ttl, key, token, now)).rowcount
+        return renewed == 1
+
+    def release(self, key: str, token: int) -> bool:
+        with self._writing(f"release of lease {key!r} (token {token})") as (conn, now):
+            query = "DELETE FROM leases WHERE key = ? AND token = ? AND expires_at > ?"
+            released = conn.execute(query, (key, token, now)).rowcount
+        return released == 1
+
+    def inspect(self, keys: Sequence[str]) -> dict[str, Lease]:
+        leases: dict[str, Lease] = {}
+        for chunk in _chunks(list(dict.fromkeys(keys))):
+            marks = ", ".join("?" * len(chunk))
+            query = (
+                "SELECT key, owner, token, expires_at FROM leases"
+                f" WHERE key IN ({marks}) AND expires_at > ?"
+            )
+            with self._reading(f"inspection of {len(chunk)} leases from {chunk[0]!r}") as (
+                conn,
+                now,
+            ):
+                rows = conn.execute(query, (*chunk, now)).fetchall()
+            leases.update((row[0], Lease(*row)) for row in rows)
+        return leases
+
+    def ensure_token_floor(self, floor: int) -> None:
+        query = "UPDATE token_counter SET value = MAX(value, ?) WHERE id = 0"
+        with self._writing(f"raising the token floor to {floor}") as (conn, _):
+            conn.execute(query, (floor,))
+
+    # --- dispatch queues ---------------------------------------------------------------
+
+    def push(self, queue: str, item: QueueItem) -> bool:
+        row = (queue, item.id, item.priority, item.payload)
+        with self._writing(f"push of {item.id!r} to queue {queue!r}") as (conn, _):
+            added = conn.execute(_PUSH, row).rowcount == 1
+        if added:
+            self._pushed.notify()
+        return added
+
+    def pop(self, queues: Sequence[str], timeout: float) -> tuple[str, QueueItem] | None:
+        names = tuple(dict.fromkeys(queues))
+        if not names or timeout < 0:
+            raise ValueError(f"pop needs queues and a timeout >= 0, got {queues!r}, {timeout}")
+        deadline = time.monotonic() + timeout
+        while True:
+            seen = self._pushed.generation
+            popped = self._try_pop(names)
+            remaining = deadline - time.monotonic()
+            if popped is not None or remaining <= 0:
+                return popped
+            self._pushed.wait(seen, min(remaining, RECHECK_INTERVAL))
+
+    def remove(self, queue: str, item_id: str) -> bool:
+        query = "DELETE FROM queue_items WHERE queue = ? AND item_id = ?"
+        with self._writing(f"removal of {item_id!r} from queue {queue!r}") as (conn, _):
+            return conn.execute(query, (queue, item_id)).rowcount == 1
+
+    def queued_ids(self, queue: str) -> set[str]:
+        query = "SELECT item_id FROM queue_items WHERE queue = ?"
+        with self._reading(f"listing of queue {queue!r}") as (conn, _):
+            return {row[0] for row in conn.execute(query, (queue,))}
+
+    # --- flags -------------------------------------------------------------------------
+
+    def set_flag(self, key: str, ttl: float) -> None:
+        _check_ttl(ttl, f"flag {key!r}")
+        with self._writing(f"raising flag {key!r}") as (conn, now):
+            conn.execute("INSERT OR REPLACE INTO flags VALUES (?, ?)", (key, now + ttl))
+
+    def has_flag(self, key: str) -> bool:
+        query = "SELECT 1 FROM flags WHERE key = ? AND expires_at > ?"
+        with self._reading(f"reading flag {key!r}") as (conn, now):
+            return conn.execute(query, (key, now)).fetchone() is not None
+
+    # --- ephemeral pub/sub -------------------------------------------------------------
+
+    def publish(self, channel: str, data: bytes) -> None:
+        with self._writing(f"publish on channel {channel!r}") as (conn, now):
+            conn.execute(_PUBLISH, (channel, data, now))
+        self._published.notify()
+
+    def subscribe(self, channels: Sequence[str]) -> SqliteSubscription:
+        names = tuple(dict.fromkeys(channels))
+        if not names:
+            raise ValueError("subscribe needs at least one channel")
+        with self._reading(f"subscription to channels {names!r}") as (conn, _):
+            after: int = conn.execute("SELECT COALESCE(MAX(id), 0) FROM messages").fetchone()[0]
+        return SqliteSubscription(self, names, after)
+
+    def close(self) -> None:
+        """Close every thread's connection; later calls raise ``LeaseError``."""
+        self._connections.close()
+        self._pushed.notify()
+        self._published.notify()
+
+    # --- used by SqliteSubscription --------------------------------------------------
+
+    def _messages_after(self, channels: tuple[str, ...], after: int) -> list[tuple[int, Message]]:
+        marks = ", ".join("?" * len(channels))
+        query = (
+            "SELECT id, channel, data FROM messages"
+            f" WHERE channel IN ({marks}) AND id > ? ORDER BY id LIMIT {_FETCH}"
+        )
+        with self._reading(f"reading channels {channels!r}") as (conn, _):
+            rows = conn.execute(query, (*channels, after)).fetchall()
+        return [(row[0], Message(row[1], row[2])) for row in rows]
+
+    def _wait_for_publish(self, seen: int, timeout: float) -> None:
+        self._published.wait(seen, timeout)
+
+    @property
+    def _publish_generation(self) -> int:
+        return self._published.generation
+
+    # --- internals ------------------------------------------------------------------
+
+    def _initialise(self) -> None:
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = self._connections.get()
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if mode != "wal":
+                raise LeaseError(f"lease store {self._path} needs WAL journaling, got {mode!r}")
+            with immediate(conn):
+                for statement in _SCHEMA:
+                    conn.execute(statement)
+                self._check_format(conn)
+        except sqlite3.Error as e:
+            raise translate(e, "opening the lease store", self._path) from e
+
+    def _check_format(self, conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT OR IGNORE INTO store_meta VALUES ('format', ?)", (FORMAT_VERSION,))
+        found = conn.execute("SELECT value FROM store_meta WHERE name = 'format'").fetchone()[0]
+        if found != FORMAT_VERSION:
+            raise LeaseError(f"{self._path} has lease store format {found!r}")
+
+    def _try_pop(self, queues: tuple[str, ...]) -> tuple[str, QueueItem] | None:
+        # A plain read first: idle poppers must not take the write lock every few ms.
+        with self._reading(f"peek at queues {queues!r}") as (conn, _):
+            if _best_head(conn, queues) is None:
+                return None
+        with self._writing(f"pop from queues {queues!r}") as (conn, _):
+            best = _best_head(conn, queues)
+            if best is None:
+                return None
+            queue, (seq, item_id, priority, payload) = best
+            conn.execute("DELETE FROM queue_items WHERE seq = ?", (seq,))
+        return queue, QueueItem(item_id, priority, payload)
+
+    @contextmanager
+    def _writing(self, what: str) -> Iterator[tuple[sqlite3.Connection, float]]:
+        """A write transaction and the store time read inside it."""
+        try:
+            conn = self._connections.get()
+            with self._write_lock, immediate(conn):
+                now = self._clock()
+                yield conn, now
+                self._prune(conn, now)
+        except sqlite3.Error as e:
+            raise translate(e, what, self._path) from e
+
+    @contextmanager
+    def _reading(self, what: str) -> Iterator[tuple[sqlite3.Connection, float]]:
+        try:
+            yield self._connections.get(), self._clock()
+        except sqlite3.Error as e:
+            raise translate(e, what, self._path) from e
+
+    def _prune(self, conn: sqlite3.Connection, now: float) -> None:
+        """Drop old messages and dead leases and flags, at most every PRUNE_INTERVAL s."""
+        if now - self._pruned_at < PRUNE_INTERVAL:
+            return
+        self._pruned_at = now
+        conn.execute("DELETE FROM messages WHERE created_at < ?", (now - MESSAGE_RETENTION,))
+        conn.execute("DELETE FROM leases WHERE expires_at <= ?", (now,))
+        conn.execute("DELETE FROM flags WHERE expires_at <= ?", (now,))
+
+
+class SqliteSubscription(Subscription):
+    """Messages on ``channels`` published after it was made; use from one thread at a time.
+
+    A subscription that does not read for ``MESSAGE_RETENTION`` s may miss messages.
+    """
+
+    def __init__(self, store: SqliteLeaseStore, channels: tuple[str, ...], after: int) -> None:
+        self._store = store
+        self._channels = channels
+        self._after = after
+        self._buffer: deque[Message] = deque()
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"SqliteSubscription({self._store!r}, {self._channels!r})"
+
+    def get(self, timeout: float) -> Message | None:
+        """The next message, waiting up to ``timeout`` s; None then, or once closed."""
+        deadline = time.monotonic() + timeout
+        while not self._closed:
+            seen = self._store._publish_generation
+            if not self._buffer:
+                self._refill()
+            if self._buffer:
+                return self._buffer.popleft()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            self._store._wait_for_publish(seen, min(remaining, RECHECK_INTERVAL))
+        return None
+
+    def close(self) -> None:
+        self._closed = True
+        self._buffer.clear()
+
+    def _refill(self) -> None:
+        fetched = self._store._messages_after(self._channels, self._after)
+        if fetched:
+            self._after = fetched[-1][0]
+            self._buffer.extend(message for _, message in fetched)
+
+
+def _best_head(conn: sqlite3.Connection, queues: tuple[str, ...]) -> tuple[str, _Row] | None:
+    """The highest-priority, oldest item over ``queues`` (one index probe per queue)."""
+    heads = [(queue, conn.execute(_HEAD, (queue,)).fetchone()) for queue in queues]
+    present: list[tuple[str, _Row]] = [(queue, row) for queue, row in heads if row is not None]
+    if not present:
+        return None
+    return max(present, key=lambda head: (head[1][2], -head[1][0]))
+
+
+def _check_ttl(ttl: float, what: str) -> None:
+    if not ttl > 0:
+        raise ValueError(f"ttl of {what} must be > 0 s, got {ttl}")
+
+
+def _chunks(keys: list[str]) -> Iterable[list[str]]:
+    return (keys[i : i + _CHUNK] for i in range(0, len(keys), _CHUNK))

@@ -1,0 +1,114 @@
+"""Read-model queries about runs and workers, for the API, scheduler and dashboard."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
+
+from projector.activity import JobActivity
+from projector.queries import EventEntry, entry
+from projector.rows import load_activity, load_runs, run_row, worker_row
+from projector.run_projection import RunRow
+from projector.tables import EventIndexRecord, RunRecord, WorkerRecord
+from projector.worker_projection import WorkerRow
+
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True, slots=True)
+class RunFilter:
+    job_id: str | None = None
+    status: str | None = None
+    since: datetime | None = None  # requested at or after
+    until: datetime | None = None  # requested before
+    dead_lettered: bool | None = None
+    limit: int = 50
+    offset: int = 0
+
+
+def get_run(session: Session, run_id: str) -> RunRow | None:
+    """The run with every attempt."""
+    return load_runs(session, [run_id]).get(run_id)
+
+
+def get_runs(session: Session, run_ids: Collection[str]) -> dict[str, RunRow]:
+    return load_runs(session, run_ids)
+
+
+def list_runs(session: Session, criteria: RunFilter) -> tuple[list[RunRow], int]:
+    """A page of runs, newest first (without their attempts), and the total count."""
+    total = session.scalar(_filtered(select(func.count()).select_from(RunRecord), criteria)) or 0
+    query = _filtered(select(RunRecord), criteria).order_by(
+        RunRecord.requested_at.desc(), RunRecord.id
+    )
+    page = session.scalars(query.limit(criteria.limit).offset(criteria.offset))
+    return [run_row(record, ()) for record in page], total
+
+
+def _filtered(query: Select[_T], criteria: RunFilter) -> Select[_T]:
+    if criteria.job_id is not None:
+        query = query.where(RunRecord.job_id == criteria.job_id)
+    if criteria.status is not None:
+        query = query.where(RunRecord.status == criteria.status)
+    if criteria.since is not None:
+        query = query.where(RunRecord.requested_at >= criteria.since)
+    if criteria.until is not None:
+        query = query.where(RunRecord.requested_at < criteria.until)
+    if criteria.dead_lettered is not None:
+        query = query.where(RunRecord.dead_lettered == criteria.dead_lettered)
+    return query
+
+
+def runs_in_status(
+    session: Session, statuses: Collection[str], limit: int = 10_000
+) -> list[RunRow]:
+    """Runs in any of ``statuses``, oldest request first, with their attempts."""
+    query = (
+        select(RunRecord.id)
+        .where(RunRecord.status.in_(statuses))
+        .order_by(RunRecord.requested_at, RunRecord.id)
+        .limit(limit)
+    )
+    ids = list(session.scalars(query))
+    runs = load_runs(session, ids)
+    return [runs[run_id] for run_id in ids if run_id in runs]
+
+
+def run_events(session: Session, run_id: str) -> list[EventEntry]:
+    """The run's events, oldest first (one run lives in one partition)."""
+    query = (
+        select(EventIndexRecord)
+        .where(EventIndexRecord.run_id == run_id)
+        .order_by(EventIndexRecord.partition, EventIndexRecord.offset)
+    )
+    return [entry(record) for record in session.scalars(query)]
+
+
+def job_activity(session: Session, job_ids: Collection[str]) -> dict[str, JobActivity]:
+    return load_activity(session, job_ids)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSummary:
+    worker: WorkerRow
+    active_jobs: int
+
+
+def list_workers(session: Session, include_gone: bool = False) -> list[WorkerSummary]:
+    query = select(WorkerRecord).order_by(WorkerRecord.registered_at)
+    if not include_gone:
+        query = query.where(WorkerRecord.status == "active")
+    workers = [worker_row(record) for record in session.scalars(query)]
+    running = select(RunRecord.worker_id, func.count()).where(RunRecord.status == "running")
+    counts: dict[Any, int] = dict(session.execute(running.group_by(RunRecord.worker_id)).all())
+    return [WorkerSummary(worker, counts.get(worker.id, 0)) for worker in workers]
+
+
+def max_lease_token(session: Session) -> int:
+    """The highest fencing token the log has seen, to re-seed a lease store that lost it."""
+    return session.scalar(select(func.max(RunRecord.lease_token))) or 0
