@@ -11,7 +11,7 @@ from api.appending import api_event, append_and_wait
 from api.context import ApiContext
 from api.errors import Conflict, NotFound
 from events.dispatch import CANCEL_CHANNEL, CANCEL_FLAG_TTL, cancel_flag
-from events.ids import idempotent_run_id, new_run_id
+from events.ids import idempotency_run_id, new_run_id
 from events.model import RunCancelled, RunCancelRequested, RunRequested, RunRetryScheduled
 from projector import queries, run_queries
 from projector.run_projection import TERMINAL, RunRow
@@ -35,7 +35,9 @@ class RunCommands:
             job = queries.find_job(session, job_ref)
             if job is None:
                 raise NotFound(f"no job with id or name {job_ref!r}")
-            run_id = idempotent_run_id(job.id, idempotency_key) if idempotency_key else new_run_id()
+            run_id = (
+                idempotency_run_id(job.id, idempotency_key) if idempotency_key else new_run_id()
+            )
             if idempotency_key and (earlier := run_queries.get_run(session, run_id)) is not None:
                 return Triggered(earlier, created=False)
         merged = {**job.spec.parameters, **parameters}

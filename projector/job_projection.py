@@ -34,6 +34,9 @@ class JobRow:
     created_at: datetime
     updated_at: datetime
     version: int  # how many job events have been applied
+    # When firing last restarted (resumed, or schedule/timezone changed): fire times
+    # before it are neither run nor recorded as misfires.
+    rescheduled_at: datetime | None = None
 
     @property
     def name(self) -> str:
@@ -79,7 +82,10 @@ def _created(payload: JobCreated, current: JobRow | None, event: Event) -> JobOu
 def _updated(payload: JobUpdated, current: JobRow | None, event: Event) -> JobOutcome:
     if current is None:
         return Rejected(f"job {event.job_id} does not exist")
-    return _touch(current, payload.spec, event)
+    touched = _touch(current, payload.spec, event)
+    if {"schedule", "timezone"} & set(payload.changed_fields):
+        return dataclasses.replace(touched, rescheduled_at=event.occurred_at)
+    return touched
 
 
 @_apply.register
@@ -100,7 +106,8 @@ def _paused(payload: JobPaused, current: JobRow | None, event: Event) -> JobOutc
 def _resumed(payload: JobResumed, current: JobRow | None, event: Event) -> JobOutcome:
     if current is None:
         return Rejected(f"job {event.job_id} does not exist")
-    return _touch(current, dataclasses.replace(current.spec, enabled=True), event)
+    resumed = _touch(current, dataclasses.replace(current.spec, enabled=True), event)
+    return dataclasses.replace(resumed, rescheduled_at=event.occurred_at)
 
 
 def _touch(current: JobRow, spec: JobSpec, event: Event) -> JobRow:

@@ -70,6 +70,7 @@ def job_row(record: JobRecord) -> JobRow:
         created_at=record.created_at,
         updated_at=record.updated_at,
         version=record.version,
+        rescheduled_at=record.rescheduled_at,
     )
 
 
@@ -89,6 +90,7 @@ def job_record_values(row: JobRow) -> dict[str, Any]:
         "created_at": row.created_at,
         "updated_at": row.updated_at,
         "version": row.version,
+        "rescheduled_at": row.rescheduled_at,
     }
 
 

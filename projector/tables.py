@@ -63,6 +63,7 @@ class JobRecord(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
     version: Mapped[int] = mapped_column(Integer)
+    rescheduled_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 class JobTagRecord(Base):

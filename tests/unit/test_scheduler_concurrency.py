@@ -1,0 +1,229 @@
+"""Admission, retry dispatch and cancellation of waiting runs (``scheduler.concurrency``)."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from events.model import (
+    Event,
+    JobSpec,
+    RunCancelled,
+    RunCancelRequested,
+    RunQueued,
+    RunSkipped,
+    RunTrigger,
+)
+from scheduler.concurrency import admit, cancel_queued, due_retries
+from scheduler.views import JobView, RunStatus, RunView
+
+T0 = datetime(2026, 7, 1, 9, tzinfo=UTC)
+NOW = T0 + timedelta(minutes=10)
+
+
+def job(**spec: Any) -> JobView:
+    full = JobSpec(name="j", type="shell", command="true", **spec)
+    return JobView("job-1", full, T0 - timedelta(days=1))
+
+
+def run(
+    run_id: str,
+    status: RunStatus = "pending",
+    trigger: RunTrigger = "schedule",
+    minute: int = 0,
+    **fields: Any,
+) -> RunView:
+    requested = T0 + timedelta(minutes=minute)
+    return RunView(run_id, "job-1", status, trigger, 1, requested, **fields)
+
+
+def summary(events: list[Event]) -> list[tuple[str, str | None, str | None]]:
+    """(event type, run id, skip/cancel reason) per event."""
+    return [(e.type, e.run_id, getattr(e.payload, "reason", None)) for e in events]
+
+
+P1, P2, P3 = run("p1", minute=1), run("p2", minute=2), run("p3", minute=3)
+RUNNING = run("a1", "running")
+QUEUED = run("a2", "queued")
+
+
+@pytest.mark.parametrize(
+    ("spec", "active", "pending", "expected"),
+    [
+        # forbid (default): one at a time, a trigger while one is active is skipped
+        ({}, [], [P1], [("RunQueued", "p1", None)]),
+        ({}, [RUNNING], [P1], [("RunSkipped", "p1", "overlap")]),
+        ({}, [], [P1, P2], [("RunQueued", "p1", None), ("RunSkipped", "p2", "overlap")]),
+        ({"max_concurrency": 3}, [RUNNING], [P1], [("RunSkipped", "p1", "overlap")]),
+        # allow: up to max_concurrency, beyond that skipped
+        (
+            {"concurrency_policy": "allow", "max_concurrency": 2},
+            [RUNNING],
+            [P1, P2],
+            [("RunQueued", "p1", None), ("RunSkipped", "p2", "overlap")],
+        ),
+        (
+            {"concurrency_policy": "allow", "max_concurrency": 2},
+            [],
+            [P1, P2],
+            [("RunQueued", "p1", None), ("RunQueued", "p2", None)],
+        ),
+        # queue: up to max_concurrency, the others wait (no event)
+        ({"concurrency_policy": "queue"}, [RUNNING], [P1, P2], []),
+        (
+            {"concurrency_policy": "queue", "max_concurrency": 3},
+            [RUNNING],
+            [P1, P2, P3],
+            [("RunQueued", "p1", None), ("RunQueued", "p2", None)],
+        ),
+        # replace: cancel the active, skip older pending, queue the newest
+        (
+            {"concurrency_policy": "replace"},
+            [RUNNING, QUEUED],
+            [P1, P2],
+            [
+                ("RunCancelRequested", "a1", "replaced by p2"),
+                ("RunCancelRequested", "a2", "replaced by p2"),
+                ("RunSkipped", "p1", "replaced"),
+                ("RunQueued", "p2", None),
+            ],
+        ),
+        (
+            {"concurrency_policy": "replace"},
+            [run("a3", "retrying")],
+            [P1],
+            [("RunCancelled", "a3", "replaced by p1"), ("RunQueued", "p1", None)],
+        ),
+        ({"concurrency_policy": "replace"}, [RUNNING], [], []),
+        # pending runs are taken oldest first, whatever order they come in
+        ({}, [], [P2, P1], [("RunQueued", "p1", None), ("RunSkipped", "p2", "overlap")]),
+        # runs that are not pending are not admitted
+        ({}, [], [run("q", "queued")], []),
+    ],
+)
+def test_given_policy_and_runs_when_admit_then_queued_skipped_or_waiting(
+    spec: dict[str, Any],
+    active: list[RunView],
+    pending: list[RunView],
+    expected: list[tuple[str, str, str | None]],
+) -> None:
+    events = admit(pending, {"job-1": active}, {"job-1": job(**spec)}, NOW)
+
+    assert summary(events) == expected
+
+
+def test_given_admitted_run_when_queued_then_job_queue_priority_and_run_attempt() -> None:
+    given = dataclasses.replace(P1, correlation_id="corr")
+
+    [event] = admit([given], {}, {"job-1": job(queue="gpu", priority=7)}, NOW)
+
+    assert event.payload == RunQueued(queue="gpu", priority=7)
+    assert (event.run_id, event.attempt, event.correlation_id) == ("p1", 1, "corr")
+    assert (event.actor, event.occurred_at) == ("scheduler", NOW)
+
+
+def test_given_replace_when_cancelling_then_caused_by_the_new_run() -> None:
+    events = admit([P1], {"job-1": [RUNNING]}, {"job-1": job(concurrency_policy="replace")}, NOW)
+
+    assert events[0].payload == RunCancelRequested(reason="replaced by p1")
+    assert events[0].causation_id == "p1"
+
+
+def test_given_overlap_when_skipped_then_detail_names_active_runs() -> None:
+    [event] = admit([P1], {"job-1": [RUNNING]}, {"job-1": job()}, NOW)
+
+    assert event.payload == RunSkipped(
+        reason="overlap", detail="1 active run(s), at most 1 allowed: a1"
+    )
+
+
+@pytest.mark.parametrize(
+    ("trigger", "expected"),
+    [
+        ("schedule", [("RunSkipped", "p", "paused")]),
+        ("dependency", [("RunSkipped", "p", "paused")]),
+        ("manual", [("RunQueued", "p", None)]),
+        ("backfill", [("RunQueued", "p", None)]),
+    ],
+)
+def test_given_paused_job_when_admit_then_automatic_triggers_skipped_requested_ones_run(
+    trigger: RunTrigger, expected: list[tuple[str, str, str | None]]
+) -> None:
+    events = admit([run("p", trigger=trigger)], {}, {"job-1": job(enabled=False)}, NOW)
+
+    assert summary(events) == expected
+
+
+def test_given_deleted_job_when_admit_then_skipped() -> None:
+    assert summary(admit([P1], {}, {}, NOW)) == [("RunSkipped", "p1", "job_deleted")]
+
+
+def test_given_several_jobs_when_admit_then_each_by_its_own_policy() -> None:
+    other = dataclasses.replace(job(concurrency_policy="queue"), job_id="job-2")
+    waiting = dataclasses.replace(P2, job_id="job-2")
+    jobs = {"job-1": job(), "job-2": other}
+
+    events = admit([P1, waiting], {"job-1": [], "job-2": [RUNNING]}, jobs, NOW)
+
+    assert summary(events) == [("RunQueued", "p1", None)]
+
+
+# --- retries due ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("given", "jobs", "expected"),
+    [
+        (run("r", "retrying", next_retry_at=NOW), {"job-1": job()}, [("RunQueued", "r", None)]),
+        (run("r", "retrying", next_retry_at=NOW + timedelta(milliseconds=1)), {}, []),
+        (run("r", "failed", next_retry_at=NOW), {"job-1": job()}, []),
+        (run("r", "retrying", next_retry_at=NOW), {}, [("RunCancelled", "r", "job deleted")]),
+        # a paused job still finishes the runs it started
+        (
+            run("r", "retrying", next_retry_at=NOW),
+            {"job-1": job(enabled=False)},
+            [("RunQueued", "r", None)],
+        ),
+    ],
+)
+def test_given_retrying_run_when_due_retries_then_queued_when_due(
+    given: RunView, jobs: dict[str, JobView], expected: list[tuple[str, str, str | None]]
+) -> None:
+    assert summary(due_retries([given], jobs, NOW)) == expected
+
+
+def test_given_due_retry_when_queued_then_for_the_announced_attempt() -> None:
+    given = dataclasses.replace(run("r", "retrying", next_retry_at=NOW), attempt=3)
+
+    [event] = due_retries([given], {"job-1": job(queue="q", priority=2)}, NOW)
+
+    assert (event.attempt, event.payload) == (3, RunQueued(queue="q", priority=2))
+
+
+# --- cancel -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        ("pending", [RunCancelled(reason="cancel requested")]),
+        ("queued", [RunCancelled(reason="cancel requested")]),
+        ("retrying", [RunCancelled(reason="cancel requested")]),
+        ("running", []),
+        ("completed", []),
+        ("cancelled", []),
+    ],
+)
+def test_given_run_when_cancel_queued_then_cancelled_unless_a_worker_has_it(
+    status: RunStatus, expected: list[RunCancelled]
+) -> None:
+    assert [e.payload for e in cancel_queued(run("r", status), NOW)] == expected
+
+
+def test_given_reason_when_cancel_queued_then_kept() -> None:
+    [event] = cancel_queued(run("r", "queued"), NOW, reason="by alice")
+
+    assert event.payload == RunCancelled(reason="by alice")

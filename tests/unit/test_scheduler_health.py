@@ -1,0 +1,104 @@
+"""Timeout backstop and lost runs (``scheduler.health``)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from events.dispatch import run_lease_key
+from events.model import JobSpec, RunLost, RunTimedOut
+from scheduler.health import check_running, lost, overdue
+from scheduler.views import JobView, RunStatus, RunView
+
+NOW = datetime(2026, 7, 1, 9, tzinfo=UTC)
+JOBS = {"job-1": JobView("job-1", JobSpec(name="j", type="shell", timeout=60.0), NOW)}
+
+
+def run(seconds_ago: float | None, status: RunStatus = "running", run_id: str = "run-1") -> RunView:
+    started = None if seconds_ago is None else NOW - timedelta(seconds=seconds_ago)
+    return RunView(
+        run_id,
+        "job-1",
+        status,
+        "schedule",
+        2,
+        NOW - timedelta(hours=1),
+        "corr-1",
+        started_at=started,
+        worker_id="w-1",
+        lease_token=17,
+    )
+
+
+# --- timeout backstop -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("given", "jobs", "timed_out"),
+    [
+        (run(89), JOBS, False),  # 60 s timeout + 30 s grace not yet passed
+        (run(90), JOBS, False),
+        (run(91), JOBS, True),
+        (run(91, "queued"), JOBS, False),  # only running runs
+        (run(None), JOBS, True),  # running without a start time cannot hang unnoticed
+        (run(3600), {}, False),  # deleted job: the default 3600 s timeout
+        (run(3631), {}, True),
+    ],
+)
+def test_given_running_run_when_overdue_then_timed_out_only_past_timeout_and_grace(
+    given: RunView, jobs: dict[str, JobView], timed_out: bool
+) -> None:
+    assert bool(overdue([given], jobs, NOW)) is timed_out
+
+
+def test_given_overdue_run_when_backstop_fires_then_no_worker_and_no_token() -> None:
+    [event] = overdue([run(91)], JOBS, NOW)
+
+    assert event.payload == RunTimedOut(
+        timeout=60.0, worker_id=None, lease_token=None, duration_ms=91_000
+    )
+    assert (event.run_id, event.attempt, event.correlation_id) == ("run-1", 2, "corr-1")
+
+
+def test_given_custom_grace_when_overdue_then_used() -> None:
+    assert overdue([run(61)], JOBS, NOW, grace=timedelta(0)) != []
+
+
+# --- lost runs --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("given", "live", "is_lost"),
+    [
+        (run(10), {run_lease_key("run-1")}, False),  # lease live
+        (run(10), set(), True),  # lease gone
+        (run(10), {run_lease_key("run-2")}, True),  # someone else's lease does not count
+        (run(4), set(), False),  # started within the 5 s grace
+        (run(10, "queued"), set(), False),  # queued runs hold no lease yet
+        (run(10, "completed"), set(), False),
+    ],
+)
+def test_given_running_run_when_lease_checked_then_lost_only_without_live_lease(
+    given: RunView, live: set[str], is_lost: bool
+) -> None:
+    assert bool(lost([given], live, NOW)) is is_lost
+
+
+def test_given_lost_run_when_reported_then_names_worker_and_token() -> None:
+    [event] = lost([run(10)], set(), NOW)
+
+    assert event.payload == RunLost(reason="lease expired", worker_id="w-1", lease_token=17)
+    assert (event.run_id, event.attempt, event.actor) == ("run-1", 2, "scheduler")
+
+
+def test_given_run_both_lost_and_overdue_when_checked_then_only_lost() -> None:
+    runs = [run(120, run_id="run-1"), run(120, run_id="run-2")]
+    live = {run_lease_key("run-2")}
+
+    events = check_running(runs, live, JOBS, NOW)
+
+    assert [(e.type, e.run_id) for e in events] == [
+        ("RunLost", "run-1"),
+        ("RunTimedOut", "run-2"),
+    ]
