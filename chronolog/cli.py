@@ -4,22 +4,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import tempfile
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType
 from typing import Annotated, Any
 
 import typer
-import uvicorn
 from tqdm import tqdm
 
-from api.app import create_app
-from chronolog import wiring
+from chronolog import roles, wiring
 from chronolog.logs import configure_logging
 from chronolog.settings import Settings, SettingsError, load_settings
 from events.codec import EventCodec
@@ -48,6 +41,9 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(1)
 
 
+Concurrency = Annotated[int, typer.Option(help="Runs one worker process executes at once", min=1)]
+
+
 @app.command()
 def up(
     api_port: Annotated[
@@ -55,55 +51,64 @@ def up(
     ] = None,
     api_host: Annotated[str | None, typer.Option(help="API address [default: 127.0.0.1]")] = None,
     data_dir: DataDir = None,
+    workers: Annotated[int, typer.Option(help="Worker processes to start", min=0)] = 1,
+    concurrency: Concurrency = 4,
 ) -> None:
-    """Run Chronolog (API and projector) on the embedded defaults. Data survives restarts."""
+    """Run all of Chronolog on the embedded defaults: API, projector, scheduler, workers."""
     settings = _settings(api_port=api_port, api_host=api_host, data_dir=data_dir)
     try:
         with wiring.projector_lock(settings):
-            _serve(settings)
+            typer.echo(
+                f"Chronolog is up: API http://{settings.api_host}:{settings.api_port} "
+                f"(docs at /docs), data in {settings.data_dir}"
+            )
+            roles.serve(
+                settings, projector=True, scheduler=True, workers=workers, concurrency=concurrency
+            )
     except SettingsError as e:
         raise _fail(str(e)) from e
 
 
-def _serve(settings: Settings) -> None:
+@app.command("api")
+def api_command(
+    api_port: Annotated[
+        int | None, typer.Option(help="API port [default: 8000]", min=1, max=65535)
+    ] = None,
+    api_host: Annotated[str | None, typer.Option(help="API address [default: 127.0.0.1]")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Run only the API (a projector must run elsewhere for writes to become visible)."""
+    settings = _settings(api_port=api_port, api_host=api_host, data_dir=data_dir)
+    typer.echo(f"Chronolog API on http://{settings.api_host}:{settings.api_port}")
+    roles.serve(settings, projector=False, scheduler=False, workers=0, concurrency=1)
+
+
+@app.command("scheduler")
+def scheduler_command(data_dir: DataDir = None) -> None:
+    """Run a scheduler; of several, one leads and the others stand by."""
+    settings = _settings(data_dir=data_dir)
     runtime = wiring.build_runtime(settings)
-    stop = threading.Event()
-    projector = wiring.start_projector(runtime, stop)
-    config = uvicorn.Config(
-        create_app(wiring.api_context(runtime)),
-        host=settings.api_host,
-        port=settings.api_port,
-        log_config=None,
-        access_log=False,
-    )
-    typer.echo(
-        f"Chronolog is up: API http://{settings.api_host}:{settings.api_port} "
-        f"(docs at /docs), data in {settings.data_dir}"
-    )
-    try:
-        GracefulServer(config).run()  # returns on SIGINT / SIGTERM
-    finally:
-        stop.set()
-        projector.join(timeout=10)
-        runtime.close()
+    scheduler = roles.scheduler_role(runtime)
+    typer.echo(f"Scheduler {scheduler.config.node_id} running on {settings.data_dir}")
+    scheduler.run(roles.stop_on_signals())
+    runtime.close()
 
 
-class GracefulServer(uvicorn.Server):
-    """Uvicorn re-raises SIGTERM after its shutdown, which would kill the process before
-    the projector stops; here a signal only asks for a shutdown and the exit code is 0."""
-
-    @contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        def ask_to_exit(signum: int, _frame: FrameType | None) -> None:
-            self.force_exit = self.should_exit  # a second signal: stop waiting
-            self.should_exit = True
-
-        previous = {sig: signal.signal(sig, ask_to_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+@app.command("worker")
+def worker_command(
+    tags: Annotated[str, typer.Option(help="Comma-separated queues to take runs from")] = "default",
+    concurrency: Concurrency = 1,
+    worker_id: Annotated[
+        str | None, typer.Option("--id", help="Worker id [default: random]")
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Run a worker: take runs from the queues named by --tags and execute them."""
+    settings = _settings(data_dir=data_dir)
+    queues = [tag.strip() for tag in tags.split(",") if tag.strip()]
+    if not queues:
+        raise _fail("--tags needs at least one queue name, e.g. --tags default")
+    roles.run_worker(settings, queues, concurrency, worker_id, announce=typer.echo)
 
 
 @app.command("projector")
@@ -116,11 +121,8 @@ def projector_command(
     try:
         with wiring.projector_lock(settings):
             runtime = wiring.build_runtime(settings)
-            stop = threading.Event()
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                signal.signal(signum, lambda *_: stop.set())
             typer.echo(f"Projector running on {settings.data_dir}")
-            wiring.run_projector(runtime, stop, batch_size=batch_size)
+            wiring.run_projector(runtime, roles.stop_on_signals(), batch_size=batch_size)
             runtime.close()
     except SettingsError as e:
         raise _fail(str(e)) from e

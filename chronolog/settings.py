@@ -38,6 +38,11 @@ class Settings:
     read_your_writes_timeout: float = 5.0
     log_level: str = "INFO"
     log_format: str = "text"
+    worker_heartbeat_interval: float = 30.0
+    run_lease_ttl: float = 15.0  # a run whose worker stops renewing is lost after this
+    leader_ttl: float = 5.0  # a standby scheduler takes over within this
+    kill_grace: float = 5.0  # between SIGTERM and SIGKILL when a job times out or is cancelled
+    drain_timeout: float = 30.0  # a stopping worker finishes its runs for this long
 
     @property
     def event_log_url(self) -> str:
@@ -122,6 +127,11 @@ PARSERS: dict[str, Callable[[str, str], Any]] = {
     "read_your_writes_timeout": _positive_float,
     "log_level": _choice("DEBUG", "INFO", "WARNING", "ERROR"),
     "log_format": _choice("text", "json"),
+    "worker_heartbeat_interval": _positive_float,
+    "run_lease_ttl": _positive_float,
+    "leader_ttl": _positive_float,
+    "kill_grace": _positive_float,
+    "drain_timeout": _positive_float,
 }
 
 

@@ -65,15 +65,17 @@ def _filtered(query: Select[_T], criteria: RunFilter) -> Select[_T]:
 
 
 def runs_in_status(
-    session: Session, statuses: Collection[str], limit: int = 10_000
+    session: Session,
+    statuses: Collection[str],
+    *,
+    dead_lettered: bool | None = None,
+    limit: int = 10_000,
 ) -> list[RunRow]:
     """Runs in any of ``statuses``, oldest request first, with their attempts."""
-    query = (
-        select(RunRecord.id)
-        .where(RunRecord.status.in_(statuses))
-        .order_by(RunRecord.requested_at, RunRecord.id)
-        .limit(limit)
-    )
+    query = select(RunRecord.id).where(RunRecord.status.in_(statuses))
+    if dead_lettered is not None:
+        query = query.where(RunRecord.dead_lettered == dead_lettered)
+    query = query.order_by(RunRecord.requested_at, RunRecord.id).limit(limit)
     ids = list(session.scalars(query))
     runs = load_runs(session, ids)
     return [runs[run_id] for run_id in ids if run_id in runs]

@@ -1,0 +1,206 @@
+"""The scheduler leader loop: gather inputs, decide (pure), append, dispatch.
+
+Only the holder of the leader lease decides; standbys retry the lease and take over
+within its TTL when the leader dies. Before each round the loop waits until the
+projector has applied its own previous appends, so it never decides twice on stale
+rows; deterministic run ids make any slip harmless rather than invisible.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from events.codec import EventCodec
+from events.dispatch import (
+    CANCEL_CHANNEL,
+    CANCEL_FLAG_TTL,
+    SCHEDULER_LEADER_KEY,
+    cancel_flag,
+)
+from events.errors import ChronologError
+from events.log import EventLog, Position
+from events.model import Event, RunCancelRequested
+from leases.port import Lease, LeaseStore
+from projector.progress import ProjectionProgress
+from projector.run_queries import max_lease_token
+from scheduler.concurrency import cancel_queued
+from scheduler.decide import decide
+from scheduler.dispatch import Dispatcher
+from scheduler.fires import invalid_schedules, next_wakeup
+from scheduler.gather import Gathered, gather
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulerConfig:
+    node_id: str
+    leader_ttl: float = 5.0  # a standby takes over at most this long after the leader dies
+    max_idle: float = 1.0  # longest sleep between rounds (lost-run and timeout checks)
+    reconcile_interval: float = 5.0
+    dependency_lookback: timedelta = timedelta(hours=1)  # completions a new leader re-reads
+
+
+class Scheduler:
+    def __init__(
+        self,
+        config: SchedulerConfig,
+        log: EventLog,
+        codec: EventCodec,
+        engine: Engine,
+        *,
+        leases: LeaseStore,
+        progress: ProjectionProgress,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self._log = log
+        self._codec = codec
+        self._engine = engine
+        self._leases = leases
+        self._progress = progress
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._dispatcher = Dispatcher(leases)
+        self._leadership: Lease | None = None
+        self._renewed_at = datetime.min.replace(tzinfo=UTC)
+        self._unapplied: list[Position] = []
+        self._completed_since = self._clock()
+        self._reconciled_at = datetime.min.replace(tzinfo=UTC)
+
+    @property
+    def is_leader(self) -> bool:
+        return self._leadership is not None
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                wake_at = self.step()
+            except (ChronologError, SQLAlchemyError):
+                log.exception(
+                    "scheduling round failed; retrying", extra={"node": self.config.node_id}
+                )
+                stop.wait(1.0)
+                continue
+            self._sleep_until(wake_at, stop)
+        self._resign()
+
+    def step(self) -> datetime:
+        """Lead if possible, run one round if leading; return when to run the next."""
+        now = self._clock()
+        if not self._lead(now):
+            return now + timedelta(seconds=self.config.leader_ttl / 3)
+        if self._unapplied and not self._progress.wait_for(self._unapplied, timeout=5.0):
+            log.warning("read model lags behind the scheduler's appends; waiting")
+            return now
+        return self._round(now)
+
+    # --- leadership ------------------------------------------------------------------
+
+    def _lead(self, now: datetime) -> bool:
+        ttl = self.config.leader_ttl
+        if self._leadership is not None:
+            if now - self._renewed_at < timedelta(seconds=ttl / 3):
+                return True
+            if self._leases.renew(self._leadership.key, self._leadership.token, ttl):
+                self._renewed_at = now
+                return True
+            log.warning("lost the scheduler leadership", extra={"node": self.config.node_id})
+            self._leadership = None
+        self._leadership = self._leases.acquire(SCHEDULER_LEADER_KEY, self.config.node_id, ttl)
+        if self._leadership is not None:
+            self._become_leader(now)
+        return self._leadership is not None
+
+    def _become_leader(self, now: datetime) -> None:
+        self._renewed_at = now
+        self._completed_since = now - self.config.dependency_lookback
+        with Session(self._engine) as session:
+            # The lease store is derived state; its token counter may have been lost.
+            self._leases.ensure_token_floor(max_lease_token(session))
+        log.info("leading the scheduler", extra={"node": self.config.node_id})
+
+    def _resign(self) -> None:
+        if self._leadership is not None:
+            self._leases.release(self._leadership.key, self._leadership.token)
+            self._leadership = None
+
+    # --- one round -------------------------------------------------------------------
+
+    def _round(self, now: datetime) -> datetime:
+        with Session(self._engine) as session:
+            gathered = gather(session, self._leases, self._completed_since)
+        events = decide(gathered.snapshot, now, self._rng)
+        events += self._cancel_queued(events, gathered)
+        self._append(events)
+        self._dispatcher.dispatch(events, gathered)
+        self._completed_since = max(
+            [
+                self._completed_since,
+                *(r.finished_at for r in gathered.snapshot.completed if r.finished_at),
+            ]
+        )
+        if now - self._reconciled_at > timedelta(seconds=self.config.reconcile_interval):
+            with Session(self._engine) as session:
+                self._dispatcher.reconcile(session, now)
+            self._reconciled_at = now
+        for job_id, error in invalid_schedules(gathered.snapshot.jobs.values()).items():
+            log.error(
+                "job has a schedule that cannot be computed",
+                extra={"job_id": job_id, "error": error},
+            )
+        return self._next_round(gathered, now)
+
+    def _cancel_queued(self, events: Sequence[Event], gathered: Gathered) -> list[Event]:
+        """Cancels the rules asked for (``replace``): signal, and drop what still waits."""
+        extra: list[Event] = []
+        views = {r.run_id: r for r in gathered.snapshot.open_runs}
+        for event in events:
+            if not isinstance(event.payload, RunCancelRequested) or event.run_id is None:
+                continue
+            self._leases.set_flag(cancel_flag(event.run_id), CANCEL_FLAG_TTL)
+            self._leases.publish(CANCEL_CHANNEL, event.run_id.encode())
+            run = gathered.runs.get(event.run_id)
+            if (
+                run is not None
+                and run.status == "queued"
+                and run.queue
+                and self._leases.remove(run.queue, run.id)
+            ):
+                extra += cancel_queued(views[run.id], event.occurred_at, event.payload.reason)
+        return extra
+
+    def _append(self, events: Sequence[Event]) -> None:
+        if not events:
+            return
+        self._unapplied = self._log.append([(e.key, self._codec.encode(e)) for e in events])
+        counts: dict[str, int] = {}
+        for event in events:
+            counts[event.type] = counts.get(event.type, 0) + 1
+        log.info("scheduler decided", extra={"events": counts})
+
+    def _next_round(self, gathered: Gathered, now: datetime) -> datetime:
+        wake = now + timedelta(seconds=self.config.max_idle)
+        fire = next_wakeup(gathered.snapshot.jobs.values(), now)
+        retries = [
+            r.next_retry_at for r in gathered.snapshot.open_runs if r.next_retry_at is not None
+        ]
+        return min([wake, *([fire] if fire else []), *retries])
+
+    def _sleep_until(self, wake_at: datetime, stop: threading.Event) -> None:
+        """Sleep until ``wake_at``, or until the projector applies something new."""
+        seen = self._progress.checkpoints()
+        timeout = max(0.0, (wake_at - self._clock()).total_seconds())
+        self._progress.wait_until(
+            lambda: stop.is_set() or self._progress.checkpoints() != seen, timeout
+        )

@@ -1,0 +1,1 @@
+"""Importable job functions and process helpers for the executor tests."""

@@ -1,0 +1,107 @@
+"""Job functions the executor tests run in prefork children (``tests.jobs.sample:<name>``)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def noop() -> None:
+    """Does nothing: the unit of pool overhead."""
+
+
+def add(a: int, b: int) -> int:
+    return a + b
+
+
+def echo(**parameters: object) -> dict[str, object]:
+    return dict(parameters)
+
+
+def whoami() -> int:
+    """The pid of the child that ran the task."""
+    return os.getpid()
+
+
+def fail(message: str = "boom") -> None:
+    sys.stdout.write("about to fail\n")
+    raise ValueError(message)
+
+
+def exit_with(code: int | None) -> None:
+    sys.exit(code)
+
+
+def unserialisable() -> object:
+    return object()
+
+
+def huge_result(size: int) -> str:
+    return "x" * size
+
+
+async def async_add(a: int, b: int) -> int:
+    return a + b
+
+
+def sleep_forever(ready_file: str) -> None:
+    Path(ready_file).touch()
+    while True:
+        time.sleep(60)
+
+
+def ignore_sigterm(ready_file: str) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    sleep_forever(ready_file)
+
+
+def spawn_grandchildren(pid_file: str, count: int = 2) -> None:
+    """Start ``count`` ``sleep 1000`` processes, record their pids, then hang."""
+    pids = [subprocess.Popen(["sleep", "1000"]).pid for _ in range(count)]
+    partial = Path(pid_file + ".tmp")
+    partial.write_text("\n".join(map(str, pids)))
+    partial.rename(pid_file)  # appears complete or not at all
+    while True:
+        time.sleep(60)
+
+
+def print_a_lot(lines: int, stream: str = "stdout") -> int:
+    """Print ``lines`` numbered lines of 100 bytes to ``stream``; return the byte count."""
+    out = sys.stdout if stream == "stdout" else sys.stderr
+    for i in range(lines):
+        out.write(f"line {i:09d} " + "x" * 84 + "\n")
+    return lines * 100
+
+
+def print_both(text: str) -> None:
+    sys.stdout.write(f"out: {text}\n")
+    sys.stderr.write(f"err: {text}\n")
+
+
+def write_fds(text: str) -> None:
+    """Write straight to fds 1 and 2, as C extensions and subprocesses do."""
+    os.write(1, f"fd1 {text}\n".encode())
+    os.write(2, f"fd2 {text}\n".encode())
+
+
+def crash(code: int = 3) -> None:
+    os._exit(code)
+
+
+def crash_with_signal() -> None:
+    os.kill(os.getpid(), signal.SIGSEGV)
+
+
+def rendezvous(mine: str, other: str, wait: float = 5.0) -> bool:
+    """Announce ``mine``, then wait for ``other``: only succeeds if both run at once."""
+    Path(mine).touch()
+    deadline = time.monotonic() + wait
+    while not Path(other).exists():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True

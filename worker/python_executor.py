@@ -1,0 +1,30 @@
+"""Python jobs: call ``module:function`` with the parameters as keyword arguments.
+
+The call happens in a child of the prefork pool (see ``worker.prefork``), so a timeout or
+a cancel can kill it, and whatever it spawned, without touching the worker.
+"""
+
+from __future__ import annotations
+
+import time
+from threading import Event
+
+from worker.execution import ExecutionRequest, ExecutionResult, Executor
+from worker.prefork import DEFAULT_GRACE, PreforkPool
+from worker.results import failed
+
+
+class PythonExecutor(Executor):
+    """Runs python jobs on its own prefork pool of ``processes`` children."""
+
+    def __init__(self, processes: int = 2, grace: float = DEFAULT_GRACE) -> None:
+        self.pool = PreforkPool(processes, grace)
+
+    def execute(self, request: ExecutionRequest, cancel: Event) -> ExecutionResult:
+        function = request.spec.function
+        if not function:
+            return failed(f"python job {request.job_id} names no function", time.monotonic())
+        return self.pool.run(function, request.parameters, request.timeout, cancel)
+
+    def close(self) -> None:
+        self.pool.close()
