@@ -18,6 +18,11 @@ def _json_dumps(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_UTC_Z).decode()
 
 
+def _json_loads(value: Any) -> Any:
+    # SQLite gives a column declared JSON numeric affinity: a stored 42 comes back as an int.
+    return value if isinstance(value, int | float) else orjson.loads(value)
+
+
 def create_read_model_engine(url: str) -> Engine:
     """An engine for ``url``; SQLite gets WAL so API reads never wait for the projector.
 
@@ -25,7 +30,7 @@ def create_read_model_engine(url: str) -> Engine:
     """
     json_options: dict[str, Any] = {
         "json_serializer": _json_dumps,
-        "json_deserializer": orjson.loads,
+        "json_deserializer": _json_loads,
     }
     if make_url(url).get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True, **json_options)

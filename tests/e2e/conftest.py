@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx2 as httpx
@@ -35,6 +35,8 @@ class Server:
 
     data_dir: Path
     port: int
+    extra_args: list[str] = field(default_factory=list)
+    env: dict[str, str] | None = None
     process: subprocess.Popen[str] | None = None
 
     @property
@@ -42,30 +44,28 @@ class Server:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        command = [
-            sys.executable,
-            "-m",
-            "chronolog",
-            "up",
-            "--api-port",
-            str(self.port),
-            "--data-dir",
-            str(self.data_dir),
-        ]
-        env = {
+        command = [sys.executable, "-m", "chronolog", "up", "--api-port", str(self.port)]
+        command += ["--data-dir", str(self.data_dir), *self.extra_args]
+        env = self.env or {
             k: v
             for k, v in os.environ.items()
             if not k.startswith("CHRONOLOG_") or k.startswith("CHRONOLOG_TEST_")
         }
-        self.process = subprocess.Popen(
-            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
+        # A file, not a pipe: nobody reads a pipe while the test runs, and a full one blocks.
+        with self.log_path.open("a") as output:
+            self.process = subprocess.Popen(
+                command, env=env, stdout=output, stderr=subprocess.STDOUT, text=True
+            )
         wait_until(self._healthy, timeout=30, interval=0.1)
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir.parent / f"up-{self.port}.log"
 
     def _healthy(self) -> bool:
         assert self.process is not None
         if self.process.poll() is not None:
-            output = self.process.stdout.read() if self.process.stdout else ""
+            output = self.log_path.read_text()
             raise AssertionError(f"chronolog up exited with {self.process.returncode}:\n{output}")
         try:
             return httpx.get(f"{self.url}/api/health", timeout=1).status_code == 200
@@ -75,9 +75,7 @@ class Server:
     def stop(self) -> int:
         assert self.process is not None
         self.process.send_signal(signal.SIGTERM)
-        code = self.process.wait(timeout=20)
-        if self.process.stdout:
-            self.process.stdout.close()
+        code = self.process.wait(timeout=30)
         self.process = None
         return code
 
