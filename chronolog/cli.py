@@ -53,6 +53,9 @@ def up(
     data_dir: DataDir = None,
     workers: Annotated[int, typer.Option(help="Worker processes to start", min=0)] = 1,
     concurrency: Concurrency = 4,
+    scheduler: Annotated[
+        bool, typer.Option("--scheduler/--no-scheduler", help="Run a scheduler in this process")
+    ] = True,
 ) -> None:
     """Run all of Chronolog on the embedded defaults: API, projector, scheduler, workers."""
     settings = _settings(api_port=api_port, api_host=api_host, data_dir=data_dir)
@@ -63,7 +66,11 @@ def up(
                 f"(docs at /docs), data in {settings.data_dir}"
             )
             roles.serve(
-                settings, projector=True, scheduler=True, workers=workers, concurrency=concurrency
+                settings,
+                projector=True,
+                scheduler=scheduler,
+                workers=workers,
+                concurrency=concurrency,
             )
     except SettingsError as e:
         raise _fail(str(e)) from e

@@ -18,8 +18,12 @@ from sqlalchemy.exc import ArgumentError
 from events.errors import ChronologError
 
 PREFIX = "CHRONOLOG_"
-# Variables read by the test suite to find services; not settings of a running system.
+# Not settings: the test suite's service addresses, and what a worker tells each job
+# (so a job may itself run the chronolog CLI).
 IGNORED_PREFIXES = ("CHRONOLOG_TEST_",)
+JOB_VARIABLES = frozenset(
+    {"CHRONOLOG_RUN_ID", "CHRONOLOG_JOB_ID", "CHRONOLOG_ATTEMPT", "CHRONOLOG_PARAMS"}
+)
 
 
 class SettingsError(ChronologError):
@@ -142,7 +146,7 @@ def load_settings(environ: Mapping[str, str], **overrides: Any) -> Settings:
     """
     values: dict[str, Any] = {}
     for key, raw in environ.items():
-        if not key.startswith(PREFIX) or key.startswith(IGNORED_PREFIXES):
+        if not key.startswith(PREFIX) or key.startswith(IGNORED_PREFIXES) or key in JOB_VARIABLES:
             continue
         field = key.removeprefix(PREFIX).lower()
         if field not in PARSERS:

@@ -9,7 +9,7 @@ Rules:
   the running runs before it inspects the leases, or a run that ended in between looks
   lost (harmless: its outcome precedes ``RunLost`` in the job's partition, so the
   projection rejects ``RunLost``, but noisy). Runs started less than ``grace`` ago
-  (default 5 s) are left alone, to absorb clock skew between worker and scheduler.
+  (default 1 s) are left alone, to absorb clock skew between worker and scheduler.
   Queued runs hold no lease and are never lost by this rule (the queue reconcile
   re-pushes them).
 - **Backstop** (``overdue``): a ``running`` run with no outcome ``grace`` (default 30 s,
@@ -33,7 +33,7 @@ from scheduler.envelope import run_event
 from scheduler.views import JobView, RunView
 
 TIMEOUT_GRACE: Final = timedelta(seconds=30)
-LOST_GRACE: Final = timedelta(seconds=5)
+LOST_GRACE: Final = timedelta(seconds=1)  # clock skew between processes on a host
 DEFAULT_TIMEOUT: Final = 3600.0  # JobSpec's default, for runs of deleted jobs
 
 _MS: Final = timedelta(milliseconds=1)

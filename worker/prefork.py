@@ -26,6 +26,7 @@ import orjson
 
 from events.errors import ChronologError
 from worker.execution import ExecutionResult, OutcomeStatus
+from worker.orphans import die_with_parent
 from worker.output import TailBuffer
 from worker.process import GroupLeader, describe_exit
 from worker.results import cancelled_before_start, elapsed_ms, failed, timed_out_error
@@ -80,7 +81,15 @@ class _PoolChild:
         err_r, err_w = os.pipe()
         try:
             popen = subprocess.Popen(
-                [sys.executable, "-c", _BOOTSTRAP, json.dumps(sys.path), str(child_sock.fileno())],
+                die_with_parent(
+                    [
+                        sys.executable,
+                        "-c",
+                        _BOOTSTRAP,
+                        json.dumps(sys.path),
+                        str(child_sock.fileno()),
+                    ]
+                ),
                 stdin=subprocess.DEVNULL,
                 stdout=out_w,
                 stderr=err_w,

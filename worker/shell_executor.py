@@ -10,8 +10,10 @@ leaks processes.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import shutil
 import subprocess
 import time
 from collections.abc import Mapping
@@ -20,6 +22,7 @@ from threading import Event
 import orjson
 
 from worker.execution import ExecutionRequest, ExecutionResult, Executor, OutcomeStatus
+from worker.orphans import die_with_parent
 from worker.output import TailBuffer
 from worker.process import GroupLeader, describe_exit
 from worker.results import cancelled_before_start, elapsed_ms, failed, timed_out_error
@@ -37,17 +40,23 @@ def command_line(request: ExecutionRequest) -> list[str]:
     """The argv to execute: the job's argv as is, or its command string under ``sh -c``."""
     spec = request.spec
     if spec.argv:
-        return list(spec.argv)
+        # Resolved here, not by setpriv, so a missing program is reported as such.
+        if shutil.which(spec.argv[0]) is None:
+            raise FileNotFoundError(errno.ENOENT, "no such executable", spec.argv[0])
+        return die_with_parent(list(spec.argv))
     if spec.command:
-        return [SHELL, "-c", spec.command]
+        return die_with_parent([SHELL, "-c", spec.command])
     raise ValueError(f"shell job {request.job_id} has neither argv nor command")
 
 
 def job_environment(
     request: ExecutionRequest, params_json: str, base: Mapping[str, str]
 ) -> dict[str, str]:
-    """``base`` plus the ``CHRONOLOG_*`` variables that tell the job what it runs for."""
-    env = dict(base)
+    """``base`` plus the ``CHRONOLOG_*`` variables that tell the job what it runs for.
+
+    The worker's own ``CHRONOLOG_*`` settings are left out: their URLs may hold passwords.
+    """
+    env = {name: value for name, value in base.items() if not name.startswith("CHRONOLOG_")}
     env["CHRONOLOG_RUN_ID"] = request.run_id
     env["CHRONOLOG_JOB_ID"] = request.job_id
     env["CHRONOLOG_ATTEMPT"] = str(request.attempt)

@@ -77,13 +77,21 @@ class Cluster:
         self.workers.append(process)
         return process
 
-    def start_scheduler(self) -> subprocess.Popen[str]:
+    def start_scheduler(self) -> tuple[str, subprocess.Popen[str]]:
+        """A standalone scheduler process and its node id."""
         command = [sys.executable, "-m", "chronolog", "scheduler", "--data-dir", str(self.data_dir)]
         process = subprocess.Popen(
-            command, env=cluster_env(), cwd=REPO, stdout=subprocess.DEVNULL, text=True
+            command,
+            env=cluster_env(),
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
         )
+        assert process.stdout is not None
+        node_id = process.stdout.readline().split()[1]  # "Scheduler <id> running on ..."
         self.schedulers.append(process)
-        return process
+        return node_id, process
 
     def stop(self) -> None:
         for process in [*self.workers, *self.schedulers]:
@@ -102,8 +110,9 @@ class Cluster:
             self.server.stop()
 
 
-def start_cluster(data_dir: Path, workers: int = 1) -> Cluster:
-    server = Server(data_dir, free_port(), extra_args=["--workers", "0"], env=cluster_env())
+def start_cluster(data_dir: Path, workers: int = 1, scheduler: bool = True) -> Cluster:
+    args = ["--workers", "0", *([] if scheduler else ["--no-scheduler"])]
+    server = Server(data_dir, free_port(), extra_args=args, env=cluster_env())
     server.start()
     cluster = Cluster(data_dir, server.port, server)
     for _ in range(workers):

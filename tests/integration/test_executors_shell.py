@@ -192,3 +192,12 @@ def test_a_job_without_argv_or_command_fails(shell: ShellExecutor) -> None:
 )
 def test_describe_exit(returncode: int, text: str) -> None:
     assert describe_exit(returncode) == text
+
+
+def test_the_workers_settings_do_not_reach_the_job(
+    shell: ShellExecutor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CHRONOLOG_DATABASE_URL", "postgresql://chronolog:secret@db/chronolog")
+    result = run(shell, make_request("shell", command="env"))
+    assert "secret" not in result.stdout
+    assert "CHRONOLOG_RUN_ID=" in result.stdout

@@ -74,7 +74,7 @@ def test_given_custom_grace_when_overdue_then_used() -> None:
         (run(10), {run_lease_key("run-1")}, False),  # lease live
         (run(10), set(), True),  # lease gone
         (run(10), {run_lease_key("run-2")}, True),  # someone else's lease does not count
-        (run(4), set(), False),  # started within the 5 s grace
+        (run(0.5), set(), False),  # started within the 1 s grace
         (run(10, "queued"), set(), False),  # queued runs hold no lease yet
         (run(10, "completed"), set(), False),
     ],

@@ -46,3 +46,13 @@ def test_test_variables_are_not_settings() -> None:
 def test_bad_settings_name_the_variable_and_value(env: dict[str, str], message: str) -> None:
     with pytest.raises(SettingsError, match=re.escape(message)):
         load_settings(env)
+
+
+def test_the_variables_a_job_gets_are_not_settings() -> None:
+    env = {
+        "CHRONOLOG_RUN_ID": "run-1",
+        "CHRONOLOG_PARAMS": "{}",
+        "CHRONOLOG_JOB_ID": "j",
+        "CHRONOLOG_ATTEMPT": "1",
+    }
+    assert load_settings(env) == Settings()
