@@ -21,14 +21,15 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Final, Literal
 
 from events.errors import EventLogError, EventLogUnavailable
 from events.log import EventLog, LogConsumer, LogRecord, OnAssign, OnRevoke, Position, Watermarks
+from events.sqlite_tx import immediate
 
 logger = logging.getLogger(__name__)
 
@@ -115,6 +116,8 @@ class SqliteEventLog(EventLog):
         self._handles_lock = threading.Lock()
         self._finalizers: list[weakref.finalize[[], _Handle]] = []
         self._append_lock = threading.Lock()
+        self._pending_lock = threading.Lock()
+        self._pending: list[_PendingAppend] = []
         self._appended = threading.Condition()
         self._generation = 0
         self._closed = False
@@ -136,27 +139,57 @@ class SqliteEventLog(EventLog):
         return self._partitions
 
     def append(self, records: Sequence[tuple[str, bytes]]) -> list[Position]:
-        """Append ``(key, value)`` records in one transaction; see ``EventLog.append``."""
+        """Append ``(key, value)`` records in one transaction; see ``EventLog.append``.
+
+        Group commit: appends that arrive from other threads of this process while a
+        commit is under way are committed together in the next transaction, one fsync
+        for all of them. Each call still lands whole or not at all, in call order.
+        """
         partitions = self._partitions_of(records)
         if not partitions:
             return []
+        pending = _PendingAppend(records, partitions)
+        with self._pending_lock:
+            self._pending.append(pending)
+        with self._append_lock:
+            if not pending.done:
+                self._commit_pending()
+        if pending.error is not None:
+            raise pending.error
+        assert pending.positions is not None
+        return pending.positions
+
+    def _commit_pending(self) -> None:
+        with self._pending_lock:
+            batch, self._pending = self._pending, []
+        try:
+            positions = self._write(batch)
+        except sqlite3.Error as e:
+            error = self._error(e, f"append of {sum(len(p.records) for p in batch)} records")
+            for pending in batch:
+                pending.error = error
+        else:
+            for pending, claimed in zip(batch, positions, strict=True):
+                pending.positions = claimed
+            self._notify_appended()
+        for pending in batch:
+            pending.done = True
+
+    def _write(self, batch: Sequence[_PendingAppend]) -> list[list[Position]]:
         now_ms = time.time_ns() // 1_000_000
         conn = self._connection()
-        try:
-            with self._append_lock, _immediate(conn):
-                heads = dict(conn.execute(_SELECT_HEADS).fetchall())
-                positions = _claim_offsets(partitions, heads)
-                rows = (
-                    (pos.partition, pos.offset, key, value, now_ms)
-                    for pos, (key, value) in zip(positions, records, strict=True)
-                )
-                conn.executemany(_INSERT, rows)
-                moved = {pos.partition for pos in positions}
-                conn.executemany(_MOVE_HEAD, ((heads[p], p) for p in moved))
-        except sqlite3.Error as e:
-            raise self._error(e, f"append of {len(records)} records") from e
-        self._notify_appended()
-        return positions
+        with immediate(conn, self._busy_timeout):
+            heads = dict(conn.execute(_SELECT_HEADS).fetchall())
+            claimed = [_claim_offsets(pending.partitions, heads) for pending in batch]
+            rows = (
+                (pos.partition, pos.offset, key, value, now_ms)
+                for pending, positions in zip(batch, claimed, strict=True)
+                for pos, (key, value) in zip(positions, pending.records, strict=True)
+            )
+            conn.executemany(_INSERT, rows)
+            moved = {pos.partition for positions in claimed for pos in positions}
+            conn.executemany(_MOVE_HEAD, ((heads[p], p) for p in moved))
+        return claimed
 
     def read(self, partition: int, offset: int, limit: int = 1000) -> list[LogRecord]:
         """Records of ``partition`` with offsets ``offset`` .. ``offset + limit - 1``."""
@@ -229,7 +262,7 @@ class SqliteEventLog(EventLog):
             mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if mode != "wal":
                 raise EventLogError(f"event log {self._path} needs WAL journaling, got {mode!r}")
-            with _immediate(conn):
+            with immediate(conn, self._busy_timeout):
                 for statement in _SCHEMA:
                     conn.execute(statement)
                 self._check_meta(conn)
@@ -433,17 +466,15 @@ class SqliteLogConsumer(LogConsumer):
         self._log._check_open()
 
 
-@contextmanager
-def _immediate(conn: sqlite3.Connection) -> Iterator[None]:
-    """One write transaction that takes the write lock up front (waiting busy_timeout)."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
+@dataclass(slots=True)
+class _PendingAppend:
+    """One ``append`` call waiting for the group commit that includes it."""
+
+    records: Sequence[tuple[str, bytes]]
+    partitions: list[int]
+    positions: list[Position] | None = None
+    error: EventLogError | None = None
+    done: bool = False
 
 
 def _claim_offsets(partitions: Sequence[int], heads: dict[int, int]) -> list[Position]:

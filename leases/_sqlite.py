@@ -7,8 +7,6 @@ import os
 import sqlite3
 import threading
 import weakref
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Final
 
@@ -105,19 +103,6 @@ class Signal:
         with self._condition:
             if self._generation == seen:
                 self._condition.wait(timeout)
-
-
-@contextmanager
-def immediate(conn: sqlite3.Connection) -> Iterator[None]:
-    """One write transaction that takes the write lock up front (waiting busy_timeout)."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
 
 
 def translate(error: sqlite3.Error, what: str, path: Path) -> LeaseError:

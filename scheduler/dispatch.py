@@ -6,18 +6,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import Any
 
 from sqlalchemy.orm import Session
 
 from events.dispatch import Ticket, encode_ticket, finished_flag, run_lease_key
-from events.model import Event, JobSpec, RunQueued, RunRequested
+from events.model import Event, JobSpec, RunQueued
 from leases.port import LeaseStore, QueueItem
 from projector import queries, run_queries
 from projector.run_projection import RunRow
-
-if TYPE_CHECKING:
-    from scheduler.gather import Gathered
 
 log = logging.getLogger(__name__)
 
@@ -28,31 +25,26 @@ class Dispatcher:
     def __init__(self, leases: LeaseStore) -> None:
         self._leases = leases
 
-    def dispatch(self, events: Sequence[Event], gathered: Gathered) -> int:
+    def dispatch(
+        self,
+        events: Sequence[Event],
+        specs: Mapping[str, JobSpec],
+        parameters: Mapping[str, dict[str, Any]],
+    ) -> int:
         """Push every run these (already appended) events queued; return how many."""
-        requested = {
-            e.run_id: e.payload.parameters for e in events if isinstance(e.payload, RunRequested)
-        }
-        specs = {job_id: view.spec for job_id, view in gathered.snapshot.jobs.items()}
         pushed = 0
         for event in events:
-            if (
-                not isinstance(event.payload, RunQueued)
-                or event.run_id is None
-                or event.job_id is None
-            ):
+            if not isinstance(event.payload, RunQueued) or event.run_id is None:
                 continue
-            run = gathered.runs.get(event.run_id)
-            parameters = run.parameters if run is not None else requested.get(event.run_id, {})
-            spec = specs.get(event.job_id)
+            spec = specs.get(event.job_id or "")
             if spec is None:
-                continue  # the job was deleted; the run stays queued and reconciliation skips it
+                continue  # the job was deleted; reconciliation skips such runs too
             ticket = Ticket(
                 event.run_id,
-                event.job_id,
+                spec_job_id(event),
                 event.attempt or 1,
                 spec,
-                parameters,
+                parameters.get(event.run_id, {}),
                 event.correlation_id,
             )
             pushed += self._push(event.payload.queue, event.payload.priority, ticket)
@@ -91,6 +83,11 @@ class Dispatcher:
                     "re-pushed a queued run missing from its queue", extra={"run_id": run.id}
                 )
         return pushed
+
+
+def spec_job_id(event: Event) -> str:
+    assert event.job_id is not None, "run events carry their job id"
+    return event.job_id
 
 
 def _settled(run: RunRow, now: datetime) -> bool:

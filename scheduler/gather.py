@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -12,9 +12,8 @@ from sqlalchemy.orm import Session
 
 from events.dispatch import run_lease_key
 from leases.port import LeaseStore
-from projector import run_queries
-from projector.rows import job_row, load_activity, run_row
-from projector.run_projection import OPEN, RunRow
+from projector.rows import job_row, load_activity
+from projector.run_projection import OPEN
 from projector.tables import JobRecord, RunRecord
 from scheduler.decide import Failure, Snapshot
 from scheduler.views import DependencyState, JobView, RunView
@@ -23,25 +22,79 @@ from scheduler.views import DependencyState, JobView, RunView
 @dataclass(frozen=True)
 class Gathered:
     snapshot: Snapshot
-    runs: dict[str, RunRow]  # open runs by id, for their parameters and queues
+    queues: dict[str, str]  # open run id -> the queue it was queued on, if it was
+
+
+# Only what the rules read: loading whole rows (attempts, output, JSON) for every open
+# run each round was most of the scheduler's time under load.
+_VIEW_COLUMNS = (
+    RunRecord.id,
+    RunRecord.job_id,
+    RunRecord.status,
+    RunRecord.trigger,
+    RunRecord.attempt,
+    RunRecord.requested_at,
+    RunRecord.correlation_id,
+    RunRecord.started_at,
+    RunRecord.finished_at,
+    RunRecord.next_retry_at,
+    RunRecord.worker_id,
+    RunRecord.lease_token,
+)
 
 
 def gather(session: Session, leases: LeaseStore, completed_since: datetime) -> Gathered:
     jobs = _jobs(session)
-    open_rows = run_queries.runs_in_status(session, OPEN)
-    running = [run_lease_key(r.id) for r in open_rows if r.status == "running"]
+    open_runs, queues = _open_runs(session)
+    running = [run_lease_key(r.run_id) for r in open_runs if r.status == "running"]
     live = set(leases.inspect(running)) if running else set()  # after reading the runs
-    failed = run_queries.runs_in_status(session, ["failed"], dead_lettered=False)
     upstreams = {u for job in jobs.values() for u in job.spec.depends_on}
     snapshot = Snapshot(
         jobs=jobs,
-        open_runs=[run_view(r) for r in open_rows],
+        open_runs=open_runs,
         live_run_leases=live,
-        failures=[Failure(run_view(r), r.outcome or "failed", r.exit_code) for r in failed],
+        failures=_failures(session),
         completed=_completed(session, upstreams, completed_since),
         dependencies=_dependency_state(session, jobs, upstreams),
     )
-    return Gathered(snapshot, {r.id: r for r in open_rows})
+    return Gathered(snapshot, queues)
+
+
+def _open_runs(session: Session) -> tuple[list[RunView], dict[str, str]]:
+    query = (
+        select(*_VIEW_COLUMNS, RunRecord.queue)
+        .where(RunRecord.status.in_(OPEN))
+        .order_by(RunRecord.requested_at, RunRecord.id)
+    )
+    views, queues = [], {}
+    for *values, queue in session.execute(query):
+        views.append(_view(values))
+        if queue is not None:
+            queues[values[0]] = queue
+    return views, queues
+
+
+def _view(values: Sequence[Any]) -> RunView:
+    """A view from ``_VIEW_COLUMNS`` values; the statuses and triggers are the read model's."""
+    return RunView(*values)
+
+
+def _failures(session: Session) -> list[Failure]:
+    query = select(*_VIEW_COLUMNS, RunRecord.outcome, RunRecord.exit_code).where(
+        RunRecord.status == "failed", RunRecord.dead_lettered.is_(False)
+    )
+    return [
+        Failure(_view(values), outcome or "failed", code)
+        for *values, outcome, code in session.execute(query)
+    ]
+
+
+def run_parameters(session: Session, run_ids: Collection[str]) -> dict[str, dict[str, Any]]:
+    """The parameters of the runs about to be dispatched."""
+    if not run_ids:
+        return {}
+    query = select(RunRecord.id, RunRecord.parameters).where(RunRecord.id.in_(run_ids))
+    return {run_id: parameters for run_id, parameters in session.execute(query)}
 
 
 def _jobs(session: Session) -> dict[str, JobView]:
@@ -59,32 +112,15 @@ def _jobs(session: Session) -> dict[str, JobView]:
     }
 
 
-def run_view(run: RunRow) -> RunView:
-    return RunView(
-        run_id=run.id,
-        job_id=run.job_id,
-        status=run.status,
-        trigger=run.trigger,  # type: ignore[arg-type]
-        attempt=run.attempt,
-        requested_at=run.requested_at,
-        correlation_id=run.correlation_id,
-        started_at=run.started_at,
-        finished_at=run.finished_at,
-        next_retry_at=run.next_retry_at,
-        worker_id=run.worker_id,
-        lease_token=run.lease_token,
-    )
-
-
 def _completed(session: Session, upstreams: Collection[str], since: datetime) -> list[RunView]:
     if not upstreams:
         return []
-    query = select(RunRecord).where(
+    query = select(*_VIEW_COLUMNS).where(
         RunRecord.job_id.in_(upstreams),
         RunRecord.status == "completed",
         RunRecord.finished_at > since,
     )
-    return [run_view(run_row(record, ())) for record in session.scalars(query)]
+    return [_view(values) for values in session.execute(query)]
 
 
 def _dependency_state(

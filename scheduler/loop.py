@@ -28,7 +28,7 @@ from events.dispatch import (
 )
 from events.errors import ChronologError
 from events.log import EventLog, Position
-from events.model import Event, RunCancelRequested
+from events.model import Event, RunCancelRequested, RunQueued, RunRequested
 from leases.port import Lease, LeaseStore
 from projector.progress import ProjectionProgress
 from projector.run_queries import max_lease_token
@@ -36,7 +36,7 @@ from scheduler.concurrency import cancel_queued
 from scheduler.decide import decide
 from scheduler.dispatch import Dispatcher
 from scheduler.fires import invalid_schedules, next_wakeup
-from scheduler.gather import Gathered, gather
+from scheduler.gather import Gathered, gather, run_parameters
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +143,7 @@ class Scheduler:
         events = decide(gathered.snapshot, now, self._rng)
         events += self._cancel_queued(events, gathered)
         self._append(events)
-        self._dispatcher.dispatch(events, gathered)
+        self._dispatch(events, gathered)
         self._completed_since = max(
             [
                 self._completed_since,
@@ -170,15 +170,30 @@ class Scheduler:
                 continue
             self._leases.set_flag(cancel_flag(event.run_id), CANCEL_FLAG_TTL)
             self._leases.publish(CANCEL_CHANNEL, event.run_id.encode())
-            run = gathered.runs.get(event.run_id)
+            run = views.get(event.run_id)
+            queue = gathered.queues.get(event.run_id)
             if (
                 run is not None
                 and run.status == "queued"
-                and run.queue
-                and self._leases.remove(run.queue, run.id)
+                and queue
+                and self._leases.remove(queue, run.run_id)
             ):
-                extra += cancel_queued(views[run.id], event.occurred_at, event.payload.reason)
+                extra += cancel_queued(run, event.occurred_at, event.payload.reason)
         return extra
+
+    def _dispatch(self, events: Sequence[Event], gathered: Gathered) -> None:
+        queued = {e.run_id for e in events if isinstance(e.payload, RunQueued) and e.run_id}
+        if not queued:
+            return
+        fresh = {
+            e.run_id: e.payload.parameters
+            for e in events
+            if isinstance(e.payload, RunRequested) and e.run_id is not None
+        }
+        with Session(self._engine) as session:
+            stored = run_parameters(session, queued - set(fresh))
+        specs = {job_id: view.spec for job_id, view in gathered.snapshot.jobs.items()}
+        self._dispatcher.dispatch(events, specs, {**stored, **fresh})
 
     def _append(self, events: Sequence[Event]) -> None:
         if not events:

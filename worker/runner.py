@@ -78,6 +78,7 @@ class Worker:
         self._running: dict[str, threading.Event] = {}  # run id -> its cancel signal
         self._running_lock = threading.Lock()
         self._heartbeat: Lease | None = None
+        self._keeper = LeaseKeeper(leases, config.run_lease_ttl)
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -101,6 +102,7 @@ class Worker:
             threading.Thread(
                 target=self._listen_for_cancels, args=(stop,), name="cancels", daemon=True
             ),
+            threading.Thread(target=self._keeper.run, args=(stop,), name="leases", daemon=True),
         ]
         for thread in (*slots, *helpers):
             thread.start()
@@ -213,8 +215,7 @@ class Worker:
         cancel = threading.Event()
         with self._running_lock:
             self._running[ticket.run_id] = cancel
-        renewer = LeaseRenewer(self._leases, lease, self.config.run_lease_ttl, on_lost=cancel.set)
-        renewer.start()
+        self._keeper.hold(lease, on_lost=cancel.set)
         request = ExecutionRequest(
             ticket.run_id, ticket.job_id, ticket.attempt, ticket.spec, ticket.parameters
         )
@@ -225,10 +226,10 @@ class Worker:
         try:
             result = self._executor.execute(request, cancel)
         finally:
-            renewer.stop()
+            lost = self._keeper.drop(lease)
             with self._running_lock:
                 self._running.pop(ticket.run_id, None)
-        if renewer.lost:
+        if lost:
             log.warning("run lease lost while running", extra={"run_id": ticket.run_id})
         log.info("run finished", extra={"run_id": ticket.run_id, "status": result.status})
         return result
@@ -273,34 +274,43 @@ class Worker:
                 waited += 0.5
 
 
-class LeaseRenewer:
-    """Renews a run lease in the background; calls ``on_lost`` once if it cannot."""
+class LeaseKeeper:
+    """Renews every run lease a worker holds, from one thread; a run whose lease cannot be
+    kept (the worker was frozen past its TTL, say) is told to stop."""
 
-    def __init__(
-        self, leases: LeaseStore, lease: Lease, ttl: float, on_lost: Callable[[], None]
-    ) -> None:
+    def __init__(self, leases: LeaseStore, ttl: float) -> None:
         self._leases = leases
-        self._lease = lease
         self._ttl = ttl
-        self._on_lost = on_lost
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._renew, name=f"renew-{lease.key}", daemon=True)
-        self.lost = False
+        self._held: dict[str, tuple[Lease, Callable[[], None]]] = {}
+        self._lost: set[str] = set()
+        self._lock = threading.Lock()
 
-    def start(self) -> None:
-        self._thread.start()
+    def hold(self, lease: Lease, on_lost: Callable[[], None]) -> None:
+        with self._lock:
+            self._held[lease.key] = (lease, on_lost)
 
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
+    def drop(self, lease: Lease) -> bool:
+        """Stop renewing ``lease``; True if it had been lost meanwhile."""
+        with self._lock:
+            self._held.pop(lease.key, None)
+            lost = lease.key in self._lost
+            self._lost.discard(lease.key)
+        return lost
 
-    def _renew(self) -> None:
-        while not self._stop.wait(self._ttl / 3):
-            try:
-                held = self._leases.renew(self._lease.key, self._lease.token, self._ttl)
-            except ChronologError:
-                continue  # the store is briefly unavailable; the lease may still be ours
-            if not held:
-                self.lost = True
-                self._on_lost()
-                return
+    def run(self, stop: threading.Event) -> None:
+        while not stop.wait(self._ttl / 3):
+            with self._lock:
+                held = list(self._held.values())
+            for lease, on_lost in held:
+                self._renew(lease, on_lost)
+
+    def _renew(self, lease: Lease, on_lost: Callable[[], None]) -> None:
+        try:
+            kept = self._leases.renew(lease.key, lease.token, self._ttl)
+        except ChronologError:
+            return  # the store is briefly unavailable; the lease may still be ours
+        if not kept:
+            with self._lock:
+                self._lost.add(lease.key)
+                self._held.pop(lease.key, None)
+            on_lost()

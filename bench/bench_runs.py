@@ -1,0 +1,305 @@
+"""Runs end to end on the embedded defaults: latency, throughput, lost-run recovery.
+
+    .venv/bin/python bench/bench_runs.py latency [--runs 200]
+    .venv/bin/python bench/bench_runs.py throughput [--runs 10000] [--workers 2] [--concurrency 4]
+    .venv/bin/python bench/bench_runs.py lost [--repeat 5]
+
+latency: a no-op shell job triggered over HTTP one run at a time at low load; trigger ->
+start and trigger -> completed from the run's own timestamps (requested_at, started_at,
+finished_at), plus what the client waited. throughput: N RunRequested events for a no-op
+python job appended at once (like a backfill), then the time until every run completed,
+with W worker processes. lost: a worker killed with SIGKILL mid-run; the time from the
+kill to RunLost and to the re-run's start. Writes bench/results/runs-<mode>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx2 as httpx
+
+from events.codec import EventCodec
+from events.ids import new_run_id
+from events.model import Event, RunRequested, to_millis
+from events.sqlite_log import SqliteEventLog
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "results"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait(condition: Callable[[], bool], timeout: float, interval: float = 0.05) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise SystemExit("timed out waiting")
+        time.sleep(interval)
+
+
+def env(extra: dict[str, str]) -> dict[str, str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("CHRONOLOG_")}
+    return {**base, "PYTHONPATH": str(REPO), **extra}
+
+
+@contextmanager
+def cluster(
+    workers: int, concurrency: int, extra_env: dict[str, str]
+) -> Iterator[tuple[str, Path, list[subprocess.Popen[bytes]]]]:
+    with tempfile.TemporaryDirectory() as scratch:
+        data = Path(scratch) / "data"
+        port = free_port()
+        up = [
+            sys.executable,
+            "-m",
+            "chronolog",
+            "up",
+            "--api-port",
+            str(port),
+            "--data-dir",
+            str(data),
+            "--workers",
+            "0",
+        ]
+        processes = [
+            subprocess.Popen(
+                up,
+                env=env(extra_env),
+                cwd=REPO,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        ]
+        url = f"http://127.0.0.1:{port}"
+        wait(lambda: _healthy(url), 30, 0.1)
+        worker = [
+            sys.executable,
+            "-m",
+            "chronolog",
+            "worker",
+            "--data-dir",
+            str(data),
+            "--concurrency",
+            str(concurrency),
+        ]
+        pool = [
+            subprocess.Popen(
+                worker,
+                env=env(extra_env),
+                cwd=REPO,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for _ in range(workers)
+        ]
+        with httpx.Client(base_url=url, timeout=30) as api:
+            wait(lambda: len(api.get("/api/workers").json()) == workers, 30)
+        try:
+            yield url, data, pool
+        finally:
+            for process in [*pool, *processes]:
+                process.send_signal(signal.SIGTERM)
+            for process in [*pool, *processes]:
+                process.wait(timeout=60)
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/api/health", timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def at(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def ms(values: list[float]) -> dict[str, float]:
+    cuts = statistics.quantiles(values, n=100)
+    return {"p50_ms": statistics.median(values), "p99_ms": cuts[98], "max_ms": max(values)}
+
+
+def latency(args: argparse.Namespace) -> dict[str, Any]:
+    to_start: list[float] = []
+    to_done: list[float] = []
+    client: list[float] = []
+    with cluster(1, 2, {}) as (url, _, _), httpx.Client(base_url=url, timeout=30) as api:
+        api.post("/api/jobs", json={"name": "noop", "type": "shell", "command": "true"})
+        for _ in range(args.runs):
+            began = time.perf_counter()
+            run_id = api.post("/api/jobs/noop/trigger").json()["run_id"]
+            run: dict[str, Any] = {}
+
+            def done(run_id: str = run_id, run: dict[str, Any] = run) -> bool:
+                run.update(api.get(f"/api/runs/{run_id}").json())
+                return bool(run["status"] == "completed")
+
+            wait(done, 30, 0.002)
+            client.append((time.perf_counter() - began) * 1000)
+            requested = at(run["requested_at"])
+            to_start.append((at(run["started_at"]) - requested).total_seconds() * 1000)
+            to_done.append((at(run["finished_at"]) - requested).total_seconds() * 1000)
+    return {
+        "runs": args.runs,
+        "trigger_to_start": ms(to_start),
+        "trigger_to_completed": ms(to_done),
+        "client_trigger_to_seen_completed": ms(client),
+    }
+
+
+def throughput(args: argparse.Namespace) -> dict[str, Any]:
+    with (
+        cluster(args.workers, args.concurrency, {}) as (url, data, _),
+        httpx.Client(base_url=url, timeout=60) as api,
+    ):
+        job = api.post(
+            "/api/jobs",
+            json={"name": "noop", "type": "python", "function": "tests.jobs.sample:noop",
+                  "concurrency_policy": "allow", "max_concurrency": 10_000},
+        ).json()  # fmt: skip
+        codec = EventCodec.default()
+        log = SqliteEventLog(data / "events.db", partitions=12)
+        now = to_millis(datetime.now(UTC))
+        events = []
+        for _ in range(args.runs):
+            run_id = new_run_id()
+            payload = RunRequested(trigger="backfill")
+            events.append(
+                Event(
+                    payload,
+                    now,
+                    "bench",
+                    job_id=job["id"],
+                    run_id=run_id,
+                    attempt=1,
+                    correlation_id=run_id,
+                )
+            )
+        began = time.perf_counter()
+        log.append([(e.key, codec.encode(e)) for e in events])
+        log.close()
+
+        def completed() -> int:
+            total: int = api.get(
+                "/api/runs", params={"job_id": "noop", "status": "completed", "limit": 1}
+            ).json()["total"]
+            return total
+
+        wait(lambda: completed() == args.runs, 1800, 0.5)
+        elapsed = time.perf_counter() - began
+    return {
+        "runs": args.runs,
+        "workers": args.workers,
+        "concurrency": args.concurrency,
+        "seconds": elapsed,
+        "runs_per_s": args.runs / elapsed,
+    }
+
+
+def rerun_started(api: httpx.Client, run_id: str) -> bool:
+    run = api.get(f"/api/runs/{run_id}").json()
+    return bool(run["attempt"] >= 2 and run["status"] == "running")
+
+
+def status_is(api: httpx.Client, run_id: str, status: str) -> bool:
+    return bool(api.get(f"/api/runs/{run_id}").json()["status"] == status)
+
+
+def lost(args: argparse.Namespace) -> dict[str, Any]:
+    ttl = 5.0
+    to_lost: list[float] = []
+    to_rerun: list[float] = []
+    with (
+        cluster(2, 1, {"CHRONOLOG_RUN_LEASE_TTL": str(ttl)}) as (url, _, pool),
+        httpx.Client(base_url=url) as api,
+    ):
+        api.post(
+            "/api/jobs",
+            json={
+                "name": "long",
+                "type": "shell",
+                "command": "sleep 2",
+                "retries": 100,
+                "retry_delay": 0,
+            },
+        )
+        pids = {w["id"]: w["pid"] for w in api.get("/api/workers").json()}
+        for _ in range(args.repeat):
+            run_id = api.post("/api/jobs/long/trigger").json()["run_id"]
+            run: dict[str, Any] = {}
+
+            def running(run_id: str = run_id, run: dict[str, Any] = run) -> bool:
+                run.update(api.get(f"/api/runs/{run_id}").json())
+                return bool(run["status"] == "running")
+
+            wait(running, 30, 0.01)
+            killed_at = datetime.now(UTC)
+            os.kill(pids[run["worker"]], signal.SIGKILL)
+            wait(functools.partial(rerun_started, api, run_id), 60, 0.01)
+            events = api.get(f"/api/runs/{run_id}/events").json()["events"]
+            lost_at = next(at(e["occurred_at"]) for e in events if e["type"] == "RunLost")
+            restarted = [at(e["occurred_at"]) for e in events if e["type"] == "RunStarted"][-1]
+            to_lost.append((lost_at - killed_at).total_seconds())
+            to_rerun.append((restarted - killed_at).total_seconds())
+            survivor = next(w for w in pool if w.pid != pids[run["worker"]] and w.poll() is None)
+            # Bring the pool back to two workers for the next round.
+            pool.append(
+                subprocess.Popen(
+                    survivor.args,
+                    env=env({"CHRONOLOG_RUN_LEASE_TTL": str(ttl)}),
+                    cwd=REPO,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+            wait(lambda: sum(1 for w in api.get("/api/workers").json() if w["alive"]) >= 2, 30)
+            pids = {w["id"]: w["pid"] for w in api.get("/api/workers").json() if w["alive"]}
+            wait(functools.partial(status_is, api, run_id, "completed"), 30)
+    return {
+        "lease_ttl_s": ttl,
+        "repeats": args.repeat,
+        "kill_to_lost_s": {"median": statistics.median(to_lost), "max": max(to_lost)},
+        "kill_to_rerun_started_s": {"median": statistics.median(to_rerun), "max": max(to_rerun)},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("mode", choices=["latency", "throughput", "lost"])
+    parser.add_argument("--runs", type=int)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    args.runs = args.runs or (200 if args.mode == "latency" else 10_000)
+    result = {"latency": latency, "throughput": throughput, "lost": lost}[args.mode](args)
+    result["when"] = datetime.now(UTC).isoformat(timespec="seconds")
+    print(json.dumps(result, indent=2))
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"runs-{args.mode}.json").write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
