@@ -27,6 +27,7 @@ from api.schemas import (
     ReasonBody,
 )
 from api.views import event_out, job_out
+from events.dispatch import SCHEDULER_LEADER_KEY
 from projector import queries
 
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -143,13 +144,15 @@ def _add_job_routes(app: FastAPI, ctx: ApiContext) -> None:  # noqa: C901 - one 
 def _add_health_route(app: FastAPI, ctx: ApiContext) -> None:
     @app.get("/api/health", tags=["system"])
     def health() -> dict[str, Any]:
-        """Liveness plus how far the read model lags behind the log."""
+        """Liveness, how far the read model lags behind the log, and who leads the scheduler."""
         checkpoints = ctx.progress.checkpoints()
         ends = {p: ctx.log.watermarks(p).high for p in range(ctx.log.partitions)}
         lag = sum(end - checkpoints.get(p, 0) for p, end in ends.items())
+        leader = ctx.leases.inspect([SCHEDULER_LEADER_KEY]).get(SCHEDULER_LEADER_KEY)
         return {
             "status": "ok",
             "version": app.version,
             "event_log": {"partitions": ctx.log.partitions, "events": sum(ends.values())},
             "projector": {"lag": lag},
+            "scheduler": {"leader": leader.owner if leader is not None else None},
         }

@@ -243,7 +243,6 @@ def lost(args: argparse.Namespace) -> dict[str, Any]:
                 "retry_delay": 0,
             },
         )
-        pids = {w["id"]: w["pid"] for w in api.get("/api/workers").json()}
         for _ in range(args.repeat):
             run_id = api.post("/api/jobs/long/trigger").json()["run_id"]
             run: dict[str, Any] = {}
@@ -253,6 +252,7 @@ def lost(args: argparse.Namespace) -> dict[str, Any]:
                 return bool(run["status"] == "running")
 
             wait(running, 30, 0.01)
+            pids = {w["id"]: w["pid"] for w in api.get("/api/workers").json()}
             killed_at = datetime.now(UTC)
             os.kill(pids[run["worker"]], signal.SIGKILL)
             wait(functools.partial(rerun_started, api, run_id), 60, 0.01)
@@ -273,7 +273,6 @@ def lost(args: argparse.Namespace) -> dict[str, Any]:
                 )
             )
             wait(lambda: sum(1 for w in api.get("/api/workers").json() if w["alive"]) >= 2, 30)
-            pids = {w["id"]: w["pid"] for w in api.get("/api/workers").json() if w["alive"]}
             wait(functools.partial(status_is, api, run_id, "completed"), 30)
     return {
         "lease_ttl_s": ttl,

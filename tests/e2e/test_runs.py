@@ -37,6 +37,7 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
 
 def test_demo_trigger_runs_on_a_worker_and_records_the_outcome(cluster: Cluster) -> None:
     with cluster.api() as api:
+        assert api.get("/api/health").json()["scheduler"]["leader"].startswith("scheduler-")
         workers = api.get("/api/workers").json()
         assert len(workers) == 1
         assert workers[0]["tags"] == ["default"]
