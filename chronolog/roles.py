@@ -60,14 +60,6 @@ def new_node_id(role: str) -> str:
 # --- background roles in threads ---------------------------------------------------
 
 
-def start_thread(
-    name: str, target: Callable[[threading.Event], None], stop: threading.Event
-) -> threading.Thread:
-    thread = threading.Thread(target=target, args=(stop,), name=name, daemon=True)
-    thread.start()
-    return thread
-
-
 def scheduler_role(runtime: wiring.Runtime) -> Scheduler:
     settings = runtime.settings
     config = SchedulerConfig(node_id=new_node_id("scheduler"), leader_ttl=settings.leader_ttl)
@@ -116,23 +108,22 @@ def run_worker(
 
 
 @dataclass
-class WorkerProcesses:
-    """``chronolog worker`` child processes of ``chronolog up``, stopped with it."""
+class ChildProcesses:
+    """Roles ``chronolog up`` runs as child processes (a crash there never takes the API
+    down, and each gets its own interpreter and core), stopped with it."""
 
     settings: Settings
-    count: int
-    concurrency: int
     processes: list[subprocess.Popen[bytes]]
 
     @classmethod
-    def start(cls, settings: Settings, count: int, concurrency: int) -> WorkerProcesses:
-        command = [
-            sys.executable, "-m", "chronolog", "worker",
-            "--data-dir", str(settings.data_dir),
-            "--concurrency", str(concurrency),
-        ]  # fmt: skip
-        processes = [subprocess.Popen(command) for _ in range(count)]
-        return cls(settings, count, concurrency, processes)
+    def start(
+        cls, settings: Settings, *, scheduler: bool, workers: int, concurrency: int
+    ) -> ChildProcesses:
+        base = [sys.executable, "-m", "chronolog"]
+        data = ["--data-dir", str(settings.data_dir)]
+        commands = [[*base, "scheduler", *data]] if scheduler else []
+        commands += [[*base, "worker", *data, "--concurrency", str(concurrency)]] * workers
+        return cls(settings, [subprocess.Popen(command) for command in commands])
 
     def stop(self) -> None:
         for process in self.processes:
@@ -155,12 +146,10 @@ def serve(
     """Serve the API (until SIGINT/SIGTERM) with the other roles alongside."""
     runtime = wiring.build_runtime(settings)
     stop = threading.Event()
-    threads = []
-    if projector:
-        threads.append(wiring.start_projector(runtime, stop))
-    if scheduler:
-        threads.append(start_thread("scheduler", scheduler_role(runtime).run, stop))
-    pool = WorkerProcesses.start(settings, workers, concurrency) if workers else None
+    threads = [wiring.start_projector(runtime, stop)] if projector else []
+    children = ChildProcesses.start(
+        settings, scheduler=scheduler, workers=workers, concurrency=concurrency
+    )
     config = uvicorn.Config(
         create_app(wiring.api_context(runtime)),
         host=settings.api_host,
@@ -171,8 +160,7 @@ def serve(
     try:
         GracefulServer(config).run()  # returns on SIGINT / SIGTERM
     finally:
-        if pool is not None:
-            pool.stop()
+        children.stop()
         stop.set()
         for thread in threads:
             thread.join(timeout=10)

@@ -22,6 +22,7 @@ Rules:
 
 from __future__ import annotations
 
+import functools
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -76,10 +77,19 @@ def next_wakeup(jobs: Iterable[JobView], now: datetime) -> datetime | None:
     fires = [
         fire
         for job in jobs
-        if (schedule := _schedule(job)) is not None
-        and (fire := schedule.next_fire(job.fires_after)) is not None
+        if _schedule(job) is not None
+        and (fire := first_fire_after(job.spec.schedule, job.spec.timezone, job.fires_after))
+        is not None
     ]
     return max(min(fires), now) if fires else None
+
+
+@functools.lru_cache(maxsize=65_536)
+def first_fire_after(expression: str | None, timezone: str, after: datetime) -> datetime | None:
+    """The first fire time strictly after ``after``. Cached: it is a pure function of its
+    arguments, and a job's ``fires_after`` stays put until it fires, so each round finds
+    most jobs not due without running croniter again."""
+    return parse_schedule(expression, timezone).next_fire(after)
 
 
 def invalid_schedules(jobs: Iterable[JobView]) -> dict[str, str]:
@@ -108,6 +118,9 @@ def _schedule(job: JobView) -> Schedule | None:
 def _job_fires(
     job: JobView, schedule: Schedule, now: datetime, catchup_batch: int, misfire_records: int
 ) -> list[Event]:
+    first = first_fire_after(job.spec.schedule, job.spec.timezone, job.fires_after)
+    if first is None or first > now:
+        return []
     limit = catchup_batch if job.spec.catchup else 2
     due = schedule.fires_between(job.fires_after, now, limit)
     if job.spec.catchup or len(due) < 2:

@@ -11,10 +11,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from events.dispatch import run_lease_key
+from events.model import JobSpec, spec_from_dict
 from leases.port import LeaseStore
-from projector.rows import job_row, load_activity
+from projector.rows import load_activity
 from projector.run_projection import OPEN
-from projector.tables import JobRecord, RunRecord
+from projector.tables import JobActivityRecord, JobRecord, RunRecord
 from scheduler.decide import Failure, Snapshot
 from scheduler.views import DependencyState, JobView, RunView
 
@@ -43,8 +44,45 @@ _VIEW_COLUMNS = (
 )
 
 
-def gather(session: Session, leases: LeaseStore, completed_since: datetime) -> Gathered:
-    jobs = _jobs(session)
+class JobCache:
+    """Parsed job specs by (job id, version): a round re-reads only the specs that changed."""
+
+    def __init__(self) -> None:
+        self._specs: dict[str, tuple[int, JobSpec]] = {}
+
+    def jobs(self, session: Session) -> dict[str, JobView]:
+        columns = (JobRecord.id, JobRecord.version, JobRecord.created_at, JobRecord.rescheduled_at)
+        rows = session.execute(select(*columns)).all()
+        stale = [
+            job_id for job_id, version, *_ in rows if self._specs.get(job_id, (None,))[0] != version
+        ]
+        if stale:
+            query = select(JobRecord.id, JobRecord.version, JobRecord.spec).where(
+                JobRecord.id.in_(stale)
+            )
+            for job_id, version, spec in session.execute(query):
+                self._specs[job_id] = (version, spec_from_dict(spec))
+        live = {job_id for job_id, *_ in rows}
+        self._specs = {job_id: entry for job_id, entry in self._specs.items() if job_id in live}
+        fired = _last_fires(session)
+        return {
+            job_id: JobView(job_id, self._specs[job_id][1], created, fired.get(job_id), rescheduled)
+            for job_id, _, created, rescheduled in rows
+            if job_id in self._specs
+        }
+
+
+def _last_fires(session: Session) -> dict[str, datetime]:
+    query = select(JobActivityRecord.job_id, JobActivityRecord.last_fire_at).where(
+        JobActivityRecord.last_fire_at.is_not(None)
+    )
+    return {job_id: at for job_id, at in session.execute(query) if at is not None}
+
+
+def gather(
+    session: Session, leases: LeaseStore, completed_since: datetime, cache: JobCache
+) -> Gathered:
+    jobs = cache.jobs(session)
     open_runs, queues = _open_runs(session)
     running = [run_lease_key(r.run_id) for r in open_runs if r.status == "running"]
     live = set(leases.inspect(running)) if running else set()  # after reading the runs
@@ -95,21 +133,6 @@ def run_parameters(session: Session, run_ids: Collection[str]) -> dict[str, dict
         return {}
     query = select(RunRecord.id, RunRecord.parameters).where(RunRecord.id.in_(run_ids))
     return {run_id: parameters for run_id, parameters in session.execute(query)}
-
-
-def _jobs(session: Session) -> dict[str, JobView]:
-    rows = [job_row(record) for record in session.scalars(select(JobRecord))]
-    activity = load_activity(session, [row.id for row in rows])
-    return {
-        row.id: JobView(
-            job_id=row.id,
-            spec=row.spec,
-            created_at=row.created_at,
-            last_fire_at=a.last_fire_at if (a := activity.get(row.id)) else None,
-            rescheduled_at=row.rescheduled_at,
-        )
-        for row in rows
-    }
 
 
 def _completed(session: Session, upstreams: Collection[str], since: datetime) -> list[RunView]:

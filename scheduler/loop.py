@@ -36,7 +36,7 @@ from scheduler.concurrency import cancel_queued
 from scheduler.decide import decide
 from scheduler.dispatch import Dispatcher
 from scheduler.fires import invalid_schedules, next_wakeup
-from scheduler.gather import Gathered, gather, run_parameters
+from scheduler.gather import Gathered, JobCache, gather, run_parameters
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,7 @@ class SchedulerConfig:
     leader_ttl: float = 5.0  # a standby takes over at most this long after the leader dies
     max_idle: float = 1.0  # longest sleep between rounds (lost-run and timeout checks)
     reconcile_interval: float = 5.0
+    min_round_interval: float = 0.02  # bounds the CPU a busy log can make rounds take
     dependency_lookback: timedelta = timedelta(hours=1)  # completions a new leader re-reads
 
 
@@ -72,6 +73,8 @@ class Scheduler:
         self._clock = clock
         self._rng = rng or random.Random()
         self._dispatcher = Dispatcher(leases)
+        self._jobs = JobCache()
+        self._seen: dict[int, int] = {}  # checkpoints when the last round started reading
         self._leadership: Lease | None = None
         self._renewed_at = datetime.min.replace(tzinfo=UTC)
         self._unapplied: list[Position] = []
@@ -92,7 +95,10 @@ class Scheduler:
                 )
                 stop.wait(1.0)
                 continue
-            self._sleep_until(wake_at, stop)
+            if self.is_leader:
+                self._sleep_until(wake_at, stop)
+            else:  # a standby only retries the lease; the log's progress is not its business
+                stop.wait(max(0.0, (wake_at - self._clock()).total_seconds()))
         self._resign()
 
     def step(self) -> datetime:
@@ -138,8 +144,10 @@ class Scheduler:
     # --- one round -------------------------------------------------------------------
 
     def _round(self, now: datetime) -> datetime:
+        # Taken before reading: whatever is applied after it wakes the next round at once.
+        self._seen = self._progress.checkpoints()
         with Session(self._engine) as session:
-            gathered = gather(session, self._leases, self._completed_since)
+            gathered = gather(session, self._leases, self._completed_since, self._jobs)
         events = decide(gathered.snapshot, now, self._rng)
         events += self._cancel_queued(events, gathered)
         self._append(events)
@@ -213,9 +221,11 @@ class Scheduler:
         return min([wake, *([fire] if fire else []), *retries])
 
     def _sleep_until(self, wake_at: datetime, stop: threading.Event) -> None:
-        """Sleep until ``wake_at``, or until the projector applies something new."""
-        seen = self._progress.checkpoints()
+        """Sleep until ``wake_at``, or until the projector applies something new (but at
+        least ``min_round_interval``: a stream of commits must not make rounds spin)."""
+        stop.wait(self.config.min_round_interval)
         timeout = max(0.0, (wake_at - self._clock()).total_seconds())
+        seen = self._seen
         self._progress.wait_until(
             lambda: stop.is_set() or self._progress.checkpoints() != seen, timeout
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -84,18 +85,23 @@ def test_two_triggers_at_once_under_forbid_execute_once(cluster: Cluster, tmp_pa
             api,
             name="exclusive",
             type="shell",
-            command=f"echo $CHRONOLOG_RUN_ID >> {effects}; sleep 1",
+            command=f"echo $CHRONOLOG_RUN_ID >> {effects}; sleep 2",
         )
-        first, second = trigger(api, "exclusive"), trigger(api, "exclusive")
+    with ThreadPoolExecutor(2) as pool:  # each thread its own connection, both at once
+        run_ids = list(pool.map(lambda _: _trigger_alone(cluster, "exclusive"), range(2)))
+    with cluster.api() as api:
         ended = [
-            wait_for_run(api, run_id, lambda r: r["status"] in ("completed", "skipped"))
-            for run_id in (first, second)
+            wait_for_run(api, r, lambda r: r["status"] in ("completed", "skipped")) for r in run_ids
         ]
-        settle(1.5)
-        statuses = sorted(r["status"] for r in ended)
-        assert statuses == ["completed", "skipped"]
+        settle(1.0)
+        assert sorted(r["status"] for r in ended) == ["completed", "skipped"]
         assert [r["reason"] for r in ended if r["status"] == "skipped"] == ["overlap"]
         assert len(lines(effects)) == 1
+
+
+def _trigger_alone(cluster: Cluster, job: str) -> str:
+    with cluster.api() as api:
+        return trigger(api, job)
 
 
 def test_failing_job_is_retried_with_backoff_then_dead_lettered_and_retried_by_hand(
