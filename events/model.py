@@ -238,12 +238,8 @@ Payload: TypeAlias = (
     | WorkerLost
 )
 
-PAYLOAD_TYPES: Final[tuple[type[Payload], ...]] = (
-    JobCreated,
-    JobUpdated,
-    JobDeleted,
-    JobPaused,
-    JobResumed,
+JOB_PAYLOADS: Final = (JobCreated, JobUpdated, JobDeleted, JobPaused, JobResumed)
+RUN_PAYLOADS: Final = (
     RunRequested,
     RunQueued,
     RunSkipped,
@@ -256,12 +252,9 @@ PAYLOAD_TYPES: Final[tuple[type[Payload], ...]] = (
     RunDeadLettered,
     RunCancelRequested,
     RunCancelled,
-    WorkerRegistered,
-    WorkerDeregistered,
-    WorkerLost,
 )
-
 WORKER_PAYLOADS: Final = (WorkerRegistered, WorkerDeregistered, WorkerLost)
+PAYLOAD_TYPES: Final[tuple[type[Payload], ...]] = (*JOB_PAYLOADS, *RUN_PAYLOADS, *WORKER_PAYLOADS)
 
 
 def new_event_id() -> str:

@@ -12,6 +12,7 @@ from datetime import datetime
 from functools import singledispatch
 
 from events.model import (
+    JOB_PAYLOADS,
     Event,
     JobCreated,
     JobDeleted,
@@ -22,7 +23,7 @@ from events.model import (
     Payload,
 )
 
-JOB_EVENTS = (JobCreated, JobUpdated, JobDeleted, JobPaused, JobResumed)
+JOB_EVENTS = JOB_PAYLOADS
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from functools import singledispatch
 from typing import Any, Final, Literal, TypeAlias
 
 from events.model import (
+    RUN_PAYLOADS,
     Event,
     Payload,
     RunCancelled,
@@ -48,20 +49,7 @@ ACTIVE: Final = frozenset({"queued", "running"})
 OPEN: Final = frozenset({"pending", "queued", "running", "retrying"})
 TERMINAL: Final = frozenset({"completed", "failed", "cancelled", "skipped"})
 
-RUN_EVENTS: Final = (
-    RunRequested,
-    RunQueued,
-    RunSkipped,
-    RunStarted,
-    RunSucceeded,
-    RunFailed,
-    RunTimedOut,
-    RunLost,
-    RunRetryScheduled,
-    RunDeadLettered,
-    RunCancelRequested,
-    RunCancelled,
-)
+RUN_EVENTS: Final = RUN_PAYLOADS
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,10 +7,10 @@ import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
 
-from events.model import Event, WorkerDeregistered, WorkerLost, WorkerRegistered
+from events.model import WORKER_PAYLOADS, Event, WorkerDeregistered, WorkerLost, WorkerRegistered
 from projector.job_projection import Rejected
 
-WORKER_EVENTS = (WorkerRegistered, WorkerDeregistered, WorkerLost)
+WORKER_EVENTS = WORKER_PAYLOADS
 
 
 @dataclass(frozen=True, slots=True)
