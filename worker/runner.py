@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -75,6 +76,7 @@ class Worker:
         self._executor = executor
         self._clock = clock
         self._draining = threading.Event()
+        self._handing_back = threading.Event()
         self._running: dict[str, threading.Event] = {}  # run id -> its cancel signal
         self._running_lock = threading.Lock()
         self._heartbeat: Lease | None = None
@@ -108,9 +110,13 @@ class Worker:
             thread.start()
         stop.wait()
         self._draining.set()
+        deadline = time.monotonic() + self.config.drain_timeout
         for thread in slots:
-            thread.join(self.config.drain_timeout)
-        self._hand_back()
+            thread.join(max(0.0, deadline - time.monotonic()))
+        if any(thread.is_alive() for thread in slots):
+            self._hand_back()
+            for thread in slots:
+                thread.join(self.config.drain_timeout)
         self._deregister()
 
     def _deregister(self) -> None:
@@ -121,8 +127,10 @@ class Worker:
         log.info("worker deregistered", extra={"worker_id": c.worker_id})
 
     def _hand_back(self) -> None:
-        """Jobs still running after the drain: stop them; their leases lapse, so the
-        scheduler detects the runs as lost and retries them elsewhere."""
+        """Jobs still running after the drain are stopped and reported nothing for: their
+        leases are released, so the scheduler finds the runs lost and retries them
+        elsewhere. (A cancel outcome would end runs nobody asked to cancel.)"""
+        self._handing_back.set()
         with self._running_lock:
             for cancel in self._running.values():
                 cancel.set()
@@ -204,6 +212,9 @@ class Worker:
             return
         self._append(self._run_event(ticket, RunStarted(self.config.worker_id, lease.token)))
         result = self._execute(ticket, lease)
+        if self._handing_back.is_set():
+            log.warning("run handed back on shutdown", extra={"run_id": ticket.run_id})
+            return
         self._append(
             self._run_event(
                 ticket, outcome_payload(ticket, result, self.config.worker_id, lease.token)
@@ -257,21 +268,19 @@ class Worker:
 
     def _append(self, event: Event) -> None:
         """Append, retrying while the log is unavailable (bounded)."""
-        deadline = threading.Event()
-        waited = 0.0
+        give_up = time.monotonic() + self.config.append_retry_for
         while True:
             try:
                 self._log.append([(event.key, self._codec.encode(event))])
                 return
             except EventLogError:
-                if waited >= self.config.append_retry_for:
+                if time.monotonic() > give_up:
                     raise
                 log.warning(
                     "append failed; retrying",
                     extra={"run_id": event.run_id, "event_type": event.type},
                 )
-                deadline.wait(0.5)
-                waited += 0.5
+                time.sleep(0.5)
 
 
 class LeaseKeeper:

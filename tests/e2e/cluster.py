@@ -60,12 +60,14 @@ class Cluster:
     def api(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=10)
 
-    def start_worker(self, concurrency: int = 2, tags: str = "default") -> subprocess.Popen[str]:
+    def start_worker(
+        self, concurrency: int = 2, tags: str = "default", env: dict[str, str] | None = None
+    ) -> subprocess.Popen[str]:
         command = [sys.executable, "-m", "chronolog", "worker", "--data-dir", str(self.data_dir)]
         command += ["--concurrency", str(concurrency), "--tags", tags]
         process = subprocess.Popen(
             command,
-            env=cluster_env(),
+            env=cluster_env(env),
             cwd=REPO,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,

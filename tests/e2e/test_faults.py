@@ -151,3 +151,25 @@ def test_restarting_everything_mid_stream_loses_and_duplicates_nothing(
         for run in (get_run(api, run_id) for run_id in run_ids_again):
             count = lines(effects).count(run["id"])
             assert 1 <= count <= run["attempt"], run
+
+
+def test_a_worker_that_cannot_drain_in_time_hands_its_run_back(tmp_path: Path) -> None:
+    effects = tmp_path / "effects"
+    cluster = start_cluster(tmp_path / "data", workers=0)
+    try:
+        impatient = cluster.start_worker(env={"CHRONOLOG_DRAIN_TIMEOUT": "1"})
+        with cluster.api() as api:
+            first_attempt_hangs = '[ "$CHRONOLOG_ATTEMPT" = 1 ] && sleep 30'
+            command = f"{first_attempt_hangs}; echo done-$CHRONOLOG_ATTEMPT >> {effects}"
+            create_job(api, name="long", type="shell", command=command, retries=1, retry_delay=0)
+            run_id = trigger(api, "long")
+            wait_for_run(api, run_id, lambda r: r["status"] == "running")
+            cluster.start_worker()
+            impatient.send_signal(signal.SIGTERM)
+            assert impatient.wait(timeout=15) == 0
+            run = wait_for_run(api, run_id, lambda r: r["status"] == "completed", timeout=30)
+            assert [a["status"] for a in run["attempts"]] == ["lost", "succeeded"]
+            assert not run["cancel_requested"]
+            assert lines(effects) == ["done-2"]
+    finally:
+        cluster.stop()
