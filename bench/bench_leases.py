@@ -1,11 +1,13 @@
-"""Benchmark the embedded SQLite lease store.
+"""Benchmark the lease store: the embedded SQLite one, or Redis with ``--redis URL``.
 
     .venv/bin/python bench/bench_leases.py [--ops 5000] [--wakeups 300] [--items 3000]
+    .venv/bin/python bench/bench_leases.py --redis redis://127.0.0.1:6379/0
 
 Times single-thread operations (acquire + release, renew, push, pop, publish, has_flag),
 the wake-up latency of a blocked ``pop`` (push from the same object, and from another
 process while several idle workers poll), and the pop throughput of several worker
-processes draining one queue. Prints a table and writes ``bench/results/leases.json``.
+processes draining one queue. Prints a table and writes ``bench/results/leases.json``
+(``leases-redis.json`` with ``--redis``; its keys go under a fresh prefix, deleted after).
 """
 
 from __future__ import annotations
@@ -23,16 +25,22 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from leases.port import QueueItem
+import redis
+
+from leases.port import LeaseStore, QueueItem
+from leases.redis_store import RedisLeaseStore
 from leases.sqlite_store import SqliteLeaseStore
 
 RESULTS = Path(__file__).parent / "results" / "leases.json"
+REDIS_RESULTS = Path(__file__).parent / "results" / "leases-redis.json"
+Opener = Callable[[], LeaseStore]  # picklable: opens a handle on the store in any process
 SPAWN = multiprocessing.get_context("spawn")
 
 
@@ -54,7 +62,7 @@ def timed(action: Callable[[], Any]) -> float:
     return time.perf_counter() - started
 
 
-def bench_operations(store: SqliteLeaseStore, ops: int) -> list[Sample]:
+def bench_operations(store: LeaseStore, ops: int) -> list[Sample]:
     """One thread, one operation per transaction."""
     leases = [store.acquire(f"run:{i}", "bench", ttl=60) for i in range(ops)]
     tokens = [lease.token for lease in leases if lease is not None]
@@ -92,7 +100,7 @@ def percentiles(latencies: Sequence[float], name: str, seconds: float) -> Sample
     )
 
 
-def bench_wakeup_same_object(store: SqliteLeaseStore, count: int) -> Sample:
+def bench_wakeup_same_object(store: LeaseStore, count: int) -> Sample:
     """A thread blocked in pop; pushes through the same store object."""
     latencies: list[float] = []
 
@@ -112,9 +120,9 @@ def bench_wakeup_same_object(store: SqliteLeaseStore, count: int) -> Sample:
     return percentiles(latencies, "pop wake-up, same object", time.perf_counter() - started)
 
 
-def _pop_and_report(path: Path, queue: str, out: Path) -> None:
+def _pop_and_report(opener: Opener, queue: str, out: Path) -> None:
     """Pop until a ``stop`` item, writing one latency (or count) per popped item."""
-    store = SqliteLeaseStore(path)
+    store = opener()
     lines: list[str] = []
     try:
         while (got := store.pop([queue], 30)) is not None and got[1].id != "stop":
@@ -126,11 +134,11 @@ def _pop_and_report(path: Path, queue: str, out: Path) -> None:
 
 
 def start_poppers(
-    path: Path, queue: str, directory: Path, count: int
+    opener: Opener, queue: str, directory: Path, count: int
 ) -> tuple[list[multiprocessing.process.BaseProcess], list[Path]]:
     outs = [directory / f"{queue}-{n}.txt" for n in range(count)]
     poppers: list[multiprocessing.process.BaseProcess] = [
-        SPAWN.Process(target=_pop_and_report, args=(path, queue, out)) for out in outs
+        SPAWN.Process(target=_pop_and_report, args=(opener, queue, out)) for out in outs
     ]
     for popper in poppers:
         popper.start()
@@ -138,7 +146,7 @@ def start_poppers(
 
 
 def stop_poppers(
-    store: SqliteLeaseStore, queue: str, poppers: Sequence[multiprocessing.process.BaseProcess]
+    store: LeaseStore, queue: str, poppers: Sequence[multiprocessing.process.BaseProcess]
 ) -> None:
     for _ in poppers:
         store.push(queue, QueueItem("stop", -1, b""))
@@ -149,10 +157,10 @@ def stop_poppers(
 
 
 def bench_wakeup_other_process(
-    store: SqliteLeaseStore, directory: Path, count: int, workers: int
+    store: LeaseStore, opener: Opener, directory: Path, count: int, workers: int
 ) -> Sample:
     """Idle worker processes blocked in pop; pushes come from this process."""
-    poppers, outs = start_poppers(store.path, "remote", directory, workers)
+    poppers, outs = start_poppers(opener, "remote", directory, workers)
     time.sleep(1.0)  # let the workers start and block
     started = time.perf_counter()
     for i in range(count):
@@ -164,11 +172,13 @@ def bench_wakeup_other_process(
     return percentiles(latencies, name, time.perf_counter() - started)
 
 
-def bench_drain(store: SqliteLeaseStore, directory: Path, items: int, workers: int) -> Sample:
+def bench_drain(
+    store: LeaseStore, opener: Opener, directory: Path, items: int, workers: int
+) -> Sample:
     """Worker processes drain a queue filled up front."""
     for i in range(items):
         store.push("drain", QueueItem(f"d{i}", i % 5, b""))
-    poppers, outs = start_poppers(store.path, "drain", directory, workers)
+    poppers, outs = start_poppers(opener, "drain", directory, workers)
     started = time.perf_counter()
     while store.queued_ids("drain"):
         time.sleep(0.001)
@@ -186,9 +196,10 @@ def render(samples: Sequence[Sample]) -> str:
     return "\n".join(lines)
 
 
-def environment() -> dict[str, Any]:
+def environment(redis_url: str | None) -> dict[str, Any]:
     return {
         "python": sys.version.split()[0],
+        "store": "sqlite" if redis_url is None else f"redis {_redis_version(redis_url)}",
         "sqlite": sqlite3.sqlite_version,
         "platform": platform.platform(),
         "cpus": os.cpu_count(),
@@ -197,30 +208,33 @@ def environment() -> dict[str, Any]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description="Benchmark the SQLite lease store.")
+    parser = argparse.ArgumentParser(description="Benchmark the lease store.")
     parser.add_argument("--ops", type=int, default=5_000)
     parser.add_argument("--wakeups", type=int, default=300)
     parser.add_argument("--workers", type=int, default=3)
     parser.add_argument("--items", type=int, default=3_000)
     parser.add_argument("--dir", type=Path, default=None, help="where files go (default: temp)")
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--redis", metavar="URL", help="benchmark Redis at URL instead")
+    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(dir=args.dir) as name:
         directory = Path(name)
-        store = SqliteLeaseStore(directory / "leases.db")
+        opener, clean_up = open_store(args.redis, directory)
+        store = opener()
         try:
             samples = bench_operations(store, args.ops)
             samples.append(bench_wakeup_same_object(store, args.wakeups))
-            remote = functools.partial(bench_wakeup_other_process, store, directory)
+            remote = functools.partial(bench_wakeup_other_process, store, opener, directory)
             samples.append(remote(args.wakeups, args.workers))
-            samples.append(bench_drain(store, directory, args.items, args.workers))
+            samples.append(bench_drain(store, opener, directory, args.items, args.workers))
         finally:
             store.close()
+            clean_up()
 
     print(render(samples))
     result = {
-        "environment": environment(),
+        "environment": environment(args.redis),
         "parameters": {k: str(v) for k, v in vars(args).items()},
         "results": [
             {
@@ -233,10 +247,38 @@ def main() -> int:
             for s in samples
         ],
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"\nwrote {args.out}")
+    out: Path = args.out or (RESULTS if args.redis is None else REDIS_RESULTS)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"\nwrote {out}")
     return 0
+
+
+def open_store(redis_url: str | None, directory: Path) -> tuple[Opener, Callable[[], None]]:
+    """An opener for the store to measure, and what deletes its data afterwards."""
+    if redis_url is None:
+        return functools.partial(SqliteLeaseStore, directory / "leases.db"), lambda: None
+    prefix = f"chronolog-bench:{uuid.uuid4().hex[:12]}:"
+    opener = functools.partial(RedisLeaseStore, redis_url, prefix=prefix)
+    return opener, functools.partial(_delete_prefix, redis_url, prefix)
+
+
+def _delete_prefix(url: str, prefix: str) -> None:
+    client = redis.Redis.from_url(url)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        for start in range(0, len(keys), 1000):
+            client.unlink(*keys[start : start + 1000])
+    finally:
+        client.close()
+
+
+def _redis_version(url: str) -> str:
+    client = redis.Redis.from_url(url)
+    try:
+        return str(client.info("server")["redis_version"])
+    finally:
+        client.close()
 
 
 if __name__ == "__main__":

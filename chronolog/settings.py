@@ -35,6 +35,7 @@ class Settings:
     data_dir: Path = Path(".chronolog")
     event_log: str = ""  # default: sqlite:///<data_dir>/events.db
     database_url: str = ""  # default: sqlite:///<data_dir>/readmodel.db
+    redis_url: str = ""  # default: the embedded lease store, <data_dir>/leases.db
     partitions: int = 12
     api_host: str = "127.0.0.1"
     api_port: int = 8000
@@ -120,10 +121,17 @@ def _database_url(name: str, raw: str) -> str:
     return raw
 
 
+def _redis_url(name: str, raw: str) -> str:
+    if raw.startswith(("redis://", "rediss://", "unix://")):
+        return raw
+    raise SettingsError(f"{name}={raw!r} is not a Redis URL, e.g. redis://127.0.0.1:6379/0")
+
+
 PARSERS: dict[str, Callable[[str, str], Any]] = {
     "data_dir": lambda _name, raw: Path(raw),
     "event_log": _event_log_url,
     "database_url": _database_url,
+    "redis_url": _redis_url,
     "partitions": _positive_int,
     "api_host": lambda _name, raw: raw,
     "api_port": _port,

@@ -20,6 +20,7 @@ from events.codec import EventCodec
 from events.log import EventLog
 from events.sqlite_log import SqliteEventLog
 from leases.port import LeaseStore
+from leases.redis_store import RedisLeaseStore
 from leases.sqlite_store import SqliteLeaseStore
 from projector.database import create_read_model_engine, create_schema
 from projector.loop import Projector
@@ -62,6 +63,9 @@ def open_read_model(url: str) -> Engine:
 
 
 def open_lease_store(settings: Settings) -> LeaseStore:
+    """Redis when ``CHRONOLOG_REDIS_URL`` is set, else the embedded store in the data dir."""
+    if settings.redis_url:
+        return RedisLeaseStore(settings.redis_url)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     return SqliteLeaseStore(settings.data_dir / "leases.db")
 

@@ -41,3 +41,20 @@ install_chronolog() {
         echo "$want" > "$stamp"
     fi
 }
+
+ensure_debian_packages() {
+    # Real services for the adapter tests (see ../shared/TESTING.md); installed once.
+    local missing=()
+    for pair in "$@"; do
+        command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "installing ${missing[*]} for the tests" >&2
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    else
+        echo "error: the tests need ${missing[*]}: sudo apt-get install -y ${missing[*]}" >&2
+        return 1
+    fi
+}

@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 install_chronolog "[dev]"
+ensure_debian_packages redis-server:redis-server
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy

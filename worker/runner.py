@@ -136,17 +136,32 @@ class Worker:
                 cancel.set()
 
     def _beat(self, stop: threading.Event) -> None:
-        c = self.config
-        while not stop.wait(c.heartbeat_interval):
-            lease = self._heartbeat
-            if lease is None or not self._leases.renew(
-                lease.key, lease.token, c.heartbeat_interval * 3
-            ):
-                self._heartbeat = self._leases.acquire(
-                    worker_lease_key(c.worker_id), c.worker_id, c.heartbeat_interval * 3
+        while not stop.wait(self.config.heartbeat_interval):
+            try:
+                self._renew_heartbeat()
+            except ChronologError:
+                log.exception(
+                    "heartbeat failed; trying again", extra={"worker_id": self.config.worker_id}
                 )
 
+    def _renew_heartbeat(self) -> None:
+        c = self.config
+        ttl = c.heartbeat_interval * 3
+        lease = self._heartbeat
+        if lease is None or not self._leases.renew(lease.key, lease.token, ttl):
+            self._heartbeat = self._leases.acquire(worker_lease_key(c.worker_id), c.worker_id, ttl)
+
     def _listen_for_cancels(self, stop: threading.Event) -> None:
+        """Deliver cancel signals to running jobs; survives lease-store outages (a cancel
+        that falls in one is still caught by the flag a worker checks before starting)."""
+        while not stop.is_set():
+            try:
+                self._cancels_until(stop)
+            except ChronologError:
+                log.exception("cancel listener lost the lease store; resubscribing")
+                stop.wait(1.0)
+
+    def _cancels_until(self, stop: threading.Event) -> None:
         subscription = self._leases.subscribe([CANCEL_CHANNEL])
         try:
             while not stop.is_set():

@@ -52,6 +52,7 @@ class Cluster:
     server: Server
     workers: list[subprocess.Popen[str]] = field(default_factory=list)
     schedulers: list[subprocess.Popen[str]] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)  # e.g. CHRONOLOG_REDIS_URL for every process
 
     @property
     def url(self) -> str:
@@ -67,7 +68,7 @@ class Cluster:
         command += ["--concurrency", str(concurrency), "--tags", tags]
         process = subprocess.Popen(
             command,
-            env=cluster_env(env),
+            env=cluster_env({**self.env, **(env or {})}),
             cwd=REPO,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -84,7 +85,7 @@ class Cluster:
         command = [sys.executable, "-m", "chronolog", "scheduler", "--data-dir", str(self.data_dir)]
         process = subprocess.Popen(
             command,
-            env=cluster_env(),
+            env=cluster_env(self.env),
             cwd=REPO,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -112,11 +113,13 @@ class Cluster:
             self.server.stop()
 
 
-def start_cluster(data_dir: Path, workers: int = 1, scheduler: bool = True) -> Cluster:
+def start_cluster(
+    data_dir: Path, workers: int = 1, scheduler: bool = True, env: dict[str, str] | None = None
+) -> Cluster:
     args = ["--workers", "0", *([] if scheduler else ["--no-scheduler"])]
-    server = Server(data_dir, free_port(), extra_args=args, env=cluster_env())
+    server = Server(data_dir, free_port(), extra_args=args, env=cluster_env(env))
     server.start()
-    cluster = Cluster(data_dir, server.port, server)
+    cluster = Cluster(data_dir, server.port, server, env=env or {})
     for _ in range(workers):
         cluster.start_worker()
     return cluster

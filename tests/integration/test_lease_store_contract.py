@@ -7,23 +7,33 @@ and fast) or, for a server that keeps its own time, wait in real time.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import multiprocessing
+import re
+import socket
 import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from multiprocessing.sharedctypes import Synchronized, SynchronizedArray
 from pathlib import Path
 
 import pytest
+import redis
+from redis.crc import key_slot
 
 from leases.errors import LeaseError, LeaseStoreUnavailable
-from leases.port import LeaseStore, Message, QueueItem
+from leases.port import Lease, LeaseStore, Message, QueueItem, Subscription
+from leases.redis_store import RedisLeaseStore
 from leases.sqlite_store import MESSAGE_RETENTION, SqliteLeaseStore
 
-ADAPTERS = ["sqlite"]
+pytest_plugins = ["tests.services.redis"]  # the session's Redis: fixture ``redis_url``
+ADAPTERS = ["sqlite", "redis"]
+REDIS_SPEED = 15.0
+"""How much faster store time runs than real time on Redis: a 30 s ttl lasts 2 s."""
 SPAWN = multiprocessing.get_context("spawn")
 
 Opener = Callable[[], LeaseStore]
@@ -40,6 +50,78 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+class FastTime:
+    """Store time for a server that keeps its own clock: it runs ``speed`` times faster
+    than real time, because ``FastTimeStore`` divides every ttl by ``speed``."""
+
+    def __init__(self, speed: float) -> None:
+        self.speed = speed
+        self.origin = time.time()
+
+    def __call__(self) -> float:
+        return self.from_real(time.time())
+
+    def from_real(self, real: float) -> float:
+        return self.origin + (real - self.origin) * self.speed
+
+    def advance(self, seconds: float) -> None:
+        time.sleep(seconds / self.speed)
+
+
+class FastTimeStore(LeaseStore):
+    """A store seen on ``FastTime``: ttls shrink, expiry times map back to store time."""
+
+    def __init__(self, inner: LeaseStore, fast: FastTime) -> None:
+        self._inner = inner
+        self._fast = fast
+
+    def acquire(self, key: str, owner: str, ttl: float) -> Lease | None:
+        lease = self._inner.acquire(key, owner, ttl / self._fast.speed)
+        return None if lease is None else self._scaled(lease)
+
+    def renew(self, key: str, token: int, ttl: float) -> bool:
+        return self._inner.renew(key, token, ttl / self._fast.speed)
+
+    def release(self, key: str, token: int) -> bool:
+        return self._inner.release(key, token)
+
+    def inspect(self, keys: Sequence[str]) -> dict[str, Lease]:
+        return {key: self._scaled(lease) for key, lease in self._inner.inspect(keys).items()}
+
+    def ensure_token_floor(self, floor: int) -> None:
+        self._inner.ensure_token_floor(floor)
+
+    def push(self, queue: str, item: QueueItem) -> bool:
+        return self._inner.push(queue, item)
+
+    def pop(self, queues: Sequence[str], timeout: float) -> tuple[str, QueueItem] | None:
+        return self._inner.pop(queues, timeout)
+
+    def remove(self, queue: str, item_id: str) -> bool:
+        return self._inner.remove(queue, item_id)
+
+    def queued_ids(self, queue: str) -> set[str]:
+        return self._inner.queued_ids(queue)
+
+    def set_flag(self, key: str, ttl: float) -> None:
+        self._inner.set_flag(key, ttl / self._fast.speed)
+
+    def has_flag(self, key: str) -> bool:
+        return self._inner.has_flag(key)
+
+    def publish(self, channel: str, data: bytes) -> None:
+        self._inner.publish(channel, data)
+
+    def subscribe(self, channels: Sequence[str]) -> Subscription:
+        return self._inner.subscribe(channels)
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def _scaled(self, lease: Lease) -> Lease:
+        return dataclasses.replace(lease, expires_at=self._fast.from_real(lease.expires_at))
 
 
 @dataclass(frozen=True)
@@ -70,6 +152,42 @@ def sqlite_backend(tmp_path: Path) -> Backend:
         advance=clock.advance,
         now=clock,
     )
+
+
+def _open_fast_redis(url: str, prefix: str, fast: FastTime) -> LeaseStore:
+    return FastTimeStore(RedisLeaseStore(url, prefix=prefix), fast)
+
+
+@pytest.fixture
+def redis_prefix(redis_url: str) -> Iterator[str]:
+    """A key prefix of this test's own (keys are deleted after it): a fresh, empty store."""
+    prefix = f"chronolog-test:{uuid.uuid4().hex[:12]}:"
+    yield prefix
+    admin = redis.Redis.from_url(redis_url)
+    try:
+        delete_keys(admin, prefix)
+    finally:
+        admin.close()
+
+
+@pytest.fixture
+def redis_backend(redis_url: str, redis_prefix: str) -> Backend:
+    fast = FastTime(REDIS_SPEED)
+    return Backend(
+        open=functools.partial(_open_fast_redis, redis_url, redis_prefix, fast),
+        open_shared=functools.partial(RedisLeaseStore, redis_url, prefix=redis_prefix),
+        advance=fast.advance,
+        now=fast,
+    )
+
+
+def delete_keys(admin: redis.Redis, prefix: str) -> int:
+    """Delete every key under ``prefix``, as FLUSHALL would, leaving other keys alone."""
+    pattern = re.sub(r"([*?\[\]\\])", r"\\\1", prefix) + "*"
+    keys = list(admin.scan_iter(match=pattern, count=1000))
+    for start in range(0, len(keys), 1000):
+        admin.unlink(*keys[start : start + 1000])
+    return len(keys)
 
 
 @pytest.fixture(params=ADAPTERS)
@@ -595,3 +713,131 @@ def test_sqlite_unread_messages_go_after_the_retention(tmp_path: Path) -> None:
     store.publish("output:run-1", b"new")
     assert subscription.get(1) == Message("output:run-1", b"new")
     store.close()
+
+
+# --- Redis adapter specifics -------------------------------------------------------
+
+
+@pytest.fixture
+def redis_store(redis_url: str, redis_prefix: str) -> Iterator[RedisLeaseStore]:
+    store = RedisLeaseStore(redis_url, prefix=redis_prefix)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def redis_admin(redis_url: str) -> Iterator[redis.Redis]:
+    admin = redis.Redis.from_url(redis_url)
+    yield admin
+    admin.close()
+
+
+def test_redis_token_floor_restores_fencing_after_data_loss(
+    redis_store: RedisLeaseStore, redis_admin: redis.Redis, redis_prefix: str
+) -> None:
+    before = [redis_store.acquire(f"run:{i}", "worker-a", ttl=30) for i in range(5)]
+    highest = max(lease.token for lease in before if lease is not None)
+    # What FLUSHALL, or a restart without persistence, does to this store (other keys
+    # on a shared server are left alone); the script cache goes too.
+    assert delete_keys(redis_admin, redis_prefix) > 0
+    redis_admin.script_flush()
+    repeated = redis_store.acquire("run:0", "worker-b", ttl=30)
+    assert repeated is not None and repeated.token <= highest, "the counter was lost"
+    redis_store.ensure_token_floor(highest)
+    fenced = redis_store.acquire("run:1", "worker-b", ttl=30)
+    assert fenced is not None and fenced.token > highest
+
+
+def test_redis_tokens_above_float_precision_stay_exact(redis_store: RedisLeaseStore) -> None:
+    floor = 2**53 - 10
+    redis_store.ensure_token_floor(floor)
+    lease = redis_store.acquire("run:1", "worker-a", ttl=30)
+    assert lease is not None and lease.token == floor + 1
+    assert redis_store.renew("run:1", lease.token, ttl=30)
+    assert redis_store.inspect(["run:1"])["run:1"].token == floor + 1
+    with pytest.raises(ValueError, match=r"2\*\*53"):
+        redis_store.ensure_token_floor(2**53)
+
+
+def test_redis_queues_order_the_whole_64_bit_priority_range(
+    redis_store: RedisLeaseStore,
+) -> None:
+    priorities = [0, -(2**63), 2**63 - 1, 2**53 + 1, 2**53, -1, 1]
+    for n, priority in enumerate(priorities):
+        redis_store.push("default", item(f"run-{n}", priority))
+    popped = [redis_store.pop(["default"], 0) for _ in priorities]
+    assert [got[1].priority for got in popped if got is not None] == sorted(
+        priorities, reverse=True
+    )
+    with pytest.raises(ValueError, match="run-big"):
+        redis_store.push("default", item("run-big", 2**63))
+
+
+def test_redis_keys_sit_under_the_prefix_in_one_cluster_slot(
+    redis_store: RedisLeaseStore, redis_admin: redis.Redis, redis_prefix: str
+) -> None:
+    redis_store.acquire("run:1", "worker-a", ttl=30)
+    redis_store.push("default", item("run-1"))
+    redis_store.push("gpu", item("run-2"))
+    redis_store.set_flag("cancel:run-1", ttl=30)
+    keys = [key.decode() for key in redis_admin.scan_iter(match=f"{redis_prefix}*")]
+    assert {key.removeprefix(f"{redis_prefix}{{leases}}:") for key in keys} == {
+        "lease:run:1",
+        "tokens",
+        "queue:default",
+        "items:default",
+        "queue:gpu",
+        "items:gpu",
+        "sequence",
+        "flag:cancel:run-1",
+    }
+    assert len({key_slot(key.encode()) for key in keys}) == 1
+
+
+def test_redis_prefix_may_bring_its_own_hash_tag_but_not_stray_braces(
+    redis_url: str, redis_prefix: str, redis_admin: redis.Redis
+) -> None:
+    store = RedisLeaseStore(redis_url, prefix=f"{redis_prefix}{{shard-3}}:")
+    try:
+        store.set_flag("cancel:run-1", ttl=30)
+    finally:
+        store.close()
+    assert redis_admin.exists(f"{redis_prefix}{{shard-3}}:flag:cancel:run-1") == 1
+    for prefix in ["chronolog:{}:", "chronolog:{shard", "chronolog}:"]:
+        with pytest.raises(ValueError, match="hash tag"):
+            RedisLeaseStore(redis_url, prefix=prefix)
+
+
+def test_redis_unreachable_server_is_unavailable_naming_it() -> None:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(LeaseStoreUnavailable, match=rf"127\.0\.0\.1:{port}") as raised:
+        RedisLeaseStore(f"redis://:secret@127.0.0.1:{port}/0", socket_timeout=0.5)
+    assert raised.value.__cause__ is not None
+    assert "secret" not in str(raised.value)
+
+
+def test_redis_stalled_server_is_unavailable_naming_the_key_then_recovers(
+    redis_url: str, redis_prefix: str, redis_admin: redis.Redis
+) -> None:
+    store = RedisLeaseStore(redis_url, prefix=redis_prefix, socket_timeout=0.2)
+    try:
+        redis_admin.client_pause(2000, all=False)  # write commands (and scripts) wait
+        try:
+            with pytest.raises(LeaseStoreUnavailable, match=r"run:1.*redis://") as raised:
+                store.acquire("run:1", "worker-a", ttl=30)
+            assert isinstance(raised.value.__cause__, redis.TimeoutError)
+        finally:
+            redis_admin.client_unpause()
+        assert store.acquire("run:1", "worker-a", ttl=30) is not None
+    finally:
+        store.close()
+
+
+def test_redis_closed_store_refuses_work(redis_store: RedisLeaseStore) -> None:
+    subscription = redis_store.subscribe(["workers"])
+    redis_store.close()
+    with pytest.raises(LeaseError, match="closed"):
+        redis_store.push("default", item("run-1"))
+    assert subscription.get(0.1) is None

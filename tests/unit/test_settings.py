@@ -56,3 +56,14 @@ def test_the_variables_a_job_gets_are_not_settings() -> None:
         "CHRONOLOG_ATTEMPT": "1",
     }
     assert load_settings(env) == Settings()
+
+
+def test_a_redis_url_selects_redis_and_a_bad_one_names_itself() -> None:
+    assert (
+        load_settings({"CHRONOLOG_REDIS_URL": "redis://127.0.0.1:6379/0"}).redis_url
+        == "redis://127.0.0.1:6379/0"
+    )
+    with pytest.raises(
+        SettingsError, match=re.escape("CHRONOLOG_REDIS_URL='http://x' is not a Redis URL")
+    ):
+        load_settings({"CHRONOLOG_REDIS_URL": "http://x"})

@@ -1,0 +1,506 @@
+"""Redis lease store: leases with fencing tokens, priority dispatch queues, flags and
+pub/sub on one Redis server, shared by any number of processes on any number of machines.
+
+Atomicity: every step that reads and then writes (take a lease and draw its token, renew,
+release, push, pop over several queues, remove, raise the token floor) is one Lua script
+from ``leases/lua/``, loaded at start-up. Redis runs a script with nothing interleaved.
+
+Time: expiry is Redis's own (``PEXPIREAT``, ``SET PX``) on the server's clock, so clients
+whose clocks disagree still agree on who holds a lease; ``Lease.expires_at`` is the
+server's ``TIME`` plus the ttl, kept with the lease so ``inspect`` reports the same value.
+
+Keys: every key and channel starts with ``prefix`` followed by one Redis Cluster hash tag,
+``{leases}`` unless the prefix brings its own (``chronolog:{leases}:lease:run:42``).
+Cluster runs a script only if all its keys hash to one slot: a lease step needs the lease
+and the global token counter, a pop all its queues and the sequence counter, and the tag
+puts them in one slot. To spread load over shards, give each scheduler shard its own
+store with its own tag in the prefix (``chronolog:{shard-3}:``).
+
+Waiting: a ``pop`` that finds nothing subscribes to the wake-up channels of its queues
+(``push`` publishes on them inside its script), looks again, then sleeps on the
+subscription until a push, looking anyway every ``WAKE_RECHECK`` s in case a notice was
+lost with a connection. Pub/sub rather than polling, so idle workers cost Redis nothing;
+rather than ``BLPOP``, whose timeout fires only on the server's cron tick (100 ms at the
+default ``hz 10``), so ``pop(..., 0.2)`` would return after up to 0.3 s.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+from importlib import resources
+from typing import Any, Final
+from urllib.parse import urlsplit, urlunsplit
+
+import redis
+from redis import exceptions as redis_errors
+from redis.backoff import NoBackoff
+from redis.client import PubSub
+from redis.commands.core import Script
+from redis.retry import Retry
+
+from leases.errors import LeaseError, LeaseStoreUnavailable
+from leases.port import Lease, LeaseStore, Message, QueueItem, Subscription
+
+WAKE_RECHECK: Final = 0.5
+"""Seconds a waiting ``pop`` sleeps on its subscription before looking at the queues anyway."""
+DEFAULT_TAG: Final = "{leases}"
+TOKEN_LIMIT: Final = 2**53
+"""Tokens (and the token floor) stay exact below this: Lua numbers are doubles."""
+
+_CHUNK: Final = 500  # keys per inspect script call: bounds how long one script runs
+_ORDER_LENGTH: Final = 32  # rank (16 hex digits) + sequence (16 hex digits), see push.lua
+_MAX_PRIORITY: Final = 2**63 - 1
+_MIN_PRIORITY: Final = -(2**63)
+
+# A failover in progress (a replica that is read-only, a server loading its data) is as
+# much "try again later" as a lost connection.
+_UNAVAILABLE: Final = (
+    redis_errors.ConnectionError,
+    redis_errors.TimeoutError,
+    redis_errors.ReadOnlyError,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Keys:
+    """Key and channel names: all under one namespace that carries the hash tag."""
+
+    namespace: str
+
+    @property
+    def tokens(self) -> str:
+        return f"{self.namespace}tokens"
+
+    @property
+    def sequence(self) -> str:
+        return f"{self.namespace}sequence"
+
+    def lease(self, key: str) -> str:
+        return f"{self.namespace}lease:{key}"
+
+    def order(self, queue: str) -> str:
+        return f"{self.namespace}queue:{queue}"
+
+    def items(self, queue: str) -> str:
+        return f"{self.namespace}items:{queue}"
+
+    def wake(self, queue: str) -> str:
+        return f"{self.namespace}wake:{queue}"
+
+    def flag(self, key: str) -> str:
+        return f"{self.namespace}flag:{key}"
+
+    def channel(self, name: str) -> str:
+        return f"{self.namespace}channel:{name}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Scripts:
+    """The Lua scripts of ``leases/lua/``, one per field (``acquire`` = ``acquire.lua``)."""
+
+    acquire: Script
+    renew: Script
+    release: Script
+    inspect: Script
+    token_floor: Script
+    push: Script
+    pop: Script
+    remove: Script
+
+    @classmethod
+    def load(cls, client: redis.Redis) -> _Scripts:
+        """Read the files and load them into Redis, so a broken script fails at start-up.
+
+        ``Script`` calls ``EVALSHA`` and reloads the text if Redis lost it (a restart).
+        """
+        scripts = {field.name: client.register_script(_lua(field.name)) for field in fields(cls)}
+        for script in scripts.values():
+            client.script_load(script.script)
+        return cls(**scripts)
+
+
+class RedisLeaseStore(LeaseStore):
+    """The ``LeaseStore`` port on Redis (5 or newer; tested on 7.0).
+
+    Steps are never retried by the client: a connection lost in the middle of a step may
+    or may not have applied it (a pop may have taken an item), and only the caller knows
+    whether repeating it is safe. It gets ``LeaseStoreUnavailable``.
+
+    Args:
+        url: ``redis://[[user]:password@]host:port/db``, ``rediss://…`` or ``unix://…``.
+        prefix: the start of every key and channel name; may carry its own hash tag.
+        socket_timeout: seconds to wait for a connection or a reply before
+            ``LeaseStoreUnavailable``.
+    """
+
+    def __init__(
+        self, url: str, *, prefix: str = "chronolog:", socket_timeout: float = 5.0
+    ) -> None:
+        self._where = _redact(url)
+        self._prefix = prefix
+        self._keys = _Keys(_namespace(prefix))
+        self._socket_timeout = socket_timeout
+        self._closed = False
+        self._local = threading.local()
+        self._client = redis.Redis.from_url(
+            url,
+            socket_timeout=socket_timeout,
+            socket_connect_timeout=socket_timeout,
+            retry=Retry(NoBackoff(), 0),
+            decode_responses=False,
+        )
+        try:
+            with self._translating("loading the Lua scripts"):
+                self._scripts = _Scripts.load(self._client)
+        except BaseException:
+            self._client.close()
+            raise
+
+    def __repr__(self) -> str:
+        return f"RedisLeaseStore({self._where!r}, prefix={self._prefix!r})"
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    # --- leases ----------------------------------------------------------------------
+
+    def acquire(self, key: str, owner: str, ttl: float) -> Lease | None:
+        ttl_ms = _ttl_ms(ttl, f"lease {key!r}")
+        reply = self._run(
+            self._scripts.acquire,
+            f"acquire of lease {key!r} by {owner!r}",
+            [self._keys.lease(key), self._keys.tokens],
+            [owner, ttl_ms],
+        )
+        if reply is None:
+            return None
+        token, expires_ms = reply
+        return Lease(key, owner, int(token), int(expires_ms) / 1000)
+
+    def renew(self, key: str, token: int, ttl: float) -> bool:
+        ttl_ms = _ttl_ms(ttl, f"lease {key!r}")
+        what = f"renewal of lease {key!r} (token {token})"
+        reply = self._run(self._scripts.renew, what, [self._keys.lease(key)], [token, ttl_ms])
+        return reply is not None
+
+    def release(self, key: str, token: int) -> bool:
+        what = f"release of lease {key!r} (token {token})"
+        return _succeeded(self._run(self._scripts.release, what, [self._keys.lease(key)], [token]))
+
+    def inspect(self, keys: Sequence[str]) -> dict[str, Lease]:
+        leases: dict[str, Lease] = {}
+        unique = list(dict.fromkeys(keys))
+        for chunk in (unique[i : i + _CHUNK] for i in range(0, len(unique), _CHUNK)):
+            what = f"inspection of {len(chunk)} leases from {chunk[0]!r}"
+            reply = self._run(self._scripts.inspect, what, [self._keys.lease(k) for k in chunk])
+            leases.update((lease.key, lease) for lease in _leases_of(chunk, reply))
+        return leases
+
+    def ensure_token_floor(self, floor: int) -> None:
+        floor = operator.index(floor)
+        if floor >= TOKEN_LIMIT:
+            raise ValueError(f"token floor {floor} is not below 2**53, the Redis store's limit")
+        what = f"raising the token floor to {floor}"
+        self._run(self._scripts.token_floor, what, [self._keys.tokens], [floor])
+
+    # --- dispatch queues ---------------------------------------------------------------
+
+    def push(self, queue: str, item: QueueItem) -> bool:
+        keys = [self._keys.order(queue), self._keys.items(queue), self._keys.sequence]
+        args = [item.id, _rank(item), item.payload, self._keys.wake(queue)]
+        what = f"push of {item.id!r} to queue {queue!r}"
+        return _succeeded(self._run(self._scripts.push, what, keys, args))
+
+    def pop(self, queues: Sequence[str], timeout: float) -> tuple[str, QueueItem] | None:
+        names = tuple(dict.fromkeys(queues))
+        if not names or timeout < 0:
+            raise ValueError(f"pop needs queues and a timeout >= 0, got {queues!r}, {timeout}")
+        popped = self._try_pop(names)
+        if popped is not None or timeout == 0:
+            return popped
+        return self._wait_and_pop(names, time.monotonic() + timeout)
+
+    def remove(self, queue: str, item_id: str) -> bool:
+        keys = [self._keys.order(queue), self._keys.items(queue)]
+        what = f"removal of {item_id!r} from queue {queue!r}"
+        return _succeeded(self._run(self._scripts.remove, what, keys, [item_id]))
+
+    def queued_ids(self, queue: str) -> set[str]:
+        with self._translating(f"listing of queue {queue!r}"):
+            ids = self._client.hkeys(self._keys.items(queue))
+        return {_text(item_id) for item_id in ids}
+
+    # --- flags -------------------------------------------------------------------------
+
+    def set_flag(self, key: str, ttl: float) -> None:
+        ttl_ms = _ttl_ms(ttl, f"flag {key!r}")
+        with self._translating(f"raising flag {key!r}"):
+            self._client.set(self._keys.flag(key), b"1", px=ttl_ms)
+
+    def has_flag(self, key: str) -> bool:
+        with self._translating(f"reading flag {key!r}"):
+            return self._client.exists(self._keys.flag(key)) == 1
+
+    # --- ephemeral pub/sub -------------------------------------------------------------
+
+    def publish(self, channel: str, data: bytes) -> None:
+        with self._translating(f"publish on channel {channel!r}"):
+            self._client.publish(self._keys.channel(channel), data)
+
+    def subscribe(self, channels: Sequence[str]) -> RedisSubscription:
+        names = tuple(dict.fromkeys(channels))
+        if not names:
+            raise ValueError("subscribe needs at least one channel")
+        pubsub = PubSub(self._client.connection_pool)
+        try:
+            with self._translating(f"subscription to channels {names!r}"):
+                pubsub.subscribe(*(self._keys.channel(name) for name in names))
+                early = _await_confirmation(pubsub, len(names), self._socket_timeout)
+        except BaseException:
+            pubsub.close()
+            raise
+        return RedisSubscription(self, pubsub, self._keys.channel(""), early)
+
+    def close(self) -> None:
+        """Drop every connection, waiting pops' and subscriptions' too; later calls raise
+        ``LeaseError``."""
+        self._closed = True
+        self._client.connection_pool.disconnect()
+        self._client.close()
+
+    # --- used by RedisSubscription ---------------------------------------------------
+
+    @contextmanager
+    def _translating(self, what: str) -> Iterator[None]:
+        """Turn Redis client errors into lease-store errors naming ``what`` and the server."""
+        if self._closed:
+            raise self._closed_error()
+        try:
+            yield
+        except _UNAVAILABLE as e:
+            if self._closed:
+                raise self._closed_error() from e
+            raise LeaseStoreUnavailable(f"{what} failed on Redis {self._where}: {e}") from e
+        except redis_errors.RedisError as e:
+            raise LeaseError(f"{what} failed on Redis {self._where}: {e}") from e
+
+    # --- internals ------------------------------------------------------------------
+
+    def _closed_error(self) -> LeaseError:
+        return LeaseError(f"lease store {self!r} is closed")
+
+    def _run(self, script: Script, what: str, keys: Sequence[str], args: Sequence[Any] = ()) -> Any:
+        """The raw reply of ``script``, with errors translated."""
+        with self._translating(what):
+            return script(keys=keys, args=args)
+
+    def _try_pop(self, queues: tuple[str, ...]) -> tuple[str, QueueItem] | None:
+        keys = [key for queue in queues for key in self._keys_of_queue(queue)]
+        reply = self._run(self._scripts.pop, f"pop from queues {list(queues)!r}", keys)
+        if reply is None:
+            return None
+        number, item_id, stored = reply
+        priority = _MAX_PRIORITY - int(stored[:16], 16)
+        item = QueueItem(item_id.decode(), priority, stored[_ORDER_LENGTH:])
+        return queues[int(number) - 1], item
+
+    def _keys_of_queue(self, queue: str) -> tuple[str, str]:
+        return self._keys.order(queue), self._keys.items(queue)
+
+    def _wait_and_pop(
+        self, queues: tuple[str, ...], deadline: float
+    ) -> tuple[str, QueueItem] | None:
+        """Pop, waking for pushes on ``queues`` until ``deadline`` (monotonic seconds)."""
+        waiter = self._thread_waiter()
+        try:
+            popped = self._pop_when_woken(waiter, queues, deadline)
+        except BaseException:
+            waiter.reset()  # its connection is in an unknown state: start afresh next time
+            raise
+        waiter.disarm()
+        return popped
+
+    def _pop_when_woken(
+        self, waiter: _Waiter, queues: tuple[str, ...], deadline: float
+    ) -> tuple[str, QueueItem] | None:
+        what = f"waiting on queues {list(queues)!r}"
+        with self._translating(what):
+            waiter.arm([self._keys.wake(queue) for queue in queues], self._socket_timeout)
+        # Subscribed before this look: a push after it will publish to us.
+        while (popped := self._try_pop(queues)) is None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            with self._translating(what):
+                waiter.wait(min(remaining, WAKE_RECHECK))
+        return popped
+
+    def _thread_waiter(self) -> _Waiter:
+        """This thread's waiter (pub/sub objects must not be shared between threads)."""
+        waiter: _Waiter | None = getattr(self._local, "waiter", None)
+        if waiter is None or waiter.pid != os.getpid():
+            waiter = _Waiter(self._client)
+            self._local.waiter = waiter
+        return waiter
+
+
+class RedisSubscription(Subscription):
+    """Messages on some channels, published after ``subscribe`` returned; use from one
+    thread at a time. Redis drops the subscriber if it reads far slower than they come
+    (``client-output-buffer-limit pubsub``); ``get`` then raises ``LeaseStoreUnavailable``.
+    """
+
+    def __init__(
+        self, store: RedisLeaseStore, pubsub: PubSub, prefix: str, early: Iterable[Any]
+    ) -> None:
+        self._store = store
+        self._pubsub = pubsub
+        self._prefix = prefix
+        self._buffer: deque[Message] = deque(self._parse(raw) for raw in early)
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"RedisSubscription({self._store!r}, {sorted(self._pubsub.channels)!r})"
+
+    def get(self, timeout: float) -> Message | None:
+        """The next message, waiting up to ``timeout`` s; None then, or once closed."""
+        deadline = time.monotonic() + timeout
+        while not (self._closed or self._store.closed):
+            if self._buffer:
+                return self._buffer.popleft()
+            remaining = deadline - time.monotonic()
+            with self._store._translating(f"reading {self!r}"):
+                raw = self._pubsub.get_message(timeout=max(remaining, 0.0))
+            if _is_message(raw):
+                self._buffer.append(self._parse(raw))
+            elif remaining <= 0:
+                return None
+        return None
+
+    def close(self) -> None:
+        self._closed = True
+        self._buffer.clear()
+        self._pubsub.close()
+
+    def _parse(self, raw: Any) -> Message:
+        channel: bytes = raw["channel"]
+        return Message(channel.decode()[len(self._prefix) :], raw["data"])
+
+
+class _Waiter:
+    """One thread's pub/sub connection for waking a waiting ``pop``.
+
+    It is subscribed only while a pop waits: a worker busy running a job for an hour
+    must not have the wake-up notices of every push meanwhile pile up on its connection.
+    """
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.pid = os.getpid()
+        self._pubsub = PubSub(client.connection_pool)
+
+    def arm(self, channels: Sequence[str], timeout: float) -> None:
+        """Subscribe, and return once Redis has confirmed it, so no later push is missed."""
+        self._pubsub.subscribe(*channels)
+        _await_confirmation(self._pubsub, len(channels), timeout)
+
+    def wait(self, timeout: float) -> None:
+        """Sleep until a notice arrives or ``timeout`` s pass (any notice may be stale)."""
+        self._pubsub.get_message(timeout=timeout)
+
+    def disarm(self) -> None:
+        """Unsubscribe without waiting for the confirmation (``arm`` skips it later)."""
+        try:
+            self._pubsub.unsubscribe()  # type: ignore[no-untyped-call]  # unannotated upstream
+        except redis_errors.RedisError:
+            # The pop is done and has its result; a broken connection only needs replacing.
+            self.reset()
+
+    def reset(self) -> None:
+        """Drop the connection; the next ``arm`` opens a new one."""
+        self._pubsub.reset()
+
+
+def _await_confirmation(pubsub: PubSub, count: int, timeout: float) -> list[Any]:
+    """Read until Redis has confirmed ``count`` channel subscriptions; returns the
+    messages that arrived meanwhile (stale replies of earlier unsubscribes are dropped)."""
+    deadline = time.monotonic() + timeout
+    early: list[Any] = []
+    confirmed = 0
+    while confirmed < count:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise redis_errors.TimeoutError(f"no confirmation of {count} subscriptions")
+        raw = pubsub.get_message(timeout=remaining)
+        if _is_message(raw):
+            early.append(raw)
+        elif raw is not None and raw["type"] == "subscribe":
+            confirmed += 1
+    return early
+
+
+def _succeeded(reply: object) -> bool:
+    """A script's 1 (done) or 0 (refused)."""
+    return reply == 1
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _is_message(raw: Any) -> bool:
+    return raw is not None and raw["type"] == "message"
+
+
+def _leases_of(chunk: Sequence[str], reply: Sequence[Any]) -> Iterator[Lease]:
+    """The leases in a reply of inspect.lua: (key number, owner, token, expiry ms)..."""
+    for at in range(0, len(reply), 4):
+        number, owner, token, expires_ms = reply[at : at + 4]
+        key = chunk[int(number) - 1]
+        yield Lease(key, owner.decode(), int(token), int(expires_ms) / 1000)
+
+
+def _rank(item: QueueItem) -> str:
+    """16 hex digits that sort the higher priority first (see push.lua)."""
+    if not _MIN_PRIORITY <= item.priority <= _MAX_PRIORITY:
+        raise ValueError(f"priority of {item.id!r} must fit in 64 bits, got {item.priority}")
+    return f"{_MAX_PRIORITY - item.priority:016x}"
+
+
+def _ttl_ms(ttl: float, what: str) -> int:
+    if not (ttl > 0 and math.isfinite(ttl)):
+        raise ValueError(f"ttl of {what} must be > 0 s and finite, got {ttl}")
+    return max(1, math.ceil(ttl * 1000))
+
+
+def _namespace(prefix: str) -> str:
+    """``prefix``, followed by the default hash tag unless it has one (Redis Cluster
+    hashes only what is inside the first ``{…}`` of a key)."""
+    opening = prefix.find("{")
+    if opening == -1 and "}" not in prefix:
+        return f"{prefix}{DEFAULT_TAG}:"
+    closing = prefix.find("}", opening + 1)
+    if opening == -1 or closing <= opening + 1:
+        raise ValueError(f"prefix {prefix!r} has braces but no hash tag like '{{shard-1}}'")
+    return prefix
+
+
+def _redact(url: str) -> str:
+    """``url`` with its password masked, for messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+
+
+def _lua(name: str) -> str:
+    return (resources.files("leases") / "lua" / f"{name}.lua").read_text(encoding="utf-8")
