@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -101,10 +102,37 @@ def _event_log_url(name: str, raw: str) -> str:
     if raw.startswith("sqlite:///"):
         return raw
     if raw.startswith("kafka://"):
-        raise SettingsError(
-            f"{name}={raw!r}: the Kafka event log is not available in this version; use sqlite:///PATH"
-        )
-    raise SettingsError(f"{name}={raw!r} is not an event log URL; expected sqlite:///PATH")
+        parse_kafka_url(name, raw)  # validated now, so a bad value names itself at start-up
+        return raw
+    raise SettingsError(
+        f"{name}={raw!r} is not an event log URL; expected sqlite:///PATH or "
+        "kafka://HOST:PORT[,HOST:PORT]?topic=chronolog.events&partitions=12"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaUrl:
+    bootstrap: str
+    topic: str = "chronolog.events"
+    partitions: int | None = None  # None: CHRONOLOG_PARTITIONS
+    replication_factor: int = 1
+
+
+def parse_kafka_url(name: str, raw: str) -> KafkaUrl:
+    parts = urlsplit(raw)
+    if not parts.netloc:
+        raise SettingsError(f"{name}={raw!r} names no broker, e.g. kafka://127.0.0.1:9092")
+    query = parse_qs(parts.query)
+    unknown = set(query) - {"topic", "partitions", "replication_factor"}
+    if unknown:
+        raise SettingsError(f"{name}={raw!r}: unknown option {sorted(unknown)[0]!r}")
+    values: dict[str, Any] = {"bootstrap": parts.netloc}
+    if "topic" in query:
+        values["topic"] = query["topic"][-1]
+    for option in ("partitions", "replication_factor"):
+        if option in query:
+            values[option] = _positive_int(f"{name} option {option}", query[option][-1])
+    return KafkaUrl(**values)
 
 
 def _database_url(name: str, raw: str) -> str:

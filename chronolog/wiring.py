@@ -15,8 +15,9 @@ from typing import IO
 from sqlalchemy import Engine
 
 from api.context import ApiContext
-from chronolog.settings import Settings, SettingsError
+from chronolog.settings import Settings, SettingsError, parse_kafka_url
 from events.codec import EventCodec
+from events.kafka_log import KafkaEventLog
 from events.log import EventLog
 from events.sqlite_log import SqliteEventLog
 from leases.port import LeaseStore
@@ -49,7 +50,13 @@ def sqlite_path(url: str) -> Path:
 
 
 def open_event_log(settings: Settings) -> EventLog:
-    path = sqlite_path(settings.event_log_url)
+    """Kafka for a ``kafka://`` URL, else the embedded SQLite log."""
+    url = settings.event_log_url
+    if url.startswith("kafka://"):
+        kafka = parse_kafka_url("CHRONOLOG_EVENT_LOG", url)
+        partitions = kafka.partitions or settings.partitions
+        return KafkaEventLog(kafka.bootstrap, kafka.topic, partitions, kafka.replication_factor)
+    path = sqlite_path(url)
     path.parent.mkdir(parents=True, exist_ok=True)
     return SqliteEventLog(path, partitions=settings.partitions)
 

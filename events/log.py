@@ -92,7 +92,9 @@ class EventLog(ABC):
         """Append ``(key, value)`` records; return where each landed, in input order.
 
         Returns only once every record is durable. Records with the same key keep
-        their input order. Raises ``EventLogError`` (nothing is claimed appended).
+        their input order. Raises ``EventLogError``: no positions are returned, but an
+        adapter without cross-partition atomicity (Kafka) may still have appended some
+        of the records, so a retry must be harmless (event ids, derived run ids).
         """
 
     @abstractmethod

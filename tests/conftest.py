@@ -15,6 +15,9 @@ from api.app import create_app
 from chronolog.settings import Settings
 from chronolog.wiring import Runtime, api_context, build_runtime, start_projector
 
+# Real services for the adapter tests, started once per session when a test asks.
+pytest_plugins = ["tests.services.kafka", "tests.services.redis"]
+
 
 def wait_until(
     condition: Callable[[], bool], timeout: float = 10.0, interval: float = 0.02

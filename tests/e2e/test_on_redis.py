@@ -15,7 +15,6 @@ from tests.conftest import wait_until
 from tests.e2e.cluster import Cluster, create_job, lines, start_cluster, trigger, wait_for_run
 
 pytestmark = pytest.mark.e2e
-pytest_plugins = ["tests.services.redis"]
 
 
 E2E_DATABASE = 1  # the contract suite works in database 0, under per-test prefixes

@@ -1,8 +1,12 @@
 """The ``EventLog`` contract: every adapter must pass these tests.
 
 To add an adapter, add a ``<name>_log_opener`` fixture returning a picklable
-zero-argument callable that opens a new handle on one fresh, empty log with
-``PARTITIONS`` partitions, and add ``<name>`` to ``ADAPTERS``.
+callable that opens a new handle on one fresh, empty log with ``PARTITIONS``
+partitions (or as many as a ``partitions=`` keyword says), and add ``<name>`` to
+``ADAPTERS``.
+
+Consumers get their assignment on some later ``poll`` (at once on SQLite, after a group
+join on Kafka), so tests that need it poll until they have it.
 """
 
 from __future__ import annotations
@@ -16,25 +20,52 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import Engine, select, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 
+from chronolog.wiring import open_read_model
+from events.codec import EventCodec
 from events.errors import EventLogError
+from events.kafka_log import KafkaEventLog
 from events.log import EventLog, LogConsumer, LogRecord, OnAssign, OnRevoke, Position, Watermarks
 from events.model import to_millis
 from events.partitioning import partition_for
 from events.sqlite_log import SqliteEventLog
+from projector.batch import read_checkpoints
+from projector.loop import Projector
+from projector.replay import differences, replay
+from projector.tables import EventIndexRecord
+from tests.history import append_history
 
+# The session's broker: fixtures ``kafka_bootstrap`` and ``kafka_group_config``.
 PARTITIONS = 4
-ADAPTERS = ["sqlite"]
+ADAPTERS = ["sqlite", "kafka"]
 
-LogOpener = Callable[[], EventLog]
+LogOpener = Callable[..., EventLog]
 MakeConsumer = Callable[..., LogConsumer]
 
 
 @pytest.fixture
 def sqlite_log_opener(tmp_path: Path) -> LogOpener:
-    return functools.partial(SqliteEventLog, tmp_path / "events.db", PARTITIONS)
+    return functools.partial(SqliteEventLog, tmp_path / "events.db", partitions=PARTITIONS)
+
+
+@pytest.fixture
+def kafka_log_opener(kafka_bootstrap: str, kafka_group_config: dict[str, Any]) -> LogOpener:
+    """A fresh topic per test on the session's broker."""
+    return functools.partial(
+        KafkaEventLog,
+        kafka_bootstrap,
+        f"contract-{uuid.uuid4().hex}",
+        partitions=PARTITIONS,
+        consumer_config=kafka_group_config,
+        append_timeout=10.0,
+        request_timeout=10.0,
+    )
 
 
 @pytest.fixture(params=ADAPTERS)
@@ -79,6 +110,14 @@ def poll_until(consumer: LogConsumer, count: int, timeout: float = 10.0) -> list
         assert remaining > 0, f"only {len(got)} of {count} records within {timeout} s"
         got.extend(consumer.poll(100, min(remaining, 0.5)))
     return got
+
+
+def wait_for_assignment(consumer: LogConsumer, timeout: float = 10.0) -> None:
+    """Poll (finding no records) until the consumer owns partitions; fail at the deadline."""
+    deadline = time.monotonic() + timeout
+    while not consumer.assignment():
+        assert time.monotonic() < deadline, f"no assignment within {timeout} s"
+        assert consumer.poll(10, 0.05) == []
 
 
 def keys_in_distinct_partitions(count: int) -> list[str]:
@@ -199,6 +238,12 @@ def test_records_survive_close_and_reopen(open_log: LogOpener) -> None:
         reopened.close()
 
 
+def test_reopening_with_another_partition_count_is_refused(open_log: LogOpener) -> None:
+    open_log().close()
+    with pytest.raises(EventLogError, match=f"{PARTITIONS} partitions"):
+        open_log(partitions=PARTITIONS + 1)
+
+
 # --- consumers ---------------------------------------------------------------------
 
 
@@ -222,6 +267,28 @@ def test_on_assign_gets_every_partition_and_its_offsets_are_used(
     ]
 
 
+def test_a_failing_on_assign_is_asked_again_and_nothing_is_read_meanwhile(
+    event_log: EventLog, make_consumer: MakeConsumer
+) -> None:
+    event_log.append([("job-1", b"x")])
+    calls: list[list[int]] = []
+
+    def flaky(partitions: Sequence[int]) -> Mapping[int, int]:
+        calls.append(sorted(partitions))
+        if len(calls) == 1:
+            raise RuntimeError("checkpoint store down")
+        return from_zero(partitions)
+
+    consumer = make_consumer(flaky)
+    deadline = time.monotonic() + 10
+    with pytest.raises(RuntimeError, match="checkpoint store down"):
+        while time.monotonic() < deadline:
+            assert consumer.poll(10, 0.1) == []
+    assert consumer.assignment() == []
+    assert [r.value for r in poll_until(consumer, 1)] == [b"x"]
+    assert calls == [list(range(PARTITIONS))] * 2
+
+
 def test_poll_returns_every_record_once_in_partition_order(
     event_log: EventLog, make_consumer: MakeConsumer
 ) -> None:
@@ -236,6 +303,7 @@ def test_poll_returns_every_record_once_in_partition_order(
 
 def test_poll_waits_for_a_later_append(event_log: EventLog, make_consumer: MakeConsumer) -> None:
     consumer = make_consumer()
+    wait_for_assignment(consumer)
     assert consumer.poll(10, 0.0) == []
     appender = threading.Timer(0.1, lambda: event_log.append([("job-late", b"late")]))
     started = time.monotonic()
@@ -295,7 +363,7 @@ def test_position_before_assignment_is_an_error(event_log: EventLog) -> None:
 def test_close_revokes_the_assignment(event_log: EventLog, make_consumer: MakeConsumer) -> None:
     revoked: list[list[int]] = []
     consumer = make_consumer(from_zero, lambda partitions: revoked.append(list(partitions)))
-    consumer.poll(10, 0.0)
+    wait_for_assignment(consumer)
     consumer.close()
     assert revoked == [list(range(PARTITIONS))]
     with pytest.raises(EventLogError):
@@ -372,3 +440,51 @@ def _assert_complete_and_ordered(
         worker, i = record.value.decode().split(":")
         seen[(record.key, worker)].append(int(i))
     assert all(sequence == sorted(sequence) for sequence in seen.values())
+
+
+# --- the projector's use of a consumer ---------------------------------------------
+
+
+def test_projector_applies_every_record_once_across_a_failed_batch(
+    event_log: EventLog, tmp_path: Path
+) -> None:
+    """A batch that fails mid-way is rewound with ``seek`` and applied again, whole."""
+    codec = EventCodec.default()
+    positions = append_history(event_log, codec, jobs=60)
+    victim = positions[len(positions) // 2]
+    live = open_read_model(f"sqlite:///{tmp_path / 'live.db'}")
+    with live.begin() as connection:
+        connection.execute(
+            text(
+                "CREATE TRIGGER fail_once BEFORE INSERT ON event_index "
+                f"WHEN NEW.partition = {victim.partition} AND NEW.offset = {victim.offset} "
+                "BEGIN SELECT RAISE(ABORT, 'injected failure'); END"
+            )
+        )
+    projector = Projector(event_log, live, codec, group=f"contract-{uuid.uuid4()}", batch_size=23)
+    try:
+        with pytest.raises(DBAPIError, match="injected failure"):
+            _project_until(projector, live, len(positions))
+        with live.begin() as connection:
+            connection.execute(text("DROP TRIGGER fail_once"))
+        _project_until(projector, live, len(positions))
+    finally:
+        projector.close()
+    fresh = open_read_model(f"sqlite:///{tmp_path / 'fresh.db'}")
+    assert replay(event_log, fresh, codec) == len(positions)
+    assert differences(live, fresh) == []
+    with Session(live) as session:
+        rows = session.execute(select(EventIndexRecord.partition, EventIndexRecord.offset))
+        assert sorted((p, o) for p, o in rows) == sorted((p.partition, p.offset) for p in positions)
+    live.dispose()
+    fresh.dispose()
+
+
+def _project_until(projector: Projector, engine: Engine, total: int, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        with Session(engine) as session:
+            if sum(read_checkpoints(session).values()) == total:
+                return
+        assert time.monotonic() < deadline, f"not all {total} records projected in {timeout} s"
+        projector.step(timeout=0.1)

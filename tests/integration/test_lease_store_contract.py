@@ -30,7 +30,6 @@ from leases.port import Lease, LeaseStore, Message, QueueItem, Subscription
 from leases.redis_store import RedisLeaseStore
 from leases.sqlite_store import MESSAGE_RETENTION, SqliteLeaseStore
 
-pytest_plugins = ["tests.services.redis"]  # the session's Redis: fixture ``redis_url``
 ADAPTERS = ["sqlite", "redis"]
 REDIS_SPEED = 15.0
 """How much faster store time runs than real time on Redis: a 30 s ttl lasts 2 s."""

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from chronolog.settings import Settings, SettingsError, load_settings
+from chronolog.settings import KafkaUrl, Settings, SettingsError, load_settings, parse_kafka_url
 
 
 def test_defaults_need_no_environment() -> None:
@@ -67,3 +67,23 @@ def test_a_redis_url_selects_redis_and_a_bad_one_names_itself() -> None:
         SettingsError, match=re.escape("CHRONOLOG_REDIS_URL='http://x' is not a Redis URL")
     ):
         load_settings({"CHRONOLOG_REDIS_URL": "http://x"})
+
+
+def test_a_kafka_url_carries_brokers_topic_and_partitions() -> None:
+    url = "kafka://a:9092,b:9092?topic=jobs&partitions=24&replication_factor=3"
+    assert load_settings({"CHRONOLOG_EVENT_LOG": url}).event_log_url == url
+    assert parse_kafka_url("X", url) == KafkaUrl("a:9092,b:9092", "jobs", 24, 3)
+    assert parse_kafka_url("X", "kafka://a:9092") == KafkaUrl("a:9092")
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("kafka://", "names no broker"),
+        ("kafka://h:9092?parts=3", "unknown option 'parts'"),
+        ("kafka://h:9092?partitions=0", "option partitions='0' must be greater than 0"),
+    ],
+)
+def test_bad_kafka_urls_say_what_is_wrong(url: str, message: str) -> None:
+    with pytest.raises(SettingsError, match=re.escape(message)):
+        load_settings({"CHRONOLOG_EVENT_LOG": url})
