@@ -87,6 +87,21 @@ class EventLog(ABC):
     def partition_for(self, key: str) -> int:
         return partition_for(key, self.partitions)
 
+    def partitions_of(self, records: Sequence[tuple[str, bytes]]) -> list[int]:
+        """The partition of each ``(key, value)`` record, checking the record types."""
+        partitions = []
+        for key, value in records:
+            if not isinstance(key, str) or not isinstance(value, bytes):
+                raise TypeError(f"records must be (str, bytes), got ({type(key)}, {type(value)})")
+            partitions.append(self.partition_for(key))
+        return partitions
+
+    def check_partition(self, partition: int) -> None:
+        if not 0 <= partition < self.partitions:
+            raise ValueError(
+                f"partition {partition} out of range 0..{self.partitions - 1} of {self!r}"
+            )
+
     @abstractmethod
     def append(self, records: Sequence[tuple[str, bytes]]) -> list[Position]:
         """Append ``(key, value)`` records; return where each landed, in input order.

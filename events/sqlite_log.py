@@ -318,19 +318,11 @@ class SqliteEventLog(EventLog):
 
     def _partitions_of(self, records: Sequence[tuple[str, bytes]]) -> list[int]:
         self._check_open()
-        partitions = []
-        for key, value in records:
-            if not isinstance(key, str) or not isinstance(value, bytes):
-                raise TypeError(f"records must be (str, bytes), got ({type(key)}, {type(value)})")
-            partitions.append(self.partition_for(key))
-        return partitions
+        return self.partitions_of(records)
 
     def _check_partition(self, partition: int) -> None:
         self._check_open()
-        if not 0 <= partition < self._partitions:
-            raise ValueError(
-                f"partition {partition} out of range 0..{self._partitions - 1} of {self._path}"
-            )
+        self.check_partition(partition)
 
     def _notify_appended(self) -> None:
         with self._appended:
