@@ -28,7 +28,7 @@ from confluent_kafka import (
 )
 
 from events.errors import EventLogError, EventLogUnavailable
-from events.log import LogConsumer, LogRecord, OnAssign, OnRevoke, Watermarks
+from events.log import LogConsumer, LogRecord, OnAssign, OnRevoke, Watermarks, start_offset
 
 logger = logging.getLogger(__name__)
 
@@ -412,7 +412,7 @@ class KafkaLogConsumer(LogConsumer):
         assert self._on_assign is not None
         try:
             starts = self._on_assign(list(self._pending))
-            positions = {p: _start_offset(starts, p) for p in self._pending}
+            positions = {p: start_offset(starts, p) for p in self._pending}
         except BaseException:
             consumer.assign([])  # keep librdkafka from starting at committed offsets
             raise
@@ -537,10 +537,3 @@ class KafkaLogConsumer(LogConsumer):
     def _check_open(self) -> None:
         if self._closed:
             raise EventLogError(f"consumer of group {self._group!r} is closed")
-
-
-def _start_offset(starts: Mapping[int, int], partition: int) -> int:
-    offset = starts.get(partition, 0)
-    if offset < 0:
-        raise ValueError(f"on_assign returned negative offset {offset} for partition {partition}")
-    return offset

@@ -44,6 +44,14 @@ OnAssign = Callable[[Sequence[int]], Mapping[int, int]]
 OnRevoke = Callable[[Sequence[int]], None]
 
 
+def start_offset(starts: Mapping[int, int], partition: int) -> int:
+    """Where ``on_assign`` says ``partition`` starts (0 if it does not say)."""
+    offset = starts.get(partition, 0)
+    if offset < 0:
+        raise ValueError(f"on_assign returned negative offset {offset} for partition {partition}")
+    return offset
+
+
 class LogConsumer(ABC):
     """Reads the partitions assigned to it, from positions its owner chooses.
 

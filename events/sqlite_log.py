@@ -21,14 +21,23 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Final, Literal
 
 from events.errors import EventLogError, EventLogUnavailable
-from events.log import EventLog, LogConsumer, LogRecord, OnAssign, OnRevoke, Position, Watermarks
+from events.log import (
+    EventLog,
+    LogConsumer,
+    LogRecord,
+    OnAssign,
+    OnRevoke,
+    Position,
+    Watermarks,
+    start_offset,
+)
 from events.sqlite_tx import immediate
 
 logger = logging.getLogger(__name__)
@@ -403,7 +412,7 @@ class SqliteLogConsumer(LogConsumer):
     def _assign(self, on_assign: OnAssign) -> None:
         partitions = list(range(self._log.partitions))
         starts = on_assign(partitions)
-        self._positions = {p: _start_offset(starts, p) for p in partitions}
+        self._positions = {p: start_offset(starts, p) for p in partitions}
         self._assign_pending = False
         logger.debug("group %s assigned partitions %s of %s", self._group, partitions, self._log)
 
@@ -477,10 +486,3 @@ def _claim_offsets(partitions: Sequence[int], heads: dict[int, int]) -> list[Pos
         heads[partition] = offset + 1
         positions.append(Position(partition, offset))
     return positions
-
-
-def _start_offset(starts: Mapping[int, int], partition: int) -> int:
-    offset = starts.get(partition, 0)
-    if offset < 0:
-        raise ValueError(f"on_assign returned negative offset {offset} for partition {partition}")
-    return offset

@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from events.dispatch import Ticket, encode_ticket, finished_flag, run_lease_key
 from events.model import Event, JobSpec, RunQueued
 from leases.port import LeaseStore, QueueItem
-from projector import queries, run_queries
-from projector.run_projection import RunRow
+from projector import queries
+from projector.tables import RunRecord
+from scheduler.gather import run_parameters
 
 log = logging.getLogger(__name__)
 
@@ -56,42 +59,64 @@ class Dispatcher:
 
     def reconcile(self, session: Session, now: datetime) -> int:
         """Re-push queued runs that no queue holds and no worker has; return how many."""
-        queued = [r for r in run_queries.runs_in_status(session, ["queued"]) if _settled(r, now)]
+        queued = _settled_queued(session, now)
         if not queued:
             return 0
-        in_queues = {q: self._leases.queued_ids(q) for q in {r.queue or "default" for r in queued}}
-        leased = self._leases.inspect([run_lease_key(r.id) for r in queued])
-        specs = _specs(session, {r.job_id for r in queued})
+        in_queues = {q: self._leases.queued_ids(q) for q in {r.queue for r in queued}}
+        leased = self._leases.inspect([run_lease_key(r.run_id) for r in queued])
+        missing = [
+            r
+            for r in queued
+            if r.run_id not in in_queues[r.queue]
+            and run_lease_key(r.run_id) not in leased
+            and not self._leases.has_flag(finished_flag(r.run_id, r.attempt))
+        ]
+        specs = _specs(session, {r.job_id for r in missing})
+        parameters = run_parameters(session, [r.run_id for r in missing])
         pushed = 0
-        for run in queued:
-            queue = run.queue or "default"
-            if run.id in in_queues[queue] or run_lease_key(run.id) in leased:
-                continue
-            if self._leases.has_flag(finished_flag(run.id, run.attempt)) or run.job_id not in specs:
-                continue
+        for run in (r for r in missing if r.job_id in specs):
             ticket = Ticket(
-                run.id,
+                run.run_id,
                 run.job_id,
                 run.attempt,
                 specs[run.job_id],
-                run.parameters,
+                parameters.get(run.run_id, {}),
                 run.correlation_id,
             )
-            if self._push(queue, run.priority, ticket):
+            if self._push(run.queue, run.priority, ticket):
                 pushed += 1
                 log.warning(
-                    "re-pushed a queued run missing from its queue", extra={"run_id": run.id}
+                    "re-pushed a queued run missing from its queue", extra={"run_id": run.run_id}
                 )
         return pushed
+
+
+@dataclass(frozen=True, slots=True)
+class _Queued:
+    run_id: str
+    job_id: str
+    attempt: int
+    queue: str
+    priority: int
+    correlation_id: str | None
+
+
+def _settled_queued(session: Session, now: datetime) -> list[_Queued]:
+    """Queued runs old enough that a worker holding one would show its lease by now."""
+    query = select(
+        RunRecord.id,
+        RunRecord.job_id,
+        RunRecord.attempt,
+        func.coalesce(RunRecord.queue, "default"),
+        RunRecord.priority,
+        RunRecord.correlation_id,
+    ).where(RunRecord.status == "queued", RunRecord.queued_at < now - RECONCILE_GRACE)
+    return [_Queued(*row) for row in session.execute(query)]
 
 
 def spec_job_id(event: Event) -> str:
     assert event.job_id is not None, "run events carry their job id"
     return event.job_id
-
-
-def _settled(run: RunRow, now: datetime) -> bool:
-    return run.queued_at is not None and now - run.queued_at > RECONCILE_GRACE
 
 
 def _specs(session: Session, job_ids: set[str]) -> Mapping[str, JobSpec]:

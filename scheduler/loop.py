@@ -74,6 +74,7 @@ class Scheduler:
         self._rng = rng or random.Random()
         self._dispatcher = Dispatcher(leases)
         self._jobs = JobCache()
+        self._invalid: set[str] = set()  # jobs already reported with uncomputable schedules
         self._seen: dict[int, int] = {}  # checkpoints when the last round started reading
         self._leadership: Lease | None = None
         self._renewed_at = datetime.min.replace(tzinfo=UTC)
@@ -162,12 +163,18 @@ class Scheduler:
             with Session(self._engine) as session:
                 self._dispatcher.reconcile(session, now)
             self._reconciled_at = now
-        for job_id, error in invalid_schedules(gathered.snapshot.jobs.values()).items():
+        self._report_invalid(gathered)
+        return self._next_round(gathered, now)
+
+    def _report_invalid(self, gathered: Gathered) -> None:
+        """Log each job whose schedule cannot be computed once, not every round."""
+        invalid = invalid_schedules(gathered.snapshot.jobs.values())
+        for job_id in invalid.keys() - self._invalid:
             log.error(
                 "job has a schedule that cannot be computed",
-                extra={"job_id": job_id, "error": error},
+                extra={"job_id": job_id, "error": invalid[job_id]},
             )
-        return self._next_round(gathered, now)
+        self._invalid = set(invalid)
 
     def _cancel_queued(self, events: Sequence[Event], gathered: Gathered) -> list[Event]:
         """Cancels the rules asked for (``replace``): signal, and drop what still waits."""
