@@ -5,18 +5,25 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from sqlalchemy import Engine
 from tqdm import tqdm
 
 from chronolog import roles, wiring
 from chronolog.logs import configure_logging
-from chronolog.settings import Settings, SettingsError, load_settings
+from chronolog.settings import Settings, SettingsError, database_url_option, load_settings
 from events.codec import EventCodec
-from projector.replay import count_events, differences, replay
+from events.errors import ChronologError
+from events.log import EventLog
+from projector import schema
+from projector.database import create_read_model_engine
+from projector.replay import count_events, differences, is_empty, replay
 
 app = typer.Typer(help="Chronolog: an event-sourced job scheduler.", no_args_is_help=True)
 
@@ -41,6 +48,15 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(1)
 
 
+@contextmanager
+def _reported() -> Iterator[None]:
+    """Start-up problems (settings, an old schema, a server down) as one clear line."""
+    try:
+        yield
+    except ChronologError as e:
+        raise _fail(str(e)) from e
+
+
 Concurrency = Annotated[int, typer.Option(help="Runs one worker process executes at once", min=1)]
 
 
@@ -59,21 +75,18 @@ def up(
 ) -> None:
     """Run all of Chronolog on the embedded defaults: API, projector, scheduler, workers."""
     settings = _settings(api_port=api_port, api_host=api_host, data_dir=data_dir)
-    try:
-        with wiring.projector_lock(settings):
-            typer.echo(
-                f"Chronolog is up: API http://{settings.api_host}:{settings.api_port} "
-                f"(docs at /docs), data in {settings.data_dir}"
-            )
-            roles.serve(
-                settings,
-                projector=True,
-                scheduler=scheduler,
-                workers=workers,
-                concurrency=concurrency,
-            )
-    except SettingsError as e:
-        raise _fail(str(e)) from e
+    with _reported(), wiring.projector_lock(settings):
+        typer.echo(
+            f"Chronolog is up: API http://{settings.api_host}:{settings.api_port} "
+            f"(docs at /docs), data in {settings.data_dir}"
+        )
+        roles.serve(
+            settings,
+            projector=True,
+            scheduler=scheduler,
+            workers=workers,
+            concurrency=concurrency,
+        )
 
 
 @app.command("api")
@@ -86,15 +99,17 @@ def api_command(
 ) -> None:
     """Run only the API (a projector must run elsewhere for writes to become visible)."""
     settings = _settings(api_port=api_port, api_host=api_host, data_dir=data_dir)
-    typer.echo(f"Chronolog API on http://{settings.api_host}:{settings.api_port}")
-    roles.serve(settings, projector=False, scheduler=False, workers=0, concurrency=1)
+    with _reported():
+        typer.echo(f"Chronolog API on http://{settings.api_host}:{settings.api_port}")
+        roles.serve(settings, projector=False, scheduler=False, workers=0, concurrency=1)
 
 
 @app.command("scheduler")
 def scheduler_command(data_dir: DataDir = None) -> None:
     """Run a scheduler; of several, one leads and the others stand by."""
     settings = _settings(data_dir=data_dir)
-    runtime = wiring.build_runtime(settings)
+    with _reported():
+        runtime = wiring.build_runtime(settings)
     scheduler = roles.scheduler_role(runtime)
     typer.echo(f"Scheduler {scheduler.config.node_id} running on {settings.data_dir}")
     scheduler.run(roles.stop_on_signals())
@@ -115,7 +130,8 @@ def worker_command(
     queues = [tag.strip() for tag in tags.split(",") if tag.strip()]
     if not queues:
         raise _fail("--tags needs at least one queue name, e.g. --tags default")
-    roles.run_worker(settings, queues, concurrency, worker_id, announce=typer.echo)
+    with _reported():
+        roles.run_worker(settings, queues, concurrency, worker_id, announce=typer.echo)
 
 
 @app.command("projector")
@@ -125,14 +141,59 @@ def projector_command(
 ) -> None:
     """Run only the projector: keep the read models up to date with the log."""
     settings = _settings(data_dir=data_dir)
+    with _reported(), wiring.projector_lock(settings):
+        runtime = wiring.build_runtime(settings)
+        typer.echo(f"Projector running on {settings.database_label}")
+        wiring.run_projector(runtime, roles.stop_on_signals(), batch_size=batch_size)
+        runtime.close()
+
+
+db_app = typer.Typer(help="The read-model database's schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("upgrade")
+def db_upgrade(data_dir: DataDir = None) -> None:
+    """Migrate the read-model schema to this version's (safe to run again)."""
+    settings = _settings(data_dir=data_dir)
+    with _reported():
+        engine = wiring.open_read_model(settings.database, upgrade=True)
+        revision = schema.current_revision(engine)
+        engine.dispose()
+    typer.echo(f"Read model {settings.database_label} is at schema {revision}")
+
+
+@db_app.command("current")
+def db_current(data_dir: DataDir = None) -> None:
+    """Show the read model's schema revision; exit 1 if it needs `chronolog db upgrade`."""
+    settings = _settings(data_dir=data_dir)
+    engine = create_read_model_engine(settings.database)
     try:
-        with wiring.projector_lock(settings):
-            runtime = wiring.build_runtime(settings)
-            typer.echo(f"Projector running on {settings.data_dir}")
-            wiring.run_projector(runtime, roles.stop_on_signals(), batch_size=batch_size)
-            runtime.close()
-    except SettingsError as e:
-        raise _fail(str(e)) from e
+        with _reported():
+            current = schema.current_revision(engine)
+            typer.echo(
+                f"schema {current or 'none'} (this Chronolog needs {schema.head_revision()})"
+            )
+            schema.check(engine)
+    finally:
+        engine.dispose()
+
+
+@app.command("setup")
+def setup_command(data_dir: DataDir = None) -> None:
+    """Prepare the backends once: create the event topic and upgrade the read-model schema."""
+    settings = _settings(data_dir=data_dir)
+    with _reported():
+        event_log = wiring.open_event_log(settings)  # creates a missing Kafka topic
+        partitions = event_log.partitions
+        event_log.close()
+        engine = wiring.open_read_model(settings.database, upgrade=True)
+        revision = schema.current_revision(engine)
+        engine.dispose()
+    typer.echo(
+        f"Event log ready ({partitions} partitions); read model {settings.database_label} "
+        f"at schema {revision}"
+    )
 
 
 @app.command("replay")
@@ -145,16 +206,27 @@ def replay_command(
     check: Annotated[
         bool, typer.Option("--check", help="Rebuild aside and compare with the live read model")
     ] = False,
+    into: Annotated[
+        str | None,
+        typer.Option(
+            help="Replay into this empty database instead (needed for a PostgreSQL read model)"
+        ),
+    ] = None,
 ) -> None:
     """Rebuild the read models from the event log (the recovery path)."""
     settings = _settings(data_dir=data_dir)
-    if not settings.database.startswith("sqlite:///"):
-        raise _fail("replay rebuilds embedded (sqlite:///) read models only in this version")
-    try:
+    with _reported():
+        if into is not None:
+            _replay_into(settings, database_url_option("--into", into), _aware(until), check)
+            return
+        if not settings.database.startswith("sqlite:///"):
+            raise _fail(
+                "a PostgreSQL read model is not rebuilt in place while projectors may write "
+                "to it: replay into an empty database with --into URL, then point "
+                "CHRONOLOG_DATABASE_URL at it (add --check to compare with the live one)"
+            )
         with wiring.projector_lock(settings):
             _replay(settings, _aware(until), check)
-    except SettingsError as e:
-        raise _fail(str(e)) from e
 
 
 def _aware(moment: datetime | None) -> datetime | None:
@@ -163,35 +235,56 @@ def _aware(moment: datetime | None) -> datetime | None:
     return moment.replace(tzinfo=UTC)
 
 
+def _replay_into(settings: Settings, url: str, until: datetime | None, check: bool) -> None:
+    engine = wiring.open_read_model(url, upgrade=True)
+    try:
+        if not is_empty(engine):
+            raise _fail(f"--into {url} already holds a read model: give an empty database")
+        applied = _replay_with_progress(wiring.open_event_log(settings), engine, until)
+        if check:
+            _report_differences(settings.database, engine, applied)
+            return
+    finally:
+        engine.dispose()
+    typer.echo(f"Replayed {applied} events into {url}")
+
+
+def _replay_with_progress(event_log: EventLog, engine: Engine, until: datetime | None) -> int:
+    try:
+        with tqdm(total=count_events(event_log), unit="event", desc="replay") as bar:
+
+            def advance(applied: int) -> None:
+                bar.update(applied)
+
+            return replay(event_log, engine, EventCodec.default(), until=until, on_progress=advance)
+    finally:
+        event_log.close()
+
+
 def _replay(settings: Settings, until: datetime | None, check: bool) -> None:
     target = wiring.sqlite_path(settings.database)
     event_log = wiring.open_event_log(settings)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".replay-") as scratch:
         rebuilt = Path(scratch) / target.name
         engine = wiring.open_read_model(f"sqlite:///{rebuilt}")
-        with tqdm(total=count_events(event_log), unit="event", desc="replay") as bar:
-
-            def advance(applied: int) -> None:
-                bar.update(applied)
-
-            applied = replay(
-                event_log, engine, EventCodec.default(), until=until, on_progress=advance
-            )
-        engine.dispose()
-        event_log.close()
+        applied = _replay_with_progress(event_log, engine, until)
         if check:
-            _compare(settings, rebuilt, applied)
+            try:
+                _report_differences(settings.database, engine, applied)
+            finally:
+                engine.dispose()
             return
+        engine.dispose()
         _swap(rebuilt, target)
     typer.echo(f"Replayed {applied} events into {target}")
 
 
-def _compare(settings: Settings, rebuilt: Path, applied: int) -> None:
-    live = wiring.open_read_model(settings.database)
-    fresh = wiring.open_read_model(f"sqlite:///{rebuilt}")
-    found = differences(live, fresh)
-    live.dispose()
-    fresh.dispose()
+def _report_differences(live_url: str, fresh: Engine, applied: int) -> None:
+    live = wiring.open_read_model(live_url)
+    try:
+        found = differences(live, fresh)
+    finally:
+        live.dispose()
     if found:
         typer.echo(f"Replayed {applied} events; the live read model differs:")
         for line in found:

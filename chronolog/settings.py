@@ -49,6 +49,9 @@ class Settings:
     leader_ttl: float = 5.0  # a standby scheduler takes over within this
     kill_grace: float = 5.0  # between SIGTERM and SIGKILL when a job times out or is cancelled
     drain_timeout: float = 30.0  # a stopping worker finishes its runs for this long
+    # Kafka consumer-group session: a dead projector's partitions move after this. Apache
+    # Kafka accepts 6-1800 s by default; the local test broker wants 2 s (TESTING.md).
+    kafka_session_timeout: float = 10.0
 
     @property
     def event_log_url(self) -> str:
@@ -57,6 +60,11 @@ class Settings:
     @property
     def database(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'readmodel.db'}"
+
+    @property
+    def database_label(self) -> str:
+        """The read model's URL fit for logs and messages (no password)."""
+        return make_url(self.database).render_as_string(hide_password=True)
 
 
 def _positive_int(name: str, raw: str) -> int:
@@ -142,11 +150,23 @@ def _database_url(name: str, raw: str) -> str:
         raise SettingsError(
             f"{name}={raw!r} is not a database URL, e.g. sqlite:///readmodel.db"
         ) from None
-    if url.get_backend_name() != "sqlite":
+    if url.get_backend_name() == "sqlite":
+        if not raw.startswith("sqlite:///") or url.database in (None, "", ":memory:"):
+            raise SettingsError(f"{name}={raw!r}: a SQLite read model needs a file, sqlite:///PATH")
+        return raw
+    if url.drivername != "postgresql+psycopg":
         raise SettingsError(
-            f"{name}={raw!r}: only sqlite:/// read models are available in this version"
+            f"{name}={raw!r}: read models run on sqlite:///PATH or "
+            "postgresql+psycopg://USER:PASSWORD@HOST:PORT/DATABASE"
         )
+    if not url.database:
+        raise SettingsError(f"{name}={raw!r} names no database, e.g. .../chronolog")
     return raw
+
+
+def database_url_option(option: str, raw: str) -> str:
+    """A read-model URL given on the command line, validated like the setting."""
+    return _database_url(option, raw)
 
 
 def _redis_url(name: str, raw: str) -> str:
@@ -172,6 +192,7 @@ PARSERS: dict[str, Callable[[str, str], Any]] = {
     "leader_ttl": _positive_float,
     "kill_grace": _positive_float,
     "drain_timeout": _positive_float,
+    "kafka_session_timeout": _positive_float,
 }
 
 

@@ -23,7 +23,8 @@ from events.sqlite_log import SqliteEventLog
 from leases.port import LeaseStore
 from leases.redis_store import RedisLeaseStore
 from leases.sqlite_store import SqliteLeaseStore
-from projector.database import create_read_model_engine, create_schema
+from projector import schema
+from projector.database import create_read_model_engine
 from projector.loop import Projector
 from projector.progress import ProjectionProgress
 
@@ -55,18 +56,61 @@ def open_event_log(settings: Settings) -> EventLog:
     if url.startswith("kafka://"):
         kafka = parse_kafka_url("CHRONOLOG_EVENT_LOG", url)
         partitions = kafka.partitions or settings.partitions
-        return KafkaEventLog(kafka.bootstrap, kafka.topic, partitions, kafka.replication_factor)
+        return KafkaEventLog(
+            kafka.bootstrap,
+            kafka.topic,
+            partitions,
+            kafka.replication_factor,
+            consumer_config=group_config(settings.kafka_session_timeout),
+        )
     path = sqlite_path(url)
     path.parent.mkdir(parents=True, exist_ok=True)
     return SqliteEventLog(path, partitions=settings.partitions)
 
 
-def open_read_model(url: str) -> Engine:
-    if url.startswith("sqlite:///"):
-        sqlite_path(url).parent.mkdir(parents=True, exist_ok=True)
+def group_config(session_timeout: float) -> dict[str, int]:
+    """Consumer-group timings derived from the session timeout.
+
+    Heartbeats well inside the session; a rebalance (``max.poll.interval.ms`` is the
+    rebalance timeout of the classic protocol) bounded so a takeover stays quick.
+    """
+    session_ms = int(session_timeout * 1000)
+    return {
+        "session.timeout.ms": session_ms,
+        "heartbeat.interval.ms": max(100, min(3000, session_ms // 6)),
+        "max.poll.interval.ms": max(10_000, 3 * session_ms),
+    }
+
+
+def open_read_model(url: str, *, upgrade: bool | None = None) -> Engine:
+    """An engine on a read model whose schema is current.
+
+    ``upgrade``: migrate the schema first; by default only an embedded (SQLite) read
+    model is migrated on the spot, any other must be at the head revision already
+    (``chronolog db upgrade``) or ``SchemaOutOfDate`` is raised.
+    """
+    embedded = url.startswith("sqlite:///")
     engine = create_read_model_engine(url)
-    create_schema(engine)
+    try:
+        if upgrade if upgrade is not None else embedded:
+            upgrade_schema(engine, url)
+        else:
+            schema.check(engine)
+    except BaseException:
+        engine.dispose()
+        raise
     return engine
+
+
+def upgrade_schema(engine: Engine, url: str) -> str:
+    """Migrate to the head revision; processes sharing one SQLite file take turns."""
+    if not url.startswith("sqlite:///"):
+        return schema.upgrade(engine)  # PostgreSQL serialises upgrades with an advisory lock
+    path = sqlite_path(url)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with Path(f"{path}.migrate.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return schema.upgrade(engine)
 
 
 def open_lease_store(settings: Settings) -> LeaseStore:
@@ -123,9 +167,23 @@ def start_projector(runtime: Runtime, stop: threading.Event) -> threading.Thread
     return thread
 
 
+def is_embedded(settings: Settings) -> bool:
+    """True when the log or the read model is a file in the data dir (one machine)."""
+    return settings.event_log_url.startswith("sqlite:///") or settings.database.startswith(
+        "sqlite:///"
+    )
+
+
 @contextmanager
 def projector_lock(settings: Settings) -> Iterator[None]:
-    """Only one process may project into (or rebuild) one embedded read model."""
+    """Only one process may project into (or rebuild) one embedded read model.
+
+    On Kafka and PostgreSQL several projectors share the work as one consumer group
+    (each batch claims its checkpoints), so no lock is taken.
+    """
+    if not is_embedded(settings):
+        yield
+        return
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     path = settings.data_dir / "projector.lock"
     handle: IO[str] = path.open("a+")

@@ -19,7 +19,7 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.orm import Session
 
 from events.codec import EventCodec
-from events.errors import MalformedEvent
+from events.errors import ChronologError, MalformedEvent
 from events.log import LogRecord
 from events.model import Event
 from projector import rows
@@ -34,6 +34,15 @@ from projector.tables import (
 from projector.worker_projection import WORKER_EVENTS, WorkerRow, apply_worker_event
 
 log = logging.getLogger(__name__)
+
+
+class StaleBatch(ChronologError):
+    """Some of the batch is already applied: another projector owns (or owned) its partition.
+
+    Seen when a consumer-group rebalance moved a partition while this projector still
+    held records of it. Nothing of the batch is written; the projector seeks back to
+    the database's checkpoints.
+    """
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +143,13 @@ def _worker_id(event: Event) -> str | None:
 
 
 def apply_batch(session: Session, records: Sequence[LogRecord], codec: EventCodec) -> BatchResult:
-    """Project ``records`` (in log order per partition) and advance the checkpoints."""
+    """Project ``records`` (in log order per partition) and advance the checkpoints.
+
+    Raises ``StaleBatch``, before writing anything, if a partition's checkpoint is already
+    past the batch's first record of it. The checkpoint rows stay locked to the end of
+    the transaction, so two projectors can never both apply one record.
+    """
+    _claim(session, records)
     decoded = [(record, _decode(record, codec)) for record in records]
     state = BatchState.load(session, [event for _, event in decoded if isinstance(event, Event)])
     index_rows: list[dict[str, Any]] = []
@@ -149,6 +164,23 @@ def apply_batch(session: Session, records: Sequence[LogRecord], codec: EventCode
     checkpoints = _next_offsets(records)
     write_checkpoints(session, checkpoints)
     return BatchResult(len(records) - rejected, rejected, checkpoints)
+
+
+def _claim(session: Session, records: Sequence[LogRecord]) -> None:
+    first: dict[int, int] = {}
+    for record in records:
+        first.setdefault(record.partition, record.offset)
+    query = (
+        select(ProjectorCheckpoint.partition, ProjectorCheckpoint.next_offset)
+        .where(ProjectorCheckpoint.partition.in_(list(first)))
+        .with_for_update()  # PostgreSQL row locks; SQLite has one writer at a time anyway
+    )
+    for partition, next_offset in session.execute(query):
+        if first[partition] < next_offset:
+            raise StaleBatch(
+                f"partition {partition} is projected up to offset {next_offset}, "
+                f"past this batch's first record at {first[partition]}"
+            )
 
 
 def _decode(record: LogRecord, codec: EventCodec) -> Event | str:

@@ -9,8 +9,6 @@ import orjson
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
-from projector.tables import Base
-
 
 def _json_dumps(value: Any) -> str:
     # orjson writes dataclasses and datetimes natively, so event payloads and job specs
@@ -20,7 +18,7 @@ def _json_dumps(value: Any) -> str:
 
 def _json_loads(value: Any) -> Any:
     # SQLite gives a column declared JSON numeric affinity: a stored 42 comes back as an int.
-    return value if isinstance(value, int | float) else orjson.loads(value)
+    return orjson.loads(value) if isinstance(value, str | bytes) else value
 
 
 def create_read_model_engine(url: str) -> Engine:
@@ -33,7 +31,17 @@ def create_read_model_engine(url: str) -> Engine:
         "json_deserializer": _json_loads,
     }
     if make_url(url).get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True, **json_options)
+        # Pre-ping: after a database restart, the pool's dead connections are replaced
+        # instead of failing the next request.
+        return create_engine(
+            url,
+            pool_pre_ping=True,
+            pool_size=10,
+            max_overflow=20,
+            pool_timeout=5,
+            connect_args={"connect_timeout": 5},
+            **json_options,
+        )
     engine = create_engine(
         url, connect_args={"check_same_thread": False, "timeout": 30}, **json_options
     )
@@ -49,7 +57,3 @@ def _sqlite_pragmas(connection: sqlite3.Connection, _record: Any) -> None:
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
-
-
-def create_schema(engine: Engine) -> None:
-    Base.metadata.create_all(engine)

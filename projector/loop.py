@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from events.codec import EventCodec
 from events.log import EventLog, LogConsumer
-from projector.batch import BatchResult, apply_batch, read_checkpoints
+from projector.batch import BatchResult, StaleBatch, apply_batch, read_checkpoints
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,10 @@ class Projector:
         try:
             with Session(self._engine) as session, session.begin():
                 result = apply_batch(session, records, self._codec)
+        except StaleBatch as e:
+            log.info("batch already applied elsewhere; seeking to the checkpoints: %s", e)
+            self._rewind(consumer)
+            return 0
         except Exception:
             # Nothing of the batch was committed: rewind so it is applied again, whole.
             self._rewind(consumer)

@@ -6,13 +6,13 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from events.codec import EventCodec
 from events.log import EventLog
 from projector.batch import apply_batch
-from projector.tables import Base, ProjectorCheckpoint
+from projector.tables import Base, EventIndexRecord, ProjectorCheckpoint
 
 
 def count_events(log: EventLog) -> int:
@@ -78,8 +78,18 @@ def _replay_partition(
     return applied
 
 
+def is_empty(engine: Engine) -> bool:
+    """True when no event has been projected into the read model behind ``engine``."""
+    with Session(engine) as session:
+        return session.scalar(select(func.count()).select_from(EventIndexRecord)) == 0
+
+
 def snapshot(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
-    """Every table's rows in primary-key order, without bookkeeping columns."""
+    """Every table's rows in primary-key order, without bookkeeping columns.
+
+    Sorted here rather than by the database, whose string collation differs between
+    backends (a SQLite read model is compared with a PostgreSQL one).
+    """
     tables: dict[str, list[tuple[Any, ...]]] = {}
     with Session(engine) as session:
         for table in Base.metadata.sorted_tables:
@@ -87,8 +97,10 @@ def snapshot(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
                 columns = [table.c.partition, table.c.next_offset]
             else:
                 columns = list(table.c)
-            query = select(*columns).order_by(*table.primary_key.columns)
-            tables[table.name] = [tuple(row) for row in session.execute(query)]
+            names = [column.name for column in columns]
+            keys = [names.index(column.name) for column in table.primary_key.columns]
+            rows = [tuple(row) for row in session.execute(select(*columns))]
+            tables[table.name] = sorted(rows, key=lambda row: [row[k] for k in keys])
     return tables
 
 

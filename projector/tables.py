@@ -82,7 +82,11 @@ class JobDependencyRecord(Base):
 
 class RunRecord(Base):
     __tablename__ = "runs"
-    __table_args__ = (Index("ix_runs_job_status", "job_id", "status"),)
+    __table_args__ = (
+        Index("ix_runs_job_status", "job_id", "status"),
+        # A job's run history, newest first (the dashboard's job page).
+        Index("ix_runs_job_requested", "job_id", "requested_at"),
+    )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     job_id: Mapped[str] = mapped_column(String(64))
@@ -99,7 +103,7 @@ class RunRecord(Base):
     requested_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
     queued_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime, index=True)
     next_retry_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     worker_id: Mapped[str | None] = mapped_column(String(200), index=True)
     lease_token: Mapped[int | None] = mapped_column(BigInteger)

@@ -13,10 +13,16 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from chronolog.settings import Settings
-from chronolog.wiring import Runtime, api_context, build_runtime, start_projector
+from chronolog.wiring import (
+    Runtime,
+    api_context,
+    build_runtime,
+    open_read_model,
+    start_projector,
+)
 
 # Real services for the adapter tests, started once per session when a test asks.
-pytest_plugins = ["tests.services.kafka", "tests.services.redis"]
+pytest_plugins = ["tests.services.kafka", "tests.services.postgres", "tests.services.redis"]
 
 
 def wait_until(
@@ -29,9 +35,20 @@ def wait_until(
         time.sleep(interval)
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def read_model_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A read model at the current schema: the embedded SQLite file, then PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'data' / 'readmodel.db'}"
+    create: Callable[[], str] = request.getfixturevalue("postgres_database")
+    url = create()
+    open_read_model(url, upgrade=True).dispose()
+    return url
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path / "data", partitions=4)
+def settings(tmp_path: Path, read_model_url: str) -> Settings:
+    return Settings(data_dir=tmp_path / "data", partitions=4, database_url=read_model_url)
 
 
 @pytest.fixture

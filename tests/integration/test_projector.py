@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,7 +19,7 @@ from sqlalchemy.orm import Session
 from chronolog.settings import Settings
 from chronolog.wiring import Runtime, open_read_model
 from events.log import Position
-from projector.batch import read_checkpoints
+from projector.batch import StaleBatch, apply_batch, read_checkpoints
 from projector.loop import Projector
 from projector.replay import differences, replay
 from projector.tables import EventIndexRecord
@@ -58,17 +59,33 @@ def drain(projector: Projector, runtime: Runtime, total: int) -> None:
     wait_until(lambda: projector.step(timeout=0.05) >= 0 and applied_count(runtime.engine) == total)
 
 
+# A real database trigger that fails the insert of one event's audit row.
+FAILING_TRIGGER = {
+    "sqlite": [
+        "CREATE TRIGGER fail_once BEFORE INSERT ON event_index "
+        "WHEN NEW.partition = {victim.partition} AND NEW.offset = {victim.offset} "
+        "BEGIN SELECT RAISE(ABORT, 'injected failure'); END"
+    ],
+    "postgresql": [
+        "CREATE FUNCTION fail_once() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        'IF NEW.partition = {victim.partition} AND NEW."offset" = {victim.offset} THEN '
+        "RAISE EXCEPTION 'injected failure'; END IF; RETURN NEW; END $$",
+        "CREATE TRIGGER fail_once BEFORE INSERT ON event_index "
+        "FOR EACH ROW EXECUTE FUNCTION fail_once()",
+    ],
+}
+DROP_TRIGGER = {
+    "sqlite": "DROP TRIGGER fail_once",
+    "postgresql": "DROP TRIGGER fail_once ON event_index",
+}
+
+
 def test_a_batch_that_fails_midway_is_applied_again_whole(runtime: Runtime, tmp_path: Path) -> None:
     positions = append_history(runtime.log, runtime.codec, jobs=120)
     victim = positions[len(positions) // 2]
     with runtime.engine.begin() as connection:
-        connection.execute(
-            text(
-                "CREATE TRIGGER fail_once BEFORE INSERT ON event_index "
-                f"WHEN NEW.partition = {victim.partition} AND NEW.offset = {victim.offset} "
-                "BEGIN SELECT RAISE(ABORT, 'injected failure'); END"
-            )
-        )
+        for statement in FAILING_TRIGGER[connection.dialect.name]:
+            connection.execute(text(statement.format(victim=victim)))
     projector = Projector(runtime.log, runtime.engine, runtime.codec, batch_size=37)
 
     with pytest.raises(DBAPIError, match="injected failure"):
@@ -83,7 +100,7 @@ def test_a_batch_that_fails_midway_is_applied_again_whole(runtime: Runtime, tmp_
     assert len(indexed) == applied_count(runtime.engine)
 
     with runtime.engine.begin() as connection:
-        connection.execute(text("DROP TRIGGER fail_once"))
+        connection.execute(text(DROP_TRIGGER[connection.dialect.name]))
     drain(projector, runtime, len(positions))
     projector.close()
     assert_exactly_once(runtime, positions, tmp_path)
@@ -91,7 +108,11 @@ def test_a_batch_that_fails_midway_is_applied_again_whole(runtime: Runtime, tmp_
 
 def start_projector_process(settings: Settings) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "chronolog", "projector", "--data-dir", str(settings.data_dir)]
-    env = {**os.environ, "CHRONOLOG_PARTITIONS": str(settings.partitions)}
+    env = {
+        **os.environ,
+        "CHRONOLOG_PARTITIONS": str(settings.partitions),
+        "CHRONOLOG_DATABASE_URL": settings.database,
+    }
     return subprocess.Popen([*command, "--batch-size", "250"], env=env, stdout=subprocess.DEVNULL)
 
 
@@ -146,3 +167,43 @@ def test_replay_until_rebuilds_the_state_as_it_was(runtime: Runtime, tmp_path: P
     assert replay(runtime.log, then, runtime.codec, until=cutoff) == len(early)
     assert indexed_positions(then) == sorted((p.partition, p.offset) for p in early)
     then.dispose()
+
+
+def test_a_batch_applied_elsewhere_meanwhile_is_refused_whole(runtime: Runtime) -> None:
+    """Two projectors holding the same records (a rebalance moved the partition): the
+    checkpoint rows are claimed first, so the second writes nothing of its batch."""
+    append_history(runtime.log, runtime.codec, jobs=30)
+    records = runtime.log.read(0, 0, 1000)
+    first, rest = records[:5], records[5:]
+    with Session(runtime.engine) as session, session.begin():
+        apply_batch(session, first, runtime.codec)
+
+    winner = Session(runtime.engine)
+    winner.begin()
+    apply_batch(winner, rest, runtime.codec)  # holds the checkpoint row until it commits
+    loser_error: list[BaseException] = []
+
+    def late_projector() -> None:
+        try:
+            with Session(runtime.engine) as session, session.begin():
+                apply_batch(session, rest, runtime.codec)
+        except BaseException as e:
+            loser_error.append(e)
+
+    thread = threading.Thread(target=late_projector)
+    thread.start()
+    thread.join(timeout=0.5)
+    assert thread.is_alive()  # waits for the winner: a row lock, or SQLite's one writer
+    winner.commit()
+    winner.close()
+    thread.join(timeout=30)
+    assert not thread.is_alive()
+    assert len(loser_error) == 1
+    if runtime.engine.dialect.name == "postgresql":
+        assert isinstance(loser_error[0], StaleBatch)
+    assert indexed_positions(runtime.engine) == [(0, r.offset) for r in records]
+    with Session(runtime.engine) as session:
+        assert read_checkpoints(session)[0] == records[-1].offset + 1
+
+    with Session(runtime.engine) as session, session.begin(), pytest.raises(StaleBatch):
+        apply_batch(session, rest, runtime.codec)  # a batch behind the checkpoint, afterwards
