@@ -1,0 +1,27 @@
+# The Chronolog image: the `chronolog` command and nothing else. docker-compose.yml runs
+# each role (api, scheduler, projector, worker, setup) from it as a subcommand.
+FROM python:3.11-slim-bookworm
+
+# setpriv (util-linux) starts every job with PR_SET_PDEATHSIG, so a killed worker takes
+# its jobs with it (worker/orphans.py). Debian marks util-linux essential; it is named
+# here because the worker relies on it.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends util-linux \
+    && rm -rf /var/lib/apt/lists/*
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+COPY . /tmp/chronolog-src
+RUN pip install /tmp/chronolog-src && rm -rf /tmp/chronolog-src
+
+RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin chronolog
+USER chronolog
+# Embedded files (the projector's lock) go to ./.chronolog, in the user's home.
+WORKDIR /home/chronolog
+
+EXPOSE 8000
+ENTRYPOINT ["chronolog"]
+CMD ["--help"]
