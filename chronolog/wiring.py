@@ -25,7 +25,7 @@ from leases.redis_store import RedisLeaseStore
 from leases.sqlite_store import SqliteLeaseStore
 from projector import schema
 from projector.database import create_read_model_engine
-from projector.loop import Projector
+from projector.loop import DEFAULT_GROUP, Projector
 from projector.progress import ProjectionProgress
 
 log = logging.getLogger(__name__)
@@ -145,11 +145,21 @@ def api_context(runtime: Runtime) -> ApiContext:
     )
 
 
+def projector_group(settings: Settings) -> str:
+    """The projectors' consumer group: one per topic, so installations sharing a Kafka
+    cluster (or test runs sharing a broker) never wait on each other's rebalances."""
+    url = settings.event_log_url
+    if not url.startswith("kafka://"):
+        return DEFAULT_GROUP
+    return f"{DEFAULT_GROUP}.{parse_kafka_url('CHRONOLOG_EVENT_LOG', url).topic}"
+
+
 def run_projector(runtime: Runtime, stop: threading.Event, batch_size: int = 5000) -> None:
     projector = Projector(
         runtime.log,
         runtime.engine,
         runtime.codec,
+        group=projector_group(runtime.settings),
         batch_size=batch_size,
         on_commit=lambda result: runtime.progress.notify(result.checkpoints),
     )

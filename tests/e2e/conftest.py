@@ -7,13 +7,18 @@ import signal
 import socket
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import httpx2 as httpx
 import pytest
+import redis
 
+from chronolog.wiring import open_read_model
 from tests.conftest import wait_until
 
 
@@ -78,6 +83,37 @@ class Server:
         code = self.process.wait(timeout=30)
         self.process = None
         return code
+
+
+E2E_REDIS_DATABASE = 1  # the contract suite works in database 0, under per-test prefixes
+
+
+@pytest.fixture(params=["embedded", "production"])
+def stack(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
+    """The backends of a test's cluster, as the ``CHRONOLOG_*`` variables every process gets.
+
+    ``embedded``: nothing set, so the SQLite log, read model and lease store in the data
+    dir. ``production``: a fresh Kafka topic on the session's broker, a fresh PostgreSQL
+    database at the current schema, and an emptied Redis database.
+    """
+    if request.param == "embedded":
+        yield {}
+        return
+    bootstrap: str = request.getfixturevalue("kafka_bootstrap")
+    group: dict[str, Any] = request.getfixturevalue("kafka_group_config")
+    database: str = request.getfixturevalue("postgres_database")()
+    open_read_model(database, upgrade=True).dispose()
+    redis_url = urlsplit(request.getfixturevalue("redis_url"))
+    redis_url = redis_url._replace(path=f"/{E2E_REDIS_DATABASE}").geturl()
+    redis.Redis.from_url(redis_url).flushdb()
+    topic = f"chronolog.e2e.{uuid.uuid4().hex[:10]}"
+    yield {
+        "CHRONOLOG_EVENT_LOG": f"kafka://{bootstrap}?topic={topic}&partitions=4",
+        "CHRONOLOG_DATABASE_URL": database,
+        "CHRONOLOG_REDIS_URL": redis_url,
+        "CHRONOLOG_KAFKA_SESSION_TIMEOUT": str(group["session.timeout.ms"] / 1000),
+    }
+    redis.Redis.from_url(redis_url).flushdb()
 
 
 @pytest.fixture

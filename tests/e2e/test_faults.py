@@ -30,8 +30,8 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    running = start_cluster(tmp_path / "data", workers=2)
+def cluster(tmp_path: Path, stack: dict[str, str]) -> Iterator[Cluster]:
+    running = start_cluster(tmp_path / "data", workers=2, env=stack)
     yield running
     running.stop()
 
@@ -153,9 +153,11 @@ def test_restarting_everything_mid_stream_loses_and_duplicates_nothing(
             assert 1 <= count <= run["attempt"], run
 
 
-def test_a_worker_that_cannot_drain_in_time_hands_its_run_back(tmp_path: Path) -> None:
+def test_a_worker_that_cannot_drain_in_time_hands_its_run_back(
+    tmp_path: Path, stack: dict[str, str]
+) -> None:
     effects = tmp_path / "effects"
-    cluster = start_cluster(tmp_path / "data", workers=0)
+    cluster = start_cluster(tmp_path / "data", workers=0, env=stack)
     try:
         impatient = cluster.start_worker(env={"CHRONOLOG_DRAIN_TIMEOUT": "1"})
         with cluster.api() as api:

@@ -30,8 +30,8 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    running = start_cluster(tmp_path / "data", workers=1)
+def cluster(tmp_path: Path, stack: dict[str, str]) -> Iterator[Cluster]:
+    running = start_cluster(tmp_path / "data", workers=1, env=stack)
     yield running
     running.stop()
 

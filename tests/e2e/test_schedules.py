@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from leases.sqlite_store import SqliteLeaseStore
 from tests.conftest import wait_until
 from tests.e2e.cluster import Cluster, create_job, runs_of, settle, start_cluster
 
@@ -20,8 +19,8 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    running = start_cluster(tmp_path / "data", workers=1, scheduler=False)
+def cluster(tmp_path: Path, stack: dict[str, str]) -> Iterator[Cluster]:
+    running = start_cluster(tmp_path / "data", workers=1, scheduler=False, env=stack)
     yield running
     running.stop()
 
@@ -35,13 +34,11 @@ def scheduled(runs: list[dict[str, Any]]) -> list[datetime]:
 
 
 def leader(cluster: Cluster) -> str | None:
-    """The node holding the leader lease; None between a lapse and a take-over."""
-    store = SqliteLeaseStore(cluster.data_dir / "leases.db")
-    try:
-        lease = store.inspect(["leader:scheduler"]).get("leader:scheduler")
-        return lease.owner if lease is not None else None
-    finally:
-        store.close()
+    """The node holding the leader lease (as health reports it); None between a lapse and
+    a take-over."""
+    with cluster.api() as api:
+        owner: str | None = api.get("/api/health").json()["scheduler"]["leader"]
+        return owner
 
 
 def test_interval_cron_and_one_time_jobs_fire_once_per_time_with_two_schedulers(
