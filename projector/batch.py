@@ -37,11 +37,12 @@ log = logging.getLogger(__name__)
 
 
 class StaleBatch(ChronologError):
-    """Some of the batch is already applied: another projector owns (or owned) its partition.
+    """The batch does not start at its partitions' checkpoints: nothing of it is written.
 
-    Seen when a consumer-group rebalance moved a partition while this projector still
-    held records of it. Nothing of the batch is written; the projector seeks back to
-    the database's checkpoints.
+    Behind the checkpoint: another projector has applied these records (a rebalance
+    moved the partition while this one still held them). Ahead of it: records before
+    the batch were never applied (a consumer that skipped past a failed batch). Either
+    way the projector seeks back to the database's checkpoints and reads on from there.
     """
 
 
@@ -145,9 +146,9 @@ def _worker_id(event: Event) -> str | None:
 def apply_batch(session: Session, records: Sequence[LogRecord], codec: EventCodec) -> BatchResult:
     """Project ``records`` (in log order per partition) and advance the checkpoints.
 
-    Raises ``StaleBatch``, before writing anything, if a partition's checkpoint is already
-    past the batch's first record of it. The checkpoint rows stay locked to the end of
-    the transaction, so two projectors can never both apply one record.
+    Raises ``StaleBatch``, before writing anything, unless each partition's batch starts
+    exactly at its checkpoint. The checkpoint rows stay locked to the end of the
+    transaction, so two projectors can never both apply one record, and none is skipped.
     """
     _claim(session, records)
     decoded = [(record, _decode(record, codec)) for record in records]
@@ -176,10 +177,10 @@ def _claim(session: Session, records: Sequence[LogRecord]) -> None:
         .with_for_update()  # PostgreSQL row locks; SQLite has one writer at a time anyway
     )
     for partition, next_offset in session.execute(query):
-        if first[partition] < next_offset:
+        if first[partition] != next_offset:
             raise StaleBatch(
                 f"partition {partition} is projected up to offset {next_offset}, "
-                f"past this batch's first record at {first[partition]}"
+                f"this batch starts at {first[partition]}"
             )
 
 

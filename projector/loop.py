@@ -43,12 +43,16 @@ class Projector:
         self._batch_size = batch_size
         self._on_commit = on_commit
         self._consumer: LogConsumer | None = None
+        self._rewind_pending = False
         self.applied = 0
 
     def _start_offsets(self, partitions: Sequence[int]) -> Mapping[int, int]:
         with Session(self._engine) as session:
             saved = read_checkpoints(session, partitions)
-        log.info("partitions assigned", extra={"checkpoints": saved})
+        log.info(
+            "partitions assigned",
+            extra={"group": self._group, "partitions": sorted(partitions), "checkpoints": saved},
+        )
         return {partition: saved.get(partition, 0) for partition in partitions}
 
     def _ensure_consumer(self) -> LogConsumer:
@@ -60,6 +64,9 @@ class Projector:
     def step(self, timeout: float = 0.1) -> int:
         """Apply at most one batch; return how many records it held."""
         consumer = self._ensure_consumer()
+        if self._rewind_pending:  # a failed batch's records were taken from the consumer
+            self._rewind(consumer)
+            self._rewind_pending = False
         records = consumer.poll(self._batch_size, timeout)
         if not records:
             return 0
@@ -67,12 +74,13 @@ class Projector:
             with Session(self._engine) as session, session.begin():
                 result = apply_batch(session, records, self._codec)
         except StaleBatch as e:
-            log.info("batch already applied elsewhere; seeking to the checkpoints: %s", e)
-            self._rewind(consumer)
+            log.info("batch out of step with the checkpoints; seeking to them: %s", e)
+            self._rewind_pending = True
             return 0
         except Exception:
-            # Nothing of the batch was committed: rewind so it is applied again, whole.
-            self._rewind(consumer)
+            # Nothing of the batch was committed: rewind (before the next poll, when the
+            # database answers again) so it is applied again, whole.
+            self._rewind_pending = True
             raise
         self.applied += len(records)
         if self._on_commit is not None:

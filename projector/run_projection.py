@@ -252,6 +252,11 @@ def _lost(payload: RunLost, run: RunRow | None, event: Event) -> RunOutcome:
 @_apply.register
 def _cancelled(payload: RunCancelled, run: RunRow | None, event: Event) -> RunOutcome:
     assert run is not None
+    if event.attempt is not None and event.attempt != run.attempt:
+        # E.g. a worker that lost its lease stopped attempt 1 after attempt 2 was queued.
+        return Rejected(
+            f"stale: attempt {event.attempt} of run {run.id}, current attempt is {run.attempt}"
+        )
     if run.status == "running":
         if stale := _stale_outcome(run, event, payload.lease_token):
             return stale

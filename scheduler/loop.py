@@ -90,16 +90,15 @@ class Scheduler:
         while not stop.is_set():
             try:
                 wake_at = self.step()
+                if self.is_leader:
+                    self._sleep_until(wake_at, stop)  # reads the checkpoints: may fail too
+                else:  # a standby only retries the lease; the log's progress is not its business
+                    stop.wait(max(0.0, (wake_at - self._clock()).total_seconds()))
             except (ChronologError, SQLAlchemyError):
                 log.exception(
                     "scheduling round failed; retrying", extra={"node": self.config.node_id}
                 )
                 stop.wait(1.0)
-                continue
-            if self.is_leader:
-                self._sleep_until(wake_at, stop)
-            else:  # a standby only retries the lease; the log's progress is not its business
-                stop.wait(max(0.0, (wake_at - self._clock()).total_seconds()))
         self._resign()
 
     def step(self) -> datetime:

@@ -226,9 +226,14 @@ class Worker:
             )
             return
         self._append(self._run_event(ticket, RunStarted(self.config.worker_id, lease.token)))
-        result = self._execute(ticket, lease)
+        result, lost = self._execute(ticket, lease)
         if self._handing_back.is_set():
             log.warning("run handed back on shutdown", extra={"run_id": ticket.run_id})
+            return
+        if lost and result.status == "cancelled":
+            # Stopped because the lease could not be renewed: the run is someone else's to
+            # retry (the scheduler sees it lost), so this worker reports nothing.
+            log.warning("run stopped: its lease was lost", extra={"run_id": ticket.run_id})
             return
         self._append(
             self._run_event(
@@ -237,7 +242,8 @@ class Worker:
         )
         self._leases.set_flag(finished_flag(ticket.run_id, ticket.attempt), FINISHED_FLAG_TTL)
 
-    def _execute(self, ticket: Ticket, lease: Lease) -> ExecutionResult:
+    def _execute(self, ticket: Ticket, lease: Lease) -> tuple[ExecutionResult, bool]:
+        """Run the job; the result, and whether the lease was lost meanwhile."""
         cancel = threading.Event()
         with self._running_lock:
             self._running[ticket.run_id] = cancel
@@ -258,7 +264,7 @@ class Worker:
         if lost:
             log.warning("run lease lost while running", extra={"run_id": ticket.run_id})
         log.info("run finished", extra={"run_id": ticket.run_id, "status": result.status})
-        return result
+        return result, lost
 
     # --- events ----------------------------------------------------------------------
 

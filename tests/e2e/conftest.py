@@ -99,21 +99,31 @@ def stack(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
     if request.param == "embedded":
         yield {}
         return
-    bootstrap: str = request.getfixturevalue("kafka_bootstrap")
-    group: dict[str, Any] = request.getfixturevalue("kafka_group_config")
-    database: str = request.getfixturevalue("postgres_database")()
-    open_read_model(database, upgrade=True).dispose()
     redis_url = urlsplit(request.getfixturevalue("redis_url"))
     redis_url = redis_url._replace(path=f"/{E2E_REDIS_DATABASE}").geturl()
     redis.Redis.from_url(redis_url).flushdb()
+    yield production_env(
+        request.getfixturevalue("kafka_bootstrap"),
+        request.getfixturevalue("kafka_group_config"),
+        request.getfixturevalue("postgres_database")(),
+        redis_url,
+    )
+    redis.Redis.from_url(redis_url).flushdb()
+
+
+def production_env(
+    bootstrap: str, group_config: dict[str, Any], database: str, redis_url: str
+) -> dict[str, str]:
+    """Variables for a cluster on Kafka (a fresh topic), PostgreSQL (``database``, migrated
+    here) and Redis."""
+    open_read_model(database, upgrade=True).dispose()
     topic = f"chronolog.e2e.{uuid.uuid4().hex[:10]}"
-    yield {
+    return {
         "CHRONOLOG_EVENT_LOG": f"kafka://{bootstrap}?topic={topic}&partitions=4",
         "CHRONOLOG_DATABASE_URL": database,
         "CHRONOLOG_REDIS_URL": redis_url,
-        "CHRONOLOG_KAFKA_SESSION_TIMEOUT": str(group["session.timeout.ms"] / 1000),
+        "CHRONOLOG_KAFKA_SESSION_TIMEOUT": str(group_config["session.timeout.ms"] / 1000),
     }
-    redis.Redis.from_url(redis_url).flushdb()
 
 
 @pytest.fixture

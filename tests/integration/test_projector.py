@@ -177,6 +177,8 @@ def test_a_batch_applied_elsewhere_meanwhile_is_refused_whole(runtime: Runtime) 
     first, rest = records[:5], records[5:]
     with Session(runtime.engine) as session, session.begin():
         apply_batch(session, first, runtime.codec)
+    with Session(runtime.engine) as session, session.begin(), pytest.raises(StaleBatch):
+        apply_batch(session, rest[1:], runtime.codec)  # would skip a record: refused too
 
     winner = Session(runtime.engine)
     winner.begin()

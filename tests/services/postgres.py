@@ -95,6 +95,13 @@ def postgres_database(postgres_url: str) -> Iterator[Callable[[], str]]:
         yield create
 
 
+@pytest.fixture
+def private_postgres() -> Iterator[LocalPostgres]:
+    """A PostgreSQL server of the test's own, for tests that stop and start it."""
+    with local_postgres() as server:
+        yield server
+
+
 @contextmanager
 def database_factory(server_url: str) -> Iterator[Callable[[], str]]:
     created: list[str] = []

@@ -16,6 +16,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
@@ -44,14 +45,47 @@ def redis_url() -> Iterator[str]:
 @contextmanager
 def local_redis() -> Iterator[str]:
     """Start ``redis-server`` on a free port; stop it (by PID) and delete its files after."""
+    with restartable_redis() as server:
+        yield server.url
+
+
+@dataclass
+class LocalRedis:
+    """A ``redis-server`` without persistence: a restart comes back empty, on the same port."""
+
+    binary: str
+    directory: Path
+    process: subprocess.Popen[bytes]
+    url: str
+
+    def restart_empty(self) -> None:
+        """Kill the server (SIGKILL, as a crash) and start a fresh one on its port."""
+        self.process.kill()
+        self.process.wait()
+        port = int(self.url.rsplit(":", 1)[1].split("/")[0])
+        self.process = _spawn(self.binary, port, self.directory)
+        if not _wait_until_answering(self.process, self.url):
+            pytest.fail(f"redis-server did not come back on port {port}")
+
+
+@pytest.fixture
+def private_redis() -> Iterator[LocalRedis]:
+    """A Redis server of the test's own, for tests that crash and restart it."""
+    with restartable_redis() as server:
+        yield server
+
+
+@contextmanager
+def restartable_redis() -> Iterator[LocalRedis]:
     binary = _find_binary()
     directory = Path(tempfile.mkdtemp(prefix="chronolog-redis-"))
     try:
         process, url = _start(binary, directory)
+        server = LocalRedis(binary, directory, process, url)
         try:
-            yield url
+            yield server
         finally:
-            _stop(process)
+            _stop(server.process)
     finally:
         shutil.rmtree(directory, ignore_errors=True)
 

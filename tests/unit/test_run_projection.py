@@ -148,6 +148,19 @@ def test_dead_letter_after_the_last_failure() -> None:
             ev(RunSucceeded(worker_id="w1", lease_token=7, duration_ms=1), attempt=1, second=50),
             "stale: attempt 1",
         ),
+        # a worker that lost its lease stops attempt 1 after attempt 2 was queued
+        (
+            [
+                REQUESTED,
+                QUEUED,
+                STARTED,
+                ev(RunLost(reason="lease expired", lease_token=7), second=40),
+                ev(RunRetryScheduled(next_attempt=2, retry_at=T0, delay_ms=0), second=40),
+                ev(RunQueued(queue="default"), attempt=2, second=41),
+            ],
+            ev(RunCancelled(reason="lease lost", worker_id="w1", lease_token=7), attempt=1),
+            "stale: attempt 1",
+        ),
         (
             [REQUESTED, QUEUED, STARTED],
             ev(RunSucceeded(worker_id="w9", lease_token=3, duration_ms=1), second=3),
