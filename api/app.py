@@ -8,6 +8,7 @@ from fastapi import Body, FastAPI, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 
 from api.commands import JobCommands, Written
@@ -47,10 +48,16 @@ def create_app(context: ApiContext) -> FastAPI:
     app.add_exception_handler(ApiError, api_error_response)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, validation_error_response)  # type: ignore[arg-type]
     app.add_exception_handler(OperationalError, _database_unavailable)  # type: ignore[arg-type]
+    app.add_exception_handler(PoolTimeout, _database_busy)  # type: ignore[arg-type]
     _add_job_routes(app, context)
     add_run_routes(app, context)
     _add_health_route(app, context)
     return app
+
+
+async def _database_busy(request: Request, exc: PoolTimeout) -> JSONResponse:
+    # Every pooled connection is held (by requests waiting on a slow or dead database).
+    return await api_error_response(request, Unavailable("the read-model database is busy"))
 
 
 async def _database_unavailable(request: Request, exc: OperationalError) -> JSONResponse:

@@ -39,9 +39,10 @@ def wait_until(
 def read_model_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A read model at the current schema: the embedded SQLite file, then PostgreSQL."""
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'data' / 'readmodel.db'}"
-    create: Callable[[], str] = request.getfixturevalue("postgres_database")
-    url = create()
+        url = f"sqlite:///{tmp_path / 'data' / 'readmodel.db'}"
+    else:
+        create: Callable[[], str] = request.getfixturevalue("postgres_database")
+        url = create()
     open_read_model(url, upgrade=True).dispose()
     return url
 

@@ -41,6 +41,22 @@ def test_test_variables_are_not_settings() -> None:
             "CHRONOLOG_DATABASE_URL='nonsense' is not a database URL",
         ),
         ({"CHRONOLOG_LOG_LEVEL": "LOUD"}, "CHRONOLOG_LOG_LEVEL='LOUD' is not one of"),
+        (
+            {"CHRONOLOG_DATABASE_URL": "mysql+pymysql://u@h/db"},
+            "CHRONOLOG_DATABASE_URL='mysql+pymysql://u@h/db': read models run on sqlite:///PATH",
+        ),
+        (
+            {"CHRONOLOG_DATABASE_URL": "postgresql+psycopg://u@h:5432"},
+            "CHRONOLOG_DATABASE_URL='postgresql+psycopg://u@h:5432' names no database",
+        ),
+        (
+            {"CHRONOLOG_DATABASE_URL": "sqlite://"},
+            "CHRONOLOG_DATABASE_URL='sqlite://': a SQLite read model needs a file",
+        ),
+        (
+            {"CHRONOLOG_KAFKA_SESSION_TIMEOUT": "0"},
+            "CHRONOLOG_KAFKA_SESSION_TIMEOUT='0' must be greater than 0",
+        ),
     ],
 )
 def test_bad_settings_name_the_variable_and_value(env: dict[str, str], message: str) -> None:
@@ -67,6 +83,13 @@ def test_a_redis_url_selects_redis_and_a_bad_one_names_itself() -> None:
         SettingsError, match=re.escape("CHRONOLOG_REDIS_URL='http://x' is not a Redis URL")
     ):
         load_settings({"CHRONOLOG_REDIS_URL": "http://x"})
+
+
+def test_a_postgresql_url_selects_postgresql_and_hides_its_password() -> None:
+    url = "postgresql+psycopg://chronolog:secret@db:5432/chronolog"
+    settings = load_settings({"CHRONOLOG_DATABASE_URL": url})
+    assert settings.database == url
+    assert settings.database_label == "postgresql+psycopg://chronolog:***@db:5432/chronolog"
 
 
 def test_a_kafka_url_carries_brokers_topic_and_partitions() -> None:
