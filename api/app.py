@@ -153,7 +153,7 @@ def _add_health_route(app: FastAPI, ctx: ApiContext) -> None:
     def health() -> dict[str, Any]:
         """Liveness, how far the read model lags behind the log, and who leads the scheduler."""
         checkpoints = ctx.progress.checkpoints()
-        ends = {p: ctx.log.watermarks(p).high for p in range(ctx.log.partitions)}
+        ends = {p: marks.high for p, marks in ctx.log.all_watermarks().items()}
         lag = sum(end - checkpoints.get(p, 0) for p, end in ends.items())
         leader = ctx.leases.inspect([SCHEDULER_LEADER_KEY]).get(SCHEDULER_LEADER_KEY)
         return {

@@ -1,15 +1,28 @@
-"""Runs end to end on the embedded defaults: latency, throughput, lost-run recovery.
+"""Runs end to end, on the embedded defaults or on Kafka + PostgreSQL + Redis.
 
-    .venv/bin/python bench/bench_runs.py latency [--runs 200]
-    .venv/bin/python bench/bench_runs.py throughput [--runs 10000] [--workers 2] [--concurrency 4]
-    .venv/bin/python bench/bench_runs.py lost [--repeat 5]
+From the repository root (as a module or as a file, both work):
+
+    .venv/bin/python -m bench.bench_runs latency [--runs 200] [--backend B]
+    .venv/bin/python -m bench.bench_runs throughput [--runs 10000] [--workers 2] \
+        [--concurrency 4] [--backend B]
+    .venv/bin/python -m bench.bench_runs lost [--repeat 5] [--backend B]
+
+B is ``embedded`` (the default: SQLite log, read model and leases in the data dir),
+``production`` (a local Tansu broker, a durable PostgreSQL and Redis, started for the
+run: see bench/stack.py) or ``both`` (embedded, then production, in one invocation).
 
 latency: a no-op shell job triggered over HTTP one run at a time at low load; trigger ->
 start and trigger -> completed from the run's own timestamps (requested_at, started_at,
 finished_at), plus what the client waited. throughput: N RunRequested events for a no-op
-python job appended at once (like a backfill), then the time until every run completed,
-with W worker processes. lost: a worker killed with SIGKILL mid-run; the time from the
-kill to RunLost and to the re-run's start. Writes bench/results/runs-<mode>.json.
+python job appended at once to the cluster's event log (like a backfill; the Kafka topic
+on production), then the time until every run completed, with W worker processes. lost:
+a worker killed with SIGKILL mid-run; the time from the kill to RunLost and to the
+re-run's start.
+
+Writes bench/results/runs-<mode>.json (embedded), runs-<mode>-production.json, and with
+``both`` also runs-<mode>-compare.json (the headline numbers side by side, against the
+targets of issue 4: trigger -> start p99 <= 150 ms, >= 1,000 no-op runs/s). ``--results
+DIR`` writes them elsewhere (e.g. for a smoke run).
 """
 
 from __future__ import annotations
@@ -33,13 +46,23 @@ from typing import Any
 
 import httpx2 as httpx
 
+from chronolog.settings import load_settings
+from chronolog.wiring import open_event_log
 from events.codec import EventCodec
 from events.ids import new_run_id
 from events.model import Event, RunRequested, to_millis
-from events.sqlite_log import SqliteEventLog
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
+if str(REPO) not in sys.path:  # run as a file: sys.path[0] is bench/
+    sys.path.insert(0, str(REPO))
+
+from bench.stack import Backend, backends, describe, selected  # noqa: E402
+
+TARGETS: dict[str, tuple[str, str, float]] = {  # mode: (metric, comparison, goal) of issue 4
+    "latency": ("trigger_to_start.p99_ms", "<=", 150.0),
+    "throughput": ("runs_per_s", ">=", 1000.0),
+}
 
 
 def free_port() -> int:
@@ -124,8 +147,8 @@ def cluster(
 
 
 def _healthy(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/api/health", timeout=1).status_code == 200
+    try:  # /api/health probes every partition: over a second on Kafka with 12 partitions
+        return httpx.get(f"{url}/api/health", timeout=10).status_code == 200
     except httpx.TransportError:
         return False
 
@@ -139,11 +162,11 @@ def ms(values: list[float]) -> dict[str, float]:
     return {"p50_ms": statistics.median(values), "p99_ms": cuts[98], "max_ms": max(values)}
 
 
-def latency(args: argparse.Namespace) -> dict[str, Any]:
+def latency(args: argparse.Namespace, backend: dict[str, str]) -> dict[str, Any]:
     to_start: list[float] = []
     to_done: list[float] = []
     client: list[float] = []
-    with cluster(1, 2, {}) as (url, _, _), httpx.Client(base_url=url, timeout=30) as api:
+    with cluster(1, 2, backend) as (url, _, _), httpx.Client(base_url=url, timeout=30) as api:
         api.post("/api/jobs", json={"name": "noop", "type": "shell", "command": "true"})
         for _ in range(args.runs):
             began = time.perf_counter()
@@ -167,9 +190,9 @@ def latency(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def throughput(args: argparse.Namespace) -> dict[str, Any]:
+def throughput(args: argparse.Namespace, backend: dict[str, str]) -> dict[str, Any]:
     with (
-        cluster(args.workers, args.concurrency, {}) as (url, data, _),
+        cluster(args.workers, args.concurrency, backend) as (url, data, _),
         httpx.Client(base_url=url, timeout=60) as api,
     ):
         job = api.post(
@@ -178,7 +201,7 @@ def throughput(args: argparse.Namespace) -> dict[str, Any]:
                   "concurrency_policy": "allow", "max_concurrency": 10_000},
         ).json()  # fmt: skip
         codec = EventCodec.default()
-        log = SqliteEventLog(data / "events.db", partitions=12)
+        log = open_event_log(load_settings(backend, data_dir=data))  # the cluster's own log
         now = to_millis(datetime.now(UTC))
         events = []
         for _ in range(args.runs):
@@ -225,12 +248,13 @@ def status_is(api: httpx.Client, run_id: str, status: str) -> bool:
     return bool(api.get(f"/api/runs/{run_id}").json()["status"] == status)
 
 
-def lost(args: argparse.Namespace) -> dict[str, Any]:
+def lost(args: argparse.Namespace, backend: dict[str, str]) -> dict[str, Any]:
     ttl = 5.0
     to_lost: list[float] = []
     to_rerun: list[float] = []
+    extra = {**backend, "CHRONOLOG_RUN_LEASE_TTL": str(ttl)}
     with (
-        cluster(2, 1, {"CHRONOLOG_RUN_LEASE_TTL": str(ttl)}) as (url, _, pool),
+        cluster(2, 1, extra) as (url, _, pool),
         httpx.Client(base_url=url) as api,
     ):
         api.post(
@@ -266,7 +290,7 @@ def lost(args: argparse.Namespace) -> dict[str, Any]:
             pool.append(
                 subprocess.Popen(
                     survivor.args,
-                    env=env({"CHRONOLOG_RUN_LEASE_TTL": str(ttl)}),
+                    env=env(extra),
                     cwd=REPO,
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
@@ -282,22 +306,105 @@ def lost(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+MODES: dict[str, Callable[[argparse.Namespace, dict[str, str]], dict[str, Any]]] = {
+    "latency": latency,
+    "throughput": throughput,
+    "lost": lost,
+}
+
+
+def metric(result: dict[str, Any], path: str) -> float:
+    value: Any = result
+    for part in path.split("."):
+        value = value[part]
+    return float(value)
+
+
+def target(mode: str, result: dict[str, Any]) -> dict[str, Any]:
+    """Whether ``result`` meets issue 4's target for ``mode`` (none for ``lost``)."""
+    if mode not in TARGETS:
+        return {}
+    path, comparison, goal = TARGETS[mode]
+    value = metric(result, path)
+    met = value <= goal if comparison == "<=" else value >= goal
+    return {
+        "target": {"metric": path, "goal": f"{comparison} {goal:g}", "value": value, "met": met}
+    }
+
+
+def headline(mode: str, result: dict[str, Any]) -> dict[str, float]:
+    paths = {
+        "latency": [
+            "trigger_to_start.p50_ms",
+            "trigger_to_start.p99_ms",
+            "trigger_to_completed.p50_ms",
+            "trigger_to_completed.p99_ms",
+        ],
+        "throughput": ["runs_per_s", "seconds"],
+        "lost": ["kill_to_lost_s.median", "kill_to_rerun_started_s.median"],
+    }[mode]
+    return {path: round(metric(result, path), 3) for path in paths}
+
+
+def compare(mode: str, results: dict[Backend, dict[str, Any]]) -> dict[str, Any]:
+    """The headline numbers of both backends side by side, and the targets they meet."""
+    embedded = headline(mode, results["embedded"])
+    production = headline(mode, results["production"])
+    return {
+        "mode": mode,
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "metrics": {
+            path: {
+                "embedded": value,
+                "production": production[path],
+                "production_over_embedded": round(production[path] / value, 3) if value else None,
+            }
+            for path, value in embedded.items()
+        },
+        "targets": {backend: result.get("target") for backend, result in results.items()},
+        "results": results,
+    }
+
+
+def result_name(mode: str, backend: Backend) -> str:
+    return f"runs-{mode}.json" if backend == "embedded" else f"runs-{mode}-{backend}.json"
+
+
+def write(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    print(f"wrote {path}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("mode", choices=["latency", "throughput", "lost"])
+    parser.add_argument("mode", choices=list(MODES))
     parser.add_argument("--runs", type=int)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--backend", choices=["embedded", "production", "both"], default="embedded")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="where the JSON files go")
     args = parser.parse_args()
     args.runs = args.runs or (200 if args.mode == "latency" else 10_000)
-    result = {"latency": latency, "throughput": throughput, "lost": lost}[args.mode](args)
-    result["when"] = datetime.now(UTC).isoformat(timespec="seconds")
-    print(json.dumps(result, indent=2))
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"runs-{args.mode}.json").write_text(json.dumps(result, indent=2) + "\n")
+    results: dict[Backend, dict[str, Any]] = {}
+    for backend in selected(args.backend):
+        with backends(backend) as backend_env:
+            stack = describe(backend_env)
+            result = MODES[args.mode](args, backend_env)
+        result.update(target(args.mode, result))
+        result["stack"] = stack
+        result["when"] = datetime.now(UTC).isoformat(timespec="seconds")
+        print(f"--- {backend}")
+        print(json.dumps(result, indent=2))
+        write(args.results / result_name(args.mode, backend), result)
+        results[backend] = result
+    if len(results) == 2:
+        comparison = compare(args.mode, results)
+        print(json.dumps(comparison["metrics"], indent=2))
+        write(args.results / f"runs-{args.mode}-compare.json", comparison)
 
 
 if __name__ == "__main__":

@@ -80,7 +80,9 @@ def up(
             f"Chronolog is up: API http://{settings.api_host}:{settings.api_port} "
             f"(docs at /docs), data in {settings.data_dir}"
         )
-        roles.serve(
+        from chronolog import serving  # the web stack: only API processes load it
+
+        serving.serve(
             settings,
             projector=True,
             scheduler=scheduler,
@@ -101,7 +103,9 @@ def api_command(
     settings = _settings(api_port=api_port, api_host=api_host, data_dir=data_dir)
     with _reported():
         typer.echo(f"Chronolog API on http://{settings.api_host}:{settings.api_port}")
-        roles.serve(settings, projector=False, scheduler=False, workers=0, concurrency=1)
+        from chronolog import serving  # the web stack: only API processes load it
+
+        serving.serve(settings, projector=False, scheduler=False, workers=0, concurrency=1)
 
 
 @app.command("scheduler")

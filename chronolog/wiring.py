@@ -14,7 +14,6 @@ from typing import IO
 
 from sqlalchemy import Engine
 
-from api.context import ApiContext
 from chronolog.settings import Settings, SettingsError, parse_kafka_url
 from events.codec import EventCodec
 from events.kafka_log import KafkaEventLog
@@ -130,18 +129,6 @@ def build_runtime(settings: Settings) -> Runtime:
         engine,
         ProjectionProgress(engine),
         open_lease_store(settings),
-    )
-
-
-def api_context(runtime: Runtime) -> ApiContext:
-    return ApiContext(
-        log=runtime.log,
-        codec=runtime.codec,
-        engine=runtime.engine,
-        progress=runtime.progress,
-        leases=runtime.leases,
-        ryw_timeout=runtime.settings.read_your_writes_timeout,
-        max_body_bytes=runtime.settings.api_max_body_bytes,
     )
 
 

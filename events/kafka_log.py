@@ -190,6 +190,11 @@ class KafkaEventLog(EventLog):
         self._check_partition(partition)
         return self._probe([partition])[partition]
 
+    def all_watermarks(self) -> dict[int, Watermarks]:
+        """Every partition's watermarks from one probe (one consumer, one fetch)."""
+        self._check_open()
+        return self._probe(range(self._partitions))
+
     def consumer(self, group: str) -> KafkaLogConsumer:
         """A member of consumer group ``group``; the group splits the partitions."""
         self._check_open()

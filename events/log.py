@@ -128,6 +128,10 @@ class EventLog(ABC):
     def watermarks(self, partition: int) -> Watermarks:
         """The low and high offsets of ``partition``."""
 
+    def all_watermarks(self) -> dict[int, Watermarks]:
+        """Every partition's watermarks; adapters with a round trip per look-up batch them."""
+        return {partition: self.watermarks(partition) for partition in range(self.partitions)}
+
     @abstractmethod
     def consumer(self, group: str) -> LogConsumer:
         """A consumer in ``group``; partitions are split among a group's members."""

@@ -16,10 +16,7 @@ from projector.tables import Base, EventIndexRecord, ProjectorCheckpoint
 
 
 def count_events(log: EventLog) -> int:
-    marks = [
-        log.watermarks(p) for p in range(log.partitions)
-    ]  # one look-up each (Kafka: a round trip)
-    return sum(m.high - m.low for m in marks)
+    return sum(m.high - m.low for m in log.all_watermarks().values())
 
 
 def replay(

@@ -44,7 +44,9 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True, slots=True)
 class SchedulerConfig:
     node_id: str
-    leader_ttl: float = 5.0  # a standby takes over at most this long after the leader dies
+    # A dead leader's lease runs out at most this long after its last renewal (every third
+    # of it); a standby then takes over within a twentieth of it.
+    leader_ttl: float = 5.0
     max_idle: float = 1.0  # longest sleep between rounds (lost-run and timeout checks)
     reconcile_interval: float = 5.0
     min_round_interval: float = 0.02  # bounds the CPU a busy log can make rounds take
@@ -105,7 +107,9 @@ class Scheduler:
         """Lead if possible, run one round if leading; return when to run the next."""
         now = self._clock()
         if not self._lead(now):
-            return now + timedelta(seconds=self.config.leader_ttl / 3)
+            # Retried often (a lease-store call is cheap): a standby takes over within a
+            # twentieth of the TTL of the dead leader's lease running out.
+            return now + timedelta(seconds=self.config.leader_ttl / 20)
         if self._unapplied and not self._progress.wait_for(self._unapplied, timeout=5.0):
             log.warning("read model lags behind the scheduler's appends; waiting")
             return now

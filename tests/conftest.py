@@ -12,10 +12,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from chronolog.serving import api_context
 from chronolog.settings import Settings
 from chronolog.wiring import (
     Runtime,
-    api_context,
     build_runtime,
     open_read_model,
     start_projector,

@@ -206,6 +206,9 @@ def test_watermarks_of_empty_and_filled_partitions(event_log: EventLog) -> None:
     event_log.append([(filled, b"x")] * 5)
     assert event_log.watermarks(event_log.partition_for(empty)) == Watermarks(low=0, high=0)
     assert event_log.watermarks(event_log.partition_for(filled)) == Watermarks(low=0, high=5)
+    every = event_log.all_watermarks()
+    assert every == {p: event_log.watermarks(p) for p in range(PARTITIONS)}
+    assert sum(marks.high for marks in every.values()) == 5
 
 
 def test_empty_append_appends_nothing(event_log: EventLog) -> None:

@@ -13,7 +13,8 @@ from sqlalchemy import create_engine, select, text
 from sqlalchemy.orm import Session
 
 from api.app import create_app
-from chronolog.wiring import Runtime, api_context, open_read_model
+from chronolog.serving import api_context
+from chronolog.wiring import Runtime, open_read_model
 from projector import schema
 from projector.batch import write_checkpoints
 from projector.database import create_read_model_engine

@@ -1,0 +1,113 @@
+"""Serving the API: alone (``chronolog api``) or with every other role (``chronolog up``).
+
+Apart from ``chronolog.roles`` so that worker and scheduler processes never import the
+web stack: each starts about a second sooner.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from types import FrameType
+
+import uvicorn
+
+from api.app import create_app
+from api.context import ApiContext
+from chronolog import wiring
+from chronolog.settings import Settings
+
+
+class GracefulServer(uvicorn.Server):
+    """Uvicorn re-raises SIGTERM after its shutdown, which would kill the process before
+    the other roles stop; here a signal only asks for a shutdown and the exit code is 0."""
+
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        def ask_to_exit(signum: int, _frame: FrameType | None) -> None:
+            self.force_exit = self.should_exit  # a second signal: stop waiting
+            self.should_exit = True
+
+        previous = {sig: signal.signal(sig, ask_to_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+def api_context(runtime: wiring.Runtime) -> ApiContext:
+    return ApiContext(
+        log=runtime.log,
+        codec=runtime.codec,
+        engine=runtime.engine,
+        progress=runtime.progress,
+        leases=runtime.leases,
+        ryw_timeout=runtime.settings.read_your_writes_timeout,
+        max_body_bytes=runtime.settings.api_max_body_bytes,
+    )
+
+
+@dataclass
+class ChildProcesses:
+    """Roles ``chronolog up`` runs as child processes (a crash there never takes the API
+    down, and each gets its own interpreter and core), stopped with it."""
+
+    settings: Settings
+    processes: list[subprocess.Popen[bytes]]
+
+    @classmethod
+    def start(
+        cls, settings: Settings, *, scheduler: bool, workers: int, concurrency: int
+    ) -> ChildProcesses:
+        base = [sys.executable, "-m", "chronolog"]
+        data = ["--data-dir", str(settings.data_dir)]
+        commands = [[*base, "scheduler", *data]] if scheduler else []
+        commands += [[*base, "worker", *data, "--concurrency", str(concurrency)]] * workers
+        return cls(settings, [subprocess.Popen(command) for command in commands])
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(timeout=self.settings.drain_timeout + 10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+# --- everything in one process (chronolog up) and the API alone -----------------------
+
+
+def serve(
+    settings: Settings, *, projector: bool, scheduler: bool, workers: int, concurrency: int
+) -> None:
+    """Serve the API (until SIGINT/SIGTERM) with the other roles alongside."""
+    runtime = wiring.build_runtime(settings)
+    stop = threading.Event()
+    threads = [wiring.start_projector(runtime, stop)] if projector else []
+    children = ChildProcesses.start(
+        settings, scheduler=scheduler, workers=workers, concurrency=concurrency
+    )
+    config = uvicorn.Config(
+        create_app(api_context(runtime)),
+        host=settings.api_host,
+        port=settings.api_port,
+        log_config=None,
+        access_log=False,
+    )
+    try:
+        GracefulServer(config).run()  # returns on SIGINT / SIGTERM
+    finally:
+        children.stop()
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=10)
+        runtime.close()
