@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Executable, Table, insert, select
+from sqlalchemy import Executable, Table, select
 from sqlalchemy.dialects import postgresql as postgresql_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.orm import Session
@@ -24,6 +24,7 @@ from events.log import LogRecord
 from events.model import Event
 from projector import rows
 from projector.activity import JobActivity, apply_activity
+from projector.bulk import insert_rows
 from projector.job_projection import JOB_EVENTS, JobRow, Rejected, apply_job_event
 from projector.run_projection import RUN_EVENTS, RunRow, apply_run_event
 from projector.tables import (
@@ -160,8 +161,7 @@ def apply_batch(session: Session, records: Sequence[LogRecord], codec: EventCode
         rejected += reason is not None
         index_rows.append(_index_row(record, event, reason))
     state.flush(session)
-    if index_rows:
-        session.execute(insert(core_table(EventIndexRecord)), index_rows)
+    insert_rows(session, core_table(EventIndexRecord), index_rows)
     checkpoints = _next_offsets(records)
     write_checkpoints(session, checkpoints)
     return BatchResult(len(records) - rejected, rejected, checkpoints)

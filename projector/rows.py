@@ -1,8 +1,8 @@
 """Loading rows into the projection's plain dataclasses and writing them back.
 
 Every table is written the same way: the rows a batch touched are deleted and the live
-ones inserted again (Core executemany), which is simpler than diffing and one statement
-per table.
+ones inserted again (COPY on PostgreSQL, else an executemany), which is simpler than
+diffing and one statement per table.
 """
 
 from __future__ import annotations
@@ -11,12 +11,13 @@ import dataclasses
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from events.model import spec_from_dict
 from events.schedules import parse_schedule
 from projector.activity import JobActivity
+from projector.bulk import insert_rows
 from projector.job_projection import JobRow
 from projector.run_projection import AttemptRow, RunRow
 from projector.tables import (
@@ -54,13 +55,13 @@ def replace_jobs(session: Session, existing: Sequence[str], live: Sequence[JobRo
         session.execute(delete(JobRecord).where(JobRecord.id.in_(existing)))
     if not live:
         return
-    session.execute(insert(core_table(JobRecord)), [job_record_values(row) for row in live])
+    insert_rows(session, core_table(JobRecord), [job_record_values(row) for row in live])
     tags = [{"job_id": r.id, "tag": tag} for r in live for tag in set(r.spec.tags)]
     deps = [{"job_id": r.id, "depends_on_id": d} for r in live for d in set(r.spec.depends_on)]
     if tags:
-        session.execute(insert(core_table(JobTagRecord)), tags)
+        insert_rows(session, core_table(JobTagRecord), tags)
     if deps:
-        session.execute(insert(core_table(JobDependencyRecord)), deps)
+        insert_rows(session, core_table(JobDependencyRecord), deps)
 
 
 def job_row(record: JobRecord) -> JobRow:
@@ -134,8 +135,8 @@ def replace_runs(session: Session, existing: Sequence[str], live: Sequence[RunRo
         session.execute(delete(RunRecord).where(RunRecord.id.in_(existing)))
     if not live:
         return
-    session.execute(
-        insert(core_table(RunRecord)), [{n: getattr(r, n) for n in _RUN_COLUMNS} for r in live]
+    insert_rows(
+        session, core_table(RunRecord), [{n: getattr(r, n) for n in _RUN_COLUMNS} for r in live]
     )
     attempts = [
         {"run_id": run.id, **{n: getattr(a, n) for n in _ATTEMPT_COLUMNS}}
@@ -143,7 +144,7 @@ def replace_runs(session: Session, existing: Sequence[str], live: Sequence[RunRo
         for a in run.attempts
     ]
     if attempts:
-        session.execute(insert(core_table(RunAttemptRecord)), attempts)
+        insert_rows(session, core_table(RunAttemptRecord), attempts)
 
 
 # --- job activity and workers ------------------------------------------------------
@@ -165,7 +166,7 @@ def replace_activity(
         session.execute(delete(JobActivityRecord).where(JobActivityRecord.job_id.in_(existing)))
     if live:
         rows = [{n: getattr(a, n) for n in _ACTIVITY_COLUMNS} for a in live]
-        session.execute(insert(core_table(JobActivityRecord)), rows)
+        insert_rows(session, core_table(JobActivityRecord), rows)
 
 
 def load_workers(session: Session, ids: Collection[str]) -> dict[str, WorkerRow]:
@@ -185,4 +186,4 @@ def replace_workers(session: Session, existing: Sequence[str], live: Sequence[Wo
         session.execute(delete(WorkerRecord).where(WorkerRecord.id.in_(existing)))
     if live:
         rows = [{n: getattr(w, n) for n in _WORKER_COLUMNS} for w in live]
-        session.execute(insert(core_table(WorkerRecord)), rows)
+        insert_rows(session, core_table(WorkerRecord), rows)
