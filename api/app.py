@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from api.commands import JobCommands, Written
 from api.context import ApiContext
 from api.errors import ApiError, NotFound, Unavailable
+from api.live_output import add_live_output_route
 from api.middleware import BodyLimitMiddleware, JsonBodiesMiddleware
 from api.problems import api_error_response, validation_error_response
 from api.run_routes import add_run_routes
@@ -51,6 +52,7 @@ def create_app(context: ApiContext) -> FastAPI:
     app.add_exception_handler(PoolTimeout, _database_busy)  # type: ignore[arg-type]
     _add_job_routes(app, context)
     add_run_routes(app, context)
+    add_live_output_route(app, context)
     _add_health_route(app, context)
     return app
 

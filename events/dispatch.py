@@ -56,3 +56,27 @@ def cancel_flag(run_id: str) -> str:
 def finished_flag(run_id: str, attempt: int) -> str:
     """Raised when an attempt has ended, so a duplicate queue entry is never run again."""
     return f"finished:{run_id}:{attempt}"
+
+
+# --- live output: a running job's output, published as it is written (ephemeral) ----
+
+OUTPUT_STREAMS = {b"o": "stdout", b"e": "stderr"}
+OUTPUT_END = b"."  # the attempt has finished: no more output on this channel
+
+
+def output_channel(run_id: str) -> str:
+    return f"output:{run_id}"
+
+
+def encode_output(stream: str, chunk: bytes) -> bytes:
+    return (b"o" if stream == "stdout" else b"e") + chunk
+
+
+def decode_output(message: bytes) -> tuple[str, bytes] | None:
+    """(stream, chunk) of an output message; None for the end marker."""
+    if message == OUTPUT_END:
+        return None
+    stream = OUTPUT_STREAMS.get(message[:1])
+    if stream is None:
+        raise MalformedEvent(f"not a live-output message: {message[:20]!r}")
+    return stream, message[1:]

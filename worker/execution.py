@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from threading import Event as CancelSignal
 from typing import Any, Literal, TypeAlias
@@ -10,8 +11,18 @@ from typing import Any, Literal, TypeAlias
 from events.model import JobSpec
 
 OutcomeStatus: TypeAlias = Literal["succeeded", "failed", "timed_out", "cancelled"]
+OutputListener: TypeAlias = Callable[[str, bytes], None]
 
 OUTPUT_LIMIT = 64 * 1024  # bytes kept per stream (the tail), see ARCHITECTURE.md section 4
+
+
+def stream_listener(
+    on_output: OutputListener | None, stream: str
+) -> Callable[[bytes], None] | None:
+    """The live-output callback of one stream (``stdout`` or ``stderr``), or None."""
+    if on_output is None:
+        return None
+    return lambda chunk: on_output(stream, chunk)
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +32,8 @@ class ExecutionRequest:
     attempt: int
     spec: JobSpec
     parameters: dict[str, Any] = field(default_factory=dict)  # already merged over the job's
+    # Gets ("stdout" | "stderr", chunk) as the job writes, for live output; never blocks.
+    on_output: OutputListener | None = None
 
     @property
     def timeout(self) -> float:

@@ -7,6 +7,8 @@ replacement, so any output becomes text an event can carry.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from worker.execution import OUTPUT_LIMIT
 
 _UTF8_CONTINUATION_MAX = 3  # a UTF-8 character has at most three continuation bytes
@@ -33,18 +35,26 @@ def cap_tail(data: bytes, limit: int = OUTPUT_LIMIT) -> str:
 
 
 class TailBuffer:
-    """Collects a stream chunk by chunk, holding on to no more than about twice ``limit``."""
+    """Collects a stream chunk by chunk, holding on to no more than about twice ``limit``.
 
-    __slots__ = ("_data", "limit", "total")
+    ``listener``, if given, also gets every chunk as it arrives (live output).
+    """
 
-    def __init__(self, limit: int = OUTPUT_LIMIT) -> None:
+    __slots__ = ("_data", "limit", "listener", "total")
+
+    def __init__(
+        self, limit: int = OUTPUT_LIMIT, listener: Callable[[bytes], None] | None = None
+    ) -> None:
         _check_limit(limit)
         self.limit = limit
         self.total = 0
+        self.listener = listener
         self._data = bytearray()
 
     def feed(self, chunk: bytes) -> None:
         """Append ``chunk``; older bytes beyond the limit are dropped."""
+        if self.listener is not None:
+            self.listener(chunk)
         self.total += len(chunk)
         if len(chunk) >= self.limit:
             self._data[:] = chunk[-self.limit :]

@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 
 from events.errors import ChronologError
-from worker.execution import ExecutionResult, OutcomeStatus
+from worker.execution import ExecutionResult, OutcomeStatus, OutputListener, stream_listener
 from worker.orphans import die_with_parent
 from worker.output import TailBuffer
 from worker.process import GroupLeader, describe_exit
@@ -108,10 +108,19 @@ class _PoolChild:
         return cls(GroupLeader(popen), Connection(parent_sock.detach()), out_r, err_r)
 
     def run(
-        self, payload: bytes, deadline: float, cancel: threading.Event, grace: float
+        self,
+        payload: bytes,
+        deadline: float,
+        cancel: threading.Event,
+        grace: float,
+        on_output: OutputListener | None = None,
     ) -> _Attempt:
         """Send one task and wait for its reply, the deadline, a cancel or the child's end."""
-        attempt = _Attempt("finished", TailBuffer(), TailBuffer())
+        attempt = _Attempt(
+            "finished",
+            TailBuffer(listener=stream_listener(on_output, "stdout")),
+            TailBuffer(listener=stream_listener(on_output, "stderr")),
+        )
         self.pump.set_buffer(self._outputs[0], attempt.stdout)
         self.pump.set_buffer(self._outputs[1], attempt.stderr)
         try:
@@ -177,7 +186,12 @@ class PreforkPool:
             self._idle.put(_PoolChild.spawn())
 
     def run(
-        self, function: str, parameters: dict[str, Any], timeout: float, cancel: threading.Event
+        self,
+        function: str,
+        parameters: dict[str, Any],
+        timeout: float,
+        cancel: threading.Event,
+        on_output: OutputListener | None = None,
     ) -> ExecutionResult:
         """Call ``function(**parameters)`` in a child; never longer than ``timeout`` seconds."""
         started = time.monotonic()
@@ -189,7 +203,8 @@ class PreforkPool:
         if child is None:
             return cancelled_before_start()
         try:
-            attempt = child.run(payload, time.monotonic() + timeout, cancel, self.grace)
+            deadline = time.monotonic() + timeout
+            attempt = child.run(payload, deadline, cancel, self.grace, on_output)
         except BaseException:
             child.discard()  # mid-task, its state is unknown: never give it another task
             raise

@@ -24,7 +24,9 @@ class PythonExecutor(Executor):
         function = request.spec.function
         if not function:
             return failed(f"python job {request.job_id} names no function", time.monotonic())
-        return self.pool.run(function, request.parameters, request.timeout, cancel)
+        return self.pool.run(
+            function, request.parameters, request.timeout, cancel, on_output=request.on_output
+        )
 
     def close(self) -> None:
         self.pool.close()

@@ -39,6 +39,7 @@ from events.model import (
 )
 from leases.port import Lease, LeaseStore, QueueItem
 from worker.execution import ExecutionRequest, ExecutionResult, Executor
+from worker.live_output import LiveOutput
 from worker.outcomes import outcome_payload
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,7 @@ class Worker:
         self._running_lock = threading.Lock()
         self._heartbeat: Lease | None = None
         self._keeper = LeaseKeeper(leases, config.run_lease_ttl)
+        self._live = LiveOutput(leases)
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -117,6 +119,7 @@ class Worker:
             self._hand_back()
             for thread in slots:
                 thread.join(self.config.drain_timeout)
+        self._live.close()
         self._deregister()
 
     def _deregister(self) -> None:
@@ -249,7 +252,12 @@ class Worker:
             self._running[ticket.run_id] = cancel
         self._keeper.hold(lease, on_lost=cancel.set)
         request = ExecutionRequest(
-            ticket.run_id, ticket.job_id, ticket.attempt, ticket.spec, ticket.parameters
+            ticket.run_id,
+            ticket.job_id,
+            ticket.attempt,
+            ticket.spec,
+            ticket.parameters,
+            on_output=self._live.listener(ticket.run_id),
         )
         log.info(
             "run started",
@@ -258,6 +266,7 @@ class Worker:
         try:
             result = self._executor.execute(request, cancel)
         finally:
+            self._live.finish(ticket.run_id)
             lost = self._keeper.drop(lease)
             with self._running_lock:
                 self._running.pop(ticket.run_id, None)

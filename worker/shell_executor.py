@@ -21,7 +21,13 @@ from threading import Event
 
 import orjson
 
-from worker.execution import ExecutionRequest, ExecutionResult, Executor, OutcomeStatus
+from worker.execution import (
+    ExecutionRequest,
+    ExecutionResult,
+    Executor,
+    OutcomeStatus,
+    stream_listener,
+)
 from worker.orphans import die_with_parent
 from worker.output import TailBuffer
 from worker.process import GroupLeader, describe_exit
@@ -82,7 +88,7 @@ class ShellExecutor(Executor):
             params_json = orjson.dumps(request.parameters).decode()
             argv = command_line(request)
             env = job_environment(request, params_json, os.environ)
-            run = _ShellRun.start(argv, env, params_json.encode() + b"\n")
+            run = _ShellRun.start(argv, env, params_json.encode() + b"\n", request)
         except (ValueError, TypeError, OSError) as exc:
             return failed(f"cannot start command: {exc}", started)
         ending = run.wait(started + request.timeout, cancel, self.grace)
@@ -92,14 +98,16 @@ class ShellExecutor(Executor):
 class _ShellRun:
     """One started command: its process group, its pipes and its captured output."""
 
-    def __init__(self, leader: GroupLeader, pump: StreamPump) -> None:
+    def __init__(self, leader: GroupLeader, pump: StreamPump, request: ExecutionRequest) -> None:
         self.leader = leader
         self.pump = pump
-        self.stdout = TailBuffer()
-        self.stderr = TailBuffer()
+        self.stdout = TailBuffer(listener=stream_listener(request.on_output, "stdout"))
+        self.stderr = TailBuffer(listener=stream_listener(request.on_output, "stderr"))
 
     @classmethod
-    def start(cls, argv: list[str], env: dict[str, str], stdin: bytes) -> _ShellRun:
+    def start(
+        cls, argv: list[str], env: dict[str, str], stdin: bytes, request: ExecutionRequest
+    ) -> _ShellRun:
         pipes = [os.pipe() for _ in range(3)]  # (read, write) for stdin, stdout, stderr
         try:
             popen = subprocess.Popen(
@@ -116,7 +124,7 @@ class _ShellRun:
             raise
         for fd in (pipes[0][0], pipes[1][1], pipes[2][1]):
             os.close(fd)  # the child holds its own copies
-        run = cls(GroupLeader(popen), StreamPump())
+        run = cls(GroupLeader(popen), StreamPump(), request)
         run.pump.add_writer(pipes[0][1], stdin)
         run.pump.add_reader(pipes[1][0], run.stdout)
         run.pump.add_reader(pipes[2][0], run.stderr)

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx2 as httpx
 import pytest
 
 from tests.conftest import wait_until
@@ -252,3 +253,44 @@ def test_sigterm_drains_a_worker(cluster: Cluster, tmp_path: Path) -> None:
         assert get_run(api, run_id)["status"] == "completed"
         assert lines(effects) == ["done"]
         assert api.get("/api/workers").json() == []
+
+
+def read_events(response: httpx.Response) -> Iterator[tuple[str, str]]:
+    """(event, data) pairs of a server-sent-event stream, as they arrive."""
+    event, data = "message", []
+    for line in response.iter_lines():
+        if line.startswith("event: "):
+            event = line.removeprefix("event: ")
+        elif line.startswith("data: "):
+            data.append(line.removeprefix("data: "))
+        elif line == "" and data:
+            yield event, "\n".join(data)
+            event, data = "message", []
+
+
+def test_live_output_streams_while_the_job_runs_then_the_kept_output(cluster: Cluster) -> None:
+    with cluster.api() as api:
+        command = "echo first; sleep 1.5; echo oops >&2; echo second; sleep 1"
+        create_job(api, name="talkative", type="shell", command=command)
+        run_id = trigger(api, "talkative")
+        wait_for_run(api, run_id, lambda r: r["status"] == "running")
+        received: list[tuple[str, str, str]] = []  # event, data, run status at arrival
+        url = f"{cluster.url}/api/runs/{run_id}/output/live"
+        with httpx.stream("GET", url, timeout=30) as response:
+            assert response.status_code == 200
+            assert response.headers["content-type"].startswith("text/event-stream")
+            for event, data in read_events(response):
+                received.append((event, data, get_run(api, run_id)["status"]))
+                if event == "end":
+                    break
+        stdout = "".join(data for event, data, _ in received if event == "stdout")
+        assert stdout.endswith("second\n")  # "first" may be out before we subscribed
+        assert ("stderr", "oops\n") in [(e, d) for e, d, _ in received]
+        assert received[0][2] == "running", "live output arrived only after the run ended"
+        assert received[-1][0] == "end"
+
+        wait_for_run(api, run_id, lambda r: r["status"] == "completed")
+        with httpx.stream("GET", url, timeout=30) as response:
+            kept = list(read_events(response))
+        assert kept == [("stdout", "first\nsecond\n"), ("stderr", "oops\n"), ("end", "completed")]
+        assert api.get("/api/runs/run-nope/output/live").status_code == 404
