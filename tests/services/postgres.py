@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -27,6 +26,8 @@ from typing import Final
 import psycopg
 import pytest
 from sqlalchemy.engine import make_url
+
+from tests.services.ports import free_port
 
 URL_VARIABLE: Final = "CHRONOLOG_TEST_DATABASE_URL"
 INSTALL: Final = "apt-get update && apt-get install -y postgresql"
@@ -141,7 +142,7 @@ def local_postgres(durable: bool = False) -> Iterator[LocalPostgres]:
 def _start(directory: Path, user: str | None, durable: bool) -> LocalPostgres:
     error: Exception | None = None
     for _ in range(_START_ATTEMPTS):
-        server = LocalPostgres(directory, _free_port(), user, durable)
+        server = LocalPostgres(directory, free_port(), user, durable)
         try:
             server.start()
         except RuntimeError as e:
@@ -196,10 +197,3 @@ def _wait_until_answering(url: str) -> bool:
 def _admin(server_url: str, statement: str) -> None:
     with psycopg.connect(_libpq(server_url), autocommit=True) as connection:
         connection.execute(statement.encode())
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -22,6 +21,8 @@ from typing import Final
 
 import pytest
 import redis
+
+from tests.services.ports import free_port
 
 URL_VARIABLE: Final = "CHRONOLOG_TEST_REDIS_URL"
 INSTALL: Final = "apt-get update && apt-get install -y redis-server"
@@ -103,7 +104,7 @@ def _find_binary() -> str:
 
 def _start(binary: str, directory: Path) -> tuple[subprocess.Popen[bytes], str]:
     for _ in range(_START_ATTEMPTS):
-        port = _free_port()
+        port = free_port()
         process = _spawn(binary, port, directory)
         url = f"redis://127.0.0.1:{port}/0"
         if _wait_until_answering(process, url):
@@ -161,10 +162,3 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
