@@ -147,9 +147,10 @@ def _worker_id(event: Event) -> str | None:
 def apply_batch(session: Session, records: Sequence[LogRecord], codec: EventCodec) -> BatchResult:
     """Project ``records`` (in log order per partition) and advance the checkpoints.
 
-    Raises ``StaleBatch``, before writing anything, unless each partition's batch starts
-    exactly at its checkpoint. The checkpoint rows stay locked to the end of the
-    transaction, so two projectors can never both apply one record, and none is skipped.
+    Raises ``StaleBatch``, before writing anything, unless each partition's records start
+    exactly at its checkpoint and follow each other without a gap. The checkpoint rows
+    stay locked to the end of the transaction, so two projectors can never both apply one
+    record, and none is skipped.
     """
     _claim(session, records)
     decoded = [(record, _decode(record, codec)) for record in records]
@@ -169,8 +170,16 @@ def apply_batch(session: Session, records: Sequence[LogRecord], codec: EventCode
 
 def _claim(session: Session, records: Sequence[LogRecord]) -> None:
     first: dict[int, int] = {}
+    following: dict[int, int] = {}
     for record in records:
         first.setdefault(record.partition, record.offset)
+        expected = following.get(record.partition, record.offset)
+        if record.offset != expected:
+            raise StaleBatch(
+                f"partition {record.partition}: the batch goes from offset {expected - 1} "
+                f"to {record.offset}; records in between are missing"
+            )
+        following[record.partition] = record.offset + 1
     query = (
         select(ProjectorCheckpoint.partition, ProjectorCheckpoint.next_offset)
         .where(ProjectorCheckpoint.partition.in_(list(first)))

@@ -179,6 +179,8 @@ def test_a_batch_applied_elsewhere_meanwhile_is_refused_whole(runtime: Runtime) 
         apply_batch(session, first, runtime.codec)
     with Session(runtime.engine) as session, session.begin(), pytest.raises(StaleBatch):
         apply_batch(session, rest[1:], runtime.codec)  # would skip a record: refused too
+    with Session(runtime.engine) as session, session.begin(), pytest.raises(StaleBatch):
+        apply_batch(session, [rest[0], *rest[2:]], runtime.codec)  # a gap inside the batch
 
     winner = Session(runtime.engine)
     winner.begin()
