@@ -32,18 +32,27 @@ class LiveOutput:
         self._leases = leases
         self._pending: queue.Queue[_Item | None] = queue.Queue(MAX_PENDING)
         self.dropped = 0
+        self._spoke: set[str] = set()  # runs that have written output
         self._thread = threading.Thread(target=self._publish, name="live-output", daemon=True)
         self._thread.start()
 
     def listener(self, run_id: str) -> OutputListener:
         def offer(stream: str, chunk: bytes) -> None:
+            self._spoke.add(run_id)
             self._offer((run_id, stream, chunk))
 
         return offer
 
     def finish(self, run_id: str) -> None:
-        """No more output for ``run_id``: subscribers can stop listening."""
-        self._offer((run_id, "", b""))
+        """No more output for ``run_id``: subscribers can stop listening.
+
+        Sent only after output: most runs print nothing, and a publish per run costs a
+        lease-store round trip. A subscriber of a silent run ends when it sees the run
+        finished in the read model.
+        """
+        if run_id in self._spoke:
+            self._spoke.discard(run_id)
+            self._offer((run_id, "", b""))
 
     def close(self, timeout: float = 2.0) -> None:
         try:
