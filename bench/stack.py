@@ -31,12 +31,14 @@ from __future__ import annotations
 
 import os
 import platform
+import signal
 import sys
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from typing import Any, Final, Literal, get_args
 
 import psycopg
@@ -96,7 +98,25 @@ class Services:
 
 @contextmanager
 def production_services() -> Iterator[Services]:
-    """Start Tansu, a durable PostgreSQL and Redis; stop them and delete their files after."""
+    """Start Tansu, a durable PostgreSQL and Redis; stop them and delete their files after.
+
+    A SIGTERM (``kill``, ``timeout``) meanwhile exits through the ``with`` blocks, so the
+    servers are stopped then too, not left running.
+    """
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        with _services() as services:
+            yield services
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _exit_on_sigterm(signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
+@contextmanager
+def _services() -> Iterator[Services]:
     with (
         local_tansu() as broker,
         local_postgres(durable=True) as postgres,
