@@ -175,7 +175,15 @@ def test_redis_restarted_empty_loses_no_run_and_tokens_keep_increasing(
     )
     cluster = cluster_for(env, workers=2)  # 2 workers x 2 slots
     engine = open_read_model(env["CHRONOLOG_DATABASE_URL"])
-    effects = tmp_path / "effects"
+    try:
+        check_redis_restart(cluster, engine, private_redis, tmp_path / "effects")
+    finally:
+        engine.dispose()
+
+
+def check_redis_restart(
+    cluster: Cluster, engine: Engine, private_redis: LocalRedis, effects: Path
+) -> None:
     with cluster.api() as api:
         create_job(
             api,
@@ -206,7 +214,6 @@ def test_redis_restarted_empty_loses_no_run_and_tokens_keep_increasing(
             assert tokens == sorted(set(tokens)), "a retry got a token no higher than before"
     executed = lines(effects)
     assert set(executed) == {*run_ids, later}
-    engine.dispose()
 
 
 # --- PostgreSQL down ---------------------------------------------------------------------
