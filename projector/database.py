@@ -44,10 +44,6 @@ def create_read_model_engine(url: str) -> Engine:
             # `WHERE id IN (...)` look-ups turned into sequential scans as the read model
             # grew (a batch of 1,000 took 0.4 s). Planned per execution instead.
             connect_args={"connect_timeout": 5, "prepare_threshold": None},
-            # A run and its attempts are read by two statements: under READ COMMITTED a
-            # projector commit between them gave a run `completed` with its last attempt
-            # `running`. One snapshot per transaction, as SQLite's WAL gives.
-            isolation_level="REPEATABLE READ",
             **json_options,
         )
     engine = create_engine(

@@ -108,6 +108,10 @@ def schedule_type(expression: str | None, timezone: str) -> str:
 def load_runs(session: Session, ids: Collection[str]) -> dict[str, RunRow]:
     if not ids:
         return {}
+    # The runs first, then their attempts: under PostgreSQL's READ COMMITTED a commit in
+    # between can only make the attempts newer than the run, never older (a run read as
+    # completed always comes with its finished attempt).
+    runs = session.scalars(select(RunRecord).where(RunRecord.id.in_(ids))).all()
     attempts: dict[str, list[AttemptRow]] = {}
     query = (
         select(RunAttemptRecord)
@@ -116,7 +120,6 @@ def load_runs(session: Session, ids: Collection[str]) -> dict[str, RunRow]:
     )
     for record in session.scalars(query):
         attempts.setdefault(record.run_id, []).append(attempt_row(record))
-    runs = session.scalars(select(RunRecord).where(RunRecord.id.in_(ids)))
     return {record.id: run_row(record, attempts.get(record.id, [])) for record in runs}
 
 

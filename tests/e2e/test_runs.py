@@ -39,6 +39,8 @@ def cluster(tmp_path: Path, stack: dict[str, str]) -> Iterator[Cluster]:
 
 def test_demo_trigger_runs_on_a_worker_and_records_the_outcome(cluster: Cluster) -> None:
     with cluster.api() as api:
+        # The scheduler child of `up` may take its lease after the first worker is ready.
+        wait_until(lambda: api.get("/api/health").json()["scheduler"]["leader"] is not None)
         assert api.get("/api/health").json()["scheduler"]["leader"].startswith("scheduler-")
         workers = api.get("/api/workers").json()
         assert len(workers) == 1
