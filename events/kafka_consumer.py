@@ -485,7 +485,8 @@ class KafkaLogConsumer(LogConsumer):
                 record = self._record(message)
                 if record is not None:
                     records.append(record)
-                gaps = gaps or self._past_position(message)
+                elif self._past_position(message):
+                    gaps = True
             elif error.code() in _OUT_OF_RANGE:
                 self._out_of_range(message.partition())
             elif error.code() != _EOF:

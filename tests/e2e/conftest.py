@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import uuid
@@ -20,13 +19,9 @@ import redis
 
 from chronolog.wiring import open_read_model
 from tests.conftest import wait_until
+from tests.services.ports import free_port
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+__all__ = ["free_port"]  # the e2e modules import it from here
 
 
 def chronolog(*args: str, data_dir: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
