@@ -12,7 +12,7 @@ from api.context import ApiContext
 from api.errors import Conflict, NotFound
 from events.dispatch import CANCEL_CHANNEL, CANCEL_FLAG_TTL, cancel_flag
 from events.ids import idempotency_run_id, new_run_id
-from events.model import RunCancelled, RunCancelRequested, RunRequested, RunRetryScheduled
+from events.model import RunCancelled, RunCancelRequested, RunRequested, RunRetryRequested
 from projector import queries, run_queries
 from projector.run_projection import TERMINAL, RunRow
 
@@ -93,9 +93,7 @@ class RunCommands:
         run = self._run(run_id)
         if run.status != "failed":
             raise Conflict(f"run {run_id} is {run.status}; only failed runs can be retried")
-        retry = RunRetryScheduled(
-            next_attempt=run.attempt + 1, retry_at=self._ctx.clock(), delay_ms=0
-        )
+        retry = RunRetryRequested(next_attempt=run.attempt + 1, reason="retried by hand")
         event = api_event(self._ctx, retry, run.job_id, run_id=run_id, attempt=run.attempt + 1)
         append_and_wait(self._ctx, [event])
         return self._run(run_id)

@@ -38,6 +38,7 @@ class JobSpec:
     method: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
     body: str | None = None
+    json_body: Any = None  # a JSON body for http jobs, sent as application/json
     schedule: str | None = None
     timezone: str = "UTC"
     parameters: dict[str, Any] = field(default_factory=dict)
@@ -145,6 +146,7 @@ class RunFailed:
     exit_code: int | None = None
     stdout: str = ""
     stderr: str = ""
+    retryable: bool = True  # False: another attempt cannot help (job code that cannot load)
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +171,14 @@ class RunRetryScheduled:
     next_attempt: int
     retry_at: datetime
     delay_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class RunRetryRequested:
+    """An operator's retry of a run that failed for good: the only way back from ``failed``."""
+
+    next_attempt: int
+    reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +240,7 @@ Payload: TypeAlias = (
     | RunTimedOut
     | RunLost
     | RunRetryScheduled
+    | RunRetryRequested
     | RunDeadLettered
     | RunCancelRequested
     | RunCancelled
@@ -249,6 +260,7 @@ RUN_PAYLOADS: Final = (
     RunTimedOut,
     RunLost,
     RunRetryScheduled,
+    RunRetryRequested,
     RunDeadLettered,
     RunCancelRequested,
     RunCancelled,

@@ -24,6 +24,7 @@ from events.model import (
     RunLost,
     RunQueued,
     RunRequested,
+    RunRetryRequested,
     RunRetryScheduled,
     RunSkipped,
     RunStarted,
@@ -292,6 +293,26 @@ def _retry_scheduled(payload: RunRetryScheduled, run: RunRow | None, event: Even
         attempt=payload.next_attempt,
         next_retry_at=payload.retry_at,
         dead_lettered=False,
+        finished_at=None,
+    )
+
+
+@_apply.register
+def _retry_requested(payload: RunRetryRequested, run: RunRow | None, event: Event) -> RunOutcome:
+    assert run is not None
+    if run.status != "failed":
+        return Rejected(f"run {run.id} is {run.status}, only failed runs are retried by hand")
+    if payload.next_attempt != run.attempt + 1:
+        return Rejected(
+            f"run {run.id}: retry of attempt {payload.next_attempt - 1}, current is {run.attempt}"
+        )
+    return dataclasses.replace(
+        run,
+        status="retrying",
+        attempt=payload.next_attempt,
+        next_retry_at=event.occurred_at,
+        dead_lettered=False,
+        reason=payload.reason,
         finished_at=None,
     )
 

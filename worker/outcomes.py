@@ -21,4 +21,12 @@ def outcome_payload(ticket: Ticket, result: ExecutionResult, worker_id: str, tok
     error = result.error or (
         f"exit code {result.exit_code}" if result.exit_code is not None else "failed"
     )
-    return RunFailed(worker_id, token, result.duration_ms, error, result.exit_code, **common)
+    return RunFailed(
+        worker_id,
+        token,
+        result.duration_ms,
+        error,
+        result.exit_code,
+        stdout=result.stdout,
+        stderr=result.stderr,
+    )

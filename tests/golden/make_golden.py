@@ -11,6 +11,7 @@ version never change either; a new version gets a new ``vN_samples`` function.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +33,7 @@ from events.model import (
     RunLost,
     RunQueued,
     RunRequested,
+    RunRetryRequested,
     RunRetryScheduled,
     RunSkipped,
     RunStarted,
@@ -148,10 +150,30 @@ def v1_payloads() -> list[Payload]:
     ]
 
 
-def v1_samples() -> dict[str, Event]:
-    """The golden events of schema v1 by type name, every envelope field set."""
+def v2_spec() -> JobSpec:
+    """v1's spec with the fields v2 added set too."""
+    return dataclasses.replace(v1_spec(), json_body={"full": True, "days": [1, 2]})
+
+
+def v2_payloads() -> list[Payload]:
+    """v1's payloads with v2's new fields set, and v2's new payload types."""
+    payloads: list[Payload] = []
+    for old in v1_payloads():
+        payload: Payload = old
+        if isinstance(old, JobCreated | JobUpdated):
+            payload = dataclasses.replace(old, spec=v2_spec())
+        elif isinstance(old, RunFailed):
+            payload = dataclasses.replace(old, retryable=False)
+        payloads.append(payload)
+        if isinstance(payload, RunRetryScheduled):
+            payloads.append(RunRetryRequested(next_attempt=4, reason="retried by hand"))
+    return payloads
+
+
+def samples_of(payloads: list[Payload]) -> dict[str, Event]:
+    """Golden events by type name, every envelope field set."""
     samples = {}
-    for number, payload in enumerate(v1_payloads()):
+    for number, payload in enumerate(payloads):
         is_worker = type(payload).__name__.startswith("Worker")
         samples[type(payload).__name__] = Event(
             payload=payload,
@@ -167,7 +189,17 @@ def v1_samples() -> dict[str, Event]:
     return samples
 
 
-SAMPLES = {"v1": v1_samples}
+def v1_samples() -> dict[str, Event]:
+    return samples_of(v1_payloads())
+
+
+def v2_samples() -> dict[str, Event]:
+    return samples_of(v2_payloads())
+
+
+SAMPLES = {"v1": v1_samples, "v2": v2_samples}
+latest_payloads = v2_payloads
+latest_samples = v2_samples
 
 
 def main() -> int:

@@ -43,6 +43,7 @@ from events.model import (
     RunLost,
     RunQueued,
     RunRequested,
+    RunRetryRequested,
     RunRetryScheduled,
     RunSkipped,
     RunStarted,
@@ -53,9 +54,16 @@ from events.model import (
     WorkerRegistered,
     to_millis,
 )
-from tests.golden.make_golden import GOLDEN_ROOT, SAMPLES, v1_payloads, v1_samples
+from tests.golden.make_golden import (
+    GOLDEN_ROOT,
+    SAMPLES,
+    latest_payloads,
+    latest_samples,
+    v1_samples,
+)
 
 V1 = SCHEMA_ROOT / "v1"
+CURRENT = SCHEMA_ROOT / schema_versions()[-1]
 AT = datetime(2025, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
 PAYLOAD_NAMES = [cls.__name__ for cls in PAYLOAD_TYPES]
 GOLDEN_FILES = sorted(GOLDEN_ROOT.glob("v*/*.bin"))
@@ -83,6 +91,7 @@ def minimal_payloads() -> list[Payload]:
         RunTimedOut(timeout=1.0),
         RunLost(reason="lease expired"),
         RunRetryScheduled(next_attempt=2, retry_at=AT, delay_ms=1000),
+        RunRetryRequested(next_attempt=2),
         RunDeadLettered(reason="retries exhausted", attempts=4),
         RunCancelRequested(),
         RunCancelled(),
@@ -118,7 +127,7 @@ def raw_record_schema(directory: Path, name: str) -> dict[str, Any]:
 
 
 def defaulted_fields(name: str) -> set[str]:
-    return {f["name"] for f in raw_record_schema(V1, name)["fields"] if "default" in f}
+    return {f["name"] for f in raw_record_schema(CURRENT, name)["fields"] if "default" in f}
 
 
 def type_id(event: Event) -> str:
@@ -129,11 +138,11 @@ def type_id(event: Event) -> str:
 
 
 def test_samples_cover_every_payload_type_in_schema_order() -> None:
-    assert [type(p) for p in v1_payloads()] == list(PAYLOAD_TYPES)
+    assert [type(p) for p in latest_payloads()] == list(PAYLOAD_TYPES)
     assert [type(p) for p in minimal_payloads()] == list(PAYLOAD_TYPES)
 
 
-@pytest.mark.parametrize("payload", v1_payloads(), ids=lambda p: type(p).__name__)
+@pytest.mark.parametrize("payload", latest_payloads(), ids=lambda p: type(p).__name__)
 def test_full_samples_set_every_field_to_a_non_default_value(payload: Payload) -> None:
     assert fields_left_at_default(payload) == []
     if isinstance(payload, JobCreated | JobUpdated):
@@ -143,7 +152,7 @@ def test_full_samples_set_every_field_to_a_non_default_value(payload: Payload) -
 # --- round trips -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("event", list(v1_samples().values()), ids=type_id)
+@pytest.mark.parametrize("event", list(latest_samples().values()), ids=type_id)
 def test_event_with_every_field_set_round_trips(codec: EventCodec, event: Event) -> None:
     assert codec.decode(codec.encode(event)) == event
 
@@ -254,7 +263,7 @@ def test_bytes_without_single_object_header_are_malformed(codec: EventCodec, dat
 
 
 def test_every_truncation_is_malformed(codec: EventCodec) -> None:
-    data = codec.encode(v1_samples()["RunSucceeded"])
+    data = codec.encode(latest_samples()["RunSucceeded"])
     for end in range(10, len(data)):
         with pytest.raises(MalformedEvent):
             codec.decode(data[:end])
@@ -277,26 +286,26 @@ def test_type_that_disagrees_with_payload_is_malformed(codec: EventCodec) -> Non
 
 def test_one_file_per_named_type() -> None:
     names = {"Event", "JobSpec", *PAYLOAD_NAMES}
-    assert {p.name for p in V1.glob("*.avsc")} == {f"{NAMESPACE}.{n}.avsc" for n in names}
+    assert {p.name for p in CURRENT.glob("*.avsc")} == {f"{NAMESPACE}.{n}.avsc" for n in names}
     for name in names:
-        schema = raw_record_schema(V1, name)
+        schema = raw_record_schema(CURRENT, name)
         assert (schema["type"], schema["namespace"], schema["name"]) == ("record", NAMESPACE, name)
 
 
 def test_envelope_payload_union_lists_every_payload_type() -> None:
-    fields = {f["name"]: f for f in raw_record_schema(V1, "Event")["fields"]}
+    fields = {f["name"]: f for f in raw_record_schema(CURRENT, "Event")["fields"]}
     assert fields["payload"]["type"] == [f"{NAMESPACE}.{name}" for name in PAYLOAD_NAMES]
 
 
 def test_envelope_fields_are_the_event_fields_plus_type() -> None:
-    avro = [f["name"] for f in raw_record_schema(V1, "Event")["fields"]]
+    avro = [f["name"] for f in raw_record_schema(CURRENT, "Event")["fields"]]
     python = [f.name for f in dataclasses.fields(Event)]
     assert sorted(avro) == sorted([*python, "type"])
 
 
 @pytest.mark.parametrize("cls", [JobSpec, *PAYLOAD_TYPES], ids=lambda c: c.__name__)
 def test_record_fields_mirror_the_dataclass(cls: type[Any]) -> None:
-    avro = raw_record_schema(V1, cls.__name__)["fields"]
+    avro = raw_record_schema(CURRENT, cls.__name__)["fields"]
     python = dataclasses.fields(cls)
     assert [f["name"] for f in avro] == [f.name for f in python]
     with_default = {
@@ -443,7 +452,8 @@ def test_golden_events_exist_for_every_published_version() -> None:
         stems = {p.stem for p in (GOLDEN_ROOT / version).glob("*.bin")}
         assert stems <= set(PAYLOAD_NAMES), version
         assert stems, f"no golden events for schema {version}: run tests/golden/make_golden.py"
-    assert {p.stem for p in (GOLDEN_ROOT / "v1").glob("*.bin")} == set(PAYLOAD_NAMES)
+    latest = schema_versions()[-1]
+    assert {p.stem for p in (GOLDEN_ROOT / latest).glob("*.bin")} == set(PAYLOAD_NAMES)
 
 
 @pytest.mark.parametrize("path", GOLDEN_FILES, ids=lambda p: f"{p.parent.name}/{p.stem}")
