@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import Body, FastAPI, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
@@ -38,7 +39,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 def create_app(context: ApiContext) -> FastAPI:
-    app = FastAPI(
+    # Swagger UI and ReDoc from files in a package, not a CDN: /docs works offline.
+    app = FastAPIOffline(
         title="Chronolog",
         version="0.1.0",
         description="Event-sourced job scheduler. Every change is an event you can replay.",

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -12,18 +10,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from sqlalchemy import Engine
-from tqdm import tqdm
 
-from chronolog import roles, wiring
+from chronolog import replaying, roles, wiring
 from chronolog.logs import configure_logging
 from chronolog.settings import Settings, SettingsError, database_url_option, load_settings
-from events.codec import EventCodec
 from events.errors import ChronologError
-from events.log import EventLog
 from projector import schema
 from projector.database import create_read_model_engine
-from projector.replay import count_events, differences, is_empty, replay
 
 app = typer.Typer(help="Chronolog: an event-sourced job scheduler.", no_args_is_help=True)
 
@@ -205,103 +198,48 @@ def replay_command(
     data_dir: DataDir = None,
     until: Annotated[
         datetime | None,
-        typer.Option(help="Rebuild the state as it was at this time (UTC if naive)"),
+        typer.Option(
+            help="Rebuild the state as it was at this time (UTC if naive) into --into's database"
+        ),
     ] = None,
     check: Annotated[
-        bool, typer.Option("--check", help="Rebuild aside and compare with the live read model")
+        bool,
+        typer.Option(
+            "--check",
+            help="Rebuild aside up to the live read model's checkpoints and compare "
+            "(safe while Chronolog runs)",
+        ),
     ] = False,
     into: Annotated[
         str | None,
-        typer.Option(
-            help="Replay into this empty database instead (needed for a PostgreSQL read model)"
-        ),
+        typer.Option(help="Replay into this empty database (needed for --until and PostgreSQL)"),
     ] = None,
 ) -> None:
     """Rebuild the read models from the event log (the recovery path)."""
     settings = _settings(data_dir=data_dir)
     with _reported():
+        refused = replaying.refusal(
+            until=until is not None,
+            check=check,
+            into=into is not None,
+            embedded_read_model=settings.database.startswith("sqlite:///"),
+        )
+        if refused is not None:
+            raise replaying.ReplayRefused(refused)
         if into is not None:
-            _replay_into(settings, database_url_option("--into", into), _aware(until), check)
-            return
-        if not settings.database.startswith("sqlite:///"):
-            raise _fail(
-                "a PostgreSQL read model is not rebuilt in place while projectors may write "
-                "to it: replay into an empty database with --into URL, then point "
-                "CHRONOLOG_DATABASE_URL at it (add --check to compare with the live one)"
-            )
-        with wiring.projector_lock(settings):
-            _replay(settings, _aware(until), check)
+            url = database_url_option("--into", into)
+            replaying.replay_into(settings, url, _aware(until), check)
+        elif check:
+            replaying.check_aside(settings)
+        else:
+            with wiring.projector_lock(settings):
+                replaying.rebuild_in_place(settings)
 
 
 def _aware(moment: datetime | None) -> datetime | None:
     if moment is None or moment.tzinfo is not None:
         return moment
     return moment.replace(tzinfo=UTC)
-
-
-def _replay_into(settings: Settings, url: str, until: datetime | None, check: bool) -> None:
-    engine = wiring.open_read_model(url, upgrade=True)
-    try:
-        if not is_empty(engine):
-            raise _fail(f"--into {url} already holds a read model: give an empty database")
-        applied = _replay_with_progress(wiring.open_event_log(settings), engine, until)
-        if check:
-            _report_differences(settings.database, engine, applied)
-            return
-    finally:
-        engine.dispose()
-    typer.echo(f"Replayed {applied} events into {url}")
-
-
-def _replay_with_progress(event_log: EventLog, engine: Engine, until: datetime | None) -> int:
-    try:
-        with tqdm(total=count_events(event_log), unit="event", desc="replay") as bar:
-
-            def advance(applied: int) -> None:
-                bar.update(applied)
-
-            return replay(event_log, engine, EventCodec.default(), until=until, on_progress=advance)
-    finally:
-        event_log.close()
-
-
-def _replay(settings: Settings, until: datetime | None, check: bool) -> None:
-    target = wiring.sqlite_path(settings.database)
-    event_log = wiring.open_event_log(settings)
-    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".replay-") as scratch:
-        rebuilt = Path(scratch) / target.name
-        engine = wiring.open_read_model(f"sqlite:///{rebuilt}")
-        applied = _replay_with_progress(event_log, engine, until)
-        if check:
-            try:
-                _report_differences(settings.database, engine, applied)
-            finally:
-                engine.dispose()
-            return
-        engine.dispose()
-        _swap(rebuilt, target)
-    typer.echo(f"Replayed {applied} events into {target}")
-
-
-def _report_differences(live_url: str, fresh: Engine, applied: int) -> None:
-    live = wiring.open_read_model(live_url)
-    try:
-        found = differences(live, fresh)
-    finally:
-        live.dispose()
-    if found:
-        typer.echo(f"Replayed {applied} events; the live read model differs:")
-        for line in found:
-            typer.echo(f"  {line}")
-        raise typer.Exit(1)
-    typer.echo(f"Replayed {applied} events; the live read model matches the log.")
-
-
-def _swap(rebuilt: Path, target: Path) -> None:
-    """Replace the read model file; its WAL files belong to the old one."""
-    for suffix in ("-wal", "-shm"):
-        Path(f"{target}{suffix}").unlink(missing_ok=True)
-    shutil.move(rebuilt, target)
 
 
 def main() -> None:

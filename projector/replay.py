@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime
+from itertools import takewhile
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.orm import Session
 
 from events.codec import EventCodec
@@ -14,9 +16,17 @@ from events.log import EventLog
 from projector.batch import apply_batch
 from projector.tables import Base, EventIndexRecord, ProjectorCheckpoint
 
+Tables = dict[str, list[tuple[Any, ...]]]
+"""A read model's rows, table by table, as ``snapshot`` reads them."""
 
-def count_events(log: EventLog) -> int:
-    return sum(m.high - m.low for m in log.all_watermarks().values())
+
+def count_events(log: EventLog, upto: Mapping[int, int] | None = None) -> int:
+    """Events a replay will read (``upto``: each partition's end, as in ``replay``)."""
+    total = 0
+    for partition, marks in log.all_watermarks().items():
+        end = marks.high if upto is None else min(marks.high, upto.get(partition, 0))
+        total += max(0, end - marks.low)
+    return total
 
 
 def replay(
@@ -25,22 +35,28 @@ def replay(
     codec: EventCodec,
     *,
     until: datetime | None = None,
+    upto: Mapping[int, int] | None = None,
     batch_size: int = 5000,
     on_progress: Callable[[int], None] | None = None,
 ) -> int:
     """Apply the whole log (as it stands now) to the empty read model behind ``engine``.
 
-    With ``until``, only records appended at or before it are applied, which rebuilds
-    the state as it was then. Returns the number of events applied. Keys are
-    independent, so partitions are replayed one after the other.
+    With ``until``, each partition is applied up to its first record appended after
+    that time, which rebuilds the state as it was then (a prefix, so a state the live
+    projector passed through even if clocks disagree inside a partition). With
+    ``upto`` (partition -> next offset, as in the checkpoints), each partition stops
+    there; a partition it does not name is not replayed. Returns the number of events
+    applied. Keys are independent, so partitions are replayed one after the other.
     """
     applied = 0
     for partition in range(log.partitions):
+        end = None if upto is None else upto.get(partition, 0)
         applied += _replay_partition(
             log,
             engine,
             codec,
             partition,
+            end=end,
             until=until,
             batch_size=batch_size,
             on_progress=on_progress,
@@ -54,24 +70,26 @@ def _replay_partition(
     codec: EventCodec,
     partition: int,
     *,
+    end: int | None,
     until: datetime | None,
     batch_size: int,
     on_progress: Callable[[int], None] | None,
 ) -> int:
     marks = log.watermarks(partition)
+    stop = marks.high if end is None else min(marks.high, end)
     offset, applied = marks.low, 0
-    while offset < marks.high:
-        records = log.read(partition, offset, min(batch_size, marks.high - offset))
-        if until is not None:
-            records = [r for r in records if r.timestamp <= until]
-        if not records:
-            break
-        with Session(engine) as session, session.begin():
-            apply_batch(session, records, codec)
-        offset = records[-1].offset + 1
-        applied += len(records)
-        if on_progress is not None:
-            on_progress(len(records))
+    while offset < stop:
+        read = log.read(partition, offset, min(batch_size, stop - offset))
+        records = read if until is None else list(takewhile(lambda r: r.timestamp <= until, read))
+        if records:
+            with Session(engine) as session, session.begin():
+                apply_batch(session, records, codec)
+            offset = records[-1].offset + 1
+            applied += len(records)
+            if on_progress is not None:
+                on_progress(len(records))
+        if not records or len(records) < len(read):
+            break  # the log ends here, or ``until`` does
     return applied
 
 
@@ -81,14 +99,32 @@ def is_empty(engine: Engine) -> bool:
         return session.scalar(select(func.count()).select_from(EventIndexRecord)) == 0
 
 
-def snapshot(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
-    """Every table's rows in primary-key order, without bookkeeping columns.
+@contextmanager
+def _one_moment(engine: Engine) -> Iterator[Connection]:
+    """A read-only transaction whose statements all see the same committed state, so a
+    projector committing meanwhile cannot tear a snapshot (tables vs. checkpoints)."""
+    with engine.connect() as connection:
+        if engine.dialect.name == "sqlite":
+            # The sqlite3 module begins no transaction for a SELECT: without this each
+            # statement would see its own moment. WAL keeps the projector writing.
+            connection.exec_driver_sql("BEGIN")
+        else:
+            connection.execution_options(isolation_level="REPEATABLE READ")
+        try:
+            yield connection
+        finally:
+            connection.rollback()
+
+
+def snapshot(engine: Engine) -> Tables:
+    """Every table's rows in primary-key order, without bookkeeping columns, all read
+    in one transaction (its ``projector_checkpoints`` say which events it holds).
 
     Sorted here rather than by the database, whose string collation differs between
     backends (a SQLite read model is compared with a PostgreSQL one).
     """
-    tables: dict[str, list[tuple[Any, ...]]] = {}
-    with Session(engine) as session:
+    tables: Tables = {}
+    with _one_moment(engine) as connection:
         for table in Base.metadata.sorted_tables:
             if table.name == ProjectorCheckpoint.__tablename__:
                 columns = [table.c.partition, table.c.next_offset]
@@ -96,14 +132,23 @@ def snapshot(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
                 columns = list(table.c)
             names = [column.name for column in columns]
             keys = [names.index(column.name) for column in table.primary_key.columns]
-            rows = [tuple(row) for row in session.execute(select(*columns))]
+            rows = [tuple(row) for row in connection.execute(select(*columns))]
             tables[table.name] = sorted(rows, key=lambda row: [row[k] for k in keys])
     return tables
 
 
+def checkpoints(tables: Tables) -> dict[int, int]:
+    """Partition -> next offset of a snapshot: where a replay must stop to equal it."""
+    return {int(p): int(o) for p, o in tables[ProjectorCheckpoint.__tablename__]}
+
+
 def differences(left: Engine, right: Engine) -> list[str]:
     """Human-readable differences between two read models; empty when they are equal."""
-    a, b = snapshot(left), snapshot(right)
+    return compare(snapshot(left), snapshot(right))
+
+
+def compare(a: Tables, b: Tables) -> list[str]:
+    """Human-readable differences between two snapshots; empty when they are equal."""
     found = []
     for name, rows in a.items():
         other = b[name]

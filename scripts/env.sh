@@ -1,5 +1,5 @@
 # Shared by run.sh and test.sh: make .venv with Python >= 3.11 and install Chronolog
-# with the given extras. Re-installs only when pyproject.toml or the extras changed.
+# with the given extras. Installs only when pyproject.toml changed or an extra is missing.
 
 find_python() {
     for candidate in python3.13 python3.12 python3.11 python3; do
@@ -32,18 +32,36 @@ make_venv() {
 }
 
 install_chronolog() {
-    local extras=$1 stamp=.venv/.chronolog-installed want
+    # One environment for run.sh and test.sh: the stamp records the pyproject.toml hash and
+    # every extra installed for it, so run.sh after test.sh ("[dev]" covers "") installs
+    # nothing, and test.sh after run.sh installs once. A changed pyproject.toml starts over.
+    local stamp=.venv/.chronolog-installed hash current=no installed="" union
     make_venv
-    want="$(sha256sum pyproject.toml | cut -d' ' -f1) $extras"
-    if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-        .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-        .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".$extras"
-        echo "$want" > "$stamp"
+    hash=$(sha256sum pyproject.toml | cut -d' ' -f1)
+    if [ "$(cut -d' ' -f1 "$stamp" 2>/dev/null)" = "$hash" ]; then
+        current=yes
+        installed=$(extras_of "$(cut -d' ' -f2- -s "$stamp")")
     fi
+    union=$(extras_of "$installed $1")
+    [ "$current" = yes ] && [ "$union" = "$installed" ] && return 0
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${union:+[${union// /,}]}"
+    echo "$hash $union" > "$stamp"
+}
+
+extras_of() {
+    # "[dev]" or "dev test" or "[dev] test" -> "dev test": sorted, unique, no brackets.
+    # "dev" includes "test", so it stands for both.
+    local words
+    words=$(echo "$*" | tr '[],' '   ')
+    if [[ " $words " == *" dev "* ]]; then
+        words="$words test"
+    fi
+    echo $words | tr ' ' '\n' | sed '/^$/d' | sort -u | tr '\n' ' ' | sed 's/ $//'
 }
 
 ensure_debian_packages() {
-    # Real services for the adapter tests (see ../shared/TESTING.md); installed once.
+    # Real services for the adapter tests (tests/services/); installed once.
     local missing=()
     for pair in "$@"; do
         command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")

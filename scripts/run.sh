@@ -5,4 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 install_chronolog ""
+# The CLI is in .venv, not on the PATH: say how to reach it (stderr keeps stdout clean).
+echo "CLI: source .venv/bin/activate  (or .venv/bin/chronolog)" >&2
 exec .venv/bin/chronolog up "$@"
