@@ -177,6 +177,10 @@ def build_spec(values: dict[str, Any], base: JobSpec | None) -> JobSpec:
         command = values["command"]
         values["argv"] = tuple(command) if isinstance(command, list) else None
         values["command"] = command if isinstance(command, str) else None
+    if "body" in values:  # text stays text; a JSON object or array goes as JSON
+        body = values["body"]
+        values["json_body"] = None if isinstance(body, str) else body
+        values["body"] = body if isinstance(body, str) else None
     for name in ("tags", "non_retryable_exit_codes"):
         if name in values:
             values[name] = tuple(dict.fromkeys(values[name]))

@@ -6,12 +6,34 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool
+import orjson
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 
 Name = Annotated[str, Field(min_length=1, max_length=200, pattern=NAME_PATTERN)]
 Label = Annotated[str, Field(min_length=1, max_length=100, pattern=NAME_PATTERN)]
+MAX_BODY_CHARS = 1_000_000
+
+
+def check_body(body: Any) -> Any:
+    """An http job's body: text as it is sent, or a JSON object or array sent as JSON."""
+    if isinstance(body, str) and len(body) > MAX_BODY_CHARS:
+        raise ValueError(f"at most {MAX_BODY_CHARS} characters")
+    if body is None or isinstance(body, str):
+        return body
+    if not isinstance(body, dict | list):
+        kind = "a boolean" if isinstance(body, bool) else "a number"
+        raise ValueError(f"must be a string, or a JSON object or array, not {kind}")
+    try:  # what orjson cannot write, or writes differently (NaN), cannot be stored
+        stored = orjson.loads(orjson.dumps(body))
+    except orjson.JSONEncodeError as e:
+        raise ValueError(f"cannot be stored: {e}") from None
+    if stored != body:
+        raise ValueError("cannot be stored: NaN and Infinity are not JSON")
+    return body
+
+
 JobTypeField = Literal["python", "shell", "http"]
 BackoffField = Literal["exponential", "fixed"]
 PolicyField = Literal["forbid", "queue", "allow", "replace"]
@@ -34,7 +56,7 @@ class JobFields(BaseModel):
     url: Annotated[str, Field(min_length=1, max_length=8192)] | None = None
     method: Annotated[str, Field(min_length=1, max_length=16)] | None = None
     headers: dict[str, str] | None = None
-    body: Annotated[str, Field(max_length=1_000_000)] | None = None
+    body: Annotated[Any, AfterValidator(check_body)] = None  # text, or JSON object/array
     schedule: Annotated[str, Field(max_length=200)] | None = None
     timezone: Annotated[str, Field(min_length=1, max_length=64)] | None = None
     parameters: dict[str, Any] | None = None
@@ -93,7 +115,7 @@ class JobOut(BaseModel):
     url: str | None = None
     method: str | None = None
     headers: dict[str, str] | None = None
-    body: str | None = None
+    body: str | dict[str, Any] | list[Any] | None = None
     schedule: str | None
     schedule_type: str
     timezone: str

@@ -21,7 +21,7 @@ MAX_PARAMETERS_BYTES = 256 * 1024
 TYPE_FIELDS = {
     "python": ("function",),
     "shell": ("command", "argv"),
-    "http": ("url", "method", "headers", "body"),
+    "http": ("url", "method", "headers", "body", "json_body"),
 }
 
 
@@ -54,16 +54,18 @@ def _check_type_fields(spec: JobSpec) -> list[FieldProblem]:
         )
     elif spec.type == "http":
         problems += _check_http(spec)
-    return [_rename_argv(p) for p in problems]
+    return [_user_name(p) for p in problems]
 
 
-def _rename_argv(problem: FieldProblem) -> FieldProblem:
-    # Users write the argv form as "command"; speak their language.
-    return (
-        FieldProblem("command", problem.reason.replace("'argv'", "'command'"))
-        if problem.field == "argv"
-        else problem
-    )
+# Users write the argv form as "command" and a JSON body as "body"; speak their language.
+_USER_NAMES = {"argv": "command", "json_body": "body"}
+
+
+def _user_name(problem: FieldProblem) -> FieldProblem:
+    name = _USER_NAMES.get(problem.field)
+    if name is None:
+        return problem
+    return FieldProblem(name, problem.reason.replace(f"'{problem.field}'", f"'{name}'"))
 
 
 def _check_function(function: str | None) -> list[FieldProblem]:

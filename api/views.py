@@ -41,7 +41,8 @@ def job_out(job: JobRow, names: Mapping[str, str], now: datetime) -> JobOut:
     elif spec.type == "shell":
         typed["command"] = list(spec.argv) if spec.argv is not None else spec.command
     else:
-        typed.update(url=spec.url, method=spec.method, headers=dict(spec.headers), body=spec.body)
+        body = spec.body if spec.body is not None else spec.json_body
+        typed.update(url=spec.url, method=spec.method, headers=dict(spec.headers), body=body)
     return JobOut(
         id=job.id,
         name=spec.name,

@@ -12,6 +12,11 @@ those made by other processes.
 
 Expiry uses the injected clock (wall time by default), so every process sharing a file
 must share a clock: one machine only.
+
+Published messages are bounded twice: each channel keeps only its newest
+``CHANNEL_BYTES`` (a job printing hundreds of megabytes of live output cannot fill the
+disk), and nothing outlives ``MESSAGE_RETENTION``. The file gives freed pages back
+(``auto_vacuum=INCREMENTAL``) and its write-ahead log is truncated after checkpoints.
 """
 
 from __future__ import annotations
@@ -43,7 +48,14 @@ MESSAGE_RETENTION: Final = 60.0
 """Seconds a published message stays readable by subscriptions that have not read it."""
 PRUNE_INTERVAL: Final = 5.0
 """Seconds between clean-ups of old messages and expired leases and flags (per object)."""
+CHANNEL_BYTES: Final = 4 * 1024 * 1024
+"""Bytes of messages a channel keeps: a subscriber further behind misses the oldest.
+Counted in bytes, not messages, so a burst of small cancel signals is never trimmed."""
+WAL_LIMIT: Final = 4 * 1024 * 1024
+"""Bytes the write-ahead log is truncated to after a checkpoint (it never shrinks else)."""
 
+_INCREMENTAL: Final = 2  # PRAGMA auto_vacuum's value for INCREMENTAL
+_VACUUM_PAGES: Final = 16_384  # 64 MiB of 4 KiB pages: bounds the work of one prune
 _CHUNK: Final = 500  # keys per IN (...) list, well under SQLite's variable limit
 _FETCH: Final = 1000  # messages read per look
 
@@ -51,7 +63,7 @@ _FETCH: Final = 1000  # messages read per look
 # and skips an fsync per commit; a power cut may lose the last commits, which the
 # scheduler's reconciliation re-pushes. Tokens could then repeat, which is what
 # ensure_token_floor (seeded from the log) is for.
-_PRAGMAS: Final = ("PRAGMA synchronous=NORMAL",)
+_PRAGMAS: Final = ("PRAGMA synchronous=NORMAL", f"PRAGMA journal_size_limit={WAL_LIMIT}")
 _SCHEMA: Final = (
     "CREATE TABLE IF NOT EXISTS store_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
     """CREATE TABLE IF NOT EXISTS token_counter (
@@ -100,6 +112,13 @@ _HEAD: Final = (
     " ORDER BY priority DESC, seq LIMIT 1"
 )
 _PUBLISH: Final = "INSERT INTO messages (channel, data, created_at) VALUES (?, ?, ?)"
+# The channel's messages older than its newest CHANNEL_BYTES (one index range per publish).
+_TRIM_CHANNEL: Final = """DELETE FROM messages WHERE channel = :channel AND id <= (
+    SELECT id FROM (
+        SELECT id, SUM(length(data)) OVER (ORDER BY id DESC) AS newer
+        FROM messages WHERE channel = :channel
+    ) WHERE newer > :keep ORDER BY id DESC LIMIT 1
+)"""
 
 _Row = tuple[int, str, int, bytes]  # seq, item id, priority, payload
 
@@ -236,6 +255,7 @@ class SqliteLeaseStore(LeaseStore):
     def publish(self, channel: str, data: bytes) -> None:
         with self._writing(f"publish on channel {channel!r}") as (conn, now):
             conn.execute(_PUBLISH, (channel, data, now))
+            conn.execute(_TRIM_CHANNEL, {"channel": channel, "keep": CHANNEL_BYTES})
         self._published.notify()
 
     def subscribe(self, channels: Sequence[str]) -> SqliteSubscription:
@@ -277,6 +297,7 @@ class SqliteLeaseStore(LeaseStore):
         self._path.parent.mkdir(parents=True, exist_ok=True)
         try:
             conn = self._connections.get()
+            _use_incremental_vacuum(conn)
             mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if mode != "wal":
                 raise LeaseError(f"lease store {self._path} needs WAL journaling, got {mode!r}")
@@ -333,6 +354,7 @@ class SqliteLeaseStore(LeaseStore):
         conn.execute("DELETE FROM messages WHERE created_at < ?", (now - MESSAGE_RETENTION,))
         conn.execute("DELETE FROM leases WHERE expires_at <= ?", (now,))
         conn.execute("DELETE FROM flags WHERE expires_at <= ?", (now,))
+        _give_back_free_pages(conn)
 
 
 class SqliteSubscription(Subscription):
@@ -384,6 +406,24 @@ def _best_head(conn: sqlite3.Connection, queues: tuple[str, ...]) -> tuple[str, 
     if not present:
         return None
     return max(present, key=lambda head: (head[1][2], -head[1][0]))
+
+
+def _use_incremental_vacuum(conn: sqlite3.Connection) -> None:
+    """Let the file shrink: a new file is set up so; an older one is rebuilt once."""
+    if conn.execute("PRAGMA auto_vacuum").fetchone()[0] == _INCREMENTAL:
+        return
+    conn.execute("PRAGMA auto_vacuum=INCREMENTAL")  # enough for a file without tables
+    if conn.execute("PRAGMA auto_vacuum").fetchone()[0] != _INCREMENTAL:
+        conn.execute("VACUUM")  # a file from before: the mode changes only by a rebuild
+
+
+def _give_back_free_pages(conn: sqlite3.Connection) -> None:
+    """Shrink the file by its free pages, at most ``_VACUUM_PAGES`` per call."""
+    free: int = conn.execute("PRAGMA freelist_count").fetchone()[0]
+    # The pragma frees one page per step, and Python's sqlite3 steps a statement without
+    # result columns only once: hence one call per page.
+    for _ in range(min(free, _VACUUM_PAGES)):
+        conn.execute("PRAGMA incremental_vacuum(1)")
 
 
 def _check_ttl(ttl: float, what: str) -> None:

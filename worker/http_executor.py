@@ -5,6 +5,12 @@ retry from a new run. The request runs on its own thread while the caller watche
 deadline and the cancel signal; on either, the caller shuts the socket down (which wakes
 the thread at once when connected) and reports without waiting for the thread.
 Redirects are not followed: a 3xx answer is a failure that names its location.
+
+What is sent: the job's ``body`` (text as given, or a JSON value as ``application/json``).
+The run's parameters go in the query string for GET, HEAD, DELETE and OPTIONS, and as a
+JSON object body for the other methods, unless the job has a body: that wins, and the
+parameters are not sent. A 2xx JSON answer (``application/json`` or ``+json``) becomes
+the run's ``result``, bounded like a python job's; any other answer is its stdout.
 """
 
 from __future__ import annotations
@@ -16,18 +22,20 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from typing import Any
+from urllib.parse import urlencode, urlsplit
 
 import orjson
 
 from worker.execution import ExecutionRequest, ExecutionResult, Executor, OutcomeStatus
 from worker.output import TailBuffer
+from worker.prefork_child import RESULT_LIMIT
 from worker.results import cancelled_before_start, elapsed_ms, failed, timed_out_error
 from worker.streams import CANCEL_POLL, Ending
 
 logger = logging.getLogger(__name__)
 
-BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+QUERY_METHODS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS"})  # parameters in the URL
 USER_AGENT = "chronolog"
 _CHUNK = 64 * 1024
 
@@ -53,12 +61,37 @@ def build_call(request: ExecutionRequest) -> HttpCall:
         raise ValueError(f"HTTP job {request.job_id} has no http(s) URL: {spec.url!r}")
     method = (spec.method or "GET").upper()
     headers = _headers(request, dict(spec.headers))
-    body = spec.body.encode() if spec.body is not None else None
-    if body is None and request.parameters and method in BODY_METHODS:
-        body = orjson.dumps(request.parameters)
-        _set_default(headers, "Content-Type", "application/json")
-    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    body = _body(request, method, headers)
+    query = parts.query
+    if request.parameters and method in QUERY_METHODS:
+        query = "&".join(q for q in (query, query_string(request.parameters)) if q)
+    target = (parts.path or "/") + (f"?{query}" if query else "")
     return HttpCall(method, parts.scheme, parts.hostname, parts.port, target, headers, body)
+
+
+def query_string(parameters: dict[str, Any]) -> str:
+    """Parameters as ``name=value`` pairs: strings as they are, other values as JSON."""
+    return urlencode(
+        [
+            (name, v if isinstance(v, str) else orjson.dumps(v).decode())
+            for name, v in parameters.items()
+        ]
+    )
+
+
+def _body(request: ExecutionRequest, method: str, headers: dict[str, str]) -> bytes | None:
+    """The job's body if it has one, else the parameters as JSON for a body method."""
+    spec = request.spec
+    if spec.body is not None:
+        return spec.body.encode()
+    if spec.json_body is not None:
+        value = spec.json_body
+    elif request.parameters and method not in QUERY_METHODS:
+        value = request.parameters
+    else:
+        return None
+    _set_default(headers, "Content-Type", "application/json")
+    return orjson.dumps(value)
 
 
 def _headers(request: ExecutionRequest, headers: dict[str, str]) -> dict[str, str]:
@@ -89,6 +122,7 @@ class _Exchange:
         self.status: int | None = None
         self.reason = ""
         self.location: str | None = None
+        self.content_type = ""
         self.error: OSError | http.client.HTTPException | None = None
         self._conn: http.client.HTTPConnection | None = None
 
@@ -121,6 +155,7 @@ class _Exchange:
     def _read(self, response: http.client.HTTPResponse) -> None:
         self.status, self.reason = response.status, response.reason
         self.location = response.getheader("Location")
+        self.content_type = response.getheader("Content-Type") or ""
         while chunk := response.read(_CHUNK):
             self.body.feed(chunk)
 
@@ -158,8 +193,46 @@ def _result(exchange: _Exchange, ending: Ending, started: float, timeout: float)
     if isinstance(exchange.error, TimeoutError) and ending == "finished":
         ending = "timed_out"
     status, error = _judge(exchange, ending, timeout)
-    body = exchange.body.text() if ending == "finished" else ""
-    return ExecutionResult(status=status, duration_ms=elapsed_ms(started), stdout=body, error=error)
+    answer = Answer()
+    if ending == "finished":
+        answer = read_answer(exchange.body, exchange.content_type, json_ok=status == "succeeded")
+    return ExecutionResult(
+        status=status,
+        duration_ms=elapsed_ms(started),
+        stdout=answer.stdout,
+        stderr=answer.note,
+        result=answer.result,
+        error=error,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What a response body becomes: the run's result, or its stdout (and why)."""
+
+    result: Any = None
+    stdout: str = ""
+    note: str = ""  # why a JSON answer is not the result
+
+
+def read_answer(body: TailBuffer, content_type: str, *, json_ok: bool) -> Answer:
+    """A successful JSON answer is the result; anything else, or too large, is stdout."""
+    if not (json_ok and is_json(content_type)) or body.total == 0:  # 204, HEAD: no body
+        return Answer(stdout=body.text())
+    if body.dropped or body.total > RESULT_LIMIT:
+        note = f"the JSON answer is {body.total} bytes; at most {RESULT_LIMIT} become the result"
+        return Answer(stdout=body.text(), note=note + "\n")
+    text = body.text()
+    try:
+        return Answer(result=orjson.loads(text))
+    except orjson.JSONDecodeError as exc:
+        return Answer(stdout=text, note=f"the answer is labelled JSON but is not: {exc}\n")
+
+
+def is_json(content_type: str) -> bool:
+    """``application/json`` or a ``+json`` type such as ``application/problem+json``."""
+    media = content_type.partition(";")[0].strip().lower()
+    return media == "application/json" or media.endswith("+json")
 
 
 def _judge(exchange: _Exchange, ending: Ending, timeout: float) -> tuple[OutcomeStatus, str | None]:

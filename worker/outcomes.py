@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from events.dispatch import Ticket
 from events.model import Payload, RunCancelled, RunFailed, RunSucceeded, RunTimedOut
 from worker.execution import ExecutionResult
+from worker.output import cap_middle
 
 
 def outcome_payload(ticket: Ticket, result: ExecutionResult, worker_id: str, token: int) -> Payload:
     """The event payload that reports ``result``; every one carries the lease token."""
+    if result.error is not None:  # every executor's errors pass here: capped like output
+        result = dataclasses.replace(result, error=cap_middle(result.error))
     common = {"stdout": result.stdout, "stderr": result.stderr}
     if result.status == "succeeded":
         return RunSucceeded(

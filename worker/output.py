@@ -2,7 +2,8 @@
 
 A stream keeps at most ``OUTPUT_LIMIT`` bytes (its tail). Truncated text starts with a
 marker such as ``[... 123456 bytes truncated ...]\\n``. Bytes are decoded as UTF-8 with
-replacement, so any output becomes text an event can carry.
+replacement, so any output becomes text an event can carry. An error message keeps at
+most ``ERROR_LIMIT`` bytes: its head (what went wrong) and its tail, around the marker.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from collections.abc import Callable
 
 from worker.execution import OUTPUT_LIMIT
 
+ERROR_LIMIT = 8 * 1024  # bytes of an error message kept, the marker included
+_MARKER_ROOM = 64  # bytes set aside for the marker: it names a count of at most 20 digits
 _UTF8_CONTINUATION_MAX = 3  # a UTF-8 character has at most three continuation bytes
 
 
@@ -32,6 +35,25 @@ def cap_tail(data: bytes, limit: int = OUTPUT_LIMIT) -> str:
     _check_limit(limit)
     dropped = max(0, len(data) - limit)
     return decode_tail(data[dropped:], dropped)
+
+
+def cap_middle(text: str, limit: int = ERROR_LIMIT) -> str:
+    """``text`` if it has at most ``limit`` UTF-8 bytes, else its head and tail around a marker.
+
+    The result never exceeds ``limit`` bytes; ``limit`` must leave room for the marker.
+    """
+    if limit <= _MARKER_ROOM:
+        raise ValueError(f"error limit must exceed {_MARKER_ROOM} bytes, got {limit}")
+    data = text.encode("utf-8", "replace")  # a lone surrogate becomes "?"
+    if len(data) <= limit:
+        return text
+    keep = limit - _MARKER_ROOM
+    head = data[: keep // 2].decode("utf-8", "ignore")  # drops a character cut in half
+    tail_start = len(data) - (keep - keep // 2)
+    tail = data[tail_start:]
+    skip = _partial_character_length(tail)
+    dropped = tail_start + skip - len(head.encode())
+    return head + "\n" + truncation_marker(dropped) + tail[skip:].decode("utf-8", "replace")
 
 
 class TailBuffer:

@@ -164,3 +164,48 @@ def test_json_sent_as_a_form_is_read_as_json(client: TestClient) -> None:
     bad = client.post("/api/jobs", content=b"name=daily-report&type=python", headers=form)
     assert bad.status_code == 422
     assert bad.json()["errors"][0]["field"] == "body"
+
+
+HOOK = {"name": "hook", "type": "http", "url": "https://example.com/hook", "method": "POST"}
+
+
+def test_an_http_body_may_be_a_json_value_and_is_answered_as_given(client: TestClient) -> None:
+    body = {"report": "daily", "days": [1, 2], "filters": {"team": None, "min": 1.5}}
+    job = create(client, {**HOOK, "body": body})
+    assert job["body"] == body
+    assert client.get("/api/jobs/hook").json()["body"] == body
+    (created,) = client.get("/api/jobs/hook/events").json()["events"]
+    assert (created["payload"]["spec"]["json_body"], created["payload"]["spec"]["body"]) == (
+        body,
+        None,
+    )
+    as_list = client.put("/api/jobs/hook", json={"body": [1, "two"]})
+    assert as_list.json()["body"] == [1, "two"]
+    as_text = client.put("/api/jobs/hook", json={"body": "a,b\n"})
+    assert as_text.json()["body"] == "a,b\n"
+    assert (
+        client.get("/api/jobs/hook/events").json()["events"][-1]["payload"]["spec"]["json_body"]
+        is None
+    )
+    cleared = client.put("/api/jobs/hook", json={"body": None})
+    assert cleared.json()["body"] is None
+
+
+@pytest.mark.parametrize(
+    ("job", "reason"),
+    [
+        ({**HOOK, "body": 42}, "not a number"),
+        ({**HOOK, "body": True}, "not a boolean"),
+        ({**HOOK, "body": {"n": 2**64}}, "cannot be stored"),
+        ({**HOOK, "body": "x" * 1_000_001}, "at most 1000000 characters"),
+        ({"name": "sh", "type": "shell", "command": "true", "body": {"a": 1}}, "only http"),
+    ],
+)
+def test_a_body_that_cannot_be_sent_is_refused_naming_the_field(
+    client: TestClient, job: dict[str, Any], reason: str
+) -> None:
+    response = client.post("/api/jobs", json=job)
+    assert response.status_code == 422, response.text
+    (problem,) = response.json()["errors"]
+    assert problem["field"] == "body"
+    assert reason in problem["reason"]

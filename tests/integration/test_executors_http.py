@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qsl
 
 import pytest
 
@@ -19,8 +20,17 @@ from tests.jobs.builders import make_request
 from worker.execution import OUTPUT_LIMIT, ExecutionRequest, ExecutionResult
 from worker.http_executor import HttpExecutor, build_call
 from worker.output import truncation_marker
+from worker.prefork_child import RESULT_LIMIT
 
 BIG_BODY = 200_000
+BIG_JSON = json.dumps({"items": ["v" * 100] * (RESULT_LIMIT // 100)}).encode()
+JSON_ROUTES = {  # path: status, content type, body
+    "/json": (200, "application/json; charset=utf-8", b'{"ok": true, "items": [1, 2.5, null]}'),
+    "/problem-json": (200, "application/problem+json", b'{"title": "fine"}'),
+    "/big-json": (200, "application/json", BIG_JSON),
+    "/bad-json": (200, "application/json", b"{not json"),
+    "/failed-json": (500, "application/json", b'{"error": "broken"}'),
+}
 
 
 @dataclass
@@ -78,6 +88,9 @@ class _Handler(BaseHTTPRequestHandler):
             return 302, {"Location": "/ok"}, b""
         if seen.path == "/big":
             return 200, {}, b"z" * BIG_BODY
+        if seen.path in JSON_ROUTES:
+            status, content_type, body = JSON_ROUTES[seen.path]
+            return status, {"Content-Type": content_type}, body
         if seen.path == "/slow":
             self.server.state.release.wait(10)
         return 200, {"Content-Type": "text/plain"}, b"hello"
@@ -195,11 +208,96 @@ def test_parameters_become_a_json_body_when_there_is_none(
     assert only.headers["Content-Type"] == "application/json"
 
 
-def test_get_sends_no_body_even_with_parameters(
+def test_get_sends_parameters_in_the_query_string_and_no_body(
     executor: HttpExecutor, server: Server, seen: list[Seen]
 ) -> None:
-    assert run(executor, http(server.url("/ok"), {"n": 1})).status == "succeeded"
-    assert (seen[0].method, seen[0].body) == ("GET", b"")
+    parameters = {"n": 1, "s": "a b&é", "flag": True, "list": [1, "x"], "none": None}
+    assert run(executor, http(server.url("/ok?keep=1"), parameters)).status == "succeeded"
+    (only,) = seen
+    assert (only.method, only.body) == ("GET", b"")
+    path, _, query = only.path.partition("?")
+    assert path == "/ok"
+    assert parse_qsl(query, keep_blank_values=True) == [
+        ("keep", "1"),
+        ("n", "1"),
+        ("s", "a b&é"),
+        ("flag", "true"),
+        ("list", '[1,"x"]'),
+        ("none", "null"),
+    ]
+
+
+def test_delete_sends_parameters_in_the_query_string(
+    executor: HttpExecutor, server: Server, seen: list[Seen]
+) -> None:
+    request = http(server.url("/ok"), {"id": 7}, method="DELETE")
+    assert run(executor, request).status == "succeeded"
+    assert (seen[0].method, seen[0].path, seen[0].body) == ("DELETE", "/ok?id=7", b"")
+
+
+def test_a_json_body_is_sent_as_json_and_wins_over_parameters(
+    executor: HttpExecutor, server: Server, seen: list[Seen]
+) -> None:
+    body = {"report": "daily", "days": [1, 2], "nested": {"ok": True}}
+    request = http(server.url("/ok"), {"ignored": 1}, method="POST", json_body=body)
+    assert run(executor, request).status == "succeeded"
+    (only,) = seen
+    assert json.loads(only.body) == body
+    assert only.headers["Content-Type"] == "application/json"
+    assert only.path == "/ok"
+
+
+def test_a_json_body_keeps_the_content_type_the_job_sets(
+    executor: HttpExecutor, server: Server, seen: list[Seen]
+) -> None:
+    headers = {"content-type": "application/vnd.api+json"}
+    request = http(server.url("/ok"), method="PUT", headers=headers, json_body=[1, 2])
+    assert run(executor, request).status == "succeeded"
+    sent = {name.lower(): value for name, value in seen[0].headers.items()}
+    assert (sent["content-type"], seen[0].body) == ("application/vnd.api+json", b"[1,2]")
+
+
+@pytest.mark.parametrize(
+    ("path", "result"),
+    [("/json", {"ok": True, "items": [1, 2.5, None]}), ("/problem-json", {"title": "fine"})],
+)
+def test_a_json_answer_becomes_the_result(
+    executor: HttpExecutor, server: Server, path: str, result: object
+) -> None:
+    outcome = run(executor, http(server.url(path)))
+    assert (outcome.status, outcome.result, outcome.stdout, outcome.stderr) == (
+        "succeeded",
+        result,
+        "",
+        "",
+    )
+
+
+def test_a_json_answer_too_large_for_a_result_stays_output_with_a_note(
+    executor: HttpExecutor, server: Server
+) -> None:
+    outcome = run(executor, http(server.url("/big-json")))
+    assert (outcome.status, outcome.result) == ("succeeded", None)
+    assert outcome.stdout.endswith('"]}')
+    assert outcome.stderr == (
+        f"the JSON answer is {len(BIG_JSON)} bytes; at most {RESULT_LIMIT} become the result\n"
+    )
+
+
+def test_an_answer_labelled_json_that_is_not_stays_output_with_a_note(
+    executor: HttpExecutor, server: Server
+) -> None:
+    outcome = run(executor, http(server.url("/bad-json")))
+    assert (outcome.status, outcome.result, outcome.stdout) == ("succeeded", None, "{not json")
+    assert outcome.stderr.startswith("the answer is labelled JSON but is not")
+
+
+def test_a_failed_json_answer_is_output_not_a_result(
+    executor: HttpExecutor, server: Server
+) -> None:
+    outcome = run(executor, http(server.url("/failed-json")))
+    assert (outcome.status, outcome.result) == ("failed", None)
+    assert outcome.stdout == '{"error": "broken"}'
 
 
 def test_a_large_response_body_is_capped(executor: HttpExecutor, server: Server) -> None:

@@ -28,7 +28,13 @@ from redis.crc import key_slot
 from leases.errors import LeaseError, LeaseStoreUnavailable
 from leases.port import Lease, LeaseStore, Message, QueueItem, Subscription
 from leases.redis_store import RedisLeaseStore
-from leases.sqlite_store import MESSAGE_RETENTION, SqliteLeaseStore
+from leases.sqlite_store import (
+    CHANNEL_BYTES,
+    MESSAGE_RETENTION,
+    PRUNE_INTERVAL,
+    WAL_LIMIT,
+    SqliteLeaseStore,
+)
 
 ADAPTERS = ["sqlite", "redis"]
 REDIS_SPEED = 15.0
@@ -712,6 +718,61 @@ def test_sqlite_unread_messages_go_after_the_retention(tmp_path: Path) -> None:
     store.publish("output:run-1", b"new")
     assert subscription.get(1) == Message("output:run-1", b"new")
     store.close()
+
+
+def _file_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.parent.glob(path.name + "*"))
+
+
+def test_sqlite_a_flooded_channel_keeps_only_its_newest_bytes(tmp_path: Path) -> None:
+    store = SqliteLeaseStore(tmp_path / "leases.db")
+    cancels = store.subscribe(["cancel"])
+    for i in range(100):
+        store.publish("cancel", f"run-{i}".encode())
+    flooded = store.subscribe(["output:run-1"])
+    chunk = b"x" * (64 * 1024)
+    for _ in range(50 * 1024 * 1024 // len(chunk)):  # 50 MiB of live output
+        store.publish("output:run-1", chunk)
+    store.publish("output:run-1", b"last")
+    kept = []
+    while (message := flooded.get(0)) is not None:
+        kept.append(message.data)
+    assert kept[-1] == b"last"
+    assert 0 < sum(map(len, kept)) <= CHANNEL_BYTES
+    # Another channel's small messages are not trimmed by the flood.
+    assert [cancels.get(0) for _ in range(100)] == [
+        Message("cancel", f"run-{i}".encode()) for i in range(100)
+    ]
+    assert _file_bytes(tmp_path / "leases.db") < 2 * CHANNEL_BYTES + 2 * WAL_LIMIT
+    store.close()
+
+
+def test_sqlite_the_file_shrinks_once_old_messages_are_pruned(tmp_path: Path) -> None:
+    clock = FakeClock()
+    path = tmp_path / "leases.db"
+    store = SqliteLeaseStore(path, clock=clock)
+    for run in range(8):  # 8 runs' worth of retained output: 32 MiB
+        for _ in range(CHANNEL_BYTES // (64 * 1024)):
+            store.publish(f"output:run-{run}", b"x" * (64 * 1024))
+    assert path.stat().st_size > 4 * CHANNEL_BYTES
+    clock.advance(MESSAGE_RETENTION + PRUNE_INTERVAL)
+    store.publish("output:run-9", b"later")  # a write prunes, then gives pages back
+    checkpoint = sqlite3.connect(path)
+    checkpoint.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    checkpoint.close()
+    assert path.stat().st_size < 1024 * 1024
+    store.close()
+
+
+def test_sqlite_a_file_without_incremental_vacuum_is_converted(tmp_path: Path) -> None:
+    path = tmp_path / "leases.db"
+    old = sqlite3.connect(path)
+    old.execute("CREATE TABLE leftover (x)")  # a store file made before this setting
+    old.close()
+    SqliteLeaseStore(path).close()
+    check = sqlite3.connect(path)
+    assert check.execute("PRAGMA auto_vacuum").fetchone()[0] == 2  # incremental
+    check.close()
 
 
 # --- Redis adapter specifics -------------------------------------------------------

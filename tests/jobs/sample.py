@@ -105,3 +105,8 @@ def rendezvous(mine: str, other: str, wait: float = 5.0) -> bool:
             return False
         time.sleep(0.01)
     return True
+
+
+def fail_loudly(size: int) -> None:
+    """Raise an exception whose message is ``size`` characters long."""
+    raise RuntimeError("x" * size)

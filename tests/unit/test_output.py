@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from worker.execution import OUTPUT_LIMIT
-from worker.output import TailBuffer, cap_tail, decode_tail, truncation_marker
+from worker.output import (
+    ERROR_LIMIT,
+    TailBuffer,
+    cap_middle,
+    cap_tail,
+    decode_tail,
+    truncation_marker,
+)
 
 
 def test_short_output_is_kept_whole_without_marker() -> None:
@@ -82,3 +89,33 @@ def test_a_chunk_larger_than_the_limit_replaces_the_buffer() -> None:
 def test_empty_buffer_is_empty_text() -> None:
     buffer = TailBuffer()
     assert (buffer.text(), buffer.total, buffer.dropped) == ("", 0, 0)
+
+
+def test_an_error_within_the_limit_is_kept_whole() -> None:
+    assert cap_middle("x" * ERROR_LIMIT) == "x" * ERROR_LIMIT
+
+
+def test_a_long_error_keeps_head_and_tail_around_a_marker() -> None:
+    text = "HEAD" + "x" * 20_000_000 + "TAIL"
+    capped = cap_middle(text)
+    assert capped.startswith("HEADxxx")
+    assert capped.endswith("xxxTAIL")
+    assert len(capped.encode()) <= ERROR_LIMIT
+    head, marker, tail = capped.split("\n")
+    kept = len(head) + len(tail)
+    assert marker == truncation_marker(len(text) - kept).rstrip("\n")
+
+
+@pytest.mark.parametrize("limit", [100, 101, 1000])
+def test_a_capped_error_never_cuts_a_character(limit: int) -> None:
+    capped = cap_middle("é" * 1000, limit=limit)
+    assert "\ufffd" not in capped
+    head, marker, tail = capped.split("\n")
+    assert set(head + tail) == {"é"}
+    assert marker == truncation_marker(2 * (1000 - len(head) - len(tail))).rstrip("\n")
+    assert len(capped.encode()) <= limit
+
+
+def test_an_error_limit_without_room_for_the_marker_is_refused() -> None:
+    with pytest.raises(ValueError, match="error limit"):
+        cap_middle("x", limit=64)

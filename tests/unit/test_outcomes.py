@@ -1,0 +1,30 @@
+"""Outcome events: whatever an executor reports, the event carries a bounded error."""
+
+from __future__ import annotations
+
+import pytest
+
+from events.dispatch import Ticket
+from events.model import JobSpec, RunCancelled, RunFailed
+from worker.execution import ExecutionResult, OutcomeStatus
+from worker.outcomes import outcome_payload
+from worker.output import ERROR_LIMIT
+
+TICKET = Ticket("run-1", "job-1", 1, JobSpec(name="j", type="shell", command="true"))
+HUGE = "E" * 20_000_000
+
+
+@pytest.mark.parametrize("status", ["failed", "cancelled"])
+def test_a_huge_error_is_capped_in_the_outcome(status: OutcomeStatus) -> None:
+    payload = outcome_payload(TICKET, ExecutionResult(status, 5, error=HUGE), "worker-1", 7)
+    assert isinstance(payload, RunFailed | RunCancelled)
+    text = (payload.error if isinstance(payload, RunFailed) else payload.reason) or ""
+    assert len(text.encode()) <= ERROR_LIMIT
+    assert text.startswith("EEE") and text.endswith("EEE")
+    assert "bytes truncated" in text
+
+
+def test_a_short_error_is_kept_as_is() -> None:
+    payload = outcome_payload(TICKET, ExecutionResult("failed", 5, error="boom"), "worker-1", 7)
+    assert isinstance(payload, RunFailed)
+    assert payload.error == "boom"
