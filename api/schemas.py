@@ -6,7 +6,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
+from pydantic_core import PydanticCustomError
+
+from projector.storable import find_unstorable
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 
@@ -17,7 +20,26 @@ BackoffField = Literal["exponential", "fixed"]
 PolicyField = Literal["forbid", "queue", "allow", "replace"]
 
 
-class JobFields(BaseModel):
+class StoredBody(BaseModel):
+    """A request body whose values end up in an event, hence in the read model.
+
+    Every value must be one the read model can hold (``projector.storable``): 64-bit
+    integers, finite floats, Unicode text without NUL. Anything else would be appended
+    and then fail in the projector, so it is refused here, naming where it is.
+    """
+
+    @model_validator(mode="after")
+    def _storable(self) -> StoredBody:
+        values = {name: getattr(self, name) for name in type(self).model_fields}
+        found = find_unstorable(values)
+        if found is not None:
+            raise PydanticCustomError(
+                "unstorable", "{path}: {reason}", {"path": found.path, "reason": found.reason}
+            )
+        return self
+
+
+class JobFields(StoredBody):
     """Every field a job has; all optional, so an update can name only what changes."""
 
     model_config = ConfigDict(extra="forbid")
@@ -64,7 +86,7 @@ class JobCreate(JobFields):
     type: JobTypeField
 
 
-class ReasonBody(BaseModel):
+class ReasonBody(StoredBody):
     model_config = ConfigDict(extra="forbid")
     reason: Annotated[str, Field(max_length=500)] | None = None
 
@@ -158,7 +180,7 @@ class ErrorBody(BaseModel):
     errors: list[FieldError] = []
 
 
-class TriggerBody(BaseModel):
+class TriggerBody(StoredBody):
     model_config = ConfigDict(extra="forbid")
     parameters: dict[str, Any] = Field(default_factory=dict, description="merged over the job's")
 

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from events.codec import EventCodec
 from events.log import EventLog
-from projector.batch import apply_batch
+from projector.batch import commit_batch
 from projector.tables import Base, EventIndexRecord, ProjectorCheckpoint
 
 
@@ -66,8 +66,8 @@ def _replay_partition(
             records = [r for r in records if r.timestamp <= until]
         if not records:
             break
-        with Session(engine) as session, session.begin():
-            apply_batch(session, records, codec)
+        # The same batch step as the live projector, unprojectable events included.
+        commit_batch(engine, records, codec)
         offset = records[-1].offset + 1
         applied += len(records)
         if on_progress is not None:
