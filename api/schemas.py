@@ -3,15 +3,31 @@ that need other jobs or the clock are in ``api.validation``."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any, Literal
+from datetime import UTC, datetime
+from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, model_validator
 from pydantic_core import PydanticCustomError
 
-from projector.storable import find_unstorable
+from projector.storable import INT64_MAX, find_unstorable
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+MAX_OFFSET: Final = INT64_MAX  # OFFSET is a signed 64-bit integer in SQLite and PostgreSQL
+MAX_EVENTS_LIMIT: Final = 10_000
+
+
+def _as_utc(moment: datetime) -> datetime:
+    """Naive means UTC; an aware time must still be a valid datetime once in UTC."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError as e:  # 9999-12-31T23:59:59-23:59 is in year 10000 in UTC
+        raise ValueError(f"{moment.isoformat()} is out of range once converted to UTC") from e
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
+Offset = Annotated[int, Field(ge=0, le=MAX_OFFSET)]
 
 Name = Annotated[str, Field(min_length=1, max_length=200, pattern=NAME_PATTERN)]
 Label = Annotated[str, Field(min_length=1, max_length=100, pattern=NAME_PATTERN)]
@@ -102,7 +118,7 @@ class JobQuery(BaseModel):
     enabled: bool | None = None
     q: Annotated[str, Field(max_length=200, description="substring of the name")] | None = None
     limit: Annotated[int, Field(ge=1, le=500)] = 50
-    offset: Annotated[int, Field(ge=0)] = 0
+    offset: Offset = 0
 
 
 class JobOut(BaseModel):
@@ -254,10 +270,10 @@ class RunQuery(BaseModel):
         ]
         | None
     ) = None
-    since: datetime | None = None
-    until: datetime | None = None
+    since: UtcDatetime | None = None
+    until: UtcDatetime | None = None
     limit: Annotated[int, Field(ge=1, le=500)] = 50
-    offset: Annotated[int, Field(ge=0)] = 0
+    offset: Offset = 0
 
 
 class RunList(BaseModel):
