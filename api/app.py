@@ -8,7 +8,7 @@ from fastapi import Body, FastAPI, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 
@@ -20,6 +20,7 @@ from api.middleware import BodyLimitMiddleware, JsonBodiesMiddleware
 from api.problems import api_error_response, validation_error_response
 from api.run_routes import add_run_routes
 from api.schemas import (
+    MAX_EVENTS_LIMIT,
     ErrorBody,
     EventList,
     JobCreate,
@@ -32,6 +33,7 @@ from api.schemas import (
 from api.views import event_out, job_out
 from events.dispatch import SCHEDULER_LEADER_KEY
 from projector import queries
+from projector.poison import describe
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody} for status in (404, 409, 413, 422, 503)
@@ -51,6 +53,7 @@ def create_app(context: ApiContext) -> FastAPI:
     app.add_exception_handler(ApiError, api_error_response)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, validation_error_response)  # type: ignore[arg-type]
     app.add_exception_handler(OperationalError, _database_unavailable)  # type: ignore[arg-type]
+    app.add_exception_handler(DBAPIError, _database_failed)  # type: ignore[arg-type]
     app.add_exception_handler(PoolTimeout, _database_busy)  # type: ignore[arg-type]
     _add_job_routes(app, context)
     add_run_routes(app, context)
@@ -67,6 +70,14 @@ async def _database_busy(request: Request, exc: PoolTimeout) -> JSONResponse:
 async def _database_unavailable(request: Request, exc: OperationalError) -> JSONResponse:
     return await api_error_response(
         request, Unavailable(f"the read-model database is unavailable: {exc.orig}")
+    )
+
+
+async def _database_failed(request: Request, exc: DBAPIError) -> JSONResponse:
+    # Any other driver error (a read-model file overwritten with garbage, a database
+    # that answers nonsense): the documented 503, never a bare 500.
+    return await api_error_response(
+        request, Unavailable(f"the read-model database failed: {describe(exc)}")
     )
 
 
@@ -141,7 +152,9 @@ def _add_job_routes(app: FastAPI, ctx: ApiContext) -> None:  # noqa: C901 - one 
         return render(commands.set_enabled(ref, True, body.reason if body else None), response)
 
     @app.get("/api/jobs/{ref}/events", tags=["jobs"])
-    def job_events(ref: str, limit: Annotated[int | None, Query(ge=1)] = None) -> EventList:
+    def job_events(
+        ref: str, limit: Annotated[int | None, Query(ge=1, le=MAX_EVENTS_LIMIT)] = None
+    ) -> EventList:
         """The job's whole history from the log, oldest first (also after deletion, by id)."""
         with Session(ctx.engine) as session:
             job = queries.find_job(session, ref)

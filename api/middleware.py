@@ -15,6 +15,12 @@ class BodyTooLarge(ApiError):
 
 
 class BodyLimitMiddleware:
+    """413 for a body over ``max_bytes``, declared (Content-Length) or not (chunked).
+
+    A chunked body is read here, up to the limit, before the app sees it: a refusal
+    raised from inside the app's own body parsing would come out as its 400.
+    """
+
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
@@ -24,10 +30,29 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(send, int(declared))
+        if declared is not None and declared.isdigit():
+            if int(declared) > self.max_bytes:
+                await self._refuse(send, int(declared))
+                return
+            await self.app(scope, self._counting(receive), send)
             return
-        await self.app(scope, self._counting(receive), send)
+        head, size = await self._read_within_limit(receive)
+        if size > self.max_bytes:
+            await self._refuse(send, size)
+            return
+        await self.app(scope, _replaying(head, receive), send)
+
+    async def _read_within_limit(self, receive: Receive) -> tuple[list[Message], int]:
+        """The body's messages up to its end (or past the limit), and its size so far."""
+        messages: list[Message] = []
+        size = 0
+        while size <= self.max_bytes:
+            message = await receive()
+            messages.append(message)
+            size += len(message.get("body", b""))
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                break
+        return messages, size
 
     def _counting(self, receive: Receive) -> Receive:
         seen = 0
@@ -36,7 +61,7 @@ class BodyLimitMiddleware:
             nonlocal seen
             message = await receive()
             seen += len(message.get("body", b""))
-            if seen > self.max_bytes:  # a chunked body that lied by omission
+            if seen > self.max_bytes:  # the server holds a body to its Content-Length
                 raise BodyTooLarge(self._message(seen))
             return message
 
@@ -62,6 +87,18 @@ class BodyLimitMiddleware:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+def _replaying(head: list[Message], receive: Receive) -> Receive:
+    """``receive`` that first gives back the messages already read."""
+    pending = list(head)
+
+    async def replayed() -> Message:
+        if pending:
+            return pending.pop(0)
+        return await receive()  # e.g. the disconnect a streaming response waits for
+
+    return replayed
 
 
 FORM = b"application/x-www-form-urlencoded"

@@ -32,6 +32,9 @@ def _problem(error: dict[str, Any]) -> FieldProblem:
         return FieldProblem(field, "unknown field")
     if error["type"] == "missing":
         return FieldProblem(field, "required")
+    if error["type"] == "unstorable":  # raised by api.schemas.StoredBody
+        ctx = error["ctx"]
+        return FieldProblem(ctx["path"] or field, ctx["reason"])
     if error["type"] == "json_invalid":
         return FieldProblem(
             "body", f"not valid JSON: {error.get('ctx', {}).get('error', '')}".rstrip(": ")

@@ -11,6 +11,7 @@ from api.context import ApiContext
 from api.errors import NotFound
 from api.run_commands import RunCommands
 from api.schemas import (
+    MAX_OFFSET,
     ReasonBody,
     RunEventList,
     RunList,
@@ -95,7 +96,8 @@ def add_run_routes(app: FastAPI, ctx: ApiContext) -> None:  # noqa: C901 - one c
 
     @app.get("/api/dead-letter", tags=["runs"])
     def dead_letter(
-        limit: Annotated[int, Query(ge=1, le=500)] = 50, offset: Annotated[int, Query(ge=0)] = 0
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     ) -> RunList:
         """Runs that failed for good (retry them with ``POST /api/runs/{id}/retry``)."""
         criteria = run_queries.RunFilter(

@@ -3,13 +3,31 @@ that need other jobs or the clock are in ``api.validation``."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any, Literal
+from datetime import UTC, datetime
+from typing import Annotated, Any, Final, Literal
 
-import orjson
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, model_validator
+from pydantic_core import PydanticCustomError
+
+from projector.storable import INT64_MAX, find_unstorable
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+MAX_OFFSET: Final = INT64_MAX  # OFFSET is a signed 64-bit integer in SQLite and PostgreSQL
+MAX_EVENTS_LIMIT: Final = 10_000
+
+
+def _as_utc(moment: datetime) -> datetime:
+    """Naive means UTC; an aware time must still be a valid datetime once in UTC."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError as e:  # 9999-12-31T23:59:59-23:59 is in year 10000 in UTC
+        raise ValueError(f"{moment.isoformat()} is out of range once converted to UTC") from e
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
+Offset = Annotated[int, Field(ge=0, le=MAX_OFFSET)]
 
 Name = Annotated[str, Field(min_length=1, max_length=200, pattern=NAME_PATTERN)]
 Label = Annotated[str, Field(min_length=1, max_length=100, pattern=NAME_PATTERN)]
@@ -25,13 +43,7 @@ def check_body(body: Any) -> Any:
     if not isinstance(body, dict | list):
         kind = "a boolean" if isinstance(body, bool) else "a number"
         raise ValueError(f"must be a string, or a JSON object or array, not {kind}")
-    try:  # what orjson cannot write, or writes differently (NaN), cannot be stored
-        stored = orjson.loads(orjson.dumps(body))
-    except orjson.JSONEncodeError as e:
-        raise ValueError(f"cannot be stored: {e}") from None
-    if stored != body:
-        raise ValueError("cannot be stored: NaN and Infinity are not JSON")
-    return body
+    return body  # what the read model cannot hold inside it is refused by ``StoredBody``
 
 
 JobTypeField = Literal["python", "shell", "http"]
@@ -39,7 +51,26 @@ BackoffField = Literal["exponential", "fixed"]
 PolicyField = Literal["forbid", "queue", "allow", "replace"]
 
 
-class JobFields(BaseModel):
+class StoredBody(BaseModel):
+    """A request body whose values end up in an event, hence in the read model.
+
+    Every value must be one the read model can hold (``projector.storable``): 64-bit
+    integers, finite floats, Unicode text without NUL. Anything else would be appended
+    and then fail in the projector, so it is refused here, naming where it is.
+    """
+
+    @model_validator(mode="after")
+    def _storable(self) -> StoredBody:
+        values = {name: getattr(self, name) for name in type(self).model_fields}
+        found = find_unstorable(values)
+        if found is not None:
+            raise PydanticCustomError(
+                "unstorable", "{path}: {reason}", {"path": found.path, "reason": found.reason}
+            )
+        return self
+
+
+class JobFields(StoredBody):
     """Every field a job has; all optional, so an update can name only what changes."""
 
     model_config = ConfigDict(extra="forbid")
@@ -86,7 +117,7 @@ class JobCreate(JobFields):
     type: JobTypeField
 
 
-class ReasonBody(BaseModel):
+class ReasonBody(StoredBody):
     model_config = ConfigDict(extra="forbid")
     reason: Annotated[str, Field(max_length=500)] | None = None
 
@@ -102,7 +133,7 @@ class JobQuery(BaseModel):
     enabled: bool | None = None
     q: Annotated[str, Field(max_length=200, description="substring of the name")] | None = None
     limit: Annotated[int, Field(ge=1, le=500)] = 50
-    offset: Annotated[int, Field(ge=0)] = 0
+    offset: Offset = 0
 
 
 class JobOut(BaseModel):
@@ -180,7 +211,7 @@ class ErrorBody(BaseModel):
     errors: list[FieldError] = []
 
 
-class TriggerBody(BaseModel):
+class TriggerBody(StoredBody):
     model_config = ConfigDict(extra="forbid")
     parameters: dict[str, Any] = Field(default_factory=dict, description="merged over the job's")
 
@@ -254,10 +285,10 @@ class RunQuery(BaseModel):
         ]
         | None
     ) = None
-    since: datetime | None = None
-    until: datetime | None = None
+    since: UtcDatetime | None = None
+    until: UtcDatetime | None = None
     limit: Annotated[int, Field(ge=1, le=500)] = 50
-    offset: Annotated[int, Field(ge=0)] = 0
+    offset: Offset = 0
 
 
 class RunList(BaseModel):

@@ -201,10 +201,11 @@ def _parse_interval(text: str) -> tuple[timedelta, str]:
     if match is None:
         raise InvalidSchedule(text, "an interval is 'every <whole number><s|m|h|d>'")
     count, unit = int(match["n"]), match["unit"][0].lower()
-    period = timedelta(seconds=count * _UNIT_SECONDS[unit])
-    if not timedelta(seconds=1) <= period <= MAX_INTERVAL:
+    seconds = count * _UNIT_SECONDS[unit]
+    # Compared as integers first: a timedelta of 10**22 seconds overflows.
+    if not 1 <= seconds <= MAX_INTERVAL.total_seconds():
         raise InvalidSchedule(text, "an interval must be from 1 second to 365 days")
-    return period, f"every {count}{unit}"
+    return timedelta(seconds=seconds), f"every {count}{unit}"
 
 
 def _interval_fires(after: datetime, period: timedelta, anchor: datetime) -> Iterator[datetime]:
@@ -229,14 +230,14 @@ def _parse_iso(text: str) -> datetime:
 
 def _localise_once(text: str, moment: datetime, zone: ZoneInfo) -> datetime:
     """Return ``moment`` as an aware UTC datetime, reading a naive one in ``zone``."""
-    if moment.tzinfo is None:
-        if not _exists(moment, zone):
-            raise InvalidSchedule(text, f"that local time does not exist in {zone.key} (DST)")
-        moment = moment.replace(tzinfo=zone)  # fold=0: the first of a repeated time
     try:
+        if moment.tzinfo is None:
+            if not _exists(moment, zone):
+                raise InvalidSchedule(text, f"that local time does not exist in {zone.key} (DST)")
+            moment = moment.replace(tzinfo=zone)  # fold=0: the first of a repeated time
         return moment.astimezone(UTC)
-    except OverflowError as e:
-        raise InvalidSchedule(text, "that date is out of range") from e
+    except OverflowError as e:  # e.g. 9999-12-31T23:59:59 west of UTC is in year 10000
+        raise InvalidSchedule(text, "that date is out of range once converted to UTC") from e
 
 
 # --- cron -------------------------------------------------------------------------------

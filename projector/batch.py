@@ -3,6 +3,9 @@
 The batch loads the rows its events touch, folds the events over them with the pure
 projection functions, then writes the changed rows, the audit index and the new
 checkpoints. The caller commits all of it at once: that is the exactly-once step.
+
+An event that cannot be projected is recorded as rejected and the batch goes on
+(``projector.poison``); ``commit_batch`` also survives a row the database refuses.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Executable, Table, select
+from sqlalchemy import Engine, Executable, Table, select
 from sqlalchemy.dialects import postgresql as postgresql_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.orm import Session
@@ -26,6 +29,14 @@ from projector import rows
 from projector.activity import JobActivity, apply_activity
 from projector.bulk import insert_rows
 from projector.job_projection import JOB_EVENTS, JobRow, Rejected, apply_job_event
+from projector.poison import (
+    UNPROJECTABLE,
+    describe,
+    is_refusal,
+    refused_index_row,
+    rejection,
+    unprojectable_reason,
+)
 from projector.run_projection import RUN_EVENTS, RunRow, apply_run_event
 from projector.tables import (
     EventIndexRecord,
@@ -50,8 +61,9 @@ class StaleBatch(ChronologError):
 @dataclass(frozen=True, slots=True)
 class BatchResult:
     applied: int
-    rejected: int
+    rejected: int  # stale, conflicting, undecodable and unprojectable events
     checkpoints: dict[int, int]  # partition -> next offset
+    unprojectable: int = 0  # of the rejected: events that could not be stored or applied
 
 
 R = TypeVar("R")
@@ -120,10 +132,10 @@ class BatchState:
         outcome = apply_run_event(self.runs.get(event.run_id), event)
         if isinstance(outcome, Rejected):
             return outcome.reason
+        # Both folded before either is kept: an event that raises changes nothing.
+        activity = apply_activity(self.activity.get(event.job_id), event, outcome)
         self.runs.put(event.run_id, outcome)
-        self.activity.put(
-            event.job_id, apply_activity(self.activity.get(event.job_id), event, outcome)
-        )
+        self.activity.put(event.job_id, activity)
         return None
 
     @staticmethod
@@ -156,16 +168,107 @@ def apply_batch(session: Session, records: Sequence[LogRecord], codec: EventCode
     decoded = [(record, _decode(record, codec)) for record in records]
     state = BatchState.load(session, [event for _, event in decoded if isinstance(event, Event)])
     index_rows: list[dict[str, Any]] = []
-    rejected = 0
+    rejected = unprojectable = 0
     for record, event in decoded:
-        reason = state.apply(event) if isinstance(event, Event) else event
+        reason = _fold(state, record, event) if isinstance(event, Event) else event
         rejected += reason is not None
-        index_rows.append(_index_row(record, event, reason))
+        if isinstance(event, Event) and reason is not None and reason.startswith(UNPROJECTABLE):
+            unprojectable += 1
+            index_rows.append(refused_index_row(record, event, reason))
+        else:
+            index_rows.append(_index_row(record, event, reason))
     state.flush(session)
     insert_rows(session, core_table(EventIndexRecord), index_rows)
     checkpoints = _next_offsets(records)
     write_checkpoints(session, checkpoints)
-    return BatchResult(len(records) - rejected, rejected, checkpoints)
+    return BatchResult(len(records) - rejected, rejected, checkpoints, unprojectable)
+
+
+def _fold(state: BatchState, record: LogRecord, event: Event) -> str | None:
+    """Fold ``event`` into ``state``: None when applied, else why it was rejected.
+
+    An event whose values the read model cannot hold, or that a projection cannot take
+    (it raises), is rejected as unprojectable, never retried: it would fail the same
+    way for ever, and every later event of every job would wait behind it.
+    """
+    problem = unprojectable_reason(event)
+    if problem is None:
+        try:
+            return state.apply(event)
+        except Exception as e:  # a pure fold: the event's fault, never the database's
+            problem = describe(e)
+    _log_unprojectable(record, event, problem)
+    return rejection(problem)
+
+
+def _log_unprojectable(record: LogRecord, event: Event | None, problem: str) -> None:
+    log.error(
+        "event cannot be projected; recorded as rejected",
+        extra={
+            "partition": record.partition,
+            "offset": record.offset,
+            "event_type": event.type if event else "Undecodable",
+            "job_id": event.job_id if event else record.key,
+            "run_id": event.run_id if event else None,
+            "reason": problem,
+        },
+    )
+
+
+def commit_batch(engine: Engine, records: Sequence[LogRecord], codec: EventCodec) -> BatchResult:
+    """Apply ``records`` and commit them with their checkpoints in one transaction.
+
+    If the database refuses the batch because of what it holds (a row it cannot store,
+    a duplicate event id), the records are applied again one per transaction, and one
+    the database refuses on its own is recorded as unprojectable. If the database
+    fails (unreachable, locked), the error goes up: the caller retries from the
+    checkpoints. Either way every record is applied once or recorded once.
+    """
+    try:
+        return _commit(engine, records, codec)
+    except Exception as e:
+        if not is_refusal(e):
+            raise
+        log.warning(
+            "the database refused a batch; applying its records one by one",
+            extra={"records": len(records), "error": describe(e)},
+        )
+    results = [_commit_alone(engine, record, codec) for record in records]
+    return BatchResult(
+        applied=sum(r.applied for r in results),
+        rejected=sum(r.rejected for r in results),
+        checkpoints=_next_offsets(records),
+        unprojectable=sum(r.unprojectable for r in results),
+    )
+
+
+def _commit(engine: Engine, records: Sequence[LogRecord], codec: EventCodec) -> BatchResult:
+    with Session(engine) as session, session.begin():
+        return apply_batch(session, records, codec)
+
+
+def _commit_alone(engine: Engine, record: LogRecord, codec: EventCodec) -> BatchResult:
+    try:
+        return _commit(engine, [record], codec)
+    except Exception as e:
+        if not is_refusal(e):
+            raise
+        error = e
+    try:
+        event: Event | None = codec.decode(record.value)
+    except MalformedEvent:  # refused as recorded undecodable (a key that does not fit)
+        event = None
+    # The reason names the error class only: the driver's words differ between SQLite
+    # and PostgreSQL, and a replay into either must give the same read model.
+    problem = f"the database refused its rows ({type(error).__name__})"
+    _log_unprojectable(record, event, f"{problem}: {describe(error)}")
+    with Session(engine) as session, session.begin():
+        _claim(session, [record])
+        row = refused_index_row(record, event, rejection(problem))
+        insert_rows(session, core_table(EventIndexRecord), [row])
+        checkpoints = _next_offsets([record])
+        write_checkpoints(session, checkpoints)
+    return BatchResult(0, 1, checkpoints, 1)
 
 
 def _claim(session: Session, records: Sequence[LogRecord]) -> None:

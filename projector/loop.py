@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from events.codec import EventCodec
 from events.log import EventLog, LogConsumer
-from projector.batch import BatchResult, StaleBatch, apply_batch, read_checkpoints
+from projector.batch import BatchResult, StaleBatch, commit_batch, read_checkpoints
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,7 @@ class Projector:
         self._consumer: LogConsumer | None = None
         self._rewind_pending = False
         self.applied = 0
+        self.unprojectable = 0  # events recorded as rejected because they cannot be projected
 
     def _start_offsets(self, partitions: Sequence[int]) -> Mapping[int, int]:
         with Session(self._engine) as session:
@@ -71,18 +72,19 @@ class Projector:
         if not records:
             return 0
         try:
-            with Session(self._engine) as session, session.begin():
-                result = apply_batch(session, records, self._codec)
+            result = commit_batch(self._engine, records, self._codec)
         except StaleBatch as e:
             log.info("batch out of step with the checkpoints; seeking to them: %s", e)
             self._rewind_pending = True
             return 0
         except Exception:
-            # Nothing of the batch was committed: rewind (before the next poll, when the
-            # database answers again) so it is applied again, whole.
+            # The database failed (an event it cannot take is recorded, not raised): rewind
+            # to the committed checkpoints before the next poll, so what was not committed
+            # is applied again once the database answers.
             self._rewind_pending = True
             raise
         self.applied += len(records)
+        self.unprojectable += result.unprojectable
         if self._on_commit is not None:
             self._on_commit(result)
         return len(records)

@@ -11,6 +11,7 @@ from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from projector.job_projection import JobRow
+from projector.poison import UNPROJECTABLE
 from projector.rows import job_row
 from projector.tables import EventIndexRecord, JobDependencyRecord, JobRecord, JobTagRecord
 
@@ -149,3 +150,15 @@ def entry(record: EventIndexRecord) -> EventEntry:
         payload=record.payload,
         rejected=record.rejected,
     )
+
+
+def count_unprojectable(session: Session) -> int:
+    """How many events were recorded as rejected because they could not be projected
+    (values the read model cannot hold, a projection that raised, rows the database
+    refused). Any at all means the log holds events the read model does not show."""
+    query = (
+        select(func.count())
+        .select_from(EventIndexRecord)
+        .where(EventIndexRecord.rejected.startswith(UNPROJECTABLE, autoescape=True))
+    )
+    return session.scalar(query) or 0

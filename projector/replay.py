@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from events.codec import EventCodec
 from events.log import EventLog
-from projector.batch import apply_batch
+from projector.batch import commit_batch
 from projector.tables import Base, EventIndexRecord, ProjectorCheckpoint
 
 Tables = dict[str, list[tuple[Any, ...]]]
@@ -82,8 +82,8 @@ def _replay_partition(
         read = log.read(partition, offset, min(batch_size, stop - offset))
         records = read if until is None else list(takewhile(lambda r: r.timestamp <= until, read))
         if records:
-            with Session(engine) as session, session.begin():
-                apply_batch(session, records, codec)
+            # The same batch step as the live projector, unprojectable events included.
+            commit_batch(engine, records, codec)
             offset = records[-1].offset + 1
             applied += len(records)
             if on_progress is not None:

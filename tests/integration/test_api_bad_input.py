@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -162,3 +164,179 @@ def test_an_event_log_that_fails_gives_503_and_no_false_success(
     response = client.post("/api/jobs", json=GOOD)
     assert response.status_code == 503, response.text
     assert "nothing was changed" in response.json()["message"]
+
+
+# --- values the read model cannot hold (issue 8, item 0) --------------------------------
+
+UNSTORABLE = [
+    ("18446744073709551616", "parameters.x", "64-bit"),
+    ("-9223372036854775809", "parameters.x", "64-bit"),
+    ("NaN", "parameters.x", "finite"),
+    ("Infinity", "parameters.x", "finite"),
+    ("-Infinity", "parameters.x", "finite"),
+    ("1e400", "parameters.x", "finite"),
+    ('"\\ud800"', "parameters.x", "surrogate"),
+    ('"a\\u0000b"', "parameters.x", "NUL"),
+    ('{"deep": [1, {"k": 18446744073709551616}]}', "parameters.x.deep[1].k", "64-bit"),
+    ('{"\\ud800": 1}', "parameters.x.'\\ud800'", "surrogate"),
+    ("[" * 70 + "]" * 70, "parameters.x" + "[0]" * 62, "nested deeper than 64 levels"),
+]
+
+
+def raw_post(client: TestClient, url: str, body: str, method: str = "POST") -> Any:
+    headers = {"content-type": "application/json"}
+    return client.request(method, url, content=body.encode(), headers=headers)
+
+
+@pytest.mark.parametrize(("value", "field", "reason"), UNSTORABLE)
+def test_job_parameters_the_read_model_cannot_hold_are_refused(
+    client: TestClient, running: Runtime, value: str, field: str, reason: str
+) -> None:
+    body = '{"name": "p", "type": "shell", "command": "true", "parameters": {"x": ' + value + "}}"
+    assert_refused(raw_post(client, "/api/jobs", body), 422, field, reason)
+    assert events_in_log(running) == 0
+
+
+@pytest.mark.parametrize(("value", "field", "reason"), UNSTORABLE[:8])
+def test_updates_and_triggers_with_values_the_read_model_cannot_hold_are_refused(
+    client: TestClient, running: Runtime, value: str, field: str, reason: str
+) -> None:
+    assert client.post("/api/jobs", json={**GOOD, "name": "p"}).status_code == 201
+    before = events_in_log(running)
+    body = '{"parameters": {"x": ' + value + "}}"
+    for method in ("PUT", "PATCH"):
+        assert_refused(raw_post(client, "/api/jobs/p", body, method), 422, field, reason)
+    assert_refused(raw_post(client, "/api/jobs/p/trigger", body), 422, field, reason)
+    assert events_in_log(running) == before
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ('"description": "a\\u0000b"', "description"),
+        ('"type": "shell", "function": null, "command": ["ls", "\\ud800"]', "command[1]"),
+        (
+            '"type": "http", "function": null, "url": "http://x", "headers": {"h": "\\u0000"}',
+            "headers.h",
+        ),
+        ('"type": "http", "function": null, "url": "http://x", "body": "\\udfff"', "body"),
+    ],
+)
+def test_any_text_the_read_model_cannot_hold_is_refused(
+    client: TestClient, running: Runtime, body: str, field: str
+) -> None:
+    text = '{"name": "p", "type": "python", "function": "a.b", ' + body + "}"
+    text = text.replace('"type": "python", "function": "a.b", "type"', '"type"')
+    assert_refused(raw_post(client, "/api/jobs", text), 422, field)
+    assert events_in_log(running) == 0
+
+
+def test_a_pause_reason_the_read_model_cannot_hold_is_refused(
+    client: TestClient, running: Runtime
+) -> None:
+    assert client.post("/api/jobs", json=GOOD).status_code == 201
+    before = events_in_log(running)
+    response = raw_post(client, "/api/jobs/daily-report/pause", '{"reason": "\\u0000"}')
+    assert_refused(response, 422, "reason", "NUL")
+    assert events_in_log(running) == before
+
+
+def test_the_largest_storable_values_are_accepted_and_read_back(client: TestClient) -> None:
+    parameters = {"max": 2**63 - 1, "min": -(2**63), "big": 1.7976931348623157e308, "u": "é😀"}
+    created = client.post("/api/jobs", json={**GOOD, "parameters": parameters})
+    assert created.status_code == 201, created.text
+    assert client.get("/api/jobs/daily-report").json()["parameters"] == parameters
+
+
+# --- inputs that answered 500 (issue 8, item 0b) ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "params", "field"),
+    [
+        ("/api/runs", {"offset": 2**63}, "offset"),
+        ("/api/runs", {"limit": 2**63}, "limit"),
+        ("/api/dead-letter", {"offset": 2**63}, "offset"),
+        ("/api/dead-letter", {"limit": 2**63}, "limit"),
+        ("/api/jobs", {"offset": 2**63}, "offset"),
+        ("/api/jobs", {"limit": 2**63}, "limit"),
+        ("/api/jobs/daily-report/events", {"limit": 2**63}, "limit"),
+        ("/api/runs", {"since": "9999-12-31T23:59:59-23:59"}, "since"),
+        ("/api/runs", {"until": "0001-01-01T00:00:00+23:59"}, "until"),
+    ],
+)
+def test_out_of_range_query_parameters_are_refused(
+    client: TestClient, url: str, params: dict[str, Any], field: str
+) -> None:
+    assert client.post("/api/jobs", json=GOOD).status_code == 201
+    assert_refused(client.get(url, params=params), 422, field)
+
+
+def test_the_largest_offset_and_naive_times_are_answered(client: TestClient) -> None:
+    for url in ("/api/runs", "/api/dead-letter", "/api/jobs"):
+        response = client.get(url, params={"offset": 2**63 - 1})
+        assert response.status_code == 200, response.text
+        assert response.json()[url.rsplit("/", 1)[1].replace("dead-letter", "runs")] == []
+    naive = client.get("/api/runs", params={"since": "2026-11-01T00:00:00"})
+    assert naive.status_code == 200, naive.text
+
+
+@pytest.mark.parametrize(
+    ("schedule", "timezone", "reason"),
+    [
+        ("every 999999999999d", "UTC", "365 days"),
+        ("every 10000000000000000000000s", "UTC", "365 days"),
+        ("9999-12-31T23:59:59", "America/Adak", "out of range"),
+        ("0001-01-01T00:00:00", "Asia/Tokyo", "out of range"),
+    ],
+)
+def test_schedules_that_overflow_are_refused(
+    client: TestClient, running: Runtime, schedule: str, timezone: str, reason: str
+) -> None:
+    body = {**GOOD, "schedule": schedule, "timezone": timezone}
+    assert_refused(client.post("/api/jobs", json=body), 422, "schedule", reason)
+    assert events_in_log(running) == 0
+
+
+def test_a_chunked_body_over_the_limit_is_413(client: TestClient, running: Runtime) -> None:
+    chunk = b" " * 65536
+
+    def body() -> Iterator[bytes]:  # no Content-Length: Transfer-Encoding: chunked
+        yield b'{"name": "x", "type": "shell", "command": "true", "description": "'
+        for _ in range(20):
+            yield chunk
+        yield b'"}'
+
+    response = client.post(
+        "/api/jobs", content=body(), headers={"content-type": "application/json"}
+    )
+    assert_refused(response, 413, "body", "limit")
+    assert events_in_log(running) == 0
+
+
+def test_a_chunked_body_within_the_limit_is_read_whole(client: TestClient) -> None:
+    def body() -> Iterator[bytes]:
+        yield b'{"name": "x", "type": "shell", '
+        yield b'"command": "true"}'
+
+    response = client.post(
+        "/api/jobs", content=body(), headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 201, response.text
+
+
+@pytest.mark.parametrize("read_model_url", ["sqlite"], indirect=True)  # a file to overwrite
+def test_a_malformed_read_model_database_answers_503(client: TestClient, running: Runtime) -> None:
+    assert client.post("/api/jobs", json=GOOD).status_code == 201
+    path = Path(running.engine.url.database or "")
+    size = path.stat().st_size
+    with path.open("r+b") as database:  # garbage over the file while the API runs
+        database.write(bytes(range(256)) * (size // 256 + 1))
+    for suffix in ("-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    running.engine.dispose()  # as after a restart: connections open the garbage
+
+    for url in ("/api/jobs", "/api/jobs/daily-report", "/api/runs"):
+        response = client.get(url)
+        assert response.status_code == 503, response.text
+        assert "database" in response.json()["message"]
