@@ -17,14 +17,13 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from events.errors import ChronologError
+from worker import context as job_context
 
 PREFIX = "CHRONOLOG_"
 # Not settings: the test suite's service addresses, and what a worker tells each job
 # (so a job may itself run the chronolog CLI).
 IGNORED_PREFIXES = ("CHRONOLOG_TEST_",)
-JOB_VARIABLES = frozenset(
-    {"CHRONOLOG_RUN_ID", "CHRONOLOG_JOB_ID", "CHRONOLOG_ATTEMPT", "CHRONOLOG_PARAMS"}
-)
+JOB_VARIABLES = job_context.VARIABLES
 
 
 class SettingsError(ChronologError):

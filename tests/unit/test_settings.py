@@ -70,6 +70,8 @@ def test_the_variables_a_job_gets_are_not_settings() -> None:
         "CHRONOLOG_PARAMS": "{}",
         "CHRONOLOG_JOB_ID": "j",
         "CHRONOLOG_ATTEMPT": "1",
+        "CHRONOLOG_JOB_NAME": "report",
+        "CHRONOLOG_SCHEDULED_FOR": "2026-11-23T09:00:00+00:00",
     }
     assert load_settings(env) == Settings()
 

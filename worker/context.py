@@ -1,0 +1,113 @@
+"""What a job learns about the run it executes: ``chronolog.current_run()`` for python
+jobs, ``CHRONOLOG_*`` environment variables for python and shell jobs.
+
+Standard library only: job code imports this (through ``chronolog``) in a prefork child,
+whose start-up must stay fast.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+RUN_ID = "CHRONOLOG_RUN_ID"
+JOB_ID = "CHRONOLOG_JOB_ID"
+JOB_NAME = "CHRONOLOG_JOB_NAME"
+ATTEMPT = "CHRONOLOG_ATTEMPT"
+SCHEDULED_FOR = "CHRONOLOG_SCHEDULED_FOR"
+PARAMS = "CHRONOLOG_PARAMS"  # shell jobs only: python jobs get keyword arguments
+VARIABLES = frozenset({RUN_ID, JOB_ID, JOB_NAME, ATTEMPT, SCHEDULED_FOR, PARAMS})
+
+
+class NoCurrentRun(RuntimeError):
+    """``current_run()`` was called outside a job that a Chronolog worker runs."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunContext:
+    """The run a python job executes for."""
+
+    run_id: str
+    job_id: str
+    job_name: str
+    attempt: int  # 1 for the first attempt, 2 for the first retry, ...
+    scheduled_for: datetime | None = None  # the fire time (UTC); None unless the schedule fired
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_wire(self) -> dict[str, Any]:
+        """A JSON-ready form, for the task a prefork child receives."""
+        when = self.scheduled_for.isoformat() if self.scheduled_for is not None else None
+        return {
+            "run_id": self.run_id,
+            "job_id": self.job_id,
+            "job_name": self.job_name,
+            "attempt": self.attempt,
+            "scheduled_for": when,
+        }
+
+    @classmethod
+    def from_wire(cls, raw: Mapping[str, Any], parameters: Mapping[str, Any]) -> RunContext:
+        when = raw.get("scheduled_for")
+        return cls(
+            run_id=raw["run_id"],
+            job_id=raw["job_id"],
+            job_name=raw["job_name"],
+            attempt=raw["attempt"],
+            scheduled_for=datetime.fromisoformat(when) if when else None,
+            parameters=dict(parameters),
+        )
+
+
+def environment(context: RunContext) -> dict[str, str]:
+    """The ``CHRONOLOG_*`` variables that tell a job its run (no parameters)."""
+    variables = {
+        RUN_ID: context.run_id,
+        JOB_ID: context.job_id,
+        JOB_NAME: context.job_name,
+        ATTEMPT: str(context.attempt),
+    }
+    if context.scheduled_for is not None:
+        variables[SCHEDULED_FOR] = context.scheduled_for.isoformat()
+    return variables
+
+
+class _Current:
+    # One task at a time runs in a prefork child, so one process-wide slot (not a
+    # ContextVar) is right: threads the job starts see it too.
+    run: RunContext | None = None
+
+
+def current_run() -> RunContext:
+    """The run this python job executes for; ``NoCurrentRun`` outside one."""
+    current = _Current.run
+    if current is None:
+        raise NoCurrentRun(
+            "chronolog.current_run() is only available while a Chronolog worker runs a "
+            "python job (in tests, wrap the call in chronolog.running(RunContext(...)))"
+        )
+    return current
+
+
+@contextmanager
+def running(context: RunContext) -> Iterator[RunContext]:
+    """Make ``context`` the current run, and its variables part of ``os.environ``, for
+    the duration; both are restored afterwards (also usable in a job's own tests)."""
+    previous_run = _Current.run
+    previous_env = {name: os.environ.get(name) for name in VARIABLES}
+    for name in VARIABLES:
+        os.environ.pop(name, None)
+    os.environ.update(environment(context))
+    _Current.run = context
+    try:
+        yield context
+    finally:
+        _Current.run = previous_run
+        for name, value in previous_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
