@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -20,7 +21,7 @@ from tests.jobs.processes import is_running, read_pids
 from worker.execution import OUTPUT_LIMIT, ExecutionResult
 from worker.output import truncation_marker
 from worker.prefork import ChildOptions, PoolClosed
-from worker.prefork_child import RESULT_LIMIT, parse_function_ref
+from worker.prefork_child import RESULT_LIMIT, parse_function_ref, watched_files
 from worker.python_executor import PythonExecutor
 
 GRACE = 0.5
@@ -391,3 +392,61 @@ def test_parse_function_ref(ref: str, parts: tuple[str, str]) -> None:
 def test_parse_function_ref_rejects_incomplete_references(ref: str) -> None:
     with pytest.raises(ValueError, match="module:function"):
         parse_function_ref(ref)
+
+
+def write_module(directory: Path, name: str, source: str) -> None:
+    partial = directory / f".{name}.tmp"
+    partial.write_text(source)
+    partial.rename(directory / f"{name}.py")  # whole, never half written
+
+
+def test_the_app_dir_comes_first_on_the_childrens_path(tmp_path: Path) -> None:
+    # A module named like one of the worker's own: the app dir's wins in the child.
+    write_module(tmp_path, "sample_app_job", "def where():\n    return __file__\n")
+    with PythonExecutor(1, GRACE, ChildOptions(app_dir=tmp_path)) as executor:
+        result = executor.execute(
+            make_request("python", function="sample_app_job:where"), threading.Event()
+        )
+        path = executor.pool.run("sys:path.copy", {}, 10, threading.Event()).result
+    assert result.result == str(tmp_path / "sample_app_job.py")
+    assert path[0] == str(tmp_path)
+
+
+def test_a_job_module_changed_on_disk_is_reimported_by_a_fresh_child(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A .pyc is trusted when size and mtime (in seconds) match: children must not write
+    # one, or a same-size rewrite within a second would run the old code.
+    monkeypatch.delenv("PYTHONDONTWRITEBYTECODE", raising=False)
+    write_module(tmp_path, "helper_mod", "SUFFIX = 'a'\n")
+    job = "import os\nfrom helper_mod import SUFFIX\n\n\ndef value():\n"
+    job += "    return [1, SUFFIX, os.getpid()]\n"
+    write_module(tmp_path, "changing_job", job)
+    request = make_request("python", function="changing_job:value")
+    with PythonExecutor(1, GRACE, ChildOptions(app_dir=tmp_path)) as executor:
+        first = executor.execute(request, threading.Event()).result
+        assert executor.execute(request, threading.Event()).result == first  # unchanged
+        write_module(tmp_path, "changing_job", job.replace("[1,", "[2,"))  # same size
+        second = executor.execute(request, threading.Event()).result
+        write_module(tmp_path, "helper_mod", "SUFFIX = 'b'\n")
+        third = executor.execute(request, threading.Event()).result
+    assert (first[:2], second[:2], third[:2]) == ([1, "a"], [2, "a"], [2, "b"])
+    assert len({first[2], second[2], third[2]}) == 3  # a fresh child each time
+    assert not (tmp_path / "__pycache__").exists()
+    assert not any(is_running(pid) for pid in (first[2], second[2]))
+
+
+def test_a_child_is_replaced_after_max_runs_per_child(tmp_path: Path) -> None:
+    with PythonExecutor(1, GRACE, ChildOptions(max_runs_per_child=3)) as executor:
+        pids = [call(executor, "whoami").result for _ in range(7)]
+    assert pids[0] == pids[1] == pids[2] != pids[3]
+    assert pids[3] == pids[4] == pids[5] != pids[6]
+
+
+def test_installed_modules_are_not_watched() -> None:
+    import json
+
+    import orjson
+
+    assert watched_files([json, orjson]) == {}
+    assert list(watched_files([sys.modules[__name__]])) == [__file__]
