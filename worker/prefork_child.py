@@ -99,13 +99,21 @@ def _import(module_name: str) -> ModuleType:
         raise CannotLoad(f"cannot import module {module_name!r}: {_describe(exc)}") from exc
 
 
-def check_arguments(ref: str, function: JobFunction, parameters: dict[str, Any]) -> None:
-    """``CannotLoad`` unless ``function(**parameters)`` binds: checked before the call, so
-    a TypeError raised inside the job stays an ordinary (retryable) failure."""
+def signature_of(function: JobFunction) -> inspect.Signature | None:
+    """The signature to check parameters against; None when there is none to read."""
     try:
-        signature = inspect.signature(function)
+        return inspect.signature(function)
     except (TypeError, ValueError):
-        return  # no signature to read (some builtins): the call itself will tell
+        return None  # some builtins: the call itself will tell
+
+
+def check_arguments(
+    ref: str, signature: inspect.Signature | None, parameters: dict[str, Any]
+) -> None:
+    """``CannotLoad`` unless ``parameters`` bind to ``signature``: checked before the
+    call, so a TypeError raised inside the job stays an ordinary (retryable) failure."""
+    if signature is None:
+        return
     try:
         signature.bind(**parameters)
     except TypeError as exc:
@@ -136,7 +144,7 @@ class TaskRunner:
     """Runs tasks in this process, importing each job function once."""
 
     def __init__(self) -> None:
-        self._functions: dict[str, JobFunction] = {}
+        self._functions: dict[str, tuple[JobFunction, inspect.Signature | None]] = {}
         self._known_modules = set(sys.modules)
 
     def run(self, task: dict[str, Any]) -> bytes:
@@ -145,7 +153,7 @@ class TaskRunner:
         parameters: dict[str, Any] = task["parameters"]
         context: AbstractContextManager[Any] = nullcontext()
         if raw_context is not None:
-            context = running(RunContext.from_wire(raw_context, parameters))
+            context = running(RunContext.from_wire(raw_context, parameters), clean=True)
         try:
             with context:
                 reply = self._run(task["function"], parameters)
@@ -155,8 +163,8 @@ class TaskRunner:
 
     def _run(self, ref: str, parameters: dict[str, Any]) -> dict[str, Any]:
         try:
-            function = self._function(ref)
-            check_arguments(ref, function, parameters)
+            function, signature = self._function(ref)
+            check_arguments(ref, signature, parameters)
         except CannotLoad as exc:
             if isinstance(exc.__cause__, (ImportError, SyntaxError)):
                 _print_job_traceback(exc.__cause__)  # points at the job's broken line
@@ -173,11 +181,12 @@ class TaskRunner:
             return _failure(_describe(exc))
         return {"status": "succeeded", "result": value}
 
-    def _function(self, ref: str) -> JobFunction:
-        function = self._functions.get(ref)
-        if function is None:
-            function = self._functions[ref] = load_function(ref)
-        return function
+    def _function(self, ref: str) -> tuple[JobFunction, inspect.Signature | None]:
+        loaded = self._functions.get(ref)
+        if loaded is None:
+            function = load_function(ref)
+            loaded = self._functions[ref] = (function, signature_of(function))
+        return loaded
 
     def _with_new_modules(self, reply: dict[str, Any]) -> bytes:
         if len(sys.modules) != len(self._known_modules):
