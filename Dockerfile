@@ -17,6 +17,16 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 COPY . /tmp/chronolog-src
 RUN pip install /tmp/chronolog-src && rm -rf /tmp/chronolog-src
 
+# Job code: workers import python jobs from CHRONOLOG_APP_DIR (/app) first. Build your
+# worker image FROM this one with your modules (and their requirements) in /app:
+#     FROM chronolog:0.1.0
+#     COPY requirements.txt /app/
+#     RUN pip install -r /app/requirements.txt
+#     COPY reports.py /app/
+# /app stays owned by root, so job code cannot rewrite itself.
+RUN mkdir /app
+ENV CHRONOLOG_APP_DIR=/app
+
 RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin chronolog
 USER chronolog
 # Embedded files (the projector's lock) go to ./.chronolog, in the user's home.

@@ -1,0 +1,9 @@
+"""Chronolog. Job code may use ``chronolog.current_run()`` to learn the run it executes for.
+
+Kept to one cheap import (standard library only): python jobs import this in the worker's
+prefork children.
+"""
+
+from worker.context import NoCurrentRun, RunContext, current_run, running
+
+__all__ = ["NoCurrentRun", "RunContext", "current_run", "running"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -51,6 +52,13 @@ def _reported() -> Iterator[None]:
 
 
 Concurrency = Annotated[int, typer.Option(help="Runs one worker process executes at once", min=1)]
+AppDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--app-dir",
+        help="Where python jobs' modules are imported from, first [default: the current directory]",
+    ),
+]
 
 
 @app.command()
@@ -65,9 +73,12 @@ def up(
     scheduler: Annotated[
         bool, typer.Option("--scheduler/--no-scheduler", help="Run a scheduler in this process")
     ] = True,
+    app_dir: AppDir = None,
 ) -> None:
     """Run all of Chronolog on the embedded defaults: API, projector, scheduler, workers."""
-    settings = _settings(api_port=api_port, api_host=api_host, data_dir=data_dir)
+    settings = _settings(api_port=api_port, api_host=api_host, data_dir=data_dir, app_dir=app_dir)
+    with _reported():
+        settings = dataclasses.replace(settings, app_dir=roles.app_dir(settings))  # for workers
     with _reported(), wiring.projector_lock(settings):
         typer.echo(
             f"Chronolog is up: API http://{settings.api_host}:{settings.api_port} "
@@ -121,9 +132,17 @@ def worker_command(
         str | None, typer.Option("--id", help="Worker id [default: random]")
     ] = None,
     data_dir: DataDir = None,
+    app_dir: AppDir = None,
+    max_runs_per_child: Annotated[
+        int | None,
+        typer.Option(
+            help="Replace a python job process after this many runs; 0: never [default: 1000]",
+            min=0,
+        ),
+    ] = None,
 ) -> None:
     """Run a worker: take runs from the queues named by --tags and execute them."""
-    settings = _settings(data_dir=data_dir)
+    settings = _settings(data_dir=data_dir, app_dir=app_dir, max_runs_per_child=max_runs_per_child)
     queues = [tag.strip() for tag in tags.split(",") if tag.strip()]
     if not queues:
         raise _fail("--tags needs at least one queue name, e.g. --tags default")

@@ -9,12 +9,14 @@ import socket
 import threading
 import uuid
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from chronolog import wiring
-from chronolog.settings import Settings
+from chronolog.settings import Settings, SettingsError
 from events.codec import EventCodec
 from scheduler.loop import Scheduler, SchedulerConfig
 from worker.executors import Executors
+from worker.prefork import ChildOptions
 from worker.runner import Worker, WorkerConfig
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,17 @@ def scheduler_role(runtime: wiring.Runtime) -> Scheduler:
 # --- the worker role ----------------------------------------------------------------
 
 
+def app_dir(settings: Settings) -> Path:
+    """The directory python jobs import their code from, absolute; refused if missing."""
+    path = settings.app_dir.resolve()
+    if not path.is_dir():
+        raise SettingsError(
+            f"the app dir {str(settings.app_dir)!r} (--app-dir or CHRONOLOG_APP_DIR), where "
+            "python jobs are imported from, is not a directory"
+        )
+    return path
+
+
 def run_worker(
     settings: Settings,
     queues: Sequence[str],
@@ -58,6 +71,11 @@ def run_worker(
     announce: Callable[[str], None],
 ) -> None:
     """Run one worker process until SIGINT/SIGTERM, then drain."""
+    options = ChildOptions(app_dir(settings), settings.max_runs_per_child)
+    log.info(
+        "python jobs import from the app dir first",
+        extra={"app_dir": str(options.app_dir), "max_runs_per_child": options.max_runs_per_child},
+    )
     event_log = wiring.open_event_log(settings)
     leases = wiring.open_lease_store(settings)
     config = WorkerConfig(
@@ -71,7 +89,7 @@ def run_worker(
         drain_timeout=settings.drain_timeout,
     )
     stop = stop_on_signals()
-    with Executors(python_processes=concurrency, grace=settings.kill_grace) as executors:
+    with Executors(concurrency, settings.kill_grace, options) as executors:
         worker = Worker(config, event_log, EventCodec.default(), leases, executors)
         worker.register()
         announce(f"Worker {config.worker_id} registered")

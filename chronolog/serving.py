@@ -68,7 +68,8 @@ class ChildProcesses:
         base = [sys.executable, "-m", "chronolog"]
         data = ["--data-dir", str(settings.data_dir)]
         commands = [[*base, "scheduler", *data]] if scheduler else []
-        commands += [[*base, "worker", *data, "--concurrency", str(concurrency)]] * workers
+        worker = [*base, "worker", *data, "--app-dir", str(settings.app_dir)]
+        commands += [[*worker, "--concurrency", str(concurrency)]] * workers
         return cls(settings, [subprocess.Popen(command) for command in commands])
 
     def stop(self) -> None:

@@ -17,14 +17,13 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from events.errors import ChronologError
+from worker import context as job_context
 
 PREFIX = "CHRONOLOG_"
 # Not settings: the test suite's service addresses, and what a worker tells each job
 # (so a job may itself run the chronolog CLI).
 IGNORED_PREFIXES = ("CHRONOLOG_TEST_",)
-JOB_VARIABLES = frozenset(
-    {"CHRONOLOG_RUN_ID", "CHRONOLOG_JOB_ID", "CHRONOLOG_ATTEMPT", "CHRONOLOG_PARAMS"}
-)
+JOB_VARIABLES = job_context.VARIABLES
 
 
 class SettingsError(ChronologError):
@@ -52,6 +51,10 @@ class Settings:
     # Kafka consumer-group session: a dead projector's partitions move after this. Apache
     # Kafka accepts 6-1800 s by default; the local test broker wants 2 s (TESTING.md).
     kafka_session_timeout: float = 10.0
+    # Workers: python jobs import their code from here first (default: the directory the
+    # worker starts in), and a prefork child is replaced after this many runs (0: never).
+    app_dir: Path = Path(".")
+    max_runs_per_child: int = 1000
 
     @property
     def event_log_url(self) -> str:
@@ -75,6 +78,22 @@ def _positive_int(name: str, raw: str) -> int:
     if value <= 0:
         raise SettingsError(f"{name}={raw!r} must be greater than 0")
     return value
+
+
+def _non_negative_int(name: str, raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not an integer") from None
+    if value < 0:
+        raise SettingsError(f"{name}={raw!r} must be 0 or more")
+    return value
+
+
+def _directory(name: str, raw: str) -> Path:
+    if not raw.strip():
+        raise SettingsError(f"{name} is empty; give a directory, e.g. {name}=/app")
+    return Path(raw)
 
 
 def _port(name: str, raw: str) -> int:
@@ -193,6 +212,8 @@ PARSERS: dict[str, Callable[[str, str], Any]] = {
     "kill_grace": _positive_float,
     "drain_timeout": _positive_float,
     "kafka_session_timeout": _positive_float,
+    "app_dir": _directory,
+    "max_runs_per_child": _non_negative_int,
 }
 
 

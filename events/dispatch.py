@@ -4,7 +4,8 @@ the names of the leases, flags and channels they share through the lease store."
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -21,6 +22,10 @@ class Ticket:
     spec: JobSpec  # the job as it was when the attempt was queued
     parameters: dict[str, Any] = field(default_factory=dict)
     correlation_id: str | None = None
+    scheduled_for: datetime | None = None  # the fire time of a run the schedule requested
+
+
+_FIELDS = frozenset(f.name for f in fields(Ticket))
 
 
 def encode_ticket(ticket: Ticket) -> bytes:
@@ -28,10 +33,20 @@ def encode_ticket(ticket: Ticket) -> bytes:
 
 
 def decode_ticket(data: bytes) -> Ticket:
+    """The ticket in ``data``; fields a newer sender added are ignored, missing optional
+    ones take their defaults, so tickets queued across an upgrade still decode."""
     try:
         raw = orjson.loads(data)
-        return Ticket(**{**raw, "spec": spec_from_dict(raw["spec"])})
-    except (orjson.JSONDecodeError, KeyError, TypeError) as e:
+        known = {name: value for name, value in raw.items() if name in _FIELDS}
+        when = known.get("scheduled_for")
+        return Ticket(
+            **{
+                **known,
+                "spec": spec_from_dict(raw["spec"]),
+                "scheduled_for": datetime.fromisoformat(when) if when else None,
+            }
+        )
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as e:
         raise MalformedEvent(f"not a dispatch ticket: {e}") from e
 
 

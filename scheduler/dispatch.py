@@ -4,7 +4,7 @@ with the read model (the queues are derived state; losing them loses no run)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from events.dispatch import Ticket, encode_ticket, finished_flag, run_lease_key
-from events.model import Event, JobSpec, RunQueued
+from events.model import Event, JobSpec, RunQueued, RunRequested
 from leases.port import LeaseStore, QueueItem
 from projector import queries
 from projector.tables import RunRecord
@@ -33,8 +33,13 @@ class Dispatcher:
         events: Sequence[Event],
         specs: Mapping[str, JobSpec],
         parameters: Mapping[str, dict[str, Any]],
+        fire_times: Mapping[str, datetime | None] | None = None,
     ) -> int:
-        """Push every run these (already appended) events queued; return how many."""
+        """Push every run these (already appended) events queued; return how many.
+
+        ``fire_times``: the ``scheduled_for`` of runs requested earlier; runs requested
+        by these events take theirs from the events."""
+        fired = {**(fire_times or {}), **requested_fire_times(events)}
         pushed = 0
         for event in events:
             if not isinstance(event.payload, RunQueued) or event.run_id is None:
@@ -49,6 +54,7 @@ class Dispatcher:
                 spec,
                 parameters.get(event.run_id, {}),
                 event.correlation_id,
+                fired.get(event.run_id),
             )
             pushed += self._push(event.payload.queue, event.payload.priority, ticket)
         return pushed
@@ -82,6 +88,7 @@ class Dispatcher:
                 specs[run.job_id],
                 parameters.get(run.run_id, {}),
                 run.correlation_id,
+                run.scheduled_for,
             )
             if self._push(run.queue, run.priority, ticket):
                 pushed += 1
@@ -99,6 +106,7 @@ class _Queued:
     queue: str
     priority: int
     correlation_id: str | None
+    scheduled_for: datetime | None
 
 
 def _settled_queued(session: Session, now: datetime) -> list[_Queued]:
@@ -110,8 +118,26 @@ def _settled_queued(session: Session, now: datetime) -> list[_Queued]:
         func.coalesce(RunRecord.queue, "default"),
         RunRecord.priority,
         RunRecord.correlation_id,
+        RunRecord.scheduled_for,
     ).where(RunRecord.status == "queued", RunRecord.queued_at < now - RECONCILE_GRACE)
     return [_Queued(*row) for row in session.execute(query)]
+
+
+def requested_fire_times(events: Sequence[Event]) -> dict[str, datetime | None]:
+    """The fire time of each run these events request."""
+    return {
+        event.run_id: event.payload.scheduled_for
+        for event in events
+        if isinstance(event.payload, RunRequested) and event.run_id is not None
+    }
+
+
+def fire_times(session: Session, run_ids: Collection[str]) -> dict[str, datetime | None]:
+    """The fire times of runs already in the read model (their tickets carry them)."""
+    if not run_ids:
+        return {}
+    query = select(RunRecord.id, RunRecord.scheduled_for).where(RunRecord.id.in_(run_ids))
+    return {run_id: when for run_id, when in session.execute(query)}
 
 
 def spec_job_id(event: Event) -> str:

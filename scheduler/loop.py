@@ -34,7 +34,7 @@ from projector.progress import ProjectionProgress
 from projector.run_queries import max_lease_token
 from scheduler.concurrency import cancel_queued
 from scheduler.decide import decide
-from scheduler.dispatch import Dispatcher
+from scheduler.dispatch import Dispatcher, fire_times
 from scheduler.fires import invalid_schedules, next_wakeup
 from scheduler.gather import Gathered, JobCache, gather, run_parameters
 
@@ -210,8 +210,9 @@ class Scheduler:
         }
         with Session(self._engine) as session:
             stored = run_parameters(session, queued - set(fresh))
+            fired = fire_times(session, queued - set(fresh))
         specs = {job_id: view.spec for job_id, view in gathered.snapshot.jobs.items()}
-        self._dispatcher.dispatch(events, specs, {**stored, **fresh})
+        self._dispatcher.dispatch(events, specs, {**stored, **fresh}, fired)
 
     def _append(self, events: Sequence[Event]) -> None:
         if not events:

@@ -5,10 +5,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from threading import Event as CancelSignal
 from typing import Any, Literal, TypeAlias
 
 from events.model import JobSpec
+from worker.context import RunContext
 
 OutcomeStatus: TypeAlias = Literal["succeeded", "failed", "timed_out", "cancelled"]
 OutputListener: TypeAlias = Callable[[str, bytes], None]
@@ -34,10 +36,22 @@ class ExecutionRequest:
     parameters: dict[str, Any] = field(default_factory=dict)  # already merged over the job's
     # Gets ("stdout" | "stderr", chunk) as the job writes, for live output; never blocks.
     on_output: OutputListener | None = None
+    scheduled_for: datetime | None = None  # the fire time, for runs the schedule requested
 
     @property
     def timeout(self) -> float:
         return self.spec.timeout
+
+    def context(self) -> RunContext:
+        """What the job is told about its run."""
+        return RunContext(
+            self.run_id,
+            self.job_id,
+            self.spec.name,
+            self.attempt,
+            self.scheduled_for,
+            self.parameters,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +63,9 @@ class ExecutionResult:
     stderr: str = ""
     result: Any = None  # JSON value returned by a python job
     error: str | None = None  # why it failed, for people
+    # False when another attempt cannot help (job code that cannot load, a URL that can
+    # never be sent): the worker reports it and the scheduler dead-letters at once.
+    retryable: bool = True
 
 
 class Executor(ABC):

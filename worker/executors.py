@@ -11,7 +11,7 @@ from threading import Event
 
 from worker.execution import ExecutionRequest, ExecutionResult, Executor
 from worker.http_executor import HttpExecutor
-from worker.prefork import DEFAULT_GRACE
+from worker.prefork import DEFAULT_GRACE, ChildOptions
 from worker.python_executor import PythonExecutor
 from worker.shell_executor import ShellExecutor
 
@@ -20,12 +20,18 @@ class Executors(Executor):
     """One executor per job type; owns the prefork pool of the python executor.
 
     ``python_processes`` bounds how many python jobs run at once: give it the number of
-    threads that may run jobs, so no thread waits for a free child.
+    threads that may run jobs, so no thread waits for a free child. ``python_options``
+    says where python jobs' code is loaded from and when children are replaced.
     """
 
-    def __init__(self, python_processes: int = 2, grace: float = DEFAULT_GRACE) -> None:
+    def __init__(
+        self,
+        python_processes: int = 2,
+        grace: float = DEFAULT_GRACE,
+        python_options: ChildOptions | None = None,
+    ) -> None:
         self.by_type: dict[str, Executor] = {
-            "python": PythonExecutor(python_processes, grace),
+            "python": PythonExecutor(python_processes, grace, python_options),
             "shell": ShellExecutor(grace),
             "http": HttpExecutor(),
         }

@@ -169,8 +169,8 @@ class HttpExecutor(Executor):
             return cancelled_before_start()
         try:
             call = build_call(request)
-        except ValueError as exc:
-            return failed(str(exc), started)
+        except ValueError as exc:  # a request it can never send: retrying cannot help
+            return failed(str(exc), started, retryable=False)
         exchange = _Exchange(call, request.timeout)
         name = f"http-{request.run_id}"
         threading.Thread(target=exchange.run, name=name, daemon=True).start()

@@ -34,4 +34,5 @@ def outcome_payload(ticket: Ticket, result: ExecutionResult, worker_id: str, tok
         result.exit_code,
         stdout=result.stdout,
         stderr=result.stderr,
+        retryable=result.retryable,
     )

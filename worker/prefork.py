@@ -4,7 +4,11 @@ Each child is a fresh interpreter (not a fork of the worker, whose threads, sock
 locks must not leak into job code) that leads its own process group, so a timeout can
 kill the job together with anything it spawned. A thread checks a child out, runs one
 task on it and checks it back in; the pool size is the concurrency. A child that is
-killed (timeout, cancel) or dies is replaced by a fresh one.
+killed (timeout, cancel) or dies is replaced by a fresh one, and so is one whose job code
+changed on disk since it imported it, or that has run ``max_runs_per_child`` tasks.
+
+Children import job code from the app dir first (``CHRONOLOG_APP_DIR``), then from the
+worker's own import path.
 """
 
 from __future__ import annotations
@@ -18,14 +22,17 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 import orjson
 
 from events.errors import ChronologError
-from worker.execution import ExecutionResult, OutcomeStatus, OutputListener, stream_listener
+from worker.context import RunContext
+from worker.execution import ExecutionResult, OutputListener, stream_listener
 from worker.orphans import die_with_parent
 from worker.output import TailBuffer
 from worker.process import GroupLeader, describe_exit
@@ -35,8 +42,8 @@ from worker.streams import CANCEL_POLL, Ending, StreamPump, supervise
 logger = logging.getLogger(__name__)
 
 DEFAULT_GRACE = 5.0
-# The child gets the parent's sys.path before importing anything of ours, so job
-# modules resolve in the child exactly as they would in the worker.
+# The child gets its sys.path (the app dir, then the worker's) before importing anything
+# of ours, so job modules resolve the same however the worker was started.
 _BOOTSTRAP = (
     "import json, sys; sys.path[:] = json.loads(sys.argv[1]); "
     "from worker.prefork_child import main; main(int(sys.argv[2]))"
@@ -65,6 +72,8 @@ class _PoolChild:
         self.leader = leader
         self.conn = conn
         self.alive = True
+        self.runs = 0  # tasks sent
+        self.watched: dict[str, int] = {}  # job-code file -> its mtime when imported
         self._outputs = (out_r, err_r)
         self.pump = StreamPump()
         self.pump.add_reader(out_r, TailBuffer())
@@ -74,8 +83,8 @@ class _PoolChild:
             self.pump.add_wakeup(leader.exit_fd)
 
     @classmethod
-    def spawn(cls) -> _PoolChild:
-        """Start a child; it imports its modules while the caller goes on."""
+    def spawn(cls, path: list[str]) -> _PoolChild:
+        """Start a child with ``path`` as its sys.path; it imports while the caller goes on."""
         parent_sock, child_sock = socket.socketpair()
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
@@ -86,10 +95,11 @@ class _PoolChild:
                         sys.executable,
                         "-c",
                         _BOOTSTRAP,
-                        json.dumps(sys.path),
+                        json.dumps(path),
                         str(child_sock.fileno()),
                     ]
                 ),
+                env=child_environment(os.environ),
                 stdin=subprocess.DEVNULL,
                 stdout=out_w,
                 stderr=err_w,
@@ -128,6 +138,7 @@ class _PoolChild:
         except OSError:
             attempt.returncode = self.discard()
             return attempt
+        self.runs += 1
         attempt.ending = supervise(self.pump, self._woken, deadline, cancel)
         if attempt.ending == "finished":
             attempt.reply = self._receive()
@@ -136,8 +147,19 @@ class _PoolChild:
         if attempt.reply is None:
             attempt.returncode = self.discard()
         else:
+            self.watched.update(attempt.reply.get("watch", {}))
             self.pump.drain()
         return attempt
+
+    def changed_file(self) -> str | None:
+        """A job-code file this child imported that changed on disk since, if any."""
+        for path, mtime in self.watched.items():
+            try:
+                if os.stat(path).st_mtime_ns != mtime:
+                    return path
+            except OSError:
+                return path  # deleted or moved: the import would not find it again either
+        return None
 
     def discard(self) -> int:
         """Kill the child's group, keep its last output, release everything; the exit status."""
@@ -171,19 +193,50 @@ class _PoolChild:
         return None
 
 
+def child_path(app_dir: Path | None, worker_path: list[str]) -> list[str]:
+    """A child's sys.path: the app dir first (like uvicorn's --app-dir), then the worker's."""
+    if app_dir is None:
+        return list(worker_path)
+    first = str(app_dir)
+    return [first, *(entry for entry in worker_path if entry != first)]
+
+
+def child_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The worker's environment without its ``CHRONOLOG_*`` settings (URLs may hold
+    passwords); each task sets the variables that describe its run."""
+    return {name: value for name, value in environ.items() if not name.startswith("CHRONOLOG_")}
+
+
+@dataclass(frozen=True, slots=True)
+class ChildOptions:
+    """Where a pool's children load job code from, and when they are replaced."""
+
+    app_dir: Path | None = None  # first on the children's sys.path; None: the worker's path
+    max_runs_per_child: int = 0  # replace a child after this many tasks; 0: never
+    worker_path: list[str] = field(default_factory=lambda: list(sys.path))
+
+    @property
+    def path(self) -> list[str]:
+        return child_path(self.app_dir, self.worker_path)
+
+
 class PreforkPool:
     """``size`` Python child processes; ``run`` may be called from many threads at once."""
 
-    def __init__(self, size: int = 2, grace: float = DEFAULT_GRACE) -> None:
+    def __init__(
+        self, size: int = 2, grace: float = DEFAULT_GRACE, options: ChildOptions | None = None
+    ) -> None:
         if size < 1:
             raise ValueError(f"a prefork pool needs at least one process, got {size}")
         self.size = size
         self.grace = grace
+        self.options = options or ChildOptions()
+        self._path = self.options.path
         self._closed = False
         self._lock = threading.Lock()  # closing and checking in never interleave
         self._idle: queue.LifoQueue[_PoolChild | None] = queue.LifoQueue()
         for _ in range(size):
-            self._idle.put(_PoolChild.spawn())
+            self._idle.put(_PoolChild.spawn(self._path))
 
     def run(
         self,
@@ -191,12 +244,17 @@ class PreforkPool:
         parameters: dict[str, Any],
         timeout: float,
         cancel: threading.Event,
+        *,
         on_output: OutputListener | None = None,
+        context: RunContext | None = None,
     ) -> ExecutionResult:
         """Call ``function(**parameters)`` in a child; never longer than ``timeout`` seconds."""
         started = time.monotonic()
+        task: dict[str, Any] = {"function": function, "parameters": parameters}
+        if context is not None:
+            task["context"] = context.to_wire()
         try:
-            payload = orjson.dumps({"function": function, "parameters": parameters})
+            payload = orjson.dumps(task)
         except TypeError as exc:
             return failed(f"parameters are not JSON-serialisable: {exc}", started)
         child = self._checkout(cancel)
@@ -238,19 +296,32 @@ class PreforkPool:
             except queue.Empty:
                 continue
             if child is not None:
-                return child
+                return self._current(child)
             return self._spawn_or_release()
         return None
 
+    def _current(self, child: _PoolChild) -> _PoolChild:
+        """``child``, or a fresh one when job code it imported changed on disk."""
+        changed = child.changed_file()
+        if changed is None:
+            return child
+        logger.info("replacing prefork child %d: %s changed", child.leader.pid, changed)
+        child.shut_down(self.grace)
+        return self._spawn_or_release()
+
     def _spawn_or_release(self) -> _PoolChild:
         try:
-            return _PoolChild.spawn()
+            return _PoolChild.spawn(self._path)
         except OSError:
             self._idle.put(None)  # keep the slot: a later checkout tries again
             raise
 
     def _checkin(self, child: _PoolChild) -> None:
         slot: _PoolChild | None = child
+        limit = self.options.max_runs_per_child
+        if child.alive and limit and child.runs >= limit:
+            logger.info("retiring prefork child %d after %d runs", child.leader.pid, child.runs)
+            child.shut_down(self.grace)
         if not child.alive:
             slot = None if self._closed else self._replacement(child)
         with self._lock:
@@ -263,36 +334,36 @@ class PreforkPool:
     def _replacement(self, dead: _PoolChild) -> _PoolChild | None:
         logger.info("replacing prefork child %d", dead.leader.pid)
         try:
-            return _PoolChild.spawn()
+            return _PoolChild.spawn(self._path)
         except OSError:
             logger.exception("cannot start a prefork child; the next task tries again")
             return None
 
 
 def _to_result(attempt: _Attempt, started: float, timeout: float) -> ExecutionResult:
-    status, error, result, exit_code = _outcome(attempt, timeout)
     return ExecutionResult(
-        status=status,
         duration_ms=elapsed_ms(started),
-        exit_code=exit_code,
         stdout=attempt.stdout.text(),
         stderr=attempt.stderr.text(),
-        result=result,
-        error=error,
+        **_outcome(attempt, timeout),
     )
 
 
-def _outcome(
-    attempt: _Attempt, timeout: float
-) -> tuple[OutcomeStatus, str | None, Any, int | None]:
+def _outcome(attempt: _Attempt, timeout: float) -> dict[str, Any]:
+    """The fields of the result that depend on how the task ended."""
     if attempt.ending == "timed_out":
-        return "timed_out", timed_out_error(timeout), None, None
+        return {"status": "timed_out", "error": timed_out_error(timeout)}
     if attempt.ending == "cancelled":
-        return "cancelled", "cancelled", None, None
+        return {"status": "cancelled", "error": "cancelled"}
     reply = attempt.reply
     if reply is None:
         died = describe_exit(attempt.returncode or 0)
-        return "failed", f"worker process died ({died})", None, None
+        return {"status": "failed", "error": f"worker process died ({died})"}
     if reply["status"] == "succeeded":
-        return "succeeded", None, reply["result"], None
-    return "failed", reply["error"], None, reply.get("exit_code")
+        return {"status": "succeeded", "result": reply["result"]}
+    return {
+        "status": "failed",
+        "error": reply["error"],
+        "exit_code": reply.get("exit_code"),
+        "retryable": reply.get("retryable", True),
+    }

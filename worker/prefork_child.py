@@ -1,12 +1,16 @@
 """The loop a prefork pool child runs: receive a task, call the job function, reply.
 
-This module imports only the standard library and orjson, so a child starts fast. Its
-stdout and stderr are pipes the pool reads per task; the reply travels on a socket.
+This module imports only the standard library, orjson and ``worker.context``, so a child
+starts fast. Its stdout and stderr are pipes the pool reads per task; the reply travels
+on a socket.
 
 Protocol (orjson documents, one per message):
-- task: ``{"function": "module:function", "parameters": {...}}``
+- task: ``{"function": "module:function", "parameters": {...}, "context": {...}}``
+  (``context``: ``RunContext.to_wire()``, optional)
 - reply: ``{"status": "succeeded", "result": <JSON>}`` or
-  ``{"status": "failed", "error": "...", "exit_code": <int or null>}``
+  ``{"status": "failed", "error": "...", "exit_code": <int or null>, "retryable": <bool>}``;
+  either may carry ``"watch": {path: mtime_ns}``, the job-code files the task imported,
+  so the pool can recycle this child once one of them changes on disk.
 """
 
 from __future__ import annotations
@@ -16,23 +20,39 @@ import inspect
 import os
 import signal
 import sys
+import sysconfig
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, nullcontext
 from multiprocessing.connection import Connection
-from types import FrameType
+from types import FrameType, ModuleType
 from typing import Any
 
 import orjson
+
+from worker.context import RunContext, running
 
 RESULT_LIMIT = 64 * 1024  # bytes of JSON a job may return, like one output stream
 
 JobFunction = Callable[..., Any]
 
 _IMPORTLIB_FILES = ("<frozen importlib", os.path.dirname(importlib.__file__) + os.sep)
+# Installed code (the standard library, site-packages) changes only with a new release of
+# the worker's environment; everything else a job imports is job code, watched for edits.
+_INSTALLED = tuple(
+    {
+        os.path.join(sysconfig.get_paths()[name], "")
+        for name in ("stdlib", "platstdlib", "purelib", "platlib")
+    }
+)
 
 
 class Terminated(BaseException):
     """Raised in the job by SIGTERM so its ``finally`` blocks run; the child then exits."""
+
+
+class CannotLoad(Exception):
+    """The job cannot be called as configured; another attempt would fail the same way."""
 
 
 def parse_function_ref(ref: str) -> tuple[str, str]:
@@ -46,32 +66,109 @@ def parse_function_ref(ref: str) -> tuple[str, str]:
 
 
 def load_function(ref: str) -> JobFunction:
-    """Import the module named by ``ref`` and return the callable it names."""
-    module_name, qualname = parse_function_ref(ref)
-    target: Any = importlib.import_module(module_name)
+    """Import the module named by ``ref`` and return the callable it names.
+
+    ``CannotLoad`` when the reference, the module or the function is wrong; whatever
+    else the module raises while it is imported propagates (it may be transient).
+    """
+    try:
+        module_name, qualname = parse_function_ref(ref)
+    except ValueError as exc:
+        raise CannotLoad(str(exc)) from exc
+    target: Any = _import(module_name)
     for part in qualname.split("."):
-        target = getattr(target, part)
+        try:
+            target = getattr(target, part)
+        except AttributeError as exc:
+            raise CannotLoad(f"cannot load job function {ref!r}: {exc}") from exc
     if not callable(target):
-        raise TypeError(f"{ref!r} is a {type(target).__name__}, not a function")
+        raise CannotLoad(
+            f"cannot load job function {ref!r}: it is a {type(target).__name__}, not a function"
+        )
     return target  # type: ignore[no-any-return]
+
+
+def _import(module_name: str) -> ModuleType:
+    if module_name not in sys.modules:
+        importlib.invalidate_caches()  # a module file created since this child started
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        raise CannotLoad(f"cannot import module {module_name!r}: {exc}") from exc
+    except (ImportError, SyntaxError) as exc:
+        raise CannotLoad(f"cannot import module {module_name!r}: {_describe(exc)}") from exc
+
+
+def signature_of(function: JobFunction) -> inspect.Signature | None:
+    """The signature to check parameters against; None when there is none to read."""
+    try:
+        return inspect.signature(function)
+    except (TypeError, ValueError):
+        return None  # some builtins: the call itself will tell
+
+
+def check_arguments(
+    ref: str, signature: inspect.Signature | None, parameters: dict[str, Any]
+) -> None:
+    """``CannotLoad`` unless ``parameters`` bind to ``signature``: checked before the
+    call, so a TypeError raised inside the job stays an ordinary (retryable) failure."""
+    if signature is None:
+        return
+    try:
+        signature.bind(**parameters)
+    except TypeError as exc:
+        plain = signature.replace(
+            parameters=[p.replace(annotation=p.empty) for p in signature.parameters.values()],
+            return_annotation=signature.empty,
+        )
+        raise CannotLoad(
+            f"the parameters do not fit {ref}{plain}: {exc} (given: {sorted(parameters)})"
+        ) from exc
+
+
+def watched_files(modules: Iterable[ModuleType]) -> dict[str, int]:
+    """The job-code files among ``modules`` (not installed code), with their mtimes."""
+    files: dict[str, int] = {}
+    for module in modules:
+        path = getattr(module, "__file__", None)
+        if not isinstance(path, str) or path.startswith(_INSTALLED):
+            continue
+        try:
+            files[path] = os.stat(path).st_mtime_ns
+        except OSError:
+            continue  # not a file (a zip import): nothing to watch
+    return files
 
 
 class TaskRunner:
     """Runs tasks in this process, importing each job function once."""
 
     def __init__(self) -> None:
-        self._functions: dict[str, JobFunction] = {}
+        self._functions: dict[str, tuple[JobFunction, inspect.Signature | None]] = {}
+        self._known_modules = set(sys.modules)
 
     def run(self, task: dict[str, Any]) -> bytes:
         """Run one task and return the encoded reply, with the job's output flushed."""
+        raw_context = task.get("context")
+        parameters: dict[str, Any] = task["parameters"]
+        context: AbstractContextManager[Any] = nullcontext()
+        if raw_context is not None:
+            context = running(RunContext.from_wire(raw_context, parameters), clean=True)
         try:
-            return self._run(task["function"], task["parameters"])
+            with context:
+                reply = self._run(task["function"], parameters)
         finally:
             _restore_streams()
+        return self._with_new_modules(reply)
 
-    def _run(self, ref: str, parameters: dict[str, Any]) -> bytes:
+    def _run(self, ref: str, parameters: dict[str, Any]) -> dict[str, Any]:
         try:
-            function = self._function(ref)
+            function, signature = self._function(ref)
+            check_arguments(ref, signature, parameters)
+        except CannotLoad as exc:
+            if isinstance(exc.__cause__, (ImportError, SyntaxError)):
+                _print_job_traceback(exc.__cause__)  # points at the job's broken line
+            return _failure(str(exc), retryable=False)
         except Exception as exc:
             _print_job_traceback(exc)
             return _failure(f"cannot load job function {ref!r}: {_describe(exc)}")
@@ -82,13 +179,23 @@ class TaskRunner:
         except Exception as exc:
             _print_job_traceback(exc)
             return _failure(_describe(exc))
-        return _success(value)
+        return {"status": "succeeded", "result": value}
 
-    def _function(self, ref: str) -> JobFunction:
-        function = self._functions.get(ref)
-        if function is None:
-            function = self._functions[ref] = load_function(ref)
-        return function
+    def _function(self, ref: str) -> tuple[JobFunction, inspect.Signature | None]:
+        loaded = self._functions.get(ref)
+        if loaded is None:
+            function = load_function(ref)
+            loaded = self._functions[ref] = (function, signature_of(function))
+        return loaded
+
+    def _with_new_modules(self, reply: dict[str, Any]) -> bytes:
+        if len(sys.modules) != len(self._known_modules):
+            new = sys.modules.keys() - self._known_modules
+            self._known_modules = set(sys.modules)
+            watch = watched_files(sys.modules[name] for name in new)
+            if watch:
+                reply["watch"] = watch
+        return _encode(reply)
 
 
 def serve(conn: Connection) -> None:
@@ -109,6 +216,9 @@ def main(fd: int) -> None:
     # Pipes are block-buffered by default: line buffering keeps the output of a job that
     # is killed (a timeout) up to its last complete line.
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    # A .pyc is trusted when its source has the same size and mtime to the second: job
+    # code rewritten within a second would run stale. Children compile job code afresh.
+    sys.dont_write_bytecode = True
     try:
         serve(Connection(fd))
     except Terminated:
@@ -124,27 +234,37 @@ def _call(function: JobFunction, parameters: dict[str, Any]) -> Any:
     return value
 
 
-def _success(value: Any) -> bytes:
+def _encode(reply: dict[str, Any]) -> bytes:
+    if reply["status"] != "succeeded":
+        return orjson.dumps(reply)
+    value = reply["result"]
     try:
         encoded = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
     except TypeError as exc:
         kind = type(value).__name__
-        return _failure(f"the return value ({kind}) is not JSON-serialisable: {exc}")
+        error = f"the return value ({kind}) is not JSON-serialisable: {exc}"
+        return orjson.dumps({**reply, **_failure(error)})
     if len(encoded) > RESULT_LIMIT:
-        return _failure(
-            f"the return value is {len(encoded)} bytes of JSON; at most {RESULT_LIMIT} are kept"
-        )
-    return b'{"status":"succeeded","result":' + encoded + b"}"
+        error = f"the return value is {len(encoded)} bytes of JSON; at most {RESULT_LIMIT} are kept"
+        return orjson.dumps({**reply, **_failure(error)})
+    watch = b',"watch":' + orjson.dumps(reply["watch"]) if "watch" in reply else b""
+    return b'{"status":"succeeded","result":' + encoded + watch + b"}"
 
 
-def _failure(error: str, exit_code: int | None = None) -> bytes:
-    return orjson.dumps({"status": "failed", "error": error, "exit_code": exit_code})
+def _failure(error: str, exit_code: int | None = None, *, retryable: bool = True) -> dict[str, Any]:
+    return {
+        "status": "failed",
+        "error": error,
+        "exit_code": exit_code,
+        "retryable": retryable,
+        "result": None,
+    }
 
 
-def _exit_reply(exc: SystemExit) -> bytes:
+def _exit_reply(exc: SystemExit) -> dict[str, Any]:
     # sys.exit() from a job ends the job, not the pool child: judge it like a process exit.
     if exc.code is None or exc.code == 0:
-        return _success(None)
+        return {"status": "succeeded", "result": None}
     code = exc.code if isinstance(exc.code, int) else 1
     return _failure(f"the job called sys.exit({exc.code!r})", exit_code=code)
 
@@ -153,7 +273,7 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _print_job_traceback(exc: Exception) -> None:
+def _print_job_traceback(exc: BaseException) -> None:
     """Print the traceback to the job's stderr, without the pool's and importlib's frames."""
     report = traceback.TracebackException.from_exception(exc)
     job_frames = [frame for frame in report.stack if not _is_internal(frame.filename)]

@@ -10,23 +10,40 @@ import time
 from threading import Event
 
 from worker.execution import ExecutionRequest, ExecutionResult, Executor
-from worker.prefork import DEFAULT_GRACE, PreforkPool
+from worker.prefork import DEFAULT_GRACE, ChildOptions, PreforkPool
 from worker.results import failed
 
 
 class PythonExecutor(Executor):
     """Runs python jobs on its own prefork pool of ``processes`` children."""
 
-    def __init__(self, processes: int = 2, grace: float = DEFAULT_GRACE) -> None:
-        self.pool = PreforkPool(processes, grace)
+    def __init__(
+        self,
+        processes: int = 2,
+        grace: float = DEFAULT_GRACE,
+        options: ChildOptions | None = None,
+    ) -> None:
+        self.pool = PreforkPool(processes, grace, options)
 
     def execute(self, request: ExecutionRequest, cancel: Event) -> ExecutionResult:
         function = request.spec.function
         if not function:
-            return failed(f"python job {request.job_id} names no function", time.monotonic())
+            error = f"python job {request.job_id} names no function"
+            return failed(error, time.monotonic(), retryable=False)
         return self.pool.run(
-            function, request.parameters, request.timeout, cancel, on_output=request.on_output
+            function,
+            request.parameters,
+            request.timeout,
+            cancel,
+            on_output=request.on_output,
+            context=request.context(),
         )
 
     def close(self) -> None:
         self.pool.close()
+
+    def __enter__(self) -> PythonExecutor:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -12,9 +12,11 @@ def elapsed_ms(started: float) -> int:
     return int((time.monotonic() - started) * 1000)
 
 
-def failed(error: str, started: float) -> ExecutionResult:
+def failed(error: str, started: float, *, retryable: bool = True) -> ExecutionResult:
     """A failure that produced no output, such as a job that could not start."""
-    return ExecutionResult(status="failed", duration_ms=elapsed_ms(started), error=error)
+    return ExecutionResult(
+        status="failed", duration_ms=elapsed_ms(started), error=error, retryable=retryable
+    )
 
 
 def cancelled_before_start() -> ExecutionResult:

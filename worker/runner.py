@@ -258,6 +258,7 @@ class Worker:
             ticket.spec,
             ticket.parameters,
             on_output=self._live.listener(ticket.run_id),
+            scheduled_for=ticket.scheduled_for,
         )
         log.info(
             "run started",

@@ -1,11 +1,12 @@
 """Shell jobs: an argv list, or a command string run by ``/bin/sh -c``.
 
 Parameters never reach the command line: they arrive as JSON on stdin and in
-``CHRONOLOG_PARAMS``, next to ``CHRONOLOG_RUN_ID``, ``CHRONOLOG_JOB_ID`` and
-``CHRONOLOG_ATTEMPT``. The job runs in a new session; a timeout or a cancel sends
-SIGTERM to its whole process group, then SIGKILL after the grace period. When the job's
-main process exits, whatever it left running in its group is killed, so a run never
-leaks processes.
+``CHRONOLOG_PARAMS``, next to the variables that describe the run (``CHRONOLOG_RUN_ID``,
+``CHRONOLOG_JOB_ID``, ``CHRONOLOG_JOB_NAME``, ``CHRONOLOG_ATTEMPT`` and, for a run the
+schedule fired, ``CHRONOLOG_SCHEDULED_FOR``), as python jobs get them. The job runs in
+a new session; a timeout or a cancel sends SIGTERM to its whole process group, then
+SIGKILL after the grace period. When the job's main process exits, whatever it left
+running in its group is killed, so a run never leaks processes.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from threading import Event
 
 import orjson
 
+from worker import context
 from worker.execution import (
     ExecutionRequest,
     ExecutionResult,
@@ -63,13 +65,10 @@ def job_environment(
     The worker's own ``CHRONOLOG_*`` settings are left out: their URLs may hold passwords.
     """
     env = {name: value for name, value in base.items() if not name.startswith("CHRONOLOG_")}
-    env["CHRONOLOG_RUN_ID"] = request.run_id
-    env["CHRONOLOG_JOB_ID"] = request.job_id
-    env["CHRONOLOG_ATTEMPT"] = str(request.attempt)
+    env.update(context.environment(request.context()))
     if len(params_json) <= ENV_PARAMS_LIMIT:
-        env["CHRONOLOG_PARAMS"] = params_json
+        env[context.PARAMS] = params_json
     else:
-        env.pop("CHRONOLOG_PARAMS", None)
         logger.warning("run %s: parameters too large for the environment", request.run_id)
     return env
 

@@ -166,6 +166,7 @@ def test_connection_refused_fails_with_the_reason(executor: HttpExecutor) -> Non
     result = run(executor, http(f"http://127.0.0.1:{port}/"))
     assert result.status == "failed"
     assert "ConnectionRefusedError" in (result.error or "")
+    assert result.retryable  # the receiver may be up on the next attempt
 
 
 def test_the_idempotency_key_is_the_run_id_on_every_attempt(
@@ -325,10 +326,11 @@ def test_cancel_abandons_the_request(
 
 
 @pytest.mark.parametrize("url", [None, "ftp://example.com/x", "http:///nohost"])
-def test_a_job_without_an_http_url_fails(executor: HttpExecutor, url: str | None) -> None:
+def test_a_job_without_an_http_url_fails_for_good(executor: HttpExecutor, url: str | None) -> None:
     result = run(executor, http(url))  # type: ignore[arg-type]
     assert result.status == "failed"
     assert "has no http(s) URL" in (result.error or "")
+    assert result.retryable is False  # no later attempt can send it
 
 
 def test_build_call_defaults_to_get_and_root_path() -> None:

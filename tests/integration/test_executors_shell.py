@@ -6,6 +6,7 @@ import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,16 @@ def test_run_identity_is_in_the_environment(shell: ShellExecutor) -> None:
         "shell", command='echo "$CHRONOLOG_RUN_ID $CHRONOLOG_JOB_ID $CHRONOLOG_ATTEMPT"', attempt=4
     )
     assert run(shell, request).stdout == f"{request.run_id} {request.job_id} 4\n"
+
+
+def test_job_name_and_fire_time_are_in_the_environment(shell: ShellExecutor) -> None:
+    command = 'echo "$CHRONOLOG_JOB_NAME $CHRONOLOG_SCHEDULED_FOR"'
+    fired = make_request(
+        "shell", command=command, scheduled_for=datetime(2026, 11, 23, 9, tzinfo=UTC)
+    )
+    assert run(shell, fired).stdout == "test-job 2026-11-23T09:00:00+00:00\n"
+    unscheduled = make_request("shell", command='echo "${CHRONOLOG_SCHEDULED_FOR-unset}"')
+    assert run(shell, unscheduled).stdout == "unset\n"
 
 
 def test_hostile_parameter_values_stay_inert(shell: ShellExecutor, tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 from events.model import JobSpec, JobType
@@ -15,6 +16,7 @@ def make_request(
     *,
     run_id: str | None = None,
     attempt: int = 1,
+    scheduled_for: datetime | None = None,
     **spec: Any,
 ) -> ExecutionRequest:
     """A request for a job of ``job_type`` whose spec has the given fields."""
@@ -24,4 +26,5 @@ def make_request(
         attempt=attempt,
         spec=JobSpec(name="test-job", type=job_type, **spec),
         parameters=parameters or {},
+        scheduled_for=scheduled_for,
     )

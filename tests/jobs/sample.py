@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import chronolog
 
 
 def noop() -> None:
@@ -30,6 +33,24 @@ def whoami() -> int:
 def fail(message: str = "boom") -> None:
     sys.stdout.write("about to fail\n")
     raise ValueError(message)
+
+
+def describe_run(**parameters: object) -> dict[str, object]:
+    """What the job learns about its run: ``chronolog.current_run()`` and the environment."""
+    variables = ("RUN_ID", "JOB_ID", "JOB_NAME", "ATTEMPT", "SCHEDULED_FOR", "DATA_DIR")
+    env = {name: os.environ.get(f"CHRONOLOG_{name}") for name in variables}
+    try:
+        run = chronolog.current_run()
+    except chronolog.NoCurrentRun as exc:
+        return {"run": None, "error": str(exc), "env": env}
+    fields = dataclasses.asdict(run)
+    fields["scheduled_for"] = run.scheduled_for and run.scheduled_for.isoformat()
+    fields["parameters"] = dict(run.parameters)
+    return {"run": fields, "env": env}
+
+
+def raise_type_error() -> None:
+    raise TypeError("a bug inside the job")
 
 
 def exit_with(code: int | None) -> None:

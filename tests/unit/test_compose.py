@@ -137,6 +137,13 @@ def test_the_image_entrypoint_is_the_chronolog_script() -> None:
     assert 'ENTRYPOINT ["chronolog"]' in dockerfile
 
 
+def test_the_image_tells_workers_where_job_code_lives() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text().splitlines()
+    assert "RUN mkdir /app" in dockerfile
+    assert "ENV CHRONOLOG_APP_DIR=/app" in dockerfile
+    assert load_settings({"CHRONOLOG_APP_DIR": "/app"}).app_dir == Path("/app")
+
+
 def test_the_worker_can_scale_and_drains_before_it_is_killed() -> None:
     worker = SERVICES["worker"]
     assert "container_name" not in worker

@@ -1,4 +1,5 @@
-"""Outcome events: whatever an executor reports, the event carries a bounded error."""
+"""The outcome event a worker appends for an execution result: a bounded error, and
+whether another attempt can help."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from worker.execution import ExecutionResult, OutcomeStatus
 from worker.outcomes import outcome_payload
 from worker.output import ERROR_LIMIT
 
-TICKET = Ticket("run-1", "job-1", 1, JobSpec(name="j", type="shell", command="true"))
+TICKET = Ticket("run-1", "job-1", 1, JobSpec(name="j", type="python", function="m:f"))
 HUGE = "E" * 20_000_000
 
 
@@ -28,3 +29,14 @@ def test_a_short_error_is_kept_as_is() -> None:
     payload = outcome_payload(TICKET, ExecutionResult("failed", 5, error="boom"), "worker-1", 7)
     assert isinstance(payload, RunFailed)
     assert payload.error == "boom"
+
+
+@pytest.mark.parametrize("retryable", [True, False])
+def test_a_failure_reports_whether_another_attempt_can_help(retryable: bool) -> None:
+    result = ExecutionResult("failed", 5, error="cannot import module 'x'", retryable=retryable)
+    payload = outcome_payload(TICKET, result, "worker-1", 7)
+    assert payload == RunFailed("worker-1", 7, 5, "cannot import module 'x'", retryable=retryable)
+
+
+def test_results_are_retryable_unless_an_executor_says_otherwise() -> None:
+    assert ExecutionResult("failed", 0).retryable is True

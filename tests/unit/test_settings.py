@@ -21,6 +21,13 @@ def test_environment_then_overrides() -> None:
     assert settings.event_log_url == "sqlite:////tmp/x/events.db"
 
 
+def test_job_code_settings() -> None:
+    assert (Settings().app_dir, Settings().max_runs_per_child) == (Path("."), 1000)
+    env = {"CHRONOLOG_APP_DIR": "/app", "CHRONOLOG_MAX_RUNS_PER_CHILD": "0"}
+    settings = load_settings(env)
+    assert (settings.app_dir, settings.max_runs_per_child) == (Path("/app"), 0)
+
+
 def test_test_variables_are_not_settings() -> None:
     assert load_settings({"CHRONOLOG_TEST_KAFKA": "127.0.0.1:9092"}) == Settings()
 
@@ -57,6 +64,15 @@ def test_test_variables_are_not_settings() -> None:
             {"CHRONOLOG_KAFKA_SESSION_TIMEOUT": "0"},
             "CHRONOLOG_KAFKA_SESSION_TIMEOUT='0' must be greater than 0",
         ),
+        (
+            {"CHRONOLOG_MAX_RUNS_PER_CHILD": "-1"},
+            "CHRONOLOG_MAX_RUNS_PER_CHILD='-1' must be 0 or more",
+        ),
+        (
+            {"CHRONOLOG_MAX_RUNS_PER_CHILD": "many"},
+            "CHRONOLOG_MAX_RUNS_PER_CHILD='many' is not an integer",
+        ),
+        ({"CHRONOLOG_APP_DIR": " "}, "CHRONOLOG_APP_DIR is empty; give a directory"),
     ],
 )
 def test_bad_settings_name_the_variable_and_value(env: dict[str, str], message: str) -> None:
@@ -70,6 +86,8 @@ def test_the_variables_a_job_gets_are_not_settings() -> None:
         "CHRONOLOG_PARAMS": "{}",
         "CHRONOLOG_JOB_ID": "j",
         "CHRONOLOG_ATTEMPT": "1",
+        "CHRONOLOG_JOB_NAME": "report",
+        "CHRONOLOG_SCHEDULED_FOR": "2026-11-23T09:00:00+00:00",
     }
     assert load_settings(env) == Settings()
 

@@ -1,0 +1,125 @@
+"""What a job learns about the run it executes: ``chronolog.current_run()`` for python
+jobs, ``CHRONOLOG_*`` environment variables for python and shell jobs.
+
+Standard library only: job code imports this (through ``chronolog``) in a prefork child,
+whose start-up must stay fast.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+RUN_ID = "CHRONOLOG_RUN_ID"
+JOB_ID = "CHRONOLOG_JOB_ID"
+JOB_NAME = "CHRONOLOG_JOB_NAME"
+ATTEMPT = "CHRONOLOG_ATTEMPT"
+SCHEDULED_FOR = "CHRONOLOG_SCHEDULED_FOR"
+PARAMS = "CHRONOLOG_PARAMS"  # shell jobs only: python jobs get keyword arguments
+VARIABLES = frozenset({RUN_ID, JOB_ID, JOB_NAME, ATTEMPT, SCHEDULED_FOR, PARAMS})
+
+
+class NoCurrentRun(RuntimeError):
+    """``current_run()`` was called outside a job that a Chronolog worker runs."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunContext:
+    """The run a python job executes for."""
+
+    run_id: str
+    job_id: str
+    job_name: str
+    attempt: int  # 1 for the first attempt, 2 for the first retry, ...
+    scheduled_for: datetime | None = None  # the fire time (UTC); None unless the schedule fired
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_wire(self) -> dict[str, Any]:
+        """A JSON-ready form, for the task a prefork child receives."""
+        when = self.scheduled_for.isoformat() if self.scheduled_for is not None else None
+        return {
+            "run_id": self.run_id,
+            "job_id": self.job_id,
+            "job_name": self.job_name,
+            "attempt": self.attempt,
+            "scheduled_for": when,
+        }
+
+    @classmethod
+    def from_wire(cls, raw: Mapping[str, Any], parameters: Mapping[str, Any]) -> RunContext:
+        when = raw.get("scheduled_for")
+        return cls(
+            run_id=raw["run_id"],
+            job_id=raw["job_id"],
+            job_name=raw["job_name"],
+            attempt=raw["attempt"],
+            scheduled_for=datetime.fromisoformat(when) if when else None,
+            parameters=dict(parameters),
+        )
+
+
+def environment(context: RunContext) -> dict[str, str]:
+    """The ``CHRONOLOG_*`` variables that tell a job its run (no parameters)."""
+    variables = {
+        RUN_ID: context.run_id,
+        JOB_ID: context.job_id,
+        JOB_NAME: context.job_name,
+        ATTEMPT: str(context.attempt),
+    }
+    if context.scheduled_for is not None:
+        variables[SCHEDULED_FOR] = context.scheduled_for.isoformat()
+    return variables
+
+
+class _Current:
+    # One task at a time runs in a prefork child, so one process-wide slot (not a
+    # ContextVar) is right: threads the job starts see it too.
+    run: RunContext | None = None
+
+
+def current_run() -> RunContext:
+    """The run this python job executes for; ``NoCurrentRun`` outside one."""
+    current = _Current.run
+    if current is None:
+        raise NoCurrentRun(
+            "chronolog.current_run() is only available while a Chronolog worker runs a "
+            "python job (in tests, wrap the call in chronolog.running(RunContext(...)))"
+        )
+    return current
+
+
+@contextmanager
+def running(context: RunContext, *, clean: bool = False) -> Iterator[RunContext]:
+    """Make ``context`` the current run, and its variables part of ``os.environ``, for
+    the duration; both are restored afterwards (also usable in a job's own tests).
+
+    ``clean``: the caller knows none of the variables is set (a prefork child, whose
+    environment has none between tasks), so their previous values are not looked up:
+    each os.environ access costs microseconds, and the pool's overhead per task is tens.
+    """
+    previous_run = _Current.run
+    variables = environment(context)
+    previous = {} if clean else {name: os.environ.get(name) for name in VARIABLES}
+    for name, value in previous.items():
+        if value is not None and name not in variables:
+            del os.environ[name]
+    os.environ.update(variables)
+    _Current.run = context
+    try:
+        yield context
+    finally:
+        _Current.run = previous_run
+        _restore(previous, variables)
+
+
+def _restore(previous: dict[str, str | None], variables: dict[str, str]) -> None:
+    for name in variables:
+        if previous.get(name) is None:
+            del os.environ[name]
+    for name, value in previous.items():
+        if value is not None:
+            os.environ[name] = value
