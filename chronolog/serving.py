@@ -49,6 +49,9 @@ def api_context(runtime: wiring.Runtime) -> ApiContext:
         leases=runtime.leases,
         ryw_timeout=runtime.settings.read_your_writes_timeout,
         max_body_bytes=runtime.settings.api_max_body_bytes,
+        health_max_lag=runtime.settings.health_max_lag,
+        health_stall_after=runtime.settings.health_stall_after,
+        live_stream_limit=runtime.settings.live_output_max_streams,
     )
 
 

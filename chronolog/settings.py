@@ -52,6 +52,9 @@ class Settings:
     # Kafka consumer-group session: a dead projector's partitions move after this. Apache
     # Kafka accepts 6-1800 s by default; the local test broker wants 2 s (TESTING.md).
     kafka_session_timeout: float = 10.0
+    health_max_lag: int = 10_000  # events the projector may lag before /api/health is 503
+    health_stall_after: float = 30.0  # seconds with events to apply and no progress: stalled
+    live_output_max_streams: int = 100  # open live-output streams per API process
 
     @property
     def event_log_url(self) -> str:
@@ -74,6 +77,16 @@ def _positive_int(name: str, raw: str) -> int:
         raise SettingsError(f"{name}={raw!r} is not an integer") from None
     if value <= 0:
         raise SettingsError(f"{name}={raw!r} must be greater than 0")
+    return value
+
+
+def _non_negative_int(name: str, raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not an integer") from None
+    if value < 0:
+        raise SettingsError(f"{name}={raw!r} must be 0 or more")
     return value
 
 
@@ -193,6 +206,9 @@ PARSERS: dict[str, Callable[[str, str], Any]] = {
     "kill_grace": _positive_float,
     "drain_timeout": _positive_float,
     "kafka_session_timeout": _positive_float,
+    "health_max_lag": _non_negative_int,
+    "health_stall_after": _positive_float,
+    "live_output_max_streams": _positive_int,
 }
 
 

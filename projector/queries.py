@@ -149,3 +149,9 @@ def entry(record: EventIndexRecord) -> EventEntry:
         payload=record.payload,
         rejected=record.rejected,
     )
+
+
+def count_unprojectable(session: Session) -> int:
+    """Events the projector recorded as impossible to apply (``rejected: "unprojectable: …"``)."""
+    query = select(func.count()).where(EventIndexRecord.rejected.like("unprojectable:%"))
+    return session.scalar(query) or 0

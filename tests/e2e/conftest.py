@@ -69,7 +69,7 @@ class Server:
             output = self.log_path.read_text()
             raise AssertionError(f"chronolog up exited with {self.process.returncode}:\n{output}")
         try:
-            return httpx.get(f"{self.url}/api/health", timeout=1).status_code == 200
+            return httpx.get(f"{self.url}/api/health/live", timeout=1).status_code == 200
         except httpx.TransportError:
             return False
 
