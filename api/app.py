@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from api.commands import JobCommands, Written
 from api.context import ApiContext
 from api.errors import ApiError, NotFound, Unavailable
+from api.health import add_health_routes
 from api.live_output import add_live_output_route
 from api.middleware import BodyLimitMiddleware, JsonBodiesMiddleware
 from api.problems import api_error_response, validation_error_response
@@ -31,7 +32,6 @@ from api.schemas import (
     ReasonBody,
 )
 from api.views import event_out, job_out
-from events.dispatch import SCHEDULER_LEADER_KEY
 from projector import queries
 from projector.poison import describe
 
@@ -58,7 +58,7 @@ def create_app(context: ApiContext) -> FastAPI:
     _add_job_routes(app, context)
     add_run_routes(app, context)
     add_live_output_route(app, context)
-    _add_health_route(app, context)
+    add_health_routes(app, context)
     return app
 
 
@@ -163,20 +163,3 @@ def _add_job_routes(app: FastAPI, ctx: ApiContext) -> None:  # noqa: C901 - one 
         if job is None and not entries:
             raise NotFound(f"no job with id or name {ref!r}")
         return EventList(job_id=job_id, events=[event_out(e) for e in entries], total=len(entries))
-
-
-def _add_health_route(app: FastAPI, ctx: ApiContext) -> None:
-    @app.get("/api/health", tags=["system"])
-    def health() -> dict[str, Any]:
-        """Liveness, how far the read model lags behind the log, and who leads the scheduler."""
-        checkpoints = ctx.progress.checkpoints()
-        ends = {p: marks.high for p, marks in ctx.log.all_watermarks().items()}
-        lag = sum(end - checkpoints.get(p, 0) for p, end in ends.items())
-        leader = ctx.leases.inspect([SCHEDULER_LEADER_KEY]).get(SCHEDULER_LEADER_KEY)
-        return {
-            "status": "ok",
-            "version": app.version,
-            "event_log": {"partitions": ctx.log.partitions, "events": sum(ends.values())},
-            "projector": {"lag": lag},
-            "scheduler": {"leader": leader.owner if leader is not None else None},
-        }

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Engine
 
+from api.stream_slots import StreamSlots
 from events.codec import EventCodec
 from events.log import EventLog
 from leases.port import LeaseStore
@@ -32,6 +33,10 @@ class ApiContext:
     ryw_timeout: float = 5.0  # seconds a write waits for the read model to show it
     decision_wait: float = 2.0  # seconds a trigger waits for the scheduler to queue or skip
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    health_max_lag: int = 10_000  # events behind the log before /api/health answers 503
+    health_stall_after: float = 30.0  # seconds a projector with work may not advance
+    live_stream_limit: int = 100  # open live-output streams per process; past it 429
+    live_streams: StreamSlots = field(default_factory=StreamSlots)
     # Commands that check invariants across jobs (unique names, the DAG) run one at a
     # time, so each sees the previous one's effect. See docs/decisions.md.
     command_lock: threading.Lock = field(default_factory=threading.Lock)

@@ -34,7 +34,7 @@ def free_port() -> int:
 def wait_healthy(url: str, deadline: float) -> None:
     while time.monotonic() < deadline:
         try:
-            if httpx.get(f"{url}/api/health", timeout=1).status_code == 200:
+            if httpx.get(f"{url}/api/health/live", timeout=1).status_code == 200:
                 return
         except httpx.TransportError:
             pass

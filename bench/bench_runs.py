@@ -147,8 +147,8 @@ def cluster(
 
 
 def _healthy(url: str) -> bool:
-    try:  # /api/health probes every partition: over a second on Kafka with 12 partitions
-        return httpx.get(f"{url}/api/health", timeout=10).status_code == 200
+    try:  # the API answers; /api/health would be 503 until the workers below register
+        return httpx.get(f"{url}/api/health/live", timeout=10).status_code == 200
     except httpx.TransportError:
         return False
 

@@ -125,7 +125,7 @@ def health(url: str) -> dict[str, Any] | None:
         response = httpx.get(f"{url}/api/health", timeout=HEALTH_TIMEOUT)
     except httpx.TransportError:
         return None
-    if response.status_code != 200:
+    if response.status_code not in (200, 503):  # 503 names what is down, in the same body
         return None
     body: dict[str, Any] = response.json()
     return body

@@ -7,12 +7,10 @@ web stack: each starts about a second sooner.
 from __future__ import annotations
 
 import signal
-import subprocess
 import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from types import FrameType
 
 import uvicorn
@@ -21,6 +19,7 @@ from api.app import create_app
 from api.context import ApiContext
 from chronolog import wiring
 from chronolog.settings import Settings
+from chronolog.supervision import Backoff, Supervisor
 
 
 class GracefulServer(uvicorn.Server):
@@ -50,38 +49,24 @@ def api_context(runtime: wiring.Runtime) -> ApiContext:
         leases=runtime.leases,
         ryw_timeout=runtime.settings.read_your_writes_timeout,
         max_body_bytes=runtime.settings.api_max_body_bytes,
+        health_max_lag=runtime.settings.health_max_lag,
+        health_stall_after=runtime.settings.health_stall_after,
+        live_stream_limit=runtime.settings.live_output_max_streams,
     )
 
 
-@dataclass
-class ChildProcesses:
-    """Roles ``chronolog up`` runs as child processes (a crash there never takes the API
-    down, and each gets its own interpreter and core), stopped with it."""
-
-    settings: Settings
-    processes: list[subprocess.Popen[bytes]]
-
-    @classmethod
-    def start(
-        cls, settings: Settings, *, scheduler: bool, workers: int, concurrency: int
-    ) -> ChildProcesses:
-        base = [sys.executable, "-m", "chronolog"]
-        data = ["--data-dir", str(settings.data_dir)]
-        commands = [[*base, "scheduler", *data]] if scheduler else []
-        worker = [*base, "worker", *data, "--app-dir", str(settings.app_dir)]
-        commands += [[*worker, "--concurrency", str(concurrency)]] * workers
-        return cls(settings, [subprocess.Popen(command) for command in commands])
-
-    def stop(self) -> None:
-        for process in self.processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in self.processes:
-            try:
-                process.wait(timeout=self.settings.drain_timeout + 10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+def child_commands(
+    settings: Settings, *, scheduler: bool, workers: int, concurrency: int
+) -> list[tuple[str, list[str]]]:
+    """The roles ``chronolog up`` runs as child processes (a crash there never takes the
+    API down, and each gets its own interpreter and core), by role name."""
+    base = [sys.executable, "-m", "chronolog"]
+    data = ["--data-dir", str(settings.data_dir)]
+    commands = [("scheduler", [*base, "scheduler", *data])] if scheduler else []
+    worker = [*base, "worker", *data, "--app-dir", str(settings.app_dir)]
+    worker += ["--concurrency", str(concurrency)]
+    commands += [(f"worker-{i + 1}", worker) for i in range(workers)]
+    return commands
 
 
 # --- everything in one process (chronolog up) and the API alone -----------------------
@@ -94,8 +79,10 @@ def serve(
     runtime = wiring.build_runtime(settings)
     stop = threading.Event()
     threads = [wiring.start_projector(runtime, stop)] if projector else []
-    children = ChildProcesses.start(
-        settings, scheduler=scheduler, workers=workers, concurrency=concurrency
+    children = Supervisor.start(
+        child_commands(settings, scheduler=scheduler, workers=workers, concurrency=concurrency),
+        stop_timeout=settings.drain_timeout + 10,
+        backoff=Backoff(),
     )
     config = uvicorn.Config(
         create_app(api_context(runtime)),

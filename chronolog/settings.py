@@ -56,6 +56,10 @@ class Settings:
     app_dir: Path = Path(".")
     max_runs_per_child: int = 1000
 
+    health_max_lag: int = 10_000  # events the projector may lag before /api/health is 503
+    health_stall_after: float = 30.0  # seconds with events to apply and no progress: stalled
+    live_output_max_streams: int = 100  # open live-output streams per API process
+
     @property
     def event_log_url(self) -> str:
         return self.event_log or f"sqlite:///{self.data_dir / 'events.db'}"
@@ -214,6 +218,9 @@ PARSERS: dict[str, Callable[[str, str], Any]] = {
     "kafka_session_timeout": _positive_float,
     "app_dir": _directory,
     "max_runs_per_child": _non_negative_int,
+    "health_max_lag": _non_negative_int,
+    "health_stall_after": _positive_float,
+    "live_output_max_streams": _positive_int,
 }
 
 

@@ -43,6 +43,18 @@ class Subscription(ABC):
     def close(self) -> None: ...
 
 
+class AsyncSubscription(ABC):
+    """A subscription for asyncio code: waiting never holds a thread."""
+
+    @abstractmethod
+    async def get(self, timeout: float) -> Message | None:
+        """The next message published after ``subscribe_async``; None after ``timeout`` s."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Stop receiving; safe to call more than once."""
+
+
 class LeaseStore(ABC):
     # --- leases ----------------------------------------------------------------------
 
@@ -105,6 +117,10 @@ class LeaseStore(ABC):
 
     @abstractmethod
     def subscribe(self, channels: Sequence[str]) -> Subscription: ...
+
+    @abstractmethod
+    async def subscribe_async(self, channels: Sequence[str]) -> AsyncSubscription:
+        """``subscribe`` for asyncio code (the API's live-output streams)."""
 
     def close(self) -> None:  # noqa: B027 - optional hook for adapters holding resources
         """Release connections held by the adapter."""

@@ -40,6 +40,7 @@ from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
+import redis.asyncio as aredis
 from redis import exceptions as redis_errors
 from redis.backoff import NoBackoff
 from redis.client import PubSub
@@ -47,7 +48,14 @@ from redis.commands.core import Script
 from redis.retry import Retry
 
 from leases.errors import LeaseError, LeaseStoreUnavailable
-from leases.port import Lease, LeaseStore, Message, QueueItem, Subscription
+from leases.port import (
+    AsyncSubscription,
+    Lease,
+    LeaseStore,
+    Message,
+    QueueItem,
+    Subscription,
+)
 
 WAKE_RECHECK: Final = 0.5
 """Seconds a waiting ``pop`` sleeps on its subscription before looking at the queues anyway."""
@@ -145,6 +153,7 @@ class RedisLeaseStore(LeaseStore):
         self, url: str, *, prefix: str = "chronolog:", socket_timeout: float = 5.0
     ) -> None:
         self._where = _redact(url)
+        self._url = url
         self._prefix = prefix
         self._keys = _Keys(_namespace(prefix))
         self._socket_timeout = socket_timeout
@@ -270,6 +279,25 @@ class RedisLeaseStore(LeaseStore):
             raise
         return RedisSubscription(self, pubsub, self._keys.channel(""), early)
 
+    async def subscribe_async(self, channels: Sequence[str]) -> RedisAsyncSubscription:
+        """A subscription on its own asyncio connection (closed with it)."""
+        names = tuple(dict.fromkeys(channels))
+        if not names:
+            raise ValueError("subscribe needs at least one channel")
+        client = aredis.Redis.from_url(
+            self._url,
+            socket_timeout=self._socket_timeout,
+            socket_connect_timeout=self._socket_timeout,
+            decode_responses=False,
+        )
+        subscription = RedisAsyncSubscription(self, client, self._keys.channel(""))
+        try:
+            await subscription.start([self._keys.channel(name) for name in names])
+        except BaseException:
+            await subscription.close()
+            raise
+        return subscription
+
     def close(self) -> None:
         """Drop every connection, waiting pops' and subscriptions' too; later calls raise
         ``LeaseError``."""
@@ -390,6 +418,61 @@ class RedisSubscription(Subscription):
         self._closed = True
         self._buffer.clear()
         self._pubsub.close()
+
+    def _parse(self, raw: Any) -> Message:
+        channel: bytes = raw["channel"]
+        return Message(channel.decode()[len(self._prefix) :], raw["data"])
+
+
+class RedisAsyncSubscription(AsyncSubscription):
+    """``RedisSubscription`` on a ``redis.asyncio`` connection: waiting holds no thread."""
+
+    def __init__(self, store: RedisLeaseStore, client: aredis.Redis, prefix: str) -> None:
+        self._store = store
+        self._client = client
+        self._pubsub = client.pubsub()
+        self._prefix = prefix
+        self._buffer: deque[Message] = deque()
+        self._closed = False
+
+    async def start(self, channels: Sequence[str]) -> None:
+        """Subscribe, and return once Redis confirmed it: nothing published after is missed."""
+        pending = len(channels)
+        deadline = time.monotonic() + self._store._socket_timeout
+        with self._store._translating(f"subscription to channels {channels!r}"):
+            await self._pubsub.subscribe(*channels)
+            while pending:
+                if time.monotonic() > deadline:
+                    raise redis_errors.TimeoutError("no confirmation of the subscription")
+                raw = await self._pubsub.get_message(timeout=0.1)
+                if raw is not None and raw["type"] == "subscribe":
+                    pending -= 1
+                elif _is_message(raw):
+                    self._buffer.append(self._parse(raw))
+
+    async def get(self, timeout: float) -> Message | None:
+        deadline = time.monotonic() + timeout
+        while not (self._closed or self._store.closed):
+            if self._buffer:
+                return self._buffer.popleft()
+            remaining = deadline - time.monotonic()
+            with self._store._translating("reading an asyncio subscription"):
+                raw = await self._pubsub.get_message(timeout=max(remaining, 0.0))
+            if _is_message(raw):
+                self._buffer.append(self._parse(raw))
+            elif remaining <= 0:
+                return None
+        return None
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._buffer.clear()
+        try:
+            await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+        finally:
+            await self._client.aclose()
 
     def _parse(self, raw: Any) -> Message:
         channel: bytes = raw["channel"]

@@ -21,6 +21,7 @@ disk), and nothing outlives ``MESSAGE_RETENTION``. The file gives freed pages ba
 
 from __future__ import annotations
 
+import asyncio
 import math
 import sqlite3
 import threading
@@ -34,7 +35,14 @@ from typing import Final
 from events.sqlite_tx import immediate
 from leases._sqlite import Signal, ThreadConnections, translate
 from leases.errors import LeaseError
-from leases.port import Lease, LeaseStore, Message, QueueItem, Subscription
+from leases.port import (
+    AsyncSubscription,
+    Lease,
+    LeaseStore,
+    Message,
+    QueueItem,
+    Subscription,
+)
 
 Clock = Callable[[], float]
 
@@ -259,12 +267,12 @@ class SqliteLeaseStore(LeaseStore):
         self._published.notify()
 
     def subscribe(self, channels: Sequence[str]) -> SqliteSubscription:
-        names = tuple(dict.fromkeys(channels))
-        if not names:
-            raise ValueError("subscribe needs at least one channel")
-        with self._reading(f"subscription to channels {names!r}") as (conn, _):
-            after: int = conn.execute("SELECT COALESCE(MAX(id), 0) FROM messages").fetchone()[0]
-        return SqliteSubscription(self, names, after)
+        names = _channel_names(channels)
+        return SqliteSubscription(self, names, self._last_message_id(names))
+
+    async def subscribe_async(self, channels: Sequence[str]) -> SqliteAsyncSubscription:
+        names = _channel_names(channels)
+        return SqliteAsyncSubscription(self, names, self._last_message_id(names))
 
     def close(self) -> None:
         """Close every thread's connection; later calls raise ``LeaseError``."""
@@ -273,6 +281,11 @@ class SqliteLeaseStore(LeaseStore):
         self._published.notify()
 
     # --- used by SqliteSubscription --------------------------------------------------
+
+    def _last_message_id(self, channels: tuple[str, ...]) -> int:
+        with self._reading(f"subscription to channels {channels!r}") as (conn, _):
+            last: int = conn.execute("SELECT COALESCE(MAX(id), 0) FROM messages").fetchone()[0]
+        return last
 
     def _messages_after(self, channels: tuple[str, ...], after: int) -> list[tuple[int, Message]]:
         marks = ", ".join("?" * len(channels))
@@ -397,6 +410,46 @@ class SqliteSubscription(Subscription):
         if fetched:
             self._after = fetched[-1][0]
             self._buffer.extend(message for _, message in fetched)
+
+
+class SqliteAsyncSubscription(AsyncSubscription):
+    """``SqliteSubscription`` for asyncio: polls the file every ``MESSAGE_RECHECK_INTERVAL``
+    s with ``asyncio.sleep`` between looks. Each look is one short indexed read, made on
+    the event loop's own connection (WAL readers never wait for writers)."""
+
+    def __init__(self, store: SqliteLeaseStore, channels: tuple[str, ...], after: int) -> None:
+        self._store = store
+        self._channels = channels
+        self._after = after
+        self._buffer: deque[Message] = deque()
+        self._closed = False
+
+    async def get(self, timeout: float) -> Message | None:
+        deadline = time.monotonic() + timeout
+        while not self._closed:
+            if not self._buffer:
+                fetched = self._store._messages_after(self._channels, self._after)
+                if fetched:
+                    self._after = fetched[-1][0]
+                    self._buffer.extend(message for _, message in fetched)
+            if self._buffer:
+                return self._buffer.popleft()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            await asyncio.sleep(min(remaining, MESSAGE_RECHECK_INTERVAL))
+        return None
+
+    async def close(self) -> None:
+        self._closed = True
+        self._buffer.clear()
+
+
+def _channel_names(channels: Sequence[str]) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(channels))
+    if not names:
+        raise ValueError("subscribe needs at least one channel")
+    return names
 
 
 def _best_head(conn: sqlite3.Connection, queues: tuple[str, ...]) -> tuple[str, _Row] | None:

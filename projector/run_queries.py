@@ -114,3 +114,13 @@ def list_workers(session: Session, include_gone: bool = False) -> list[WorkerSum
 def max_lease_token(session: Session) -> int:
     """The highest fencing token the log has seen, to re-seed a lease store that lost it."""
     return session.scalar(select(func.max(RunRecord.lease_token))) or 0
+
+
+def queued_by_queue(session: Session) -> dict[str, int]:
+    """How many runs wait in each queue (status ``queued``)."""
+    query = (
+        select(RunRecord.queue, func.count())
+        .where(RunRecord.status == "queued", RunRecord.queue.is_not(None))
+        .group_by(RunRecord.queue)
+    )
+    return {queue: count for queue, count in session.execute(query).all() if queue is not None}

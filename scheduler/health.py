@@ -19,6 +19,13 @@ Rules:
 
 ``check_running`` applies both, one event per run, lost first. Either outcome is then
 retried per policy (``retries.after_failure``).
+
+- **Lost workers** (``lost_workers``): an ``active`` worker whose heartbeat lease
+  (``worker:<id>``, three heartbeat intervals long, renewed every interval) is not live
+  is ``WorkerLost``: it missed three heartbeats (killed, frozen, cut off). A worker takes
+  the lease before it appends ``WorkerRegistered``, so a new one is never taken for lost;
+  one that deregisters appends ``WorkerDeregistered`` before releasing it, so a
+  ``WorkerLost`` read from a lagging read model lands after it and is rejected.
 """
 
 from __future__ import annotations
@@ -27,9 +34,10 @@ from collections.abc import Iterable, Mapping, Set
 from datetime import datetime, timedelta
 from typing import Final
 
-from events.dispatch import run_lease_key
-from events.model import Event, RunLost, RunTimedOut
-from scheduler.envelope import run_event
+from events.dispatch import run_lease_key, worker_lease_key
+from events.model import Event, RunLost, RunTimedOut, WorkerLost
+from projector.worker_projection import WorkerRow
+from scheduler.envelope import ACTOR, occurred_at, run_event
 from scheduler.views import JobView, RunView
 
 TIMEOUT_GRACE: Final = timedelta(seconds=30)
@@ -86,6 +94,22 @@ def check_running(
     lost_events = lost(runs, live_lease_keys, now)
     gone = {event.run_id for event in lost_events}
     return lost_events + overdue([run for run in runs if run.run_id not in gone], jobs, now)
+
+
+def lost_workers(
+    workers: Iterable[WorkerRow], live_heartbeat_keys: Set[str], now: datetime
+) -> list[Event]:
+    """Return ``WorkerLost`` for each ``active`` worker whose heartbeat lease has lapsed.
+
+    Args:
+        workers: workers as the read model has them (others than ``active`` are ignored).
+        live_heartbeat_keys: the keys among ``worker_lease_key(worker)`` the store holds.
+    """
+    return [
+        Event(payload=WorkerLost(worker.id), occurred_at=occurred_at(now), actor=ACTOR)
+        for worker in workers
+        if worker.status == "active" and worker_lease_key(worker.id) not in live_heartbeat_keys
+    ]
 
 
 def _running_since(run: RunView, now: datetime, age: timedelta) -> bool:

@@ -25,18 +25,20 @@ from events.dispatch import (
     CANCEL_FLAG_TTL,
     SCHEDULER_LEADER_KEY,
     cancel_flag,
+    worker_lease_key,
 )
 from events.errors import ChronologError
 from events.log import EventLog, Position
 from events.model import Event, RunCancelRequested, RunQueued, RunRequested
 from leases.port import Lease, LeaseStore
 from projector.progress import ProjectionProgress
-from projector.run_queries import max_lease_token
+from projector.run_queries import list_workers, max_lease_token
 from scheduler.concurrency import cancel_queued
 from scheduler.decide import decide
 from scheduler.dispatch import Dispatcher, fire_times
 from scheduler.fires import invalid_schedules, next_wakeup
 from scheduler.gather import Gathered, JobCache, gather, run_parameters
+from scheduler.health import lost_workers
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +53,7 @@ class SchedulerConfig:
     reconcile_interval: float = 5.0
     min_round_interval: float = 0.02  # bounds the CPU a busy log can make rounds take
     dependency_lookback: timedelta = timedelta(hours=1)  # completions a new leader re-reads
+    worker_check_interval: float = 1.0  # seconds between looks for workers that went silent
 
 
 class Scheduler:
@@ -83,6 +86,7 @@ class Scheduler:
         self._unapplied: list[Position] = []
         self._completed_since = self._clock()
         self._reconciled_at = datetime.min.replace(tzinfo=UTC)
+        self._workers_checked_at = datetime.min.replace(tzinfo=UTC)
 
     @property
     def is_leader(self) -> bool:
@@ -154,6 +158,7 @@ class Scheduler:
             gathered = gather(session, self._leases, self._completed_since, self._jobs)
         events = decide(gathered.snapshot, now, self._rng)
         events += self._cancel_queued(events, gathered)
+        events += self._lost_workers(now)
         self._append(events)
         self._dispatch(events, gathered)
         self._completed_since = max(
@@ -178,6 +183,25 @@ class Scheduler:
                 extra={"job_id": job_id, "error": invalid[job_id]},
             )
         self._invalid = set(invalid)
+
+    def _lost_workers(self, now: datetime) -> list[Event]:
+        """``WorkerLost`` for active workers whose heartbeat lapsed (every few rounds)."""
+        if now - self._workers_checked_at < timedelta(seconds=self.config.worker_check_interval):
+            return []
+        self._workers_checked_at = now
+        with Session(self._engine) as session:
+            workers = [summary.worker for summary in list_workers(session)]
+        # Read the workers before their leases, as for runs: a worker registered in between
+        # is absent from the list rather than listed without its (live) lease.
+        keys = [worker_lease_key(worker.id) for worker in workers]
+        live = set(self._leases.inspect(keys)) if keys else set()
+        events = lost_workers(workers, live, now)
+        for event in events:
+            log.warning(
+                "worker missed three heartbeats; recording it lost",
+                extra={"worker_id": getattr(event.payload, "worker_id", None)},
+            )
+        return events
 
     def _cancel_queued(self, events: Sequence[Event], gathered: Gathered) -> list[Event]:
         """Cancels the rules asked for (``replace``): signal, and drop what still waits."""

@@ -37,6 +37,7 @@ class Server:
     port: int
     extra_args: list[str] = field(default_factory=list)
     env: dict[str, str] | None = None
+    cwd: Path | None = None
     process: subprocess.Popen[str] | None = None
 
     @property
@@ -54,7 +55,7 @@ class Server:
         # A file, not a pipe: nobody reads a pipe while the test runs, and a full one blocks.
         with self.log_path.open("a") as output:
             self.process = subprocess.Popen(
-                command, env=env, stdout=output, stderr=subprocess.STDOUT, text=True
+                command, env=env, cwd=self.cwd, stdout=output, stderr=subprocess.STDOUT, text=True
             )
         wait_until(self._healthy, timeout=30, interval=0.1)
 
@@ -68,7 +69,7 @@ class Server:
             output = self.log_path.read_text()
             raise AssertionError(f"chronolog up exited with {self.process.returncode}:\n{output}")
         try:
-            return httpx.get(f"{self.url}/api/health", timeout=1).status_code == 200
+            return httpx.get(f"{self.url}/api/health/live", timeout=1).status_code == 200
         except httpx.TransportError:
             return False
 

@@ -285,14 +285,15 @@ def test_live_output_streams_while_the_job_runs_then_the_kept_output(cluster: Cl
                 received.append((event, data, get_run(api, run_id)["status"]))
                 if event == "end":
                     break
-        stdout = "".join(data for event, data, _ in received if event == "stdout")
-        assert stdout.endswith("second\n")  # "first" may be out before we subscribed
-        assert ("stderr", "oops\n") in [(e, d) for e, d, _ in received]
+        stdout = "\n".join(data for event, data, _ in received if event == "stdout")
+        assert stdout.endswith("second")  # "first" may be out before we subscribed
+        assert ("stderr", "oops") in [(e, d) for e, d, _ in received]
         assert received[0][2] == "running", "live output arrived only after the run ended"
         assert received[-1][0] == "end"
 
         wait_for_run(api, run_id, lambda r: r["status"] == "completed")
         with httpx.stream("GET", url, timeout=30) as response:
             kept = list(read_events(response))
-        assert kept == [("stdout", "first\nsecond\n"), ("stderr", "oops\n"), ("end", "completed")]
+        # each line is one data line: no empty one after the last newline
+        assert kept == [("stdout", "first\nsecond"), ("stderr", "oops"), ("end", "completed")]
         assert api.get("/api/runs/run-nope/output/live").status_code == 404

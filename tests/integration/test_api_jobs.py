@@ -143,14 +143,6 @@ def test_event_history_is_the_log_oldest_first(client: TestClient) -> None:
     assert all(e["actor"] == "api" and e["rejected"] is None for e in history["events"])
 
 
-def test_health_reports_lag(client: TestClient) -> None:
-    create(client, DAILY_REPORT)
-    health = client.get("/api/health").json()
-    assert health["status"] == "ok"
-    assert health["event_log"]["events"] == 1
-    assert health["projector"]["lag"] == 0
-
-
 def test_openapi_docs_are_served(client: TestClient) -> None:
     assert client.get("/docs").status_code == 200
     assert "/api/jobs" in client.get("/openapi.json").json()["paths"]

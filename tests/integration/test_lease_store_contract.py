@@ -7,6 +7,7 @@ and fast) or, for a server that keeps its own time, wait in real time.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import functools
 import multiprocessing
@@ -26,7 +27,7 @@ import redis
 from redis.crc import key_slot
 
 from leases.errors import LeaseError, LeaseStoreUnavailable
-from leases.port import Lease, LeaseStore, Message, QueueItem, Subscription
+from leases.port import AsyncSubscription, Lease, LeaseStore, Message, QueueItem, Subscription
 from leases.redis_store import RedisLeaseStore
 from leases.sqlite_store import (
     CHANNEL_BYTES,
@@ -121,6 +122,9 @@ class FastTimeStore(LeaseStore):
 
     def subscribe(self, channels: Sequence[str]) -> Subscription:
         return self._inner.subscribe(channels)
+
+    async def subscribe_async(self, channels: Sequence[str]) -> AsyncSubscription:
+        return await self._inner.subscribe_async(channels)
 
     def close(self) -> None:
         self._inner.close()
@@ -670,6 +674,58 @@ def test_closed_subscription_returns_none(store: LeaseStore) -> None:
     store.publish("workers", b"unread")
     subscription.close()
     assert subscription.get(1) is None
+
+
+def test_async_subscription_gets_what_is_published_after_it_on_its_channels(
+    store: LeaseStore, other: LeaseStore
+) -> None:
+    async def scenario() -> list[Message | None]:
+        store.publish("output:run-1", b"before")
+        subscription = await other.subscribe_async(["output:run-1"])
+        for i in range(3):
+            store.publish("output:run-1", str(i).encode())
+            store.publish("output:run-2", b"not for us")
+        got = [await subscription.get(2) for _ in range(3)]
+        got.append(await subscription.get(0.1))
+        await subscription.close()
+        await subscription.close()  # twice is harmless
+        got.append(await subscription.get(1))  # closed: None at once
+        return got
+
+    assert asyncio.run(scenario()) == [
+        Message("output:run-1", b"0"),
+        Message("output:run-1", b"1"),
+        Message("output:run-1", b"2"),
+        None,
+        None,
+    ]
+
+
+def test_async_subscription_waits_without_blocking_the_event_loop(
+    store: LeaseStore, other: LeaseStore
+) -> None:
+    async def scenario() -> tuple[Message | None, int]:
+        subscription = await other.subscribe_async(["workers"])
+        ticks = 0
+
+        async def tick() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0.01)
+
+        ticker = asyncio.create_task(tick())
+        waiting = asyncio.create_task(subscription.get(10))
+        await asyncio.sleep(0.3)
+        store.publish("workers", b"hello")
+        message = await waiting
+        ticker.cancel()
+        await subscription.close()
+        return message, ticks
+
+    message, ticks = asyncio.run(scenario())
+    assert message == Message("workers", b"hello")
+    assert ticks > 5  # the loop went on running other tasks while the subscription waited
 
 
 # --- SQLite adapter specifics ------------------------------------------------------

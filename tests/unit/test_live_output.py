@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from api.live_output import sse
+from api.live_output import LineBuffer, sse
 from events.dispatch import OUTPUT_END, decode_output, encode_output
 from events.errors import MalformedEvent
 from worker.live_output import MAX_MESSAGE, _merged
@@ -43,8 +43,26 @@ def test_chunks_merge_per_run_and_stream_in_order_and_never_past_the_cap() -> No
     ("text", "wire"),
     [
         ("one line", "event: stdout\ndata: one line\n\n"),
-        ("a\nb\n", "event: stdout\ndata: a\ndata: b\ndata: \n\n"),
+        # a newline ends its line: no empty data line after it
+        ("a\nb\n", "event: stdout\ndata: a\ndata: b\n\n"),
+        ("one line\n", "event: stdout\ndata: one line\n\n"),
+        # real empty lines stay
+        ("a\n\nb\n", "event: stdout\ndata: a\ndata: \ndata: b\n\n"),
+        ("\n", "event: stdout\ndata: \n\n"),
+        ("a\n\n", "event: stdout\ndata: a\ndata: \n\n"),
     ],
 )
-def test_server_sent_events_carry_every_line(text: str, wire: str) -> None:
+def test_server_sent_events_carry_every_line_and_no_more(text: str, wire: str) -> None:
     assert sse("stdout", text) == wire
+
+
+def test_line_buffer_hands_out_whole_lines_and_keeps_the_unfinished_one() -> None:
+    buffer = LineBuffer()
+    assert buffer.feed(b"progress 1") == ""
+    assert buffer.feed(b"0%\nnext") == "progress 10%\n"
+    assert buffer.feed(b" line\n\n") == "next line\n\n"
+    assert buffer.feed("caf\u00e9".encode()[:-1]) == ""  # half a UTF-8 character
+    assert buffer.feed("caf\u00e9".encode()[-1:] + b"\n") == "caf\u00e9\n"
+    assert buffer.feed(b"tail") == ""
+    assert buffer.flush() == "tail"
+    assert buffer.flush() == ""

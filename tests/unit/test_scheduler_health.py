@@ -6,9 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from events.dispatch import run_lease_key
-from events.model import JobSpec, RunLost, RunTimedOut
-from scheduler.health import check_running, lost, overdue
+from events.dispatch import run_lease_key, worker_lease_key
+from events.model import JobSpec, RunLost, RunTimedOut, WorkerLost
+from projector.worker_projection import WorkerRow
+from scheduler.health import check_running, lost, lost_workers, overdue
 from scheduler.views import JobView, RunStatus, RunView
 
 NOW = datetime(2026, 7, 1, 9, tzinfo=UTC)
@@ -102,3 +103,27 @@ def test_given_run_both_lost_and_overdue_when_checked_then_only_lost() -> None:
         ("RunLost", "run-1"),
         ("RunTimedOut", "run-2"),
     ]
+
+
+# --- lost workers -----------------------------------------------------------------------------
+
+
+def worker(worker_id: str, status: str = "active") -> WorkerRow:
+    return WorkerRow(worker_id, "host", 42, ("default",), 2, status, NOW, NOW)
+
+
+def test_an_active_worker_whose_heartbeat_lapsed_is_lost_and_the_others_are_not() -> None:
+    workers = [
+        worker("w-beating"),
+        worker("w-silent"),
+        worker("w-stopped", "stopped"),  # deregistered: its lease is gone on purpose
+        worker("w-lost", "lost"),  # already recorded
+    ]
+    events = lost_workers(workers, {worker_lease_key("w-beating")}, NOW)
+    assert [(e.payload, e.key, e.actor, e.occurred_at) for e in events] == [
+        (WorkerLost("w-silent"), "worker:w-silent", "scheduler", NOW)
+    ]
+
+
+def test_no_workers_no_losses() -> None:
+    assert lost_workers([], set(), NOW) == []

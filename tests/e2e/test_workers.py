@@ -1,0 +1,62 @@
+"""Workers as ``GET /api/workers`` and ``/api/health`` show them, with real processes."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx2 as httpx
+import pytest
+
+from tests.conftest import wait_until
+from tests.e2e.cluster import Cluster, create_job, start_cluster, trigger, wait_for_run
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, stack: dict[str, str]) -> Iterator[Cluster]:
+    running = start_cluster(tmp_path / "data", workers=0, env=stack)  # heartbeat every 1 s
+    yield running
+    running.stop()
+
+
+def workers(api: httpx.Client, include_gone: bool = False) -> list[dict[str, Any]]:
+    listed: list[dict[str, Any]] = api.get(
+        "/api/workers", params={"include_gone": include_gone}
+    ).json()
+    return listed
+
+
+def test_a_sigkilled_worker_is_recorded_lost(cluster: Cluster) -> None:
+    process = cluster.start_worker()
+    with cluster.api() as api:
+        wait_until(lambda: len(workers(api)) == 1, timeout=30)
+        (registered,) = workers(api)
+        assert (registered["status"], registered["alive"]) == ("active", True)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        # Three missed heartbeats (3 s here), then the scheduler records WorkerLost.
+        wait_until(lambda: workers(api) == [], timeout=30)
+        (gone,) = workers(api, include_gone=True)
+        assert (gone["id"], gone["status"], gone["alive"]) == (registered["id"], "lost", False)
+        assert api.get("/api/health").json()["workers"] == {"registered": 0, "alive": 0}
+
+
+def test_health_names_a_queue_nobody_serves_until_a_worker_comes(cluster: Cluster) -> None:
+    with cluster.api() as api:
+        wait_until(lambda: api.get("/api/health").json()["scheduler"]["leader"] is not None)
+        create_job(api, name="waits", type="shell", command="echo served")
+        run_id = trigger(api, "waits")
+        wait_for_run(api, run_id, lambda r: r["status"] == "queued")
+        response = api.get("/api/health")
+        assert response.status_code == 503
+        assert response.json()["problems"] == [
+            "queue 'default' has 1 queued runs and no live worker"
+        ]
+        assert response.json()["queues"] == {"default": {"queued": 1, "live_workers": 0}}
+        cluster.start_worker()
+        wait_for_run(api, run_id, lambda r: r["status"] == "completed")
+        wait_until(lambda: api.get("/api/health").status_code == 200, timeout=10)
