@@ -32,7 +32,7 @@ from api.schemas import (
     ReasonBody,
 )
 from api.views import event_out, job_out
-from projector import queries
+from projector import queries, run_queries
 from projector.poison import describe
 
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -96,7 +96,8 @@ def _add_job_routes(app: FastAPI, ctx: ApiContext) -> None:  # noqa: C901 - one 
             response.headers["Location"] = f"/api/jobs/{written.job.id}"
         with Session(ctx.engine) as session:
             names = queries.job_names(session, written.job.spec.depends_on)
-        return job_out(written.job, names, ctx.clock())
+            fired = run_queries.last_fires(session, [written.job.id])
+        return job_out(written.job, names, ctx.clock(), fired.get(written.job.id))
 
     @app.post("/api/jobs", status_code=201, tags=["jobs"])
     def create_job(body: JobCreate, response: Response) -> JobOut:
@@ -111,8 +112,9 @@ def _add_job_routes(app: FastAPI, ctx: ApiContext) -> None:  # noqa: C901 - one 
         with Session(ctx.engine) as session:
             jobs, total = queries.list_jobs(session, criteria)
             names = queries.job_names(session, {d for job in jobs for d in job.spec.depends_on})
+            fired = run_queries.last_fires(session, [job.id for job in jobs])
         return JobList(
-            jobs=[job_out(j, names, now) for j in jobs],
+            jobs=[job_out(j, names, now, fired.get(j.id)) for j in jobs],
             total=total,
             limit=params.limit,
             offset=params.offset,
@@ -126,7 +128,8 @@ def _add_job_routes(app: FastAPI, ctx: ApiContext) -> None:  # noqa: C901 - one 
             if job is None:
                 raise NotFound(f"no job with id or name {ref!r}")
             names = queries.job_names(session, job.spec.depends_on)
-        return job_out(job, names, ctx.clock())
+            fired = run_queries.last_fires(session, [job.id])
+        return job_out(job, names, ctx.clock(), fired.get(job.id))
 
     @app.put("/api/jobs/{ref}", tags=["jobs"])
     @app.patch("/api/jobs/{ref}", tags=["jobs"], include_in_schema=False)

@@ -80,7 +80,7 @@ class RunCommands:
 
     def _nobody_runs(self, run: RunRow) -> bool:
         """True when no worker has the run, or can get it any more."""
-        if run.status in ("pending", "retrying"):
+        if run.status in ("pending", "failing", "retrying"):
             return True
         return (
             run.status == "queued"
@@ -89,7 +89,10 @@ class RunCommands:
         )
 
     def retry(self, run_id: str) -> RunRow:
-        """Give a failed (or dead-lettered) run one more attempt, now."""
+        """Give a run that failed for good (dead-lettered) one more attempt, now.
+
+        A ``failing`` run is refused (409): the scheduler is still deciding its retry.
+        """
         run = self._run(run_id)
         if run.status != "failed":
             raise Conflict(f"run {run_id} is {run.status}; only failed runs can be retried")

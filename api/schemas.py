@@ -164,7 +164,8 @@ class JobOut(BaseModel):
     enabled: bool
     catchup: bool
     non_retryable_exit_codes: list[int]
-    status: Literal["active", "paused"]
+    status: Literal["active", "paused", "done"]
+    paused_reason: str | None = None
     next_run: str | None
     created_at: str
     updated_at: str
@@ -277,6 +278,7 @@ class RunQuery(BaseModel):
             "pending",
             "queued",
             "running",
+            "failing",
             "retrying",
             "completed",
             "failed",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from datetime import datetime
+from typing import Literal, TypeAlias
 
 from api.schemas import AttemptOut, EventOut, JobOut, RunOut, WorkerOut
 from events.schedules import parse_schedule
@@ -13,6 +14,8 @@ from projector.queries import EventEntry
 from projector.rows import schedule_type
 from projector.run_projection import AttemptRow, RunRow
 from projector.run_queries import WorkerSummary
+
+JobStatus: TypeAlias = Literal["active", "paused", "done"]
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -32,8 +35,31 @@ def next_run(job: JobRow, now: datetime) -> datetime | None:
         return None
 
 
-def job_out(job: JobRow, names: Mapping[str, str], now: datetime) -> JobOut:
-    """``names`` maps dependency ids to names; a vanished dependency shows its id."""
+def job_status(job: JobRow, last_fire_at: datetime | None) -> JobStatus:
+    """``paused``; ``done`` for a one-time job whose fire was requested; else ``active``.
+
+    ``last_fire_at`` is the latest fire time the job's schedule requested a run for. A
+    one-time job is done when no fire time of its schedule is left after it (a job moved
+    to a later time after it fired is active again).
+    """
+    if not job.spec.enabled:
+        return "paused"
+    if last_fire_at is None:
+        return "active"
+    try:
+        schedule = parse_schedule(job.spec.schedule, job.spec.timezone)
+    except ValueError:
+        return "active"
+    return (
+        "done" if schedule.kind == "once" and schedule.next_fire(last_fire_at) is None else "active"
+    )
+
+
+def job_out(
+    job: JobRow, names: Mapping[str, str], now: datetime, last_fire_at: datetime | None = None
+) -> JobOut:
+    """``names`` maps dependency ids to names; a vanished dependency shows its id.
+    ``last_fire_at``: the job's latest fire requested by its schedule (``job_status``)."""
     spec = job.spec
     typed: dict[str, object] = {}
     if spec.type == "python":
@@ -65,7 +91,8 @@ def job_out(job: JobRow, names: Mapping[str, str], now: datetime) -> JobOut:
         enabled=spec.enabled,
         catchup=spec.catchup,
         non_retryable_exit_codes=list(spec.non_retryable_exit_codes),
-        status="active" if spec.enabled else "paused",
+        status=job_status(job, last_fire_at),
+        paused_reason=job.paused_reason,
         next_run=iso(next_run(job, now)),
         created_at=iso(job.created_at) or "",
         updated_at=iso(job.updated_at) or "",

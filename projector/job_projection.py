@@ -38,6 +38,7 @@ class JobRow:
     # When firing last restarted (resumed, or schedule/timezone changed): fire times
     # before it are neither run nor recorded as misfires.
     rescheduled_at: datetime | None = None
+    paused_reason: str | None = None  # why it was paused (``JobPaused.reason``), until resumed
 
     @property
     def name(self) -> str:
@@ -84,6 +85,8 @@ def _updated(payload: JobUpdated, current: JobRow | None, event: Event) -> JobOu
     if current is None:
         return Rejected(f"job {event.job_id} does not exist")
     touched = _touch(current, payload.spec, event)
+    if payload.spec.enabled:  # enabled again through an update: the pause is over
+        touched = dataclasses.replace(touched, paused_reason=None)
     if {"schedule", "timezone"} & set(payload.changed_fields):
         return dataclasses.replace(touched, rescheduled_at=event.occurred_at)
     return touched
@@ -100,7 +103,8 @@ def _deleted(payload: JobDeleted, current: JobRow | None, event: Event) -> JobOu
 def _paused(payload: JobPaused, current: JobRow | None, event: Event) -> JobOutcome:
     if current is None:
         return Rejected(f"job {event.job_id} does not exist")
-    return _touch(current, dataclasses.replace(current.spec, enabled=False), event)
+    paused = _touch(current, dataclasses.replace(current.spec, enabled=False), event)
+    return dataclasses.replace(paused, paused_reason=payload.reason)
 
 
 @_apply.register
@@ -108,7 +112,7 @@ def _resumed(payload: JobResumed, current: JobRow | None, event: Event) -> JobOu
     if current is None:
         return Rejected(f"job {event.job_id} does not exist")
     resumed = _touch(current, dataclasses.replace(current.spec, enabled=True), event)
-    return dataclasses.replace(resumed, rescheduled_at=event.occurred_at)
+    return dataclasses.replace(resumed, rescheduled_at=event.occurred_at, paused_reason=None)
 
 
 def _touch(current: JobRow, spec: JobSpec, event: Event) -> JobRow:

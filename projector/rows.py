@@ -72,6 +72,7 @@ def job_row(record: JobRecord) -> JobRow:
         updated_at=record.updated_at,
         version=record.version,
         rescheduled_at=record.rescheduled_at,
+        paused_reason=record.paused_reason,
     )
 
 
@@ -92,6 +93,7 @@ def job_record_values(row: JobRow) -> dict[str, Any]:
         "updated_at": row.updated_at,
         "version": row.version,
         "rescheduled_at": row.rescheduled_at,
+        "paused_reason": row.paused_reason,
     }
 
 

@@ -34,12 +34,21 @@ from events.model import (
 from projector.job_projection import Rejected
 
 RunStatus: TypeAlias = Literal[
-    "pending", "queued", "running", "retrying", "completed", "failed", "cancelled", "skipped"
+    "pending",
+    "queued",
+    "running",
+    "failing",
+    "retrying",
+    "completed",
+    "failed",
+    "cancelled",
+    "skipped",
 ]
 RUN_STATUSES: Final = (
     "pending",
     "queued",
     "running",
+    "failing",
     "retrying",
     "completed",
     "failed",
@@ -47,7 +56,10 @@ RUN_STATUSES: Final = (
     "skipped",
 )
 ACTIVE: Final = frozenset({"queued", "running"})
-OPEN: Final = frozenset({"pending", "queued", "running", "retrying"})
+# ``failing``: an attempt failed, timed out or was lost, and the scheduler has yet to
+# choose between a retry (``retrying``) and the final failure (``failed``). It is open,
+# so a client never sees ``failed`` before the run has failed for good.
+OPEN: Final = frozenset({"pending", "queued", "running", "failing", "retrying"})
 TERMINAL: Final = frozenset({"completed", "failed", "cancelled", "skipped"})
 
 RUN_EVENTS: Final = RUN_PAYLOADS
@@ -89,6 +101,7 @@ class RunRow:
     worker_id: str | None = None
     lease_token: int | None = None
     outcome: str | None = None  # the latest attempt's ending: succeeded, failed, timed_out ...
+    retryable: bool = True  # False: the latest attempt failed in a way no retry can mend
     exit_code: int | None = None
     error: str | None = None
     stdout: str | None = None
@@ -224,12 +237,14 @@ def _failed(payload: RunFailed, run: RunRow | None, event: Event) -> RunOutcome:
         run,
         event,
         "failed",
-        "failed",
+        "failing",
         exit_code=payload.exit_code,
         error=payload.error,
         duration_ms=payload.duration_ms,
     )
-    return dataclasses.replace(ended, stdout=payload.stdout, stderr=payload.stderr)
+    return dataclasses.replace(
+        ended, stdout=payload.stdout, stderr=payload.stderr, retryable=payload.retryable
+    )
 
 
 @_apply.register
@@ -238,7 +253,7 @@ def _timed_out(payload: RunTimedOut, run: RunRow | None, event: Event) -> RunOut
     if stale := _stale_outcome(run, event, payload.lease_token):
         return stale
     error = f"timed out after {payload.timeout:g} s"
-    ended = _end(run, event, "timed_out", "failed", error=error, duration_ms=payload.duration_ms)
+    ended = _end(run, event, "timed_out", "failing", error=error, duration_ms=payload.duration_ms)
     return dataclasses.replace(ended, stdout=payload.stdout, stderr=payload.stderr)
 
 
@@ -247,29 +262,17 @@ def _lost(payload: RunLost, run: RunRow | None, event: Event) -> RunOutcome:
     assert run is not None
     if stale := _stale_outcome(run, event, payload.lease_token):
         return stale
-    return _end(run, event, "lost", "failed", error=f"lost: {payload.reason}")
+    return _end(run, event, "lost", "failing", error=f"lost: {payload.reason}")
 
 
 @_apply.register
 def _cancelled(payload: RunCancelled, run: RunRow | None, event: Event) -> RunOutcome:
     assert run is not None
-    if event.attempt is not None and event.attempt != run.attempt:
-        # E.g. a worker that lost its lease stopped attempt 1 after attempt 2 was queued.
-        return Rejected(
-            f"stale: attempt {event.attempt} of run {run.id}, current attempt is {run.attempt}"
-        )
-    if run.status == "running":
-        if stale := _stale_outcome(run, event, payload.lease_token):
-            return stale
-        ended = _end(run, event, "cancelled", "cancelled")
-    elif run.status == "queued":  # taken off the queue before any worker had it
-        ended = _end(run, event, "cancelled", "cancelled")
-    elif run.status in ("pending", "retrying"):
-        ended = dataclasses.replace(
-            run, status="cancelled", outcome="cancelled", finished_at=event.occurred_at
-        )
-    else:
-        return Rejected(f"run {run.id} is {run.status}, nothing to cancel")
+    if stale := _stale_cancel(payload, run, event):
+        return stale
+    ended = _cancel(payload, run, event)
+    if isinstance(ended, Rejected):
+        return ended
     return dataclasses.replace(
         ended,
         reason=payload.reason or "cancelled",
@@ -278,11 +281,47 @@ def _cancelled(payload: RunCancelled, run: RunRow | None, event: Event) -> RunOu
     )
 
 
+def _stale_cancel(payload: RunCancelled, run: RunRow, event: Event) -> Rejected | None:
+    if event.attempt is None or event.attempt == run.attempt:
+        return None
+    # A cancel by the API or the scheduler (no lease token) of a run that was failing when
+    # it was sent, and that the scheduler moved to its next attempt in the meantime: the
+    # run waits, nobody holds it, and the cancel still means it.
+    if payload.lease_token is None and run.status == "retrying" and event.attempt < run.attempt:
+        return None
+    # E.g. a worker that lost its lease stopped attempt 1 after attempt 2 was queued.
+    return Rejected(
+        f"stale: attempt {event.attempt} of run {run.id}, current attempt is {run.attempt}"
+    )
+
+
+def _cancel(payload: RunCancelled, run: RunRow, event: Event) -> RunOutcome:
+    """The run, cancelled in whatever status it was in, before reason and output."""
+    if run.status == "running" and (stale := _stale_outcome(run, event, payload.lease_token)):
+        return stale
+    if run.status in ("running", "queued"):  # queued: taken off the queue before any worker had it
+        return _end(run, event, "cancelled", "cancelled")
+    if run.status in ("pending", "retrying"):
+        return dataclasses.replace(
+            run, status="cancelled", outcome="cancelled", finished_at=event.occurred_at
+        )
+    if run.status == "failing":
+        return _cancel_failing(payload, run, event)
+    return Rejected(f"run {run.id} is {run.status}, nothing to cancel")
+
+
+def _cancel_failing(payload: RunCancelled, run: RunRow, event: Event) -> RunOutcome:
+    """The attempt has ended and no worker holds the run; its outcome stays on the run."""
+    if payload.lease_token is not None:
+        return Rejected(f"stale: run {run.id} attempt {run.attempt} has already ended")
+    return dataclasses.replace(run, status="cancelled", finished_at=event.occurred_at)
+
+
 @_apply.register
 def _retry_scheduled(payload: RunRetryScheduled, run: RunRow | None, event: Event) -> RunOutcome:
     assert run is not None
-    if run.status != "failed":
-        return Rejected(f"run {run.id} is {run.status}, only failed runs are retried")
+    if run.status != "failing":
+        return Rejected(f"run {run.id} is {run.status}, only failing runs are retried")
     if payload.next_attempt != run.attempt + 1:
         return Rejected(
             f"run {run.id}: retry of attempt {payload.next_attempt - 1}, current is {run.attempt}"
@@ -320,9 +359,10 @@ def _retry_requested(payload: RunRetryRequested, run: RunRow | None, event: Even
 @_apply.register
 def _dead_lettered(payload: RunDeadLettered, run: RunRow | None, event: Event) -> RunOutcome:
     assert run is not None
-    if run.status != "failed":
-        return Rejected(f"run {run.id} is {run.status}, only failed runs are dead-lettered")
-    return dataclasses.replace(run, dead_lettered=True, reason=payload.reason)
+    if run.status != "failing":
+        return Rejected(f"run {run.id} is {run.status}, only failing runs are dead-lettered")
+    # The only way into ``failed``: the scheduler has given up on the run.
+    return dataclasses.replace(run, status="failed", dead_lettered=True, reason=payload.reason)
 
 
 @_apply.register
@@ -386,6 +426,7 @@ def _end(
         run,
         status=status,
         outcome=outcome,
+        retryable=True,
         finished_at=event.occurred_at,
         exit_code=exit_code,
         error=error,

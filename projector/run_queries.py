@@ -14,7 +14,7 @@ from projector.activity import JobActivity
 from projector.queries import EventEntry, entry
 from projector.rows import load_activity, load_runs, run_row, worker_row
 from projector.run_projection import RunRow
-from projector.tables import EventIndexRecord, RunRecord, WorkerRecord
+from projector.tables import EventIndexRecord, JobActivityRecord, RunRecord, WorkerRecord
 from projector.worker_projection import WorkerRow
 
 _T = TypeVar("_T")
@@ -93,6 +93,16 @@ def run_events(session: Session, run_id: str) -> list[EventEntry]:
 
 def job_activity(session: Session, job_ids: Collection[str]) -> dict[str, JobActivity]:
     return load_activity(session, job_ids)
+
+
+def last_fires(session: Session, job_ids: Collection[str]) -> dict[str, datetime]:
+    """Job id -> the latest fire time its schedule requested a run for (jobs that fired)."""
+    if not job_ids:
+        return {}
+    query = select(JobActivityRecord.job_id, JobActivityRecord.last_fire_at).where(
+        JobActivityRecord.job_id.in_(job_ids), JobActivityRecord.last_fire_at.is_not(None)
+    )
+    return {job_id: at for job_id, at in session.execute(query) if at is not None}
 
 
 @dataclass(frozen=True, slots=True)

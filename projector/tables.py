@@ -8,7 +8,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Index, Integer, String, Table, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    true,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -64,6 +75,7 @@ class JobRecord(Base):
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
     version: Mapped[int] = mapped_column(Integer)
     rescheduled_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    paused_reason: Mapped[str | None] = mapped_column(Text)  # JobPaused.reason, until resumed
 
 
 class JobTagRecord(Base):
@@ -108,6 +120,7 @@ class RunRecord(Base):
     worker_id: Mapped[str | None] = mapped_column(String(200), index=True)
     lease_token: Mapped[int | None] = mapped_column(BigInteger)
     outcome: Mapped[str | None] = mapped_column(String(16))
+    retryable: Mapped[bool] = mapped_column(server_default=true())
     exit_code: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
     stdout: Mapped[str | None] = mapped_column(Text)

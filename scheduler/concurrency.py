@@ -2,9 +2,10 @@
 
 ``admit`` applies each job's concurrency policy to its pending runs, oldest first
 (``requested_at``, then run id). A run is *active* when it holds one of the job's slots;
-the loop passes the job's ``queued``, ``running`` and ``retrying`` runs (a run waiting
-for its next attempt keeps its slot, so a ``forbid`` job never runs a new fire alongside
-a retry of the previous one).
+the loop passes the job's ``queued``, ``running``, ``failing`` and ``retrying`` runs (a
+run that may still be retried keeps its slot, so a ``forbid`` job never runs a new fire
+alongside a retry of the previous one; a failing run gives its slot up when it is
+dead-lettered).
 
 - ``forbid`` (default): at most one active run; a pending run that finds one is
   ``RunSkipped(reason="overlap")``. ``max_concurrency`` does not apply.
@@ -13,10 +14,10 @@ a retry of the previous one).
 - ``queue``: up to ``max_concurrency`` active runs; the others stay pending (no event)
   and are admitted in order as slots free up.
 - ``replace``: the newest pending run replaces everything else: each active run gets
-  ``RunCancelRequested`` (``RunCancelled`` for a ``retrying`` one, which no worker or
-  queue holds), older pending runs are ``RunSkipped(reason="replaced")``, then the newest
-  is queued, in that order. The new run does not wait for the old one to stop: they may
-  overlap for the old run's shutdown grace.
+  ``RunCancelRequested`` (``RunCancelled`` for a ``failing`` or ``retrying`` one, which
+  no worker or queue holds), older pending runs are ``RunSkipped(reason="replaced")``,
+  then the newest is queued, in that order. The new run does not wait for the old one
+  to stop: they may overlap for the old run's shutdown grace.
 
 Admitted runs get ``RunQueued(queue=spec.queue, priority=spec.priority)``.
 
@@ -46,12 +47,13 @@ from events.model import (
 from scheduler.envelope import run_event
 from scheduler.views import JobView, RunStatus, RunView
 
-SLOT_HOLDERS: Final[frozenset[RunStatus]] = frozenset({"queued", "running", "retrying"})
+SLOT_HOLDERS: Final[frozenset[RunStatus]] = frozenset({"queued", "running", "failing", "retrying"})
 """Statuses of the runs that hold one of their job's slots (``admit``'s active runs)."""
 AUTOMATIC_TRIGGERS: Final[frozenset[RunTrigger]] = frozenset({"schedule", "dependency"})
 """Triggers whose pending runs a paused job skips."""
 
-_CANCELLABLE: Final[frozenset[RunStatus]] = frozenset({"pending", "queued", "retrying"})
+_CANCELLABLE: Final[frozenset[RunStatus]] = frozenset({"pending", "queued", "failing", "retrying"})
+_HELD_BY_NOBODY: Final[frozenset[RunStatus]] = frozenset({"failing", "retrying"})
 _SHOWN_IDS: Final = 3
 
 _Policy: TypeAlias = Callable[[JobSpec, list[RunView], Sequence[RunView], datetime], list[Event]]
@@ -97,7 +99,7 @@ def due_retries(
 
 
 def cancel_queued(run: RunView, now: datetime, reason: str | None = None) -> list[Event]:
-    """Cancel a run no worker holds (``pending``, ``queued`` or ``retrying``).
+    """Cancel a run no worker holds (``pending``, ``queued``, ``failing`` or ``retrying``).
 
     The loop also removes a queued run from its dispatch queue. A ``running`` run is
     cancelled by its worker (through the ``cancel:<run id>`` flag): nothing here.
@@ -209,7 +211,7 @@ def _overlap_detail(holders: Sequence[RunView], limit: int) -> str:
 
 
 def _cancel_active(run: RunView, reason: str, newest: RunView, now: datetime) -> Event:
-    if run.status == "retrying":  # no worker and no queue entry to reach: cancel outright
+    if run.status in _HELD_BY_NOBODY:  # no worker and no queue entry to reach: cancel outright
         return run_event(RunCancelled(reason=reason), run, now, causation_id=newest.run_id)
     return run_event(RunCancelRequested(reason=reason), run, now, causation_id=newest.run_id)
 

@@ -12,23 +12,25 @@ from scheduler.concurrency import SLOT_HOLDERS, admit, due_retries
 from scheduler.dependencies import on_dead_letter, on_success
 from scheduler.fires import due_fires
 from scheduler.health import check_running
-from scheduler.retries import after_failure
+from scheduler.retries import FailureKind, after_failure
 from scheduler.views import DependencyState, JobView, RunView
 
 
 @dataclass(frozen=True, slots=True)
 class Failure:
-    """A run whose latest attempt ended badly and awaits a retry-or-dead-letter decision."""
+    """A ``failing`` run: its latest attempt ended badly and it awaits a retry or a dead letter."""
 
     run: RunView
-    kind: str  # failed, timed_out, lost
+    kind: str  # the run's outcome: failed, timed_out, lost
     exit_code: int | None = None
+    retryable: bool = True  # RunFailed.retryable of the attempt
+    error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     jobs: Mapping[str, JobView]
-    open_runs: Sequence[RunView]  # pending, queued, running, retrying
+    open_runs: Sequence[RunView]  # pending, queued, running, failing, retrying
     live_run_leases: Set[str]  # lease keys of running runs that are still held
     failures: Sequence[Failure] = ()
     completed: Sequence[RunView] = ()  # recently completed runs of upstream jobs
@@ -50,9 +52,11 @@ def decide(snapshot: Snapshot, now: datetime, rng: random.Random) -> list[Event]
         *by_status.get("pending", []),
         *(r for r in requested if not _skipped_now(r, events)),
     ]
+    # A failing run holds its slot until it is dead-lettered (here, or in an earlier round).
+    given_up = {e.run_id for e in events if isinstance(e.payload, RunDeadLettered)}
     active: dict[str, list[RunView]] = {}
     for run in snapshot.open_runs:
-        if run.status in SLOT_HOLDERS:
+        if run.status in SLOT_HOLDERS and run.run_id not in given_up:
             active.setdefault(run.job_id, []).append(run)
     events += admit(pending, active, jobs, now)
     return events
@@ -62,8 +66,16 @@ def _failures(snapshot: Snapshot, now: datetime, rng: random.Random) -> list[Eve
     events: list[Event] = []
     for failure in snapshot.failures:
         job = snapshot.jobs.get(failure.run.job_id)
-        kind = failure.kind if failure.kind in ("timed_out", "lost") else "failed"
-        events += after_failure(failure.run, job, now, rng, kind=kind, exit_code=failure.exit_code)  # type: ignore[arg-type]
+        events += after_failure(
+            failure.run,
+            job,
+            now,
+            rng,
+            kind=_kind(failure.kind),
+            exit_code=failure.exit_code,
+            retryable=failure.retryable,
+            error=failure.error,
+        )
     dead_ids = {e.run_id for e in events if isinstance(e.payload, RunDeadLettered)}
     dead = [f.run for f in snapshot.failures if f.run.run_id in dead_ids]
     if dead:
@@ -73,6 +85,10 @@ def _failures(snapshot: Snapshot, now: datetime, rng: random.Random) -> list[Eve
                 pending.setdefault(run.job_id, []).append(run)
         events += on_dead_letter(dead, snapshot.jobs, pending, now)
     return events
+
+
+def _kind(outcome: str) -> FailureKind:
+    return "timed_out" if outcome == "timed_out" else "lost" if outcome == "lost" else "failed"
 
 
 def _skipped_now(run: RunView, events: Sequence[Event]) -> bool:

@@ -4,6 +4,7 @@ Rules:
 
 - **Success** (``on_success``): when a run of job U completes, each job D with U in
   ``D.depends_on`` gets ``RunRequested(trigger="dependency", upstream_run_id=<U's run>)``
+  (with D's own parameters: an upstream passes nothing on)
   if every one of D's dependencies has completed a run since D's last dependency-triggered
   run (``DependencyState``). D's run shares the upstream run's correlation id (its own id
   when it has none) and has the id ``dependency_run_id(D, U's run, its attempt)``, so
@@ -67,7 +68,8 @@ def on_success(
             if _ready(job, succeeded, triggered.get(job.job_id)):
                 triggered[job.job_id] = finished
                 dependent = _dependent(job, run, now)
-                events.append(run_event(_requested(run), dependent, now, causation_id=run.run_id))
+                request = _requested(job, run)
+                events.append(run_event(request, dependent, now, causation_id=run.run_id))
     return events
 
 
@@ -134,7 +136,7 @@ def _skip_dependent(
         return waiting, [run_event(skip, run, now, causation_id=upstream.run_id) for run in waiting]
     placeholder = _dependent(job, upstream, now)
     return [placeholder], [
-        run_event(_requested(upstream), placeholder, now, causation_id=upstream.run_id),
+        run_event(_requested(job, upstream), placeholder, now, causation_id=upstream.run_id),
         run_event(skip, placeholder, now, causation_id=upstream.run_id),
     ]
 
@@ -152,5 +154,9 @@ def _dependent(job: JobView, upstream: RunView, now: datetime) -> RunView:
     )
 
 
-def _requested(upstream: RunView) -> RunRequested:
-    return RunRequested(trigger="dependency", upstream_run_id=upstream.run_id)
+def _requested(job: JobView, upstream: RunView) -> RunRequested:
+    return RunRequested(
+        trigger="dependency",
+        upstream_run_id=upstream.run_id,
+        parameters=dict(job.spec.parameters),
+    )

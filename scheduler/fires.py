@@ -6,9 +6,10 @@ Rules:
   times still to decide are those strictly after ``JobView.fires_after`` (creation, the
   last fire already requested, or a resume / schedule change) and at or before ``now``.
   A job created at 09:00:30 with ``* * * * *`` first fires at 09:01.
-- Each fire is ``RunRequested(trigger="schedule", scheduled_for=t)`` with the
-  deterministic run id ``fire_run_id(job, t)``; the run is its own correlation id (a
-  schedule fire starts a pipeline).
+- Each fire is ``RunRequested(trigger="schedule", scheduled_for=t, parameters=<the
+  job's>)`` with the deterministic run id ``fire_run_id(job, t)``; the run is its own
+  correlation id (a schedule fire starts a pipeline). The parameters are recorded on the
+  run, so the log says what ran even after the job's parameters change.
 - One due time is an ordinary fire, however late. Two or more are a **misfire**:
   - ``catchup=False``: the latest due time runs; each earlier one is recorded as a run
     (``RunRequested`` then ``RunSkipped(reason="misfire")``, caused by the run that ran
@@ -161,7 +162,7 @@ def _unrecorded_note(missed: _Missed, since: datetime) -> str:
 def _fire(job: JobView, fire: datetime, now: datetime) -> Event:
     run_id = fire_run_id(job.job_id, fire)
     return new_run_event(
-        RunRequested(trigger="schedule", scheduled_for=fire),
+        RunRequested(trigger="schedule", scheduled_for=fire, parameters=dict(job.spec.parameters)),
         job_id=job.job_id,
         run_id=run_id,
         now=now,

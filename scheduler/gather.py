@@ -118,12 +118,12 @@ def _view(values: Sequence[Any]) -> RunView:
 
 
 def _failures(session: Session) -> list[Failure]:
-    query = select(*_VIEW_COLUMNS, RunRecord.outcome, RunRecord.exit_code).where(
-        RunRecord.status == "failed", RunRecord.dead_lettered.is_(False)
-    )
+    """The ``failing`` runs, which wait for a retry or a dead letter."""
+    facts = (RunRecord.outcome, RunRecord.exit_code, RunRecord.retryable, RunRecord.error)
+    query = select(*_VIEW_COLUMNS, *facts).where(RunRecord.status == "failing")
     return [
-        Failure(_view(values), outcome or "failed", code)
-        for *values, outcome, code in session.execute(query)
+        Failure(_view(values), outcome or "failed", code, retryable, error)
+        for *values, outcome, code, retryable, error in session.execute(query)
     ]
 
 

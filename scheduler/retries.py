@@ -2,12 +2,16 @@
 
 Rules:
 
+- The rule decides ``failing`` runs: their attempt failed, timed out or was lost.
 - A job makes at most ``retries + 1`` attempts: attempt ``n`` (1-based) is retried when
-  ``n <= retries``, unless its exit code is in ``non_retryable_exit_codes``.
+  ``n <= retries``, unless the worker said another attempt cannot help
+  (``RunFailed.retryable`` false: job code that cannot load, a refused URL), or its exit
+  code is in ``non_retryable_exit_codes``. A non-retryable failure is dead-lettered at
+  once with the reason ``not retryable: <error>``.
 - A retry is ``RunRetryScheduled(next_attempt=n + 1, retry_at, delay_ms)``; the run waits
   in ``retrying`` until ``concurrency.due_retries`` queues it.
-- Otherwise the run is ``RunDeadLettered(reason, attempts=n)``; the loop then calls
-  ``dependencies.on_dead_letter`` for it.
+- Otherwise the run is ``RunDeadLettered(reason, attempts=n)`` (-> ``failed``, for good);
+  the loop then calls ``dependencies.on_dead_letter`` for it.
 - Delays (``backoff_delay``): ``fixed`` waits ``retry_delay`` exactly. ``exponential`` waits
   ``retry_delay * 2 ** (n - 1)`` (1 s, 2 s, 4 s, 8 s ... for the default 1 s) times a
   uniform jitter factor in ``[0.9, 1.1]``, so retries of jobs that failed together spread
@@ -33,6 +37,7 @@ RETRY_JITTER: Final = 0.1
 """Exponential delays are multiplied by a uniform factor in ``1 +- RETRY_JITTER``."""
 
 _MAX_DOUBLINGS: Final = 64  # far past any cap; keeps 2 ** n a sane float
+_MAX_QUOTED_ERROR: Final = 1000  # characters of the error a dead-letter reason quotes
 _FAILURE_WORDS: Final[dict[FailureKind, str]] = {
     "failed": "failed",
     "timed_out": "timed out",
@@ -61,17 +66,23 @@ def after_failure(
     *,
     kind: FailureKind,
     exit_code: int | None = None,
+    retryable: bool = True,
+    error: str | None = None,
 ) -> list[Event]:
     """Decide what follows attempt ``run.attempt`` ending as ``kind``: a retry or a dead letter.
 
     Args:
-        run: the run, status ``failed``, ``attempt`` the attempt that just ended.
+        run: the run, status ``failing``, ``attempt`` the attempt that just ended.
         job: its job; None if the job was deleted (then the run is dead-lettered).
         kind: how the attempt ended (the read model's ``outcome``).
         exit_code: the attempt's exit code, if it had one.
+        retryable: False when the worker reported that no attempt can succeed.
+        error: the attempt's error, quoted by a non-retryable dead letter.
     """
     if job is None:
         return [_dead_letter(run, "job deleted", now)]
+    if not retryable:
+        return [_dead_letter(run, f"not retryable: {_quoted(error)}", now)]
     reason = _dead_letter_reason(run, job.spec, kind, exit_code)
     if reason is not None:
         return [_dead_letter(run, reason, now)]
@@ -100,3 +111,11 @@ def _dead_letter_reason(
             f"(retries={spec.retries})"
         )
     return None
+
+
+def _quoted(error: str | None) -> str:
+    if not error:
+        return "no error given"
+    if len(error) <= _MAX_QUOTED_ERROR:
+        return error
+    return error[: _MAX_QUOTED_ERROR - 1] + "…"

@@ -57,7 +57,9 @@ def test_a_running_run_without_its_lease_is_lost() -> None:
 
 def test_a_final_failure_dead_letters_and_skips_the_dependents() -> None:
     jobs = {"up": job("up", retries=0), "down": job("down", depends_on=("up",))}
-    failed = Failure(run("r1", "up", "failed", finished_at=NOW - timedelta(seconds=1)), "failed", 1)
+    failed = Failure(
+        run("r1", "up", "failing", finished_at=NOW - timedelta(seconds=1)), "failed", 1
+    )
     events = decide(
         Snapshot(jobs, open_runs=[], live_run_leases=set(), failures=[failed]),
         NOW,
@@ -70,7 +72,7 @@ def test_a_final_failure_dead_letters_and_skips_the_dependents() -> None:
 
 def test_a_failure_with_retries_left_schedules_a_retry() -> None:
     jobs = {"j": job("j", retries=2, retry_delay=1.0, retry_backoff="fixed")}
-    failed = Failure(run("r1", "j", "failed"), "failed", 1)
+    failed = Failure(run("r1", "j", "failing"), "failed", 1)
     [event] = decide(
         Snapshot(jobs, open_runs=[], live_run_leases=set(), failures=[failed]),
         NOW,

@@ -241,3 +241,25 @@ def test_given_jobs_when_dependents_of_then_reverse_edges_by_job_id() -> None:
     assert {upstream: [j.job_id for j in down] for upstream, down in graph.items()} == {
         "a": ["b", "c"]
     }
+
+
+# --- what a dependent run carries -------------------------------------------------------------
+
+
+def with_parameters(view: JobView, **parameters: object) -> JobView:
+    return dataclasses.replace(view, spec=dataclasses.replace(view.spec, parameters=parameters))
+
+
+def test_a_dependent_run_carries_its_own_jobs_parameters() -> None:
+    upstream = with_parameters(job("up"), source="upstream")
+    down = with_parameters(job("down", "up"), k="v")
+    events = on_success([run("r-up", "up")], jobs(upstream, down), DependencyState(), NOW)
+    [request] = [e.payload for e in events if isinstance(e.payload, RunRequested)]
+    assert (request.trigger, request.parameters) == ("dependency", {"k": "v"})
+
+
+def test_a_placeholder_skipped_as_upstream_failed_carries_the_parameters_too() -> None:
+    down = with_parameters(job("down", "up"), k="v")
+    events = on_dead_letter([run("r-up", "up", "failed")], jobs(job("up"), down), {}, NOW)
+    [request] = [e.payload for e in events if isinstance(e.payload, RunRequested)]
+    assert request.parameters == {"k": "v"}

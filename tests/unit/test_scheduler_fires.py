@@ -225,3 +225,16 @@ def test_given_unknown_timezone_when_deciding_then_job_passed_over_and_reported(
     assert [e.job_id for e in due_fires([broken, good], utc(1, 0, 1))] == ["job-1"]
     assert list(invalid_schedules([broken, good])) == ["bad"]
     assert "Mars/Olympus" in invalid_schedules([broken])["bad"]
+
+
+# --- what a fire carries --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("catchup", [False, True])
+def test_every_fire_carries_the_jobs_parameters(catchup: bool) -> None:
+    # Three due times: a misfire (catchup off) records two skipped runs and runs one.
+    given = job("every 1m", utc(1, 9), utc(1, 9), catchup=catchup, parameters={"k": "v"})
+    events = due_fires([given], utc(1, 9, 3))
+    requests = [e.payload for e in events if isinstance(e.payload, RunRequested)]
+    assert len(requests) == 3
+    assert [r.parameters for r in requests] == [{"k": "v"}] * 3

@@ -22,7 +22,7 @@ def spec(**fields: Any) -> JobSpec:
 
 
 def failed_run(attempt: int) -> RunView:
-    return RunView("run-1", "job-1", "failed", "schedule", attempt, NOW, "corr-1")
+    return RunView("run-1", "job-1", "failing", "schedule", attempt, NOW, "corr-1")
 
 
 # --- backoff -----------------------------------------------------------------------------
