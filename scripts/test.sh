@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 install_chronolog "[dev]"
-ensure_debian_packages redis-server:redis-server /usr/lib/postgresql/15/bin/pg_ctl:postgresql
+ensure_debian_packages redis-server:redis-server /usr/lib/postgresql/15/bin/pg_ctl:postgresql curl:curl
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy

@@ -15,6 +15,6 @@ DAILY_REPORT: dict[str, Any] = {
 SEND_REPORT: dict[str, Any] = {
     "name": "send-report",
     "type": "python",
-    "function": "email.send_report",
+    "function": "mailer.send_report",
     "depends_on": ["daily-report"],
 }

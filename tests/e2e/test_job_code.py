@@ -184,15 +184,25 @@ def test_max_runs_per_child_replaces_the_child(
 
 def test_a_job_whose_module_does_not_exist_fails_for_good(cluster: Cluster, app_dir: Path) -> None:
     start_worker(cluster, app_dir)
+    error = "cannot import module 'no_such_module_xyz': No module named 'no_such_module_xyz'"
     with cluster.api() as api:
-        # No retries: whether the scheduler retries is not the worker's to decide.
-        create_job(api, name="missing", type="python", function="no_such_module_xyz:run", retries=0)
-        run = run_job(api, "missing")
+        # Retries left, and a long delay: a retry would show as a second attempt.
+        create_job(
+            api,
+            name="missing",
+            type="python",
+            function="no_such_module_xyz:run",
+            retries=5,
+            retry_delay=30,
+        )
+        run_id = trigger(api, "missing")
+        run = wait_for_run(api, run_id, lambda r: r["status"] == "failed")
         failed = [e for e in run_events(api, run["id"]) if e["type"] == "RunFailed"]
     assert failed[0]["payload"]["retryable"] is False
-    assert failed[0]["payload"]["error"] == (
-        "cannot import module 'no_such_module_xyz': No module named 'no_such_module_xyz'"
-    )
+    assert failed[0]["payload"]["error"] == error
+    assert (run["attempt"], run["dead_lettered"]) == (1, True)
+    assert run["reason"] == f"not retryable: {error}"
+    assert [a["status"] for a in run["attempts"]] == ["failed"]
 
 
 def test_a_scheduled_python_job_learns_its_run_and_fire_time(
