@@ -9,6 +9,7 @@ from typing import Annotated, Any, Final, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, model_validator
 from pydantic_core import PydanticCustomError
 
+from projector.run_projection import RunStatus
 from projector.storable import INT64_MAX, find_unstorable
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
@@ -273,20 +274,7 @@ class RunQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     job_id: str | None = Field(default=None, description="job id or name")
-    status: (
-        Literal[
-            "pending",
-            "queued",
-            "running",
-            "failing",
-            "retrying",
-            "completed",
-            "failed",
-            "cancelled",
-            "skipped",
-        ]
-        | None
-    ) = None
+    status: RunStatus | None = None
     since: UtcDatetime | None = None
     until: UtcDatetime | None = None
     limit: Annotated[int, Field(ge=1, le=500)] = 50

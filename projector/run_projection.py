@@ -322,18 +322,7 @@ def _retry_scheduled(payload: RunRetryScheduled, run: RunRow | None, event: Even
     assert run is not None
     if run.status != "failing":
         return Rejected(f"run {run.id} is {run.status}, only failing runs are retried")
-    if payload.next_attempt != run.attempt + 1:
-        return Rejected(
-            f"run {run.id}: retry of attempt {payload.next_attempt - 1}, current is {run.attempt}"
-        )
-    return dataclasses.replace(
-        run,
-        status="retrying",
-        attempt=payload.next_attempt,
-        next_retry_at=payload.retry_at,
-        dead_lettered=False,
-        finished_at=None,
-    )
+    return _next_attempt(run, payload.next_attempt, payload.retry_at)
 
 
 @_apply.register
@@ -341,17 +330,24 @@ def _retry_requested(payload: RunRetryRequested, run: RunRow | None, event: Even
     assert run is not None
     if run.status != "failed":
         return Rejected(f"run {run.id} is {run.status}, only failed runs are retried by hand")
-    if payload.next_attempt != run.attempt + 1:
+    reopened = _next_attempt(run, payload.next_attempt, event.occurred_at)
+    if isinstance(reopened, Rejected):
+        return reopened
+    return dataclasses.replace(reopened, reason=payload.reason)
+
+
+def _next_attempt(run: RunRow, next_attempt: int, retry_at: datetime) -> RunOutcome:
+    """The run waiting (``retrying``) for attempt ``next_attempt`` until ``retry_at``."""
+    if next_attempt != run.attempt + 1:
         return Rejected(
-            f"run {run.id}: retry of attempt {payload.next_attempt - 1}, current is {run.attempt}"
+            f"run {run.id}: retry of attempt {next_attempt - 1}, current is {run.attempt}"
         )
     return dataclasses.replace(
         run,
         status="retrying",
-        attempt=payload.next_attempt,
-        next_retry_at=event.occurred_at,
+        attempt=next_attempt,
+        next_retry_at=retry_at,
         dead_lettered=False,
-        reason=payload.reason,
         finished_at=None,
     )
 
