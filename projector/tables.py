@@ -20,11 +20,13 @@ from sqlalchemy import (
     Text,
     true,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-JsonColumn = JSON().with_variant(JSONB(), "postgresql")
+# ``json``, not ``jsonb``, on PostgreSQL: jsonb rewrites numbers (``1e19`` reads back as an
+# integer past 64 bits), and nothing queries inside these values (migration 0003).
+JsonColumn = JSON().with_variant(postgresql.JSON(), "postgresql")
 
 
 class UtcDateTime(TypeDecorator[datetime]):
