@@ -93,33 +93,33 @@ def current_run() -> RunContext:
 
 
 @contextmanager
-def running(context: RunContext, *, clean: bool = False) -> Iterator[RunContext]:
+def running(context: RunContext) -> Iterator[RunContext]:
     """Make ``context`` the current run, and its variables part of ``os.environ``, for
-    the duration; both are restored afterwards (also usable in a job's own tests).
-
-    ``clean``: the caller knows none of the variables is set (a prefork child, whose
-    environment has none between tasks), so their previous values are not looked up:
-    each os.environ access costs microseconds, and the pool's overhead per task is tens.
-    """
+    the duration; both are restored afterwards (for a job's own tests)."""
     previous_run = _Current.run
-    variables = environment(context)
-    previous = {} if clean else {name: os.environ.get(name) for name in VARIABLES}
-    for name, value in previous.items():
-        if value is not None and name not in variables:
-            del os.environ[name]
-    os.environ.update(variables)
-    _Current.run = context
+    previous = {name: os.environ.get(name) for name in VARIABLES}
+    switch_to(context)
     try:
         yield context
     finally:
         _Current.run = previous_run
-        _restore(previous, variables)
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
-def _restore(previous: dict[str, str | None], variables: dict[str, str]) -> None:
-    for name in variables:
-        if previous.get(name) is None:
+def switch_to(context: RunContext | None) -> None:
+    """Make ``context`` the current run until the next switch (a prefork child calls this
+    before each task: no job code runs between tasks, so nothing needs restoring, and a
+    variable is written only when it changes — each os.environ write costs microseconds,
+    and the pool's whole overhead per task is tens)."""
+    _Current.run = context
+    variables = environment(context) if context is not None else {}
+    for name in VARIABLES - variables.keys():
+        if name in os.environ:
             del os.environ[name]
-    for name, value in previous.items():
-        if value is not None:
+    for name, value in variables.items():
+        if os.environ.get(name) != value:
             os.environ[name] = value

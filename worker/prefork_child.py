@@ -23,14 +23,13 @@ import sys
 import sysconfig
 import traceback
 from collections.abc import Callable, Iterable
-from contextlib import AbstractContextManager, nullcontext
 from multiprocessing.connection import Connection
 from types import FrameType, ModuleType
 from typing import Any
 
 import orjson
 
-from worker.context import RunContext, running
+from worker.context import RunContext, switch_to
 
 RESULT_LIMIT = 64 * 1024  # bytes of JSON a job may return, like one output stream
 
@@ -38,11 +37,19 @@ JobFunction = Callable[..., Any]
 
 _IMPORTLIB_FILES = ("<frozen importlib", os.path.dirname(importlib.__file__) + os.sep)
 # Installed code (the standard library, site-packages) changes only with a new release of
-# the worker's environment; everything else a job imports is job code, watched for edits.
+# the worker's environment, and Chronolog's own packages (also when installed editable,
+# as run.sh does) only with a worker restart; everything else a job imports is job code,
+# watched for edits. Not watching Chronolog's own files keeps the check before each task
+# to the job's few files (a job importing chronolog would otherwise add dozens of stats).
+_CHRONOLOG_PACKAGES = ("api", "chronolog", "events", "leases", "projector", "scheduler", "worker")
 _INSTALLED = tuple(
     {
         os.path.join(sysconfig.get_paths()[name], "")
         for name in ("stdlib", "platstdlib", "purelib", "platlib")
+    }
+    | {
+        os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), package, "")
+        for package in _CHRONOLOG_PACKAGES
     }
 )
 
@@ -151,12 +158,9 @@ class TaskRunner:
         """Run one task and return the encoded reply, with the job's output flushed."""
         raw_context = task.get("context")
         parameters: dict[str, Any] = task["parameters"]
-        context: AbstractContextManager[Any] = nullcontext()
-        if raw_context is not None:
-            context = running(RunContext.from_wire(raw_context, parameters), clean=True)
+        switch_to(None if raw_context is None else RunContext.from_wire(raw_context, parameters))
         try:
-            with context:
-                reply = self._run(task["function"], parameters)
+            reply = self._run(task["function"], parameters)
         finally:
             _restore_streams()
         return self._with_new_modules(reply)

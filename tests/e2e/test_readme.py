@@ -172,10 +172,15 @@ def start_worker(tour: Tour, command: Command) -> subprocess.Popen[str]:
             stderr=log,
             text=True,
         )
-    assert worker.stdout is not None
-    lines = [worker.stdout.readline(), worker.stdout.readline()]
-    assert re.fullmatch(r"Worker worker-\w+ registered\n", lines[0]), lines
-    assert lines[1] == "Listening for jobs...\n", lines
+    try:
+        assert worker.stdout is not None
+        lines = [worker.stdout.readline(), worker.stdout.readline()]
+        assert re.fullmatch(r"Worker worker-\w+ registered\n", lines[0]), lines
+        assert lines[1] == "Listening for jobs...\n", lines
+    except BaseException:
+        worker.kill()
+        worker.communicate(timeout=30)
+        raise
     return worker
 
 

@@ -443,10 +443,14 @@ def test_a_child_is_replaced_after_max_runs_per_child(tmp_path: Path) -> None:
     assert pids[3] == pids[4] == pids[5] != pids[6]
 
 
-def test_installed_modules_are_not_watched() -> None:
+def test_installed_modules_and_chronologs_own_are_not_watched() -> None:
     import json
 
     import orjson
 
+    import events.model
+    import worker.prefork
+
     assert watched_files([json, orjson]) == {}
+    assert watched_files([events.model, worker.prefork]) == {}  # they need a worker restart
     assert list(watched_files([sys.modules[__name__]])) == [__file__]
