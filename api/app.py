@@ -17,7 +17,7 @@ from api.context import ApiContext
 from api.errors import ApiError, NotFound, Unavailable
 from api.health import add_health_routes
 from api.live_output import add_live_output_route
-from api.middleware import BodyLimitMiddleware, JsonBodiesMiddleware
+from api.middleware import BodyLimitMiddleware, JsonBodiesMiddleware, NoNulInUrlMiddleware
 from api.problems import api_error_response, validation_error_response
 from api.run_routes import add_run_routes
 from api.schemas import (
@@ -50,6 +50,7 @@ def create_app(context: ApiContext) -> FastAPI:
     )
     app.add_middleware(BodyLimitMiddleware, max_bytes=context.max_body_bytes)
     app.add_middleware(JsonBodiesMiddleware)
+    app.add_middleware(NoNulInUrlMiddleware)
     app.add_exception_handler(ApiError, api_error_response)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, validation_error_response)  # type: ignore[arg-type]
     app.add_exception_handler(OperationalError, _database_unavailable)  # type: ignore[arg-type]

@@ -1,4 +1,4 @@
-"""ASGI middleware: body size limit, and JSON as the only body format."""
+"""ASGI middleware: body size limit, JSON as the only body format, no NUL in URLs."""
 
 from __future__ import annotations
 
@@ -71,22 +71,43 @@ class BodyLimitMiddleware:
         return f"request body of {size} bytes is over the limit of {self.max_bytes} bytes"
 
     async def _refuse(self, send: Send, size: int) -> None:
-        reason = self._message(size)
-        problem = {"field": "body", "reason": reason}
-        body = json.dumps(
-            {"error": BodyTooLarge.code, "message": reason, "errors": [problem]}
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await send_problem(send, 413, BodyTooLarge.code, "body", self._message(size))
+
+
+async def send_problem(send: Send, status: int, code: str, field: str, reason: str) -> None:
+    """Answer with the API's error body, from middleware (before any route runs)."""
+    problem = {"field": field, "reason": reason}
+    body = json.dumps({"error": code, "message": reason, "errors": [problem]}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class NoNulInUrlMiddleware:
+    """422 for a URL holding NUL (``%00``): no id, name or filter has one, and PostgreSQL
+    refuses it in any text it is asked to compare (that would answer 503, not 4xx)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            query = scope.get("query_string", b"").lower()
+            part = "path" if "\x00" in scope["path"] else None
+            part = part or ("query" if b"%00" in query or b"\x00" in query else None)
+            if part is not None:
+                reason = f"the URL's {part} holds a NUL character (%00), which no value may hold"
+                await send_problem(send, 422, "invalid", part, reason)
+                return
+        await self.app(scope, receive, send)
 
 
 def _replaying(head: list[Message], receive: Receive) -> Receive:

@@ -340,3 +340,20 @@ def test_a_malformed_read_model_database_answers_503(client: TestClient, running
         response = client.get(url)
         assert response.status_code == 503, response.text
         assert "database" in response.json()["message"]
+
+
+@pytest.mark.parametrize(
+    ("url", "part"),
+    [
+        ("/api/jobs/a%00b", "path"),
+        ("/api/jobs/a%00b/events", "path"),
+        ("/api/runs/run-%00", "path"),
+        ("/api/runs?job_id=a%00b", "query"),
+        ("/api/jobs?q=%00", "query"),
+    ],
+)
+def test_a_nul_in_the_url_is_refused_naming_the_part(
+    client: TestClient, url: str, part: str
+) -> None:
+    # PostgreSQL refuses NUL in any text compared: without this, 503 instead of a 4xx.
+    assert_refused(client.get(url), 422, part, "NUL")
