@@ -44,17 +44,6 @@ RunStatus: TypeAlias = Literal[
     "cancelled",
     "skipped",
 ]
-RUN_STATUSES: Final = (
-    "pending",
-    "queued",
-    "running",
-    "failing",
-    "retrying",
-    "completed",
-    "failed",
-    "cancelled",
-    "skipped",
-)
 ACTIVE: Final = frozenset({"queued", "running"})
 # ``failing``: an attempt failed, timed out or was lost, and the scheduler has yet to
 # choose between a retry (``retrying``) and the final failure (``failed``). It is open,

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
 from events.model import (
     Event,
-    Payload,
     RunCancelled,
     RunCancelRequested,
     RunDeadLettered,
@@ -23,31 +22,8 @@ from events.model import (
     RunTimedOut,
 )
 from projector.job_projection import Rejected
-from projector.run_projection import RunRow, apply_run_event
-
-T0 = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
-
-
-def ev(payload: Payload, attempt: int = 1, second: int = 0) -> Event:
-    return Event(
-        payload=payload,
-        occurred_at=T0 + timedelta(seconds=second),
-        actor="test",
-        job_id="job-1",
-        run_id="run-1",
-        attempt=attempt,
-    )
-
-
-def fold(*events: Event) -> RunRow:
-    run: RunRow | None = None
-    for event in events:
-        outcome = apply_run_event(run, event)
-        assert not isinstance(outcome, Rejected), outcome
-        run = outcome
-    assert run is not None
-    return run
-
+from projector.run_projection import apply_run_event
+from tests.run_events import T0, ev, fold
 
 REQUESTED = ev(RunRequested(trigger="manual", parameters={"x": 1}))
 QUEUED = ev(RunQueued(queue="default", priority=5), second=1)
