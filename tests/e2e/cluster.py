@@ -74,9 +74,7 @@ class Cluster:
             stderr=subprocess.DEVNULL,
             text=True,
         )
-        assert process.stdout is not None
-        assert process.stdout.readline().startswith("Worker worker-")
-        assert process.stdout.readline().strip() == "Listening for jobs..."
+        expect_worker_ready(process)
         self.workers.append(process)
         return process
 
@@ -111,6 +109,13 @@ class Cluster:
                 process.stdout.close()
         if self.server.process is not None:
             self.server.stop()
+
+
+def expect_worker_ready(process: subprocess.Popen[str]) -> None:
+    """A started worker prints what the README shows, once it listens for runs."""
+    assert process.stdout is not None
+    assert process.stdout.readline().startswith("Worker worker-")
+    assert process.stdout.readline().strip() == "Listening for jobs..."
 
 
 def start_cluster(

@@ -20,6 +20,7 @@ from tests.e2e.cluster import (
     Cluster,
     cluster_env,
     create_job,
+    expect_worker_ready,
     run_events,
     runs_of,
     start_cluster,
@@ -66,9 +67,7 @@ def start_worker(
         stderr=subprocess.DEVNULL,
         text=True,
     )
-    assert process.stdout is not None
-    assert process.stdout.readline().startswith("Worker worker-")
-    assert process.stdout.readline().strip() == "Listening for jobs..."
+    expect_worker_ready(process)
     cluster.workers.append(process)
     return process
 
