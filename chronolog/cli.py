@@ -74,9 +74,22 @@ def up(
         bool, typer.Option("--scheduler/--no-scheduler", help="Run a scheduler in this process")
     ] = True,
     app_dir: AppDir = None,
+    dashboard_port: Annotated[
+        int | None, typer.Option(help="Dashboard port [default: 8050]", min=1, max=65535)
+    ] = None,
+    dashboard: Annotated[
+        bool, typer.Option("--dashboard/--no-dashboard", help="Serve the dashboard too")
+    ] = True,
 ) -> None:
-    """Run all of Chronolog on the embedded defaults: API, projector, scheduler, workers."""
-    settings = _settings(api_port=api_port, api_host=api_host, data_dir=data_dir, app_dir=app_dir)
+    """Run all of Chronolog on the embedded defaults: API, projector, scheduler, workers,
+    and the dashboard."""
+    settings = _settings(
+        api_port=api_port,
+        api_host=api_host,
+        data_dir=data_dir,
+        app_dir=app_dir,
+        dashboard_port=dashboard_port,
+    )
     with _reported():
         settings = dataclasses.replace(settings, app_dir=roles.app_dir(settings))  # for workers
     with _reported(), wiring.projector_lock(settings):
@@ -84,6 +97,8 @@ def up(
             f"Chronolog is up: API http://{settings.api_host}:{settings.api_port} "
             f"(docs at /docs), data in {settings.data_dir}"
         )
+        if dashboard:
+            typer.echo(f"Dashboard: http://{settings.dashboard_host}:{settings.dashboard_port}")
         from chronolog import serving  # the web stack: only API processes load it
 
         serving.serve(
@@ -92,6 +107,7 @@ def up(
             scheduler=scheduler,
             workers=workers,
             concurrency=concurrency,
+            dashboard=dashboard,
         )
 
 
@@ -110,6 +126,35 @@ def api_command(
         from chronolog import serving  # the web stack: only API processes load it
 
         serving.serve(settings, projector=False, scheduler=False, workers=0, concurrency=1)
+
+
+@app.command("dashboard")
+def dashboard_command(
+    port: Annotated[
+        int | None, typer.Option(help="Dashboard port [default: 8050]", min=1, max=65535)
+    ] = None,
+    host: Annotated[str | None, typer.Option(help="Dashboard address [default: 127.0.0.1]")] = None,
+    api_url: Annotated[
+        str | None,
+        typer.Option(
+            help="Where the API is, for actions and live updates "
+            "[default: CHRONOLOG_API_URL, else http://127.0.0.1:8000]"
+        ),
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Run only the dashboard: it reads the read model and acts through the API."""
+    settings = _settings(
+        dashboard_port=port, dashboard_host=host, api_url=api_url, data_dir=data_dir
+    )
+    with _reported():
+        from chronolog.dashboarding import serve_dashboard  # the web stack, only here
+
+        typer.echo(
+            f"Chronolog dashboard on http://{settings.dashboard_host}:{settings.dashboard_port} "
+            f"(API {settings.api_base_url})"
+        )
+        serve_dashboard(settings)
 
 
 @app.command("scheduler")

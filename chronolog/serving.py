@@ -56,7 +56,7 @@ def api_context(runtime: wiring.Runtime) -> ApiContext:
 
 
 def child_commands(
-    settings: Settings, *, scheduler: bool, workers: int, concurrency: int
+    settings: Settings, *, scheduler: bool, workers: int, concurrency: int, dashboard: bool = False
 ) -> list[tuple[str, list[str]]]:
     """The roles ``chronolog up`` runs as child processes (a crash there never takes the
     API down, and each gets its own interpreter and core), by role name."""
@@ -66,6 +66,10 @@ def child_commands(
     worker = [*base, "worker", *data, "--app-dir", str(settings.app_dir)]
     worker += ["--concurrency", str(concurrency)]
     commands += [(f"worker-{i + 1}", worker) for i in range(workers)]
+    if dashboard:
+        web = ["--port", str(settings.dashboard_port), "--host", settings.dashboard_host]
+        web += ["--api-url", settings.api_base_url]
+        commands.append(("dashboard", [*base, "dashboard", *data, *web]))
     return commands
 
 
@@ -73,14 +77,26 @@ def child_commands(
 
 
 def serve(
-    settings: Settings, *, projector: bool, scheduler: bool, workers: int, concurrency: int
+    settings: Settings,
+    *,
+    projector: bool,
+    scheduler: bool,
+    workers: int,
+    concurrency: int,
+    dashboard: bool = False,
 ) -> None:
     """Serve the API (until SIGINT/SIGTERM) with the other roles alongside."""
     runtime = wiring.build_runtime(settings)
     stop = threading.Event()
     threads = [wiring.start_projector(runtime, stop)] if projector else []
     children = Supervisor.start(
-        child_commands(settings, scheduler=scheduler, workers=workers, concurrency=concurrency),
+        child_commands(
+            settings,
+            scheduler=scheduler,
+            workers=workers,
+            concurrency=concurrency,
+            dashboard=dashboard,
+        ),
         stop_timeout=settings.drain_timeout + 10,
         backoff=Backoff(),
     )

@@ -60,6 +60,10 @@ class Settings:
     health_stall_after: float = 30.0  # seconds with events to apply and no progress: stalled
     live_output_max_streams: int = 100  # open live-output streams per API process
 
+    dashboard_host: str = "127.0.0.1"
+    dashboard_port: int = 8050
+    api_url: str = ""  # where the dashboard sends actions; default: this API's address
+
     @property
     def event_log_url(self) -> str:
         return self.event_log or f"sqlite:///{self.data_dir / 'events.db'}"
@@ -67,6 +71,15 @@ class Settings:
     @property
     def database(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'readmodel.db'}"
+
+    @property
+    def api_base_url(self) -> str:
+        """The API as the dashboard reaches it: ``api_url``, else the local API's address."""
+        if self.api_url:
+            return self.api_url.rstrip("/")
+        host = "127.0.0.1" if self.api_host in ("0.0.0.0", "::", "") else self.api_host
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.api_port}"
 
     @property
     def database_label(self) -> str:
@@ -198,6 +211,13 @@ def _redis_url(name: str, raw: str) -> str:
     raise SettingsError(f"{name}={raw!r} is not a Redis URL, e.g. redis://127.0.0.1:6379/0")
 
 
+def _http_url(name: str, raw: str) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise SettingsError(f"{name}={raw!r} is not an HTTP URL, e.g. http://127.0.0.1:8000")
+    return raw
+
+
 PARSERS: dict[str, Callable[[str, str], Any]] = {
     "data_dir": lambda _name, raw: Path(raw),
     "event_log": _event_log_url,
@@ -221,6 +241,9 @@ PARSERS: dict[str, Callable[[str, str], Any]] = {
     "health_max_lag": _non_negative_int,
     "health_stall_after": _positive_float,
     "live_output_max_streams": _positive_int,
+    "dashboard_host": lambda _name, raw: raw,
+    "dashboard_port": _port,
+    "api_url": _http_url,
 }
 
 
