@@ -47,6 +47,8 @@ class Server:
     def start(self) -> None:
         command = [sys.executable, "-m", "chronolog", "up", "--api-port", str(self.port)]
         command += ["--data-dir", str(self.data_dir), *self.extra_args]
+        if "--dashboard-port" not in self.extra_args:
+            command.append("--no-dashboard")  # a dashboard only where a test looks at it
         env = self.env or {
             k: v
             for k, v in os.environ.items()

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import httpx2 as httpx
 import pytest
 
-from tests.e2e.conftest import Server, chronolog
+from tests.conftest import wait_until
+from tests.e2e.conftest import Server, chronolog, free_port
 from tests.samples import DAILY_REPORT, SEND_REPORT
 
 pytestmark = pytest.mark.e2e
@@ -81,3 +83,23 @@ def test_replay_recovers_a_deleted_read_model(server: Server) -> None:
     with httpx.Client(base_url=server.url) as api:
         assert api.get("/api/jobs").json() == before
         assert history(api, "daily-report") == ["JobCreated", "JobUpdated"]
+
+
+def test_up_serves_the_dashboard_and_says_where(tmp_path: Path) -> None:
+    port = free_port()
+    server = Server(tmp_path / "data", free_port(), extra_args=["--dashboard-port", str(port)])
+    server.start()
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_until(lambda: _answers(url), timeout=30, interval=0.1)
+        assert "<title>Chronolog</title>" in httpx.get(url).text
+        assert f"Dashboard: {url}" in server.log_path.read_text()
+    finally:
+        server.stop()
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False

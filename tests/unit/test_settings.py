@@ -38,6 +38,11 @@ def test_test_variables_are_not_settings() -> None:
         ({"CHRONOLOG_API_PROT": "1"}, "unknown setting CHRONOLOG_API_PROT"),
         ({"CHRONOLOG_API_PORT": "eighty"}, "CHRONOLOG_API_PORT='eighty' is not an integer"),
         ({"CHRONOLOG_API_PORT": "70000"}, "CHRONOLOG_API_PORT='70000' is not a TCP port"),
+        ({"CHRONOLOG_DASHBOARD_PORT": "0"}, "CHRONOLOG_DASHBOARD_PORT='0' must be greater than 0"),
+        (
+            {"CHRONOLOG_API_URL": "127.0.0.1:8000"},
+            "CHRONOLOG_API_URL='127.0.0.1:8000' is not an HTTP URL, e.g. http://127.0.0.1:8000",
+        ),
         ({"CHRONOLOG_PARTITIONS": "0"}, "CHRONOLOG_PARTITIONS='0' must be greater than 0"),
         (
             {"CHRONOLOG_EVENT_LOG": "mysql://x"},

@@ -1,0 +1,37 @@
+"""What ``chronolog up`` starts beside the API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from chronolog.serving import child_commands
+from chronolog.settings import Settings
+
+
+def roles(**options: object) -> dict[str, list[str]]:
+    settings = Settings(data_dir=Path("/srv/data"), api_port=9000, dashboard_port=9050)
+    defaults: dict[str, object] = {"scheduler": True, "workers": 2, "concurrency": 4}
+    return dict(child_commands(settings, **{**defaults, **options}))  # type: ignore[arg-type]
+
+
+def test_the_dashboard_runs_as_a_child_aimed_at_this_api() -> None:
+    command = roles(dashboard=True)["dashboard"]
+
+    assert command[-8:] == [
+        "--data-dir", "/srv/data",
+        "--port", "9050",
+        "--host", "127.0.0.1",
+        "--api-url", "http://127.0.0.1:9000",
+    ]  # fmt: skip
+
+
+def test_no_dashboard_starts_only_the_scheduler_and_workers() -> None:
+    assert list(roles(dashboard=False)) == ["scheduler", "worker-1", "worker-2"]
+
+
+def test_an_api_on_every_interface_is_reached_on_loopback() -> None:
+    settings = Settings(api_host="0.0.0.0", api_port=8000)
+    assert settings.api_base_url == "http://127.0.0.1:8000"
+    assert Settings(api_url="https://chronolog.example/").api_base_url == (
+        "https://chronolog.example"
+    )
