@@ -19,17 +19,24 @@
       window.dash_clientside.set_props("live-change", { data: change });
     };
   }
+  var paused = false;
   function connect() {
     if (source !== null) return;
     source = new EventSource("/changes");
     ["job", "run", "worker"].forEach(function (kind) {
       source.addEventListener(kind, deliver(kind));
     });
+    if (paused && window.dash_clientside && window.dash_clientside.set_props) {
+      // Back on after a pause: what changed meanwhile was not followed, so pages re-read once.
+      window.dash_clientside.set_props("live-change", { data: { kind: "resync", at: Date.now() } });
+    }
+    paused = false;
   }
   function disconnect() {
     if (source === null) return;
     source.close();
     source = null;
+    paused = true;
   }
   function follow() {
     if (enabled()) connect();
