@@ -52,6 +52,9 @@ CAPACITY: Final = "capacity"
 # bins per doubling; the last bin (about 2^33.75 ms, 160 days) also takes anything longer.
 BINS_PER_DOUBLING: Final = 4
 LAST_BIN: Final = 136
+# Values are capped (about 35 years) so that sums stay far inside 64 bits on both
+# backends (SQLite would turn an overflowing sum into a float, PostgreSQL refuse it).
+MAX_MS: Final = 2**40
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _MS: Final = timedelta(milliseconds=1)
 
@@ -177,10 +180,11 @@ def status_counts(before: RunRow | None, after: RunRow) -> list[str]:
 
 
 def duration_ms(before: RunRow | None, after: RunRow) -> int | None:
-    """The duration of an attempt this change ended, when the worker measured one."""
+    """The duration of an attempt this change ended, when the worker measured one
+    (within 0 .. ``MAX_MS``)."""
     if before is None or before.status != "running" or after.status == "running":
         return None
-    return after.duration_ms
+    return None if after.duration_ms is None else min(max(0, after.duration_ms), MAX_MS)
 
 
 def lateness_ms(before: RunRow | None, after: RunRow) -> int | None:
@@ -189,7 +193,7 @@ def lateness_ms(before: RunRow | None, after: RunRow) -> int | None:
         return None
     if after.trigger != "schedule" or after.scheduled_for is None:
         return None
-    return max(0, (after.started_at - after.scheduled_for) // _MS)
+    return min(max(0, (after.started_at - after.scheduled_for) // _MS), MAX_MS)
 
 
 def _add_run(deltas: RollupDeltas, change: RunChange) -> None:

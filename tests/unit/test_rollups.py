@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
@@ -36,6 +37,7 @@ from projector.rollups import (
     HOUR,
     LAST_BIN,
     LATENESS,
+    MAX_MS,
     MINUTE,
     QUEUE,
     Change,
@@ -132,6 +134,14 @@ def test_durations_are_those_of_attempts_that_ended_with_one() -> None:
     assert duration_ms(*_pair(lifecycle(FAILED)[-1])) == 700
     lost = RunLost(reason="lease expired", worker_id="w", lease_token=1)
     assert duration_ms(*_pair(lifecycle(lost)[-1])) is None  # nobody measured it
+
+
+def test_durations_and_lateness_are_capped_so_their_sums_fit_64_bits() -> None:
+    endless = dataclasses.replace(SUCCEEDED, duration_ms=2**63 - 1)
+    assert duration_ms(*_pair(lifecycle(endless)[-1])) == MAX_MS
+    ancient = RunRequested(trigger="schedule", scheduled_for=datetime(1, 1, 1, tzinfo=UTC))
+    found = changes(ev(ancient), ev(QUEUED, second=1), ev(STARTED, second=2))
+    assert lateness_ms(*_pair(found[-1])) == MAX_MS
 
 
 def _pair(change: RunChange) -> tuple[RunRow | None, RunRow]:
