@@ -14,7 +14,6 @@ from projector.run_projection import RunRow
 class JobActivity:
     job_id: str
     last_fire_at: datetime | None = None  # latest scheduled_for requested by the schedule
-    last_dependency_request_at: datetime | None = None
     last_success_at: datetime | None = None
     last_run_id: str | None = None
     last_run_status: str | None = None
@@ -26,13 +25,14 @@ def apply_activity(current: JobActivity | None, event: Event, run: RunRow) -> Jo
     activity = current or JobActivity(job_id=run.job_id)
     payload = event.payload
     changes: dict[str, object] = {}
-    if isinstance(payload, RunRequested):
-        if payload.trigger == "schedule" and payload.scheduled_for is not None:
-            changes["last_fire_at"] = max(
-                payload.scheduled_for, activity.last_fire_at or payload.scheduled_for
-            )
-        if payload.trigger == "dependency":
-            changes["last_dependency_request_at"] = event.occurred_at
+    if (
+        isinstance(payload, RunRequested)
+        and payload.trigger == "schedule"
+        and payload.scheduled_for is not None
+    ):
+        changes["last_fire_at"] = max(
+            payload.scheduled_for, activity.last_fire_at or payload.scheduled_for
+        )
     if isinstance(payload, RunSucceeded):
         changes["last_success_at"] = event.occurred_at
     if activity.last_run_id in (None, run.id) or run.requested_at >= (

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
@@ -37,6 +37,8 @@ from projector.poison import (
     rejection,
     unprojectable_reason,
 )
+from projector.rollup_writes import write_rollups
+from projector.rollups import Change, RunChange, WorkerChange, rollup_deltas
 from projector.run_projection import RUN_EVENTS, RunRow, apply_run_event
 from projector.tables import (
     EventIndexRecord,
@@ -97,6 +99,8 @@ class BatchState:
     runs: Fold[RunRow]
     activity: Fold[JobActivity]
     workers: Fold[WorkerRow]
+    # Each applied run and worker event as a row change, for the roll-ups.
+    changes: list[Change] = field(default_factory=list)
 
     @classmethod
     def load(cls, session: Session, events: Sequence[Event]) -> BatchState:
@@ -120,22 +124,30 @@ class BatchState:
         if isinstance(payload, RUN_EVENTS):
             return self._apply_run(event)
         if isinstance(payload, WORKER_EVENTS):
-            worker_id = payload.worker_id
-            return self._put(
-                self.workers, worker_id, apply_worker_event(self.workers.get(worker_id), event)
-            )
+            return self._apply_worker(event, payload.worker_id)
+        return None
+
+    def _apply_worker(self, event: Event, worker_id: str) -> str | None:
+        before = self.workers.get(worker_id)
+        outcome = apply_worker_event(before, event)
+        if isinstance(outcome, Rejected):
+            return outcome.reason
+        self.workers.put(worker_id, outcome)
+        self.changes.append(WorkerChange(before, outcome, event.occurred_at))
         return None
 
     def _apply_run(self, event: Event) -> str | None:
         if event.run_id is None or event.job_id is None:
             return "a run event needs a job id and a run id"
-        outcome = apply_run_event(self.runs.get(event.run_id), event)
+        before = self.runs.get(event.run_id)
+        outcome = apply_run_event(before, event)
         if isinstance(outcome, Rejected):
             return outcome.reason
         # Both folded before either is kept: an event that raises changes nothing.
         activity = apply_activity(self.activity.get(event.job_id), event, outcome)
         self.runs.put(event.run_id, outcome)
         self.activity.put(event.job_id, activity)
+        self.changes.append(RunChange(before, outcome, event.occurred_at))
         return None
 
     @staticmethod
@@ -150,6 +162,7 @@ class BatchState:
         rows.replace_runs(session, *self.runs.changes())
         rows.replace_activity(session, *self.activity.changes())
         rows.replace_workers(session, *self.workers.changes())
+        write_rollups(session, rollup_deltas(self.changes))
 
 
 def _worker_id(event: Event) -> str | None:

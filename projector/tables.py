@@ -157,7 +157,6 @@ class JobActivityRecord(Base):
 
     job_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     last_fire_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-    last_dependency_request_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     last_success_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     last_run_id: Mapped[str | None] = mapped_column(String(64))
     last_run_status: Mapped[str | None] = mapped_column(String(16))
@@ -207,3 +206,86 @@ class ProjectorCheckpoint(Base):
     partition: Mapped[int] = mapped_column(Integer, primary_key=True)
     next_offset: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+# --- roll-ups for analytics (projector.rollups): increments per time bucket -----------
+# ``width_s`` is the bucket's length (60, 3600 or 86400 s), ``bucket`` its start (UTC,
+# aligned to the epoch). Primary keys lead with what the analytics reads filter on, so
+# a time range is one index range scan.
+
+
+class RollupRunsRecord(Base):
+    """All jobs: runs entering each status (and attempts timed out or lost) per bucket."""
+
+    __tablename__ = "rollup_runs"
+
+    width_s: Mapped[int] = mapped_column(Integer, primary_key=True)
+    bucket: Mapped[datetime] = mapped_column(UtcDateTime, primary_key=True)
+    requested: Mapped[int] = mapped_column(BigInteger)
+    started: Mapped[int] = mapped_column(BigInteger)
+    completed: Mapped[int] = mapped_column(BigInteger)
+    failed: Mapped[int] = mapped_column(BigInteger)
+    cancelled: Mapped[int] = mapped_column(BigInteger)
+    skipped: Mapped[int] = mapped_column(BigInteger)
+    timed_out: Mapped[int] = mapped_column(BigInteger)
+    lost: Mapped[int] = mapped_column(BigInteger)
+
+
+class RollupJobRunsRecord(Base):
+    """Per job and hour (or day): the same counts, and durations and lateness summed."""
+
+    __tablename__ = "rollup_job_runs"
+
+    width_s: Mapped[int] = mapped_column(Integer, primary_key=True)
+    bucket: Mapped[datetime] = mapped_column(UtcDateTime, primary_key=True)
+    job_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    requested: Mapped[int] = mapped_column(BigInteger)
+    started: Mapped[int] = mapped_column(BigInteger)
+    completed: Mapped[int] = mapped_column(BigInteger)
+    failed: Mapped[int] = mapped_column(BigInteger)
+    cancelled: Mapped[int] = mapped_column(BigInteger)
+    skipped: Mapped[int] = mapped_column(BigInteger)
+    timed_out: Mapped[int] = mapped_column(BigInteger)
+    lost: Mapped[int] = mapped_column(BigInteger)
+    duration_count: Mapped[int] = mapped_column(BigInteger)
+    duration_sum_ms: Mapped[int] = mapped_column(BigInteger)
+    lateness_count: Mapped[int] = mapped_column(BigInteger)
+    lateness_sum_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class RollupJobHistogramRecord(Base):
+    """Per job and hour (or day): durations or lateness counted in log-spaced bins
+    (``projector.rollups.histogram_bin``); only bins that hold something have a row."""
+
+    __tablename__ = "rollup_job_histograms"
+
+    metric: Mapped[str] = mapped_column(String(16), primary_key=True)  # duration, lateness
+    width_s: Mapped[int] = mapped_column(Integer, primary_key=True)
+    bucket: Mapped[datetime] = mapped_column(UtcDateTime, primary_key=True)
+    job_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    bin: Mapped[int] = mapped_column(Integer, primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger)
+
+
+class RollupGaugeRecord(Base):
+    """A gauge's movements per bucket: queue depth per queue, busy slots, worker capacity.
+    Its level at a time is the sum of ``added - removed`` over the buckets before it."""
+
+    __tablename__ = "rollup_gauges"
+
+    gauge: Mapped[str] = mapped_column(String(16), primary_key=True)  # queue, busy, capacity
+    width_s: Mapped[int] = mapped_column(Integer, primary_key=True)
+    bucket: Mapped[datetime] = mapped_column(UtcDateTime, primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)  # the queue; else ""
+    added: Mapped[int] = mapped_column(BigInteger)
+    removed: Mapped[int] = mapped_column(BigInteger)
+
+
+class RollupGaugeLevelRecord(Base):
+    """A gauge's level now (the sum of all its movements): current depth per queue."""
+
+    __tablename__ = "rollup_gauge_levels"
+
+    gauge: Mapped[str] = mapped_column(String(16), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    level: Mapped[int] = mapped_column(BigInteger)
