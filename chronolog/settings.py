@@ -59,6 +59,7 @@ class Settings:
     health_max_lag: int = 10_000  # events the projector may lag before /api/health is 503
     health_stall_after: float = 30.0  # seconds with events to apply and no progress: stalled
     live_output_max_streams: int = 100  # open live-output streams per API process
+    change_streams_max: int = 200  # open /api/changes streams per API process
 
     @property
     def event_log_url(self) -> str:
@@ -221,6 +222,7 @@ PARSERS: dict[str, Callable[[str, str], Any]] = {
     "health_max_lag": _non_negative_int,
     "health_stall_after": _positive_float,
     "live_output_max_streams": _positive_int,
+    "change_streams_max": _positive_int,
 }
 
 
