@@ -86,7 +86,10 @@ def add_change_routes(app: FastAPI, ctx: ApiContext) -> None:
                 hub.detach(subscriber)
                 ctx.change_streams.give_back()
 
-        return _LiveStream(_stream(hub, subscriber, request.is_disconnected), release)
+        async def ended() -> bool:
+            return ctx.stopping.is_set() or await request.is_disconnected()
+
+        return _LiveStream(_stream(hub, subscriber, ended), release)
 
 
 def _kinds(types: str | None) -> frozenset[Kind]:
@@ -117,13 +120,13 @@ async def _first_position(hub: ChangeHub, start: Position | None) -> Position:
 
 
 async def _stream(
-    hub: ChangeHub, subscriber: Subscriber, disconnected: Callable[[], Awaitable[bool]]
+    hub: ChangeHub, subscriber: Subscriber, ended: Callable[[], Awaitable[bool]]
 ) -> AsyncIterator[str]:
     yield ": connected\n\n"  # the client sees the stream open before any change
-    async for text in _catch_up(hub, subscriber, disconnected):
+    async for text in _catch_up(hub, subscriber, ended):
         yield text
     sent = time.monotonic()
-    while not await disconnected():
+    while not await ended():
         text = await _next_texts(subscriber)
         if text:
             sent = time.monotonic()
@@ -137,10 +140,10 @@ async def _stream(
 
 
 async def _catch_up(
-    hub: ChangeHub, subscriber: Subscriber, disconnected: Callable[[], Awaitable[bool]]
+    hub: ChangeHub, subscriber: Subscriber, ended: Callable[[], Awaitable[bool]]
 ) -> AsyncIterator[str]:
     """From the subscriber's position to the tailer's, read on its own; then attach."""
-    while not await disconnected():
+    while not await ended():
         target = hub.target() or await hub.source.ends()
         if covers(subscriber.cursor, target) and hub.attach(subscriber):
             return

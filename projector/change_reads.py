@@ -10,6 +10,7 @@ partition from its cursor up to its checkpoint and never sees a gap.
 from __future__ import annotations
 
 import dataclasses
+import heapq
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -58,14 +59,17 @@ def committed_ends(session: Session) -> dict[int, int]:
 def read_events(
     session: Session, start: Mapping[int, int], ends: Mapping[int, int], limit: int
 ) -> list[IndexedEvent]:
-    """Events of each partition from ``start`` (0 if absent) below ``ends``, in offset
-    order per partition (partitions one after the other), at most ``limit`` per partition."""
-    found: list[IndexedEvent] = []
-    for partition, end in sorted(ends.items()):
-        begin = start.get(partition, 0)
-        if begin < end:
-            found += _partition_events(session, partition, begin, end, limit)
-    return _with_rows(session, found)
+    """Events of each partition from ``start`` (0 if absent) below ``ends``, at most
+    ``limit`` per partition: in offset order within a partition, and interleaved by
+    ``occurred_at`` across partitions (any interleaving keeps positions exact; this one
+    reads in time order)."""
+    per_partition = [
+        _partition_events(session, partition, start.get(partition, 0), end, limit)
+        for partition, end in sorted(ends.items())
+        if start.get(partition, 0) < end
+    ]
+    merged = heapq.merge(*per_partition, key=lambda event: event.occurred_at)
+    return _with_rows(session, list(merged))
 
 
 def _partition_events(

@@ -274,3 +274,11 @@ def test_a_rejected_event_is_sent_with_its_reason_and_the_run_status_unchanged(
             (message,) = read_until(messages(response), {"event_type": "RunSucceeded"})
     assert message.data["rejected"] and "stale" in message.data["rejected"]
     assert message.data["status"] == "completed"
+
+
+def test_a_stream_ends_when_the_server_is_asked_to_stop(served: Served) -> None:
+    # Uvicorn waits for open responses before it stops: an endless one must end itself.
+    with served.client() as api, api.stream("GET", "/api/changes") as response:
+        served.context.stopping.set()
+        assert list(messages(response)) == []
+    wait_until(lambda: served.context.change_streams.open == 0)
