@@ -33,7 +33,7 @@ from api.schemas import (
     ReasonBody,
 )
 from api.views import event_out, job_out
-from projector import queries, run_queries
+from projector import api_reads
 from projector.poison import describe
 
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -98,8 +98,8 @@ def _add_job_routes(app: FastAPI, ctx: ApiContext) -> None:  # noqa: C901 - one 
         if created:
             response.headers["Location"] = f"/api/jobs/{written.job.id}"
         with Session(ctx.engine) as session:
-            names = queries.job_names(session, written.job.spec.depends_on)
-            fired = run_queries.last_fires(session, [written.job.id])
+            names = api_reads.job_names(session, written.job.spec.depends_on)
+            fired = api_reads.last_fires(session, [written.job.id])
         return job_out(written.job, names, ctx.clock(), fired.get(written.job.id))
 
     @app.post("/api/jobs", status_code=201, tags=["jobs"])
@@ -110,12 +110,12 @@ def _add_job_routes(app: FastAPI, ctx: ApiContext) -> None:  # noqa: C901 - one 
     @app.get("/api/jobs", tags=["jobs"])
     def list_jobs(params: Annotated[JobQuery, Query()]) -> JobList:
         """Jobs ordered by name, filtered and paginated."""
-        criteria = queries.JobFilter(**params.model_dump())
+        criteria = api_reads.JobFilter(**params.model_dump())
         now = ctx.clock()
         with Session(ctx.engine) as session:
-            jobs, total = queries.list_jobs(session, criteria)
-            names = queries.job_names(session, {d for job in jobs for d in job.spec.depends_on})
-            fired = run_queries.last_fires(session, [job.id for job in jobs])
+            jobs, total = api_reads.list_jobs(session, criteria)
+            names = api_reads.job_names(session, {d for job in jobs for d in job.spec.depends_on})
+            fired = api_reads.last_fires(session, [job.id for job in jobs])
         return JobList(
             jobs=[job_out(j, names, now, fired.get(j.id)) for j in jobs],
             total=total,
@@ -127,11 +127,11 @@ def _add_job_routes(app: FastAPI, ctx: ApiContext) -> None:  # noqa: C901 - one 
     def get_job(ref: str) -> JobOut:
         """``ref`` is the job id or its name."""
         with Session(ctx.engine) as session:
-            job = queries.find_job(session, ref)
+            job = api_reads.find_job(session, ref)
             if job is None:
                 raise NotFound(f"no job with id or name {ref!r}")
-            names = queries.job_names(session, job.spec.depends_on)
-            fired = run_queries.last_fires(session, [job.id])
+            names = api_reads.job_names(session, job.spec.depends_on)
+            fired = api_reads.last_fires(session, [job.id])
         return job_out(job, names, ctx.clock(), fired.get(job.id))
 
     @app.put("/api/jobs/{ref}", tags=["jobs"])
@@ -163,9 +163,9 @@ def _add_job_routes(app: FastAPI, ctx: ApiContext) -> None:  # noqa: C901 - one 
     ) -> EventList:
         """The job's whole history from the log, oldest first (also after deletion, by id)."""
         with Session(ctx.engine) as session:
-            job = queries.find_job(session, ref)
+            job = api_reads.find_job(session, ref)
             job_id = job.id if job is not None else ref
-            entries = queries.job_events(session, job_id, limit)
+            entries = api_reads.job_events(session, job_id, limit)
         if job is None and not entries:
             raise NotFound(f"no job with id or name {ref!r}")
         return EventList(job_id=job_id, events=[event_out(e) for e in entries], total=len(entries))

@@ -27,7 +27,7 @@ from events.model import (
     JobUpdated,
     Payload,
 )
-from projector import queries
+from projector import api_reads
 from projector.job_projection import JobRow, Rejected, apply_job_event
 
 
@@ -85,7 +85,7 @@ class JobCommands:
     def delete(self, ref: str) -> Written:
         with self._serialized() as session:
             current = self._find(session, ref)
-            if dependents := queries.dependents(session, current.id):
+            if dependents := api_reads.dependents(session, current.id):
                 raise Conflict(
                     f"job {current.name!r} cannot be deleted: {', '.join(dependents)} depend on it",
                     [FieldProblem("depends_on", f"remove it from {', '.join(dependents)} first")],
@@ -108,7 +108,7 @@ class JobCommands:
             yield session
 
     def _find(self, session: Session, ref: str) -> JobRow:
-        job = queries.find_job(session, ref)
+        job = api_reads.find_job(session, ref)
         if job is None:
             raise NotFound(f"no job with id or name {ref!r}")
         return job
@@ -126,7 +126,7 @@ class JobCommands:
         return build_spec(values, base)
 
     def _resolve(self, session: Session, refs: list[str]) -> tuple[str, ...]:
-        found = queries.resolve_jobs(session, refs)
+        found = api_reads.resolve_jobs(session, refs)
         missing = [ref for ref in refs if ref not in found]
         if missing:
             raise Invalid.of(
@@ -135,7 +135,7 @@ class JobCommands:
         return tuple(dict.fromkeys(found[ref] for ref in refs))
 
     def _check_name_free(self, session: Session, name: str, job_id: str | None) -> None:
-        holder = queries.find_job(session, name)
+        holder = api_reads.find_job(session, name)
         if holder is not None and holder.id != job_id and holder.name == name:
             raise Conflict(
                 f"a job named {name!r} already exists ({holder.id})",
@@ -145,9 +145,9 @@ class JobCommands:
     def _check_dependencies(
         self, session: Session, job_id: str, depends_on: tuple[str, ...]
     ) -> None:
-        cycle = find_cycle(queries.dependency_graph(session), job_id, depends_on)
+        cycle = find_cycle(api_reads.dependency_graph(session), job_id, depends_on)
         if cycle is not None:
-            names = queries.job_names(session, cycle)
+            names = api_reads.job_names(session, cycle)
             path = " -> ".join(names.get(j, "(this job)") for j in cycle)
             raise Invalid.of([FieldProblem("depends_on", f"would create a cycle: {path}")])
 
@@ -162,7 +162,7 @@ class JobCommands:
     def _write(self, current: JobRow | None, event: Event) -> Written:
         if append_and_wait(self._ctx, [event]):
             with Session(self._ctx.engine) as session:
-                return Written(queries.find_job(session, event.job_id or ""))
+                return Written(api_reads.find_job(session, event.job_id or ""))
         outcome = apply_job_event(current, event)
         return Written(None if isinstance(outcome, Rejected) else outcome, consistent=False)
 

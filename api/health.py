@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from api.context import ApiContext
 from events.dispatch import SCHEDULER_LEADER_KEY, worker_lease_key
-from projector import queries, run_queries
+from projector import api_reads
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +84,7 @@ class ProgressWatch:
 
 def _serving(ctx: ApiContext, session: Session) -> tuple[dict[str, int], int, int]:
     """Live workers per queue, and how many workers are registered and alive."""
-    workers = run_queries.list_workers(session)
+    workers = api_reads.list_workers(session)
     live = ctx.leases.inspect([worker_lease_key(s.worker.id) for s in workers])
     serving: dict[str, int] = {}
     alive = [s.worker for s in workers if worker_lease_key(s.worker.id) in live]
@@ -111,8 +111,8 @@ def add_health_routes(app: FastAPI, ctx: ApiContext) -> None:
         lag = sum(end - checkpoints.get(p, 0) for p, end in ends.items())
         lease = ctx.leases.inspect([SCHEDULER_LEADER_KEY]).get(SCHEDULER_LEADER_KEY)
         with Session(ctx.engine) as session:
-            rejected = queries.count_unprojectable(session)
-            queued = run_queries.queued_by_queue(session)
+            rejected = api_reads.count_unprojectable(session)
+            queued = api_reads.queued_by_queue(session)
             serving, registered, alive = _serving(ctx, session)
         facts = HealthFacts(
             lag, watch.unchanged_for(checkpoints), lease.owner if lease else None, queued, serving

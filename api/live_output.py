@@ -24,7 +24,7 @@ from api.errors import ApiError, NotFound
 from events.dispatch import decode_output, output_channel
 from events.errors import MalformedEvent
 from leases.port import AsyncSubscription, Message
-from projector import run_queries
+from projector import api_reads
 from projector.run_projection import TERMINAL, RunRow
 
 RECHECK: Final = 1.0  # seconds without output after which the run's status is read again
@@ -86,7 +86,7 @@ class _LiveStream(StreamingResponse):
 def add_live_output_route(app: FastAPI, ctx: ApiContext) -> None:
     def current(run_id: str) -> RunRow | None:
         with Session(ctx.engine) as session:
-            return run_queries.get_run(session, run_id)
+            return api_reads.get_run(session, run_id)
 
     async def read_run(run_id: str) -> RunRow | None:
         return await run_in_threadpool(current, run_id)

@@ -13,7 +13,7 @@ from api.errors import Conflict, NotFound
 from events.dispatch import CANCEL_CHANNEL, CANCEL_FLAG_TTL, cancel_flag
 from events.ids import idempotency_run_id, new_run_id
 from events.model import RunCancelled, RunCancelRequested, RunRequested, RunRetryRequested
-from projector import queries, run_queries
+from projector import api_reads
 from projector.run_projection import TERMINAL, RunRow
 
 
@@ -32,13 +32,13 @@ class RunCommands:
     ) -> Triggered:
         """Request a manual run; answer once the scheduler has queued or skipped it (bounded)."""
         with Session(self._ctx.engine) as session:
-            job = queries.find_job(session, job_ref)
+            job = api_reads.find_job(session, job_ref)
             if job is None:
                 raise NotFound(f"no job with id or name {job_ref!r}")
             run_id = (
                 idempotency_run_id(job.id, idempotency_key) if idempotency_key else new_run_id()
             )
-            if idempotency_key and (earlier := run_queries.get_run(session, run_id)) is not None:
+            if idempotency_key and (earlier := api_reads.get_run(session, run_id)) is not None:
                 return Triggered(earlier, created=False)
         merged = {**job.spec.parameters, **parameters}
         request = RunRequested(trigger="manual", parameters=merged, idempotency_key=idempotency_key)
@@ -103,12 +103,12 @@ class RunCommands:
 
     def _status(self, run_id: str) -> str | None:
         with Session(self._ctx.engine) as session:
-            run = run_queries.get_run(session, run_id)
+            run = api_reads.get_run(session, run_id)
         return run.status if run is not None else None
 
     def _run(self, run_id: str) -> RunRow:
         with Session(self._ctx.engine) as session:
-            run = run_queries.get_run(session, run_id)
+            run = api_reads.get_run(session, run_id)
         if run is None:
             raise NotFound(f"no run {run_id!r}")
         return run

@@ -23,7 +23,7 @@ from api.schemas import (
 )
 from api.views import event_out, run_out, worker_out
 from events.dispatch import worker_lease_key
-from projector import queries, run_queries
+from projector import api_reads
 from projector.run_projection import RunRow
 
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
@@ -34,7 +34,7 @@ def add_run_routes(app: FastAPI, ctx: ApiContext) -> None:  # noqa: C901 - one c
 
     def render(run: RunRow) -> RunOut:
         with Session(ctx.engine) as session:
-            names = queries.job_names(session, [run.job_id])
+            names = api_reads.job_names(session, [run.job_id])
         return run_out(run, names.get(run.job_id))
 
     @app.post("/api/jobs/{ref}/trigger", status_code=201, tags=["runs"])
@@ -54,7 +54,7 @@ def add_run_routes(app: FastAPI, ctx: ApiContext) -> None:  # noqa: C901 - one c
     @app.get("/api/runs/{run_id}", tags=["runs"])
     def get_run(run_id: str) -> RunOut:
         with Session(ctx.engine) as session:
-            run = run_queries.get_run(session, run_id)
+            run = api_reads.get_run(session, run_id)
         if run is None:
             raise NotFound(f"no run {run_id!r}")
         return render(run)
@@ -64,13 +64,13 @@ def add_run_routes(app: FastAPI, ctx: ApiContext) -> None:  # noqa: C901 - one c
         """Runs, newest first; ``job_id`` takes a job id or name."""
         with Session(ctx.engine) as session:
             job_id = params.job_id
-            if job_id is not None and (job := queries.find_job(session, job_id)) is not None:
+            if job_id is not None and (job := api_reads.find_job(session, job_id)) is not None:
                 job_id = job.id
-            criteria = run_queries.RunFilter(
+            criteria = api_reads.RunFilter(
                 job_id, params.status, params.since, params.until, None, params.limit, params.offset
             )
-            runs, total = run_queries.list_runs(session, criteria)
-            names = queries.job_names(session, {r.job_id for r in runs})
+            runs, total = api_reads.list_runs(session, criteria)
+            names = api_reads.job_names(session, {r.job_id for r in runs})
         page = [run_out(r, names.get(r.job_id)) for r in runs]
         return RunList(runs=page, total=total, limit=params.limit, offset=params.offset)
 
@@ -87,7 +87,7 @@ def add_run_routes(app: FastAPI, ctx: ApiContext) -> None:  # noqa: C901 - one c
     @app.get("/api/runs/{run_id}/events", tags=["runs"])
     def run_events(run_id: str) -> RunEventList:
         with Session(ctx.engine) as session:
-            entries = run_queries.run_events(session, run_id)
+            entries = api_reads.run_events(session, run_id)
         if not entries:
             raise NotFound(f"no run {run_id!r}")
         return RunEventList(
@@ -100,12 +100,12 @@ def add_run_routes(app: FastAPI, ctx: ApiContext) -> None:  # noqa: C901 - one c
         offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     ) -> RunList:
         """Runs that failed for good (retry them with ``POST /api/runs/{id}/retry``)."""
-        criteria = run_queries.RunFilter(
+        criteria = api_reads.RunFilter(
             status="failed", dead_lettered=True, limit=limit, offset=offset
         )
         with Session(ctx.engine) as session:
-            runs, total = run_queries.list_runs(session, criteria)
-            names = queries.job_names(session, {r.job_id for r in runs})
+            runs, total = api_reads.list_runs(session, criteria)
+            names = api_reads.job_names(session, {r.job_id for r in runs})
         return RunList(
             runs=[run_out(r, names.get(r.job_id)) for r in runs],
             total=total,
@@ -117,6 +117,6 @@ def add_run_routes(app: FastAPI, ctx: ApiContext) -> None:  # noqa: C901 - one c
     def workers(include_gone: bool = False) -> list[WorkerOut]:
         """Registered workers; ``alive`` tells whether their heartbeat is current."""
         with Session(ctx.engine) as session:
-            summaries = run_queries.list_workers(session, include_gone)
+            summaries = api_reads.list_workers(session, include_gone)
         live = ctx.leases.inspect([worker_lease_key(s.worker.id) for s in summaries])
         return [worker_out(s, worker_lease_key(s.worker.id) in live) for s in summaries]

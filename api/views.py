@@ -9,11 +9,9 @@ from typing import Literal, TypeAlias
 
 from api.schemas import AttemptOut, EventOut, JobOut, RunOut, WorkerOut
 from events.schedules import parse_schedule
+from projector.api_reads import EventEntry, WorkerSummary, schedule_type
 from projector.job_projection import JobRow
-from projector.queries import EventEntry
-from projector.rows import schedule_type
 from projector.run_projection import AttemptRow, RunRow
-from projector.run_queries import WorkerSummary
 
 JobStatus: TypeAlias = Literal["active", "paused", "done"]
 

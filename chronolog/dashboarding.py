@@ -7,13 +7,14 @@ import uvicorn
 from chronolog.settings import Settings
 from dashboard.api_client import ApiClient
 from dashboard.app import create_app
-from dashboard.context import DashboardContext, read_only_engine
+from dashboard.context import DashboardContext
 from projector import schema
+from projector.database import create_read_only_engine
 
 
 def serve_dashboard(settings: Settings) -> None:
     """Serve until SIGINT/SIGTERM. The read model must be at this version's schema."""
-    engine = read_only_engine(settings.database)
+    engine = create_read_only_engine(settings.database)
     schema.check(engine)  # an old schema names `chronolog db upgrade`, before serving
     api = ApiClient(settings.api_base_url)
     context = DashboardContext(engine, api, f"{settings.api_base_url}/api/changes")

@@ -61,3 +61,27 @@ def _sqlite_pragmas(connection: sqlite3.Connection, _record: Any) -> None:
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def create_read_only_engine(url: str) -> Engine:
+    """The read model's engine, refusing writes at the database (the dashboard's: it only
+    reads, and acts through the API)."""
+    engine = create_read_model_engine(url)
+    if make_url(url).get_backend_name() == "sqlite":
+        event.listen(engine, "connect", _sqlite_query_only)
+    else:
+        event.listen(engine, "connect", _postgresql_read_only)
+    return engine
+
+
+def _sqlite_query_only(connection: Any, _record: Any) -> None:
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA query_only=ON")
+    cursor.close()
+
+
+def _postgresql_read_only(connection: Any, _record: Any) -> None:
+    cursor = connection.cursor()
+    cursor.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+    cursor.close()
+    connection.commit()

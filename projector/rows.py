@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Collection, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -21,6 +22,7 @@ from projector.bulk import insert_rows
 from projector.job_projection import JobRow
 from projector.run_projection import AttemptRow, RunRow
 from projector.tables import (
+    EventIndexRecord,
     JobActivityRecord,
     JobDependencyRecord,
     JobRecord,
@@ -192,3 +194,41 @@ def replace_workers(session: Session, existing: Sequence[str], live: Sequence[Wo
     if live:
         rows = [{n: getattr(w, n) for n in _WORKER_COLUMNS} for w in live]
         insert_rows(session, core_table(WorkerRecord), rows)
+
+
+# --- the audit index of events -----------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class EventEntry:
+    partition: int
+    offset: int
+    event_id: str
+    type: str
+    job_id: str | None
+    run_id: str | None
+    attempt: int | None
+    occurred_at: datetime
+    actor: str
+    correlation_id: str | None
+    causation_id: str | None
+    payload: dict[str, Any]
+    rejected: str | None
+
+
+def event_entry(record: EventIndexRecord) -> EventEntry:
+    return EventEntry(
+        partition=record.partition,
+        offset=record.offset,
+        event_id=record.event_id,
+        type=record.type,
+        job_id=record.job_id,
+        run_id=record.run_id,
+        attempt=record.attempt,
+        occurred_at=record.occurred_at,
+        actor=record.actor,
+        correlation_id=record.correlation_id,
+        causation_id=record.causation_id,
+        payload=record.payload,
+        rejected=record.rejected,
+    )

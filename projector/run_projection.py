@@ -44,7 +44,6 @@ RunStatus: TypeAlias = Literal[
     "cancelled",
     "skipped",
 ]
-ACTIVE: Final = frozenset({"queued", "running"})
 # ``failing``: an attempt failed, timed out or was lost, and the scheduler has yet to
 # choose between a retry (``retrying``) and the final failure (``failed``). It is open,
 # so a client never sees ``failed`` before the run has failed for good.

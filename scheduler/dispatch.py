@@ -4,20 +4,16 @@ with the read model (the queues are derived state; losing them loses no run)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from events.dispatch import Ticket, encode_ticket, finished_flag, run_lease_key
 from events.model import Event, JobSpec, RunQueued, RunRequested
 from leases.port import LeaseStore, QueueItem
-from projector import queries
-from projector.tables import RunRecord
-from scheduler.gather import run_parameters
+from projector import scheduler_reads as reads
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +61,8 @@ class Dispatcher:
 
     def reconcile(self, session: Session, now: datetime) -> int:
         """Re-push queued runs that no queue holds and no worker has; return how many."""
-        queued = _settled_queued(session, now)
+        # Old enough that a worker holding one would show its lease by now.
+        queued = reads.queued_before(session, now - RECONCILE_GRACE)
         if not queued:
             return 0
         in_queues = {q: self._leases.queued_ids(q) for q in {r.queue for r in queued}}
@@ -77,8 +74,8 @@ class Dispatcher:
             and run_lease_key(r.run_id) not in leased
             and not self._leases.has_flag(finished_flag(r.run_id, r.attempt))
         ]
-        specs = _specs(session, {r.job_id for r in missing})
-        parameters = run_parameters(session, [r.run_id for r in missing])
+        specs = reads.job_specs(session, {r.job_id for r in missing})
+        parameters = reads.run_parameters(session, [r.run_id for r in missing])
         pushed = 0
         for run in (r for r in missing if r.job_id in specs):
             ticket = Ticket(
@@ -98,31 +95,6 @@ class Dispatcher:
         return pushed
 
 
-@dataclass(frozen=True, slots=True)
-class _Queued:
-    run_id: str
-    job_id: str
-    attempt: int
-    queue: str
-    priority: int
-    correlation_id: str | None
-    scheduled_for: datetime | None
-
-
-def _settled_queued(session: Session, now: datetime) -> list[_Queued]:
-    """Queued runs old enough that a worker holding one would show its lease by now."""
-    query = select(
-        RunRecord.id,
-        RunRecord.job_id,
-        RunRecord.attempt,
-        func.coalesce(RunRecord.queue, "default"),
-        RunRecord.priority,
-        RunRecord.correlation_id,
-        RunRecord.scheduled_for,
-    ).where(RunRecord.status == "queued", RunRecord.queued_at < now - RECONCILE_GRACE)
-    return [_Queued(*row) for row in session.execute(query)]
-
-
 def requested_fire_times(events: Sequence[Event]) -> dict[str, datetime | None]:
     """The fire time of each run these events request."""
     return {
@@ -132,19 +104,6 @@ def requested_fire_times(events: Sequence[Event]) -> dict[str, datetime | None]:
     }
 
 
-def fire_times(session: Session, run_ids: Collection[str]) -> dict[str, datetime | None]:
-    """The fire times of runs already in the read model (their tickets carry them)."""
-    if not run_ids:
-        return {}
-    query = select(RunRecord.id, RunRecord.scheduled_for).where(RunRecord.id.in_(run_ids))
-    return {run_id: when for run_id, when in session.execute(query)}
-
-
 def spec_job_id(event: Event) -> str:
     assert event.job_id is not None, "run events carry their job id"
     return event.job_id
-
-
-def _specs(session: Session, job_ids: set[str]) -> Mapping[str, JobSpec]:
-    found = {job_id: queries.find_job(session, job_id) for job_id in job_ids}
-    return {job_id: job.spec for job_id, job in found.items() if job is not None}

@@ -31,13 +31,13 @@ from events.errors import ChronologError
 from events.log import EventLog, Position
 from events.model import Event, RunCancelRequested, RunQueued, RunRequested
 from leases.port import Lease, LeaseStore
+from projector import scheduler_reads as reads
 from projector.progress import ProjectionProgress
-from projector.run_queries import list_workers, max_lease_token
 from scheduler.concurrency import cancel_queued
 from scheduler.decide import decide
-from scheduler.dispatch import Dispatcher, fire_times
+from scheduler.dispatch import Dispatcher
 from scheduler.fires import invalid_schedules, next_wakeup
-from scheduler.gather import Gathered, JobCache, gather, run_parameters
+from scheduler.gather import Gathered, gather
 from scheduler.health import lost_workers
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ class Scheduler:
         self._clock = clock
         self._rng = rng or random.Random()
         self._dispatcher = Dispatcher(leases)
-        self._jobs = JobCache()
+        self._jobs = reads.JobCache()
         self._invalid: set[str] = set()  # jobs already reported with uncomputable schedules
         self._seen: dict[int, int] = {}  # checkpoints when the last round started reading
         self._leadership: Lease | None = None
@@ -141,7 +141,7 @@ class Scheduler:
         self._completed_since = now - self.config.dependency_lookback
         with Session(self._engine) as session:
             # The lease store is derived state; its token counter may have been lost.
-            self._leases.ensure_token_floor(max_lease_token(session))
+            self._leases.ensure_token_floor(reads.max_lease_token(session))
         log.info("leading the scheduler", extra={"node": self.config.node_id})
 
     def _resign(self) -> None:
@@ -190,7 +190,7 @@ class Scheduler:
             return []
         self._workers_checked_at = now
         with Session(self._engine) as session:
-            workers = [summary.worker for summary in list_workers(session)]
+            workers = reads.active_workers(session)
         # Read the workers before their leases, as for runs: a worker registered in between
         # is absent from the list rather than listed without its (live) lease.
         keys = [worker_lease_key(worker.id) for worker in workers]
@@ -233,8 +233,8 @@ class Scheduler:
             if isinstance(e.payload, RunRequested) and e.run_id is not None
         }
         with Session(self._engine) as session:
-            stored = run_parameters(session, queued - set(fresh))
-            fired = fire_times(session, queued - set(fresh))
+            stored = reads.run_parameters(session, queued - set(fresh))
+            fired = reads.fire_times(session, queued - set(fresh))
         specs = {job_id: view.spec for job_id, view in gathered.snapshot.jobs.items()}
         self._dispatcher.dispatch(events, specs, {**stored, **fresh}, fired)
 

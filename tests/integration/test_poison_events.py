@@ -26,11 +26,10 @@ from chronolog.wiring import Runtime, open_read_model
 from events.codec import EventCodec
 from events.log import Position
 from events.model import Event, JobCreated, JobSpec, JobUpdated, RunRequested
-from projector import queries
+from projector import api_reads
 from projector.batch import read_checkpoints
 from projector.loop import Projector
 from projector.replay import differences, replay
-from projector.run_queries import get_run
 from projector.tables import EventIndexRecord
 from tests.conftest import wait_until
 
@@ -157,20 +156,20 @@ def test_poison_events_are_recorded_as_rejected_and_the_events_after_them_applie
     assert "finite" in why[5]
 
     with Session(runtime.engine) as session:
-        assert queries.count_unprojectable(session) == len(UNPROJECTABLE_AT)
-        good = queries.find_job(session, ids["job"])
+        assert api_reads.count_unprojectable(session) == len(UNPROJECTABLE_AT)
+        good = api_reads.find_job(session, ids["job"])
         assert good is not None
         assert good.spec.retries == 7  # the update after the poison one is applied
         assert good.spec.parameters == {"k": "v"}  # the poison update is not
         assert good.version == 2
-        assert queries.find_job(session, "job-dup") is not None  # its first event counts
-        assert queries.find_job(session, "job-bad-int") is None
-        run = get_run(session, ids["run"])
+        assert api_reads.find_job(session, "job-dup") is not None  # its first event counts
+        assert api_reads.find_job(session, "job-bad-int") is None
+        run = api_reads.get_run(session, ids["run"])
         assert run is not None
         assert run.parameters == {"k": "v"}
-        assert get_run(session, "run-nan") is None
+        assert api_reads.get_run(session, "run-nan") is None
         # What the poison events said stays readable in the audit trail.
-        history = queries.job_events(session, "job-bad-int")
+        history = api_reads.job_events(session, "job-bad-int")
         assert history[0].payload["spec"]["parameters"] == {"x": str(2**64)}
 
     fresh = open_read_model(f"sqlite:///{tmp_path / 'fresh.db'}", upgrade=True)
@@ -208,7 +207,7 @@ def test_replay_and_replay_check_succeed_on_a_log_with_poison_events(
         assert result.returncode == 0, result.stdout + result.stderr
         assert f"Replayed {len(positions)} events" in result.stdout
     with Session(runtime.engine) as session:
-        assert queries.count_unprojectable(session) == len(UNPROJECTABLE_AT)
+        assert api_reads.count_unprojectable(session) == len(UNPROJECTABLE_AT)
 
 
 # A real database error of the "failed" kind (not a refused row) on one event's audit row.

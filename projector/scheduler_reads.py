@@ -1,0 +1,252 @@
+"""Every read the scheduler does, in one place: plain values out, no ORM rows.
+
+The scheduler (``scheduler/``) reads the read model only through this module (see
+``tests/unit/test_read_modules.py``); ``scheduler.gather`` turns these facts into the
+views its rules read. The facts are named tuples in the field order of
+``scheduler.views``, so a view is made from one without copying field by field (and
+the projector does not import the scheduler).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from events.model import JobSpec, RunTrigger, spec_from_dict
+from projector.rows import load_activity, worker_row
+from projector.run_projection import OPEN, RunStatus
+from projector.tables import JobActivityRecord, JobRecord, RunRecord, WorkerRecord
+from projector.worker_projection import WorkerRow
+
+
+class JobFacts(NamedTuple):
+    """A job as the rules read it (the fields of ``scheduler.views.JobView``)."""
+
+    job_id: str
+    spec: JobSpec
+    created_at: datetime
+    last_fire_at: datetime | None
+    rescheduled_at: datetime | None
+
+
+class RunFacts(NamedTuple):
+    """A run as the rules read it (the fields of ``scheduler.views.RunView``)."""
+
+    run_id: str
+    job_id: str
+    status: RunStatus
+    trigger: RunTrigger
+    attempt: int
+    requested_at: datetime
+    correlation_id: str | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    next_retry_at: datetime | None
+    worker_id: str | None
+    lease_token: int | None
+
+
+class FailingRun(NamedTuple):
+    """A ``failing`` run and the facts of its latest attempt's bad ending."""
+
+    run: RunFacts
+    outcome: str | None
+    exit_code: int | None
+    retryable: bool
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedRun:
+    """A queued run as a queue ticket needs it."""
+
+    run_id: str
+    job_id: str
+    attempt: int
+    queue: str
+    priority: int
+    correlation_id: str | None
+    scheduled_for: datetime | None
+
+
+# Only what the rules read: loading whole rows (attempts, output, JSON) for every open
+# run each round was most of the scheduler's time under load.
+_RUN_COLUMNS = (
+    RunRecord.id,
+    RunRecord.job_id,
+    RunRecord.status,
+    RunRecord.trigger,
+    RunRecord.attempt,
+    RunRecord.requested_at,
+    RunRecord.correlation_id,
+    RunRecord.started_at,
+    RunRecord.finished_at,
+    RunRecord.next_retry_at,
+    RunRecord.worker_id,
+    RunRecord.lease_token,
+)
+
+
+def _facts(values: Collection[Any]) -> RunFacts:
+    """Facts from ``_RUN_COLUMNS`` values; the statuses and triggers are the read model's."""
+    return RunFacts(*values)
+
+
+# --- jobs --------------------------------------------------------------------------
+
+
+class JobCache:
+    """Parsed job specs by (job id, version): a round re-reads only the specs that changed."""
+
+    def __init__(self) -> None:
+        self._specs: dict[str, tuple[int, JobSpec]] = {}
+
+    def jobs(self, session: Session) -> dict[str, JobFacts]:
+        columns = (JobRecord.id, JobRecord.version, JobRecord.created_at, JobRecord.rescheduled_at)
+        rows = session.execute(select(*columns)).all()
+        stale = [
+            job_id for job_id, version, *_ in rows if self._specs.get(job_id, (None,))[0] != version
+        ]
+        if stale:
+            query = select(JobRecord.id, JobRecord.version, JobRecord.spec).where(
+                JobRecord.id.in_(stale)
+            )
+            for job_id, version, spec in session.execute(query):
+                self._specs[job_id] = (version, spec_from_dict(spec))
+        live = {job_id for job_id, *_ in rows}
+        self._specs = {job_id: entry for job_id, entry in self._specs.items() if job_id in live}
+        fired = _last_fires(session)
+        return {
+            job_id: JobFacts(
+                job_id, self._specs[job_id][1], created, fired.get(job_id), rescheduled
+            )
+            for job_id, _, created, rescheduled in rows
+            if job_id in self._specs
+        }
+
+
+def _last_fires(session: Session) -> dict[str, datetime]:
+    query = select(JobActivityRecord.job_id, JobActivityRecord.last_fire_at).where(
+        JobActivityRecord.last_fire_at.is_not(None)
+    )
+    return {job_id: at for job_id, at in session.execute(query) if at is not None}
+
+
+def job_specs(session: Session, job_ids: Collection[str]) -> dict[str, JobSpec]:
+    """The current spec of each of these jobs that still exists."""
+    if not job_ids:
+        return {}
+    query = select(JobRecord.id, JobRecord.spec).where(JobRecord.id.in_(job_ids))
+    return {job_id: spec_from_dict(spec) for job_id, spec in session.execute(query)}
+
+
+def last_successes(session: Session, job_ids: Collection[str]) -> dict[str, datetime]:
+    """Job id -> when its latest ``completed`` run finished (jobs that succeeded)."""
+    activity = load_activity(session, job_ids)
+    return {job_id: a.last_success_at for job_id, a in activity.items() if a.last_success_at}
+
+
+def last_dependency_requests(session: Session, job_ids: Collection[str]) -> dict[str, datetime]:
+    """Latest dependency-triggered request per job, not counting ``upstream_failed`` skips."""
+    if not job_ids:
+        return {}
+    not_placeholder = (RunRecord.status != "skipped") | (RunRecord.reason != "upstream_failed")
+    query: Any = (
+        select(RunRecord.job_id, func.max(RunRecord.requested_at))
+        .where(RunRecord.job_id.in_(job_ids), RunRecord.trigger == "dependency", not_placeholder)
+        .group_by(RunRecord.job_id)
+    )
+    return {job_id: at for job_id, at in session.execute(query).all()}
+
+
+# --- runs --------------------------------------------------------------------------
+
+
+def open_runs(session: Session) -> tuple[list[RunFacts], dict[str, str]]:
+    """The open runs, oldest request first, and the queue of each one that was queued."""
+    query = (
+        select(*_RUN_COLUMNS, RunRecord.queue)
+        .where(RunRecord.status.in_(OPEN))
+        .order_by(RunRecord.requested_at, RunRecord.id)
+    )
+    runs, queues = [], {}
+    for *values, queue in session.execute(query):
+        runs.append(_facts(values))
+        if queue is not None:
+            queues[values[0]] = queue
+    return runs, queues
+
+
+def failing_runs(session: Session) -> list[FailingRun]:
+    """The ``failing`` runs, which wait for a retry or a dead letter."""
+    outcome = (RunRecord.outcome, RunRecord.exit_code, RunRecord.retryable, RunRecord.error)
+    query = select(*_RUN_COLUMNS, *outcome).where(RunRecord.status == "failing")
+    return [
+        FailingRun(_facts(values), kind, code, retryable, error)
+        for *values, kind, code, retryable, error in session.execute(query)
+    ]
+
+
+def completed_since(session: Session, job_ids: Collection[str], since: datetime) -> list[RunFacts]:
+    """Runs of these jobs that completed after ``since``."""
+    if not job_ids:
+        return []
+    query = select(*_RUN_COLUMNS).where(
+        RunRecord.job_id.in_(job_ids),
+        RunRecord.status == "completed",
+        RunRecord.finished_at > since,
+    )
+    return [_facts(values) for values in session.execute(query)]
+
+
+def run_parameters(session: Session, run_ids: Collection[str]) -> dict[str, dict[str, Any]]:
+    """The parameters of the runs about to be dispatched."""
+    if not run_ids:
+        return {}
+    query = select(RunRecord.id, RunRecord.parameters).where(RunRecord.id.in_(run_ids))
+    return {run_id: parameters for run_id, parameters in session.execute(query)}
+
+
+def fire_times(session: Session, run_ids: Collection[str]) -> dict[str, datetime | None]:
+    """The fire times of runs already in the read model (their tickets carry them)."""
+    if not run_ids:
+        return {}
+    query = select(RunRecord.id, RunRecord.scheduled_for).where(RunRecord.id.in_(run_ids))
+    return {run_id: when for run_id, when in session.execute(query)}
+
+
+def queued_before(session: Session, before: datetime) -> list[QueuedRun]:
+    """The runs queued before ``before`` and still ``queued``."""
+    query = select(
+        RunRecord.id,
+        RunRecord.job_id,
+        RunRecord.attempt,
+        func.coalesce(RunRecord.queue, "default"),
+        RunRecord.priority,
+        RunRecord.correlation_id,
+        RunRecord.scheduled_for,
+    ).where(RunRecord.status == "queued", RunRecord.queued_at < before)
+    return [QueuedRun(*row) for row in session.execute(query)]
+
+
+def max_lease_token(session: Session) -> int:
+    """The highest fencing token the log has seen, to re-seed a lease store that lost it."""
+    return session.scalar(select(func.max(RunRecord.lease_token))) or 0
+
+
+# --- workers -----------------------------------------------------------------------
+
+
+def active_workers(session: Session) -> list[WorkerRow]:
+    """The workers not (yet) deregistered or recorded lost, oldest registration first."""
+    query = (
+        select(WorkerRecord)
+        .where(WorkerRecord.status == "active")
+        .order_by(WorkerRecord.registered_at)
+    )
+    return [worker_row(record) for record in session.scalars(query)]
