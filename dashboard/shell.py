@@ -7,7 +7,7 @@ from typing import Any
 
 import dash
 import dash_bootstrap_components as dbc
-from dash import Input, Output, State, callback, dcc, html
+from dash import Input, Output, State, callback, clientside_callback, dcc, html
 
 from dashboard.context import current
 
@@ -86,9 +86,16 @@ def restore_live_toggle(enabled: bool | None) -> bool:
     return enabled is not False
 
 
-@callback(Output("live-enabled", "data"), Input("live-toggle", "value"), prevent_initial_call=True)
-def remember_live_toggle(value: bool) -> bool:
-    return bool(value)
+# In the browser, so following stops the moment the switch is off (assets/live.js).
+clientside_callback(
+    """function (value) {
+        if (window.chronologLive) { window.chronologLive.setEnabled(value); }
+        return value;
+    }""",
+    Output("live-enabled", "data"),
+    Input("live-toggle", "value"),
+    prevent_initial_call=True,
+)
 
 
 @callback(Output("api-banner", "children"), Input("health-poll", "n_intervals"))

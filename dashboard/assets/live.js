@@ -1,8 +1,13 @@
 // Live updates: the change stream (proxied at /changes) into the `live-change` store.
-// EventSource reconnects by itself and resumes from the last id it saw.
+// EventSource reconnects by itself and resumes from the last id it saw. The "Live
+// updates" switch calls window.chronologLive.setEnabled (a clientside callback), so
+// following stops the moment it is switched off.
 (function () {
   var source = null;
-  function enabled() {
+  var enabled = storedEnabled();
+  var paused = false;
+
+  function storedEnabled() {
     try {
       var stored = window.localStorage.getItem("live-enabled");
       return stored === null || JSON.parse(stored) !== false;
@@ -10,25 +15,29 @@
       return true;
     }
   }
+  function setProps(data) {
+    if (window.dash_clientside && window.dash_clientside.set_props) {
+      window.dash_clientside.set_props("live-change", { data: data });
+    }
+  }
   function deliver(kind) {
     return function (message) {
-      if (!window.dash_clientside || !window.dash_clientside.set_props) return;
+      if (!enabled) return;
       var change = JSON.parse(message.data);
       change.kind = kind;
       change.id = message.lastEventId;
-      window.dash_clientside.set_props("live-change", { data: change });
+      setProps(change);
     };
   }
-  var paused = false;
   function connect() {
     if (source !== null) return;
     source = new EventSource("/changes");
     ["job", "run", "worker"].forEach(function (kind) {
       source.addEventListener(kind, deliver(kind));
     });
-    if (paused && window.dash_clientside && window.dash_clientside.set_props) {
-      // Back on after a pause: what changed meanwhile was not followed, so pages re-read once.
-      window.dash_clientside.set_props("live-change", { data: { kind: "resync", at: Date.now() } });
+    if (paused) {
+      // Back on after a pause: what changed meanwhile was not followed; pages re-read once.
+      setProps({ kind: "resync", at: Date.now() });
     }
     paused = false;
   }
@@ -38,12 +47,12 @@
     source = null;
     paused = true;
   }
-  function follow() {
-    if (enabled()) connect();
-    else disconnect();
-  }
-  // The switch writes `live-enabled` to localStorage (a dcc.Store); follow it.
-  window.addEventListener("storage", follow);
-  setInterval(follow, 1000);
-  follow();
+  window.chronologLive = {
+    setEnabled: function (value) {
+      enabled = value !== false;
+      if (enabled) connect();
+      else disconnect();
+    },
+  };
+  window.chronologLive.setEnabled(enabled);
 })();
