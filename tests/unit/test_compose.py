@@ -36,8 +36,11 @@ CHRONOLOG_SERVICES = [
     "projector-a",
     "projector-b",
     "worker",
+    "dashboard",
 ]
 LONG_RUNNING = [name for name in CHRONOLOG_SERVICES if name != "setup"]
+# The roles that take leases; the dashboard only reads and calls the API.
+LEASING_ROLES = [name for name in LONG_RUNNING if name != "dashboard"]
 INFRASTRUCTURE = ["kafka", "postgres", "redis"]
 
 
@@ -164,7 +167,7 @@ def test_setup_runs_once_after_kafka_and_postgres_are_healthy() -> None:
     }
 
 
-@pytest.mark.parametrize("name", LONG_RUNNING)
+@pytest.mark.parametrize("name", LEASING_ROLES)
 def test_each_chronolog_role_starts_after_setup_and_a_healthy_redis(name: str) -> None:
     service = SERVICES[name]
     assert service["restart"] == "unless-stopped"
@@ -172,6 +175,24 @@ def test_each_chronolog_role_starts_after_setup_and_a_healthy_redis(name: str) -
         "setup": {"condition": "service_completed_successfully"},
         "redis": {"condition": "service_healthy"},
     }
+
+
+def test_the_dashboard_calls_the_api_and_listens_on_loopback_only() -> None:
+    dashboard = SERVICES["dashboard"]
+    _, params = _parse_cli(dashboard["command"])
+    assert params["host"] == "0.0.0.0"  # inside its container
+    assert dashboard["ports"] == [f"127.0.0.1:{params['port']}:{params['port']}"]
+    health = " ".join(dashboard["healthcheck"]["test"])
+    assert f"http://localhost:{params['port']}/" in health
+    assert dashboard["restart"] == "unless-stopped"
+    assert dashboard["depends_on"] == {
+        "setup": {"condition": "service_completed_successfully"},
+        "api": {"condition": "service_healthy"},
+    }
+    settings = load_settings(dashboard["environment"])
+    _, api = _parse_cli(SERVICES["api"]["command"])
+    assert settings.api_base_url == f"http://api:{api['api_port']}"
+    assert settings.database == load_settings(SERVICES["api"]["environment"]).database
 
 
 @pytest.mark.parametrize("name", INFRASTRUCTURE)
