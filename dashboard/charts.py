@@ -8,6 +8,7 @@ empty series gives a figure that says so instead of blank axes. Values are plain
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any, Final
 
 import plotly.graph_objects as go
@@ -60,8 +61,9 @@ def runs_by_status(counts: Sequence[RunCounts]) -> go.Figure:
             for name, label, colour in STATUS_SERIES
         ]
     )
-    figure.update_layout(barmode="stack")
-    return _styled(figure, title)
+    figure.update_traces(**_period(counts[0].width_s, "middle"))
+    figure.update_layout(barmode="stack", legend_traceorder="normal")
+    return _on_time_axis(_styled(figure, title), buckets, counts[0].width_s)
 
 
 def success_rate(rates: Sequence[SuccessRate]) -> go.Figure:
@@ -85,9 +87,11 @@ def success_rate(rates: Sequence[SuccessRate]) -> go.Figure:
             line_color="#198754",
         )
     )
+    figure.update_traces(**_period(rates[0].width_s, "middle"))
     figure.update_yaxes(range=[0, 105], ticksuffix=" %")
     summary = f"{overall:.0f} % over the range ({completed} of {completed + failed})"
-    return _styled(figure, f"{title}: {summary}")
+    buckets = [r.bucket for r in rates]
+    return _on_time_axis(_styled(figure, f"{title}: {summary}"), buckets, rates[0].width_s)
 
 
 def job_percentiles(found: Sequence[JobPercentiles], what: str, top: int = TOP_JOBS) -> go.Figure:
@@ -135,8 +139,10 @@ def queue_depth(depths: Sequence[QueueDepth]) -> go.Figure:
             for d in depths
         ]
     )
+    figure.update_traces(**_period(points[0].width_s, "end"))  # levels at the bucket's end
     figure.update_yaxes(rangemode="tozero", title_text="runs waiting")
-    return _styled(figure, title)
+    buckets = [p.bucket for p in depths[0].points]
+    return _on_time_axis(_styled(figure, title), buckets, points[0].width_s)
 
 
 def utilisation(points: Sequence[Utilisation]) -> go.Figure:
@@ -155,8 +161,9 @@ def utilisation(points: Sequence[Utilisation]) -> go.Figure:
             name="Busy / capacity",
         )
     )
+    figure.update_traces(**_period(points[0].width_s, "end"))
     figure.update_yaxes(range=[0, 105], ticksuffix=" %")
-    return _styled(figure, title)
+    return _on_time_axis(_styled(figure, title), [p.bucket for p in points], points[0].width_s)
 
 
 def _percentile_bars(
@@ -173,6 +180,17 @@ def _percentile_bars(
 
 def _unit(largest_ms: float) -> tuple[str, float]:
     return next((unit, scale) for unit, scale in UNITS if largest_ms >= scale or unit == "ms")
+
+
+def _period(width_s: int, alignment: str) -> dict[str, Any]:
+    """Each point stands for its bucket: drawn at its middle, or at its end for a level."""
+    return {"xperiod": width_s * 1000, "xperiodalignment": alignment}
+
+
+def _on_time_axis(figure: go.Figure, buckets: Sequence[datetime], width_s: int) -> go.Figure:
+    """The whole range on the axis, also where the series has no value."""
+    figure.update_xaxes(range=[buckets[0], buckets[-1] + timedelta(seconds=width_s)])
+    return figure
 
 
 def _styled(figure: go.Figure, title: str) -> go.Figure:

@@ -1,23 +1,24 @@
 """Analytics ``/analytics``: runs, success rate, durations, lateness, queues and workers
 over a time range, read from the projector's roll-ups (the cost is the buckets, not the
 runs). The range lives in the URL (``?range=24h`` or ``?since=...&until=...``); the charts
-follow live changes, redrawn at most once per ``QUIET_MS``.
+follow live changes, redrawn at most once per ``QUIET_MS`` (debounced in the browser).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
 import dash
 import dash_bootstrap_components as dbc
 import plotly.graph_objects as go
-from dash import Input, Output, State, callback, ctx, dcc, html
+from dash import Input, Output, State, callback, clientside_callback, ctx, dcc, html
 from sqlalchemy.orm import Session
 
-from dashboard import charts, debounce, time_range
+from dashboard import charts, time_range
 from dashboard.context import current
 from dashboard.time_range import RangeAsked
 from projector import analytics_reads as reads
@@ -25,7 +26,7 @@ from projector import analytics_reads as reads
 log = logging.getLogger(__name__)
 
 QUIET_MS: Final = 5000  # at most one redraw per 5 s while changes stream in
-# (graph id, title shown until the first read)
+# (graph id, title when there is no range to draw)
 GRAPHS: Final = (
     ("runs-by-status", "Runs by status"),
     ("success-rate", "Success rate"),
@@ -40,21 +41,29 @@ PRESET_CHOICES: Final = [
 
 
 def layout(**query: str | list[str]) -> html.Div:
+    """The page drawn at once (no second round trip): a range change rewrites the URL,
+    and the page is built again from it."""
     try:
         asked = time_range.range_asked(query)
     except ValueError:
-        asked = RangeAsked()  # the refresh shows why; the form shows what was given
+        asked = RangeAsked()  # the drawing says why; the form shows what was given
+    drawn = draw(_plain(query))
+    graphs = [
+        _graph(graph_id, figure)
+        for (graph_id, _), figure in zip(GRAPHS, drawn.figures, strict=True)
+    ]
     return html.Div(
         [
             dcc.Location(id="analytics-location", refresh="callback-nav"),
             html.H1("Analytics", className="h3"),
             _range_picker(asked, query),
-            html.Div(id="analytics-range-error"),
-            html.Div(id="analytics-range-shown", className="text-muted small mb-2"),
-            dbc.Row([_graph(graph_id, title) for graph_id, title in GRAPHS]),
-            html.Div(id="current-queue-depths", className="mb-3"),
+            html.Div(drawn.refusal, id="analytics-range-error"),
+            html.Div(drawn.shown, id="analytics-range-shown", className="text-muted small mb-2"),
+            dbc.Row(graphs),
+            html.Div(drawn.depths, id="current-queue-depths", className="mb-3"),
             dcc.Store(id="analytics-query", data=_plain(query)),
-            dcc.Store(id="analytics-refreshed"),
+            dcc.Store(id="analytics-redraw"),
+            dcc.Store(id="analytics-redrawn-at"),
             dcc.Interval(id="analytics-trailing", interval=QUIET_MS, disabled=True),
         ],
         className="analytics",
@@ -107,10 +116,10 @@ def _moment_input(input_id: str, label: str, value: str) -> dbc.Col:
     )
 
 
-def _graph(graph_id: str, title: str) -> dbc.Col:
+def _graph(graph_id: str, figure: go.Figure) -> dbc.Col:
     graph = dcc.Graph(
         id=graph_id,
-        figure=charts.empty_figure(title, "Reading ..."),
+        figure=figure,
         responsive=True,  # follows its column: one per row on a phone
         config={"displaylogo": False, "displayModeBar": False},
         style={"height": "320px"},
@@ -148,39 +157,67 @@ def choose_range(
     return dash.no_update if wanted == shown else wanted
 
 
+# Live changes are debounced in the browser, so a burst of changes costs no request: a
+# change redraws at once if the last redraw is QUIET_MS old, else the trailing timer
+# redraws once when the quiet time is over (the last change of a burst is not lost).
+# The server callback below then never has a newer request superseding its answer.
+clientside_callback(
+    f"""
+    function(change, ticks, last) {{
+        const now = Date.now();
+        const byTimer = dash_clientside.callback_context.triggered.some(
+            (t) => t.prop_id.startsWith("analytics-trailing."));
+        if (!byTimer && last !== null && last !== undefined && now - last < {QUIET_MS}) {{
+            return [dash_clientside.no_update, dash_clientside.no_update, false];
+        }}
+        return [now, now, true];
+    }}
+    """,
+    Output("analytics-redraw", "data"),
+    Output("analytics-redrawn-at", "data"),
+    Output("analytics-trailing", "disabled"),
+    Input("live-change", "data"),
+    Input("analytics-trailing", "n_intervals"),
+    State("analytics-redrawn-at", "data"),
+    prevent_initial_call=True,
+)
+
+
 @callback(
     [Output(graph_id, "figure") for graph_id, _title in GRAPHS],
     Output("current-queue-depths", "children"),
     Output("analytics-range-error", "children"),
     Output("analytics-range-shown", "children"),
-    Output("analytics-refreshed", "data"),
-    Output("analytics-trailing", "disabled"),
-    Input("analytics-query", "data"),
-    Input("live-change", "data"),
-    Input("analytics-trailing", "n_intervals"),
-    State("analytics-refreshed", "data"),
+    Input("analytics-redraw", "data"),
+    State("analytics-query", "data"),
+    prevent_initial_call=True,
 )
-def refresh(
-    query: dict[str, str] | None, _change: Any, _ticks: int | None, last_ms: float | None
-) -> tuple[Any, ...]:
-    """Redraw on opening, on a range change, on the trailing tick, and on a live change
-    unless the last redraw is under ``QUIET_MS`` old (then the trailing tick will)."""
+def redraw(_asked_at: float | None, query: dict[str, Any] | None) -> tuple[Any, ...]:
+    """Every chart again, when the debounce asks."""
+    drawn = draw(query or {})
+    return (*drawn.figures, drawn.depths, drawn.refusal, drawn.shown)
+
+
+@dataclass(frozen=True)
+class Drawn:
+    figures: list[go.Figure]
+    depths: Any = None  # the queues' depths now
+    refusal: Any = None  # why the range cannot be shown
+    shown: str | None = None  # the range drawn
+
+
+def draw(query: Mapping[str, Any]) -> Drawn:
+    """Every chart over the URL's range, or why that range cannot be shown."""
     now = datetime.now(UTC)
-    now_ms = now.timestamp() * 1000
-    decision = debounce.REDRAW
-    if ctx.triggered_id == "live-change":
-        decision = debounce.on_change(now_ms, last_ms, QUIET_MS)
-    if not decision.refresh:
-        return (*[dash.no_update] * (len(GRAPHS) + 4), not decision.wait)
     try:
-        since, until = time_range.resolve(time_range.range_asked(query or {}), now)
+        since, until = time_range.resolve(time_range.range_asked(query), now)
         with current().session() as session:
             figures, depths = read_figures(session, since, until)
     except (ValueError, OverflowError) as e:
-        log.info("analytics range refused: %s", e, extra={"query": query})
-        return _refused(str(e), now_ms)
+        log.info("analytics range refused: %s", e, extra={"query": dict(query)})
+        return _refused(str(e))
     shown = f"{time_range.show(since)} to {time_range.show(until)} (UTC)"
-    return (*figures, _queue_depths(depths), None, shown, now_ms, True)
+    return Drawn(figures, _queue_depths(depths), None, shown)
 
 
 def read_figures(
@@ -198,14 +235,14 @@ def read_figures(
     return figures, reads.current_queue_depths(session)
 
 
-def _refused(reason: str, now_ms: float) -> tuple[Any, ...]:
-    figures = [charts.empty_figure(title, "No range to show") for _id, title in GRAPHS]
+def _refused(reason: str) -> Drawn:
     notice = dbc.Alert(
         [html.Strong("This range cannot be shown: "), reason],
         color="warning",
         className="range-refused",
     )
-    return (*figures, None, notice, None, now_ms, True)
+    figures = [charts.empty_figure(title, "No range to show") for _id, title in GRAPHS]
+    return Drawn(figures, refusal=notice)
 
 
 def _queue_depths(depths: Mapping[str, int]) -> html.Div:

@@ -1,5 +1,4 @@
-"""The analytics page's pure parts: figures from roll-up series, the URL's time range,
-and the debounce of live redraws."""
+"""The analytics page's pure parts: figures from roll-up series and the URL's time range."""
 
 from __future__ import annotations
 
@@ -11,7 +10,7 @@ from urllib.parse import parse_qs
 import plotly.graph_objects as go
 import pytest
 
-from dashboard import charts, debounce, time_range
+from dashboard import charts, time_range
 from dashboard.time_range import RangeAsked
 from projector.analytics_reads import (
     GaugePoint,
@@ -273,21 +272,3 @@ def test_the_query_string_asks_for_the_same_range(asked: RangeAsked) -> None:
     query = {name: value for name, [value] in parse_qs(time_range.search(asked)[1:]).items()}
 
     assert time_range.range_asked(query) == asked
-
-
-# --- debounce ------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("last_ms", "now_ms", "decision"),
-    [
-        (None, 1000.0, debounce.Decision(refresh=True, wait=False)),
-        (1000.0, 6000.0, debounce.Decision(refresh=True, wait=False)),
-        (1000.0, 5999.0, debounce.Decision(refresh=False, wait=True)),
-        (1000.0, 1000.0, debounce.Decision(refresh=False, wait=True)),
-    ],
-)
-def test_a_change_within_the_quiet_time_waits_for_the_trailing_redraw(
-    last_ms: float | None, now_ms: float, decision: debounce.Decision
-) -> None:
-    assert debounce.on_change(now_ms, last_ms, quiet_ms=5000) == decision
