@@ -14,7 +14,6 @@ from typing import Any, Final
 
 import dash
 import dash_bootstrap_components as dbc
-import plotly.graph_objects as go
 from dash import Input, Output, State, callback, clientside_callback, ctx, dcc, html
 from sqlalchemy.orm import Session
 
@@ -116,7 +115,7 @@ def _moment_input(input_id: str, label: str, value: str) -> dbc.Col:
     )
 
 
-def _graph(graph_id: str, figure: go.Figure) -> dbc.Col:
+def _graph(graph_id: str, figure: charts.Figure) -> dbc.Col:
     graph = dcc.Graph(
         id=graph_id,
         figure=figure,
@@ -200,7 +199,7 @@ def redraw(_asked_at: float | None, query: dict[str, Any] | None) -> tuple[Any, 
 
 @dataclass(frozen=True)
 class Drawn:
-    figures: list[go.Figure]
+    figures: list[charts.Figure]
     depths: Any = None  # the queues' depths now
     refusal: Any = None  # why the range cannot be shown
     shown: str | None = None  # the range drawn
@@ -222,7 +221,7 @@ def draw(query: Mapping[str, Any]) -> Drawn:
 
 def read_figures(
     session: Session, since: datetime, until: datetime
-) -> tuple[list[go.Figure], dict[str, int]]:
+) -> tuple[list[charts.Figure], dict[str, int]]:
     """Every chart of the page over ``[since, until)``, and the queues' depths now."""
     figures = [
         charts.runs_by_status(reads.runs_per_minute(session, since, until)),

@@ -26,6 +26,11 @@ MINUTE = timedelta(minutes=1)
 NOW = datetime(2026, 12, 2, 12, 30, tzinfo=UTC)
 
 
+def checked(figure: charts.Figure) -> go.Figure:
+    """The figure as plotly reads it: an unknown property or a bad value raises."""
+    return go.Figure(figure)
+
+
 def title(figure: go.Figure) -> str:
     text: str = figure.layout.title.text
     return text
@@ -75,11 +80,13 @@ def job(name: str | None, count: int, p50: float, p95: float, job_id: str = "") 
     ],
 )
 def test_an_empty_series_gives_a_figure_that_says_so(
-    figure: go.Figure, expected_title: str, expected_message: str
+    figure: charts.Figure, expected_title: str, expected_message: str
 ) -> None:
-    assert title(figure) == expected_title
-    assert message(figure) == expected_message
-    assert figure.data == ()
+    drawn = checked(figure)
+
+    assert title(drawn) == expected_title
+    assert message(drawn) == expected_message
+    assert drawn.data == ()
 
 
 def test_runs_by_status_stacks_each_final_status_and_failed_attempts() -> None:
@@ -89,7 +96,7 @@ def test_runs_by_status_stacks_each_final_status_and_failed_attempts() -> None:
         RunCounts(T0 + 2 * MINUTE, 60, completed=1, failed=1, cancelled=1, skipped=3, lost=2),
     ]
 
-    figure = charts.runs_by_status(counts)
+    figure = checked(charts.runs_by_status(counts))
 
     assert title(figure) == "Runs by status, per minute"
     assert figure.layout.barmode == "stack"
@@ -100,7 +107,9 @@ def test_runs_by_status_stacks_each_final_status_and_failed_attempts() -> None:
     assert list(bars["Skipped"].y) == [0, 0, 3]
     assert list(bars["Timed out (attempts)"].y) == [1, 0, 0]
     assert list(bars["Lost (attempts)"].y) == [0, 0, 2]
-    assert list(bars["Completed"].x) == [T0, T0 + MINUTE, T0 + 2 * MINUTE]
+    assert (bars["Completed"].x0, bars["Completed"].dx) == ("2026-12-01 09:00:00", 60_000)
+    assert bars["Completed"].xperiodalignment == "middle"  # each bar inside its minute
+    assert list(figure.layout.xaxis.range) == ["2026-12-01 09:00:00", "2026-12-01 09:03:00"]
 
 
 def test_the_success_rate_is_per_bucket_with_gaps_and_overall_in_the_title() -> None:
@@ -110,7 +119,7 @@ def test_the_success_rate_is_per_bucket_with_gaps_and_overall_in_the_title() -> 
         SuccessRate(T0 + 2 * MINUTE, 60, 1, 1, 0.5),
     ]
 
-    figure = charts.success_rate(rates)
+    figure = checked(charts.success_rate(rates))
 
     assert title(figure) == "Success rate, per minute: 60 % over the range (3 of 5)"
     (line,) = figure.data
@@ -123,7 +132,7 @@ def test_the_success_rate_is_per_bucket_with_gaps_and_overall_in_the_title() -> 
 def test_percentiles_show_the_busiest_jobs_in_a_readable_unit() -> None:
     found = [job(f"job-{i:02d}", count=i, p50=1000.0 * i, p95=2000.0 * i) for i in range(1, 21)]
 
-    figure = charts.job_percentiles(found, "Duration", top=3)
+    figure = checked(charts.job_percentiles(found, "Duration", top=3))
 
     assert (
         title(figure) == "Duration p50 / p95 per job (top 3 of 20 by runs), from per hour roll-ups"
@@ -141,13 +150,15 @@ def test_percentiles_show_the_busiest_jobs_in_a_readable_unit() -> None:
     [(0.4, "ms"), (999.0, "ms"), (1000.0, "s"), (90_000.0, "min"), (7_200_000.0, "h")],
 )
 def test_percentiles_pick_the_unit_the_largest_value_reaches(p95_ms: float, unit: str) -> None:
-    figure = charts.job_percentiles([job("a", 1, p95_ms / 2, p95_ms)], "Lateness")
+    figure = checked(charts.job_percentiles([job("a", 1, p95_ms / 2, p95_ms)], "Lateness"))
 
     assert figure.layout.yaxis.title.text == unit
 
 
 def test_a_deleted_job_is_labelled_by_its_id() -> None:
-    figure = charts.job_percentiles([job(None, 1, 5.0, 9.0, job_id="job-0123456789abcdef")], "X")
+    figure = checked(
+        charts.job_percentiles([job(None, 1, 5.0, 9.0, job_id="job-0123456789abcdef")], "X")
+    )
 
     assert list(figure.data[0].x) == ["(deleted) job-01234567"]
 
@@ -158,7 +169,7 @@ def test_queue_depth_draws_one_line_per_queue() -> None:
         QueueDepth("gpu", (GaugePoint(T0, 60, 3, 3, 0), GaugePoint(T0 + MINUTE, 60, 5, 2, 0))),
     ]
 
-    figure = charts.queue_depth(depths)
+    figure = checked(charts.queue_depth(depths))
 
     assert title(figure) == "Queue depth, per minute"
     lines = traces(figure)
@@ -172,19 +183,20 @@ def test_utilisation_is_busy_over_capacity_in_percent() -> None:
         Utilisation(T0 + timedelta(hours=1), 3600, 0, 0, None),
     ]
 
-    figure = charts.utilisation(points)
+    figure = checked(charts.utilisation(points))
 
     assert title(figure) == "Worker utilisation, per hour"
     assert list(figure.data[0].y) == [25.0, None]
     assert [list(c) for c in figure.data[0].customdata] == [[1, 4], [0, 0]]
 
 
-def test_figures_hold_plain_lists_the_browser_can_read() -> None:
+def test_figures_are_plain_json() -> None:
     figure = charts.runs_by_status([RunCounts(T0, 60, completed=1)])
 
-    sent = json.loads(figure.to_json())  # what dcc.Graph sends to the browser
+    sent = json.loads(json.dumps(figure))  # no datetimes, no numpy arrays
 
-    assert sent["data"][0]["y"] == [1]  # not a base64-packed array
+    assert sent["data"][0]["y"] == [1]
+    assert sent["data"][0]["x0"] == "2026-12-01 09:00:00"
 
 
 # --- the time range ------------------------------------------------------------------
