@@ -104,9 +104,7 @@ def _moment_input(input_id: str, label: str, value: str) -> dbc.Col:
     return dbc.Col(
         [
             dbc.Label(label, html_for=input_id, className="small mb-0"),
-            dbc.Input(
-                id=input_id, value=value, placeholder=time_range.EXAMPLE, size="sm", debounce=True
-            ),
+            dbc.Input(id=input_id, value=value, placeholder=time_range.EXAMPLE, size="sm"),
         ],
         xs=12,
         sm=5,

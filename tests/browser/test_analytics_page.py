@@ -117,4 +117,12 @@ def test_a_bad_custom_range_says_why_on_a_phone(dashboard: Dashboard, browser: B
     expect(refused).to_be_hidden()
     expect(title(page, "runs-by-status")).to_have_text("Runs by status, per minute")
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+
+    page.get_by_text("Last hour").click()  # from a custom range back to a preset
+
+    expect(page).to_have_url(f"{dashboard.dashboard_url}/analytics?range=1h")
+    expect(page.get_by_label("From")).to_have_value("")  # the page drawn from the new URL
+    expect(page.locator("#analytics-range-shown")).not_to_contain_text("2026-12-01")
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    screenshot(page, "phone-analytics")
     context.close()
