@@ -235,9 +235,12 @@ def _localise_once(text: str, moment: datetime, zone: ZoneInfo) -> datetime:
             if not _exists(moment, zone):
                 raise InvalidSchedule(text, f"that local time does not exist in {zone.key} (DST)")
             moment = moment.replace(tzinfo=zone)  # fold=0: the first of a repeated time
-        return moment.astimezone(UTC)
+        utc = moment.astimezone(UTC)
     except OverflowError as e:  # e.g. 9999-12-31T23:59:59 west of UTC is in year 10000
         raise InvalidSchedule(text, "that date is out of range once converted to UTC") from e
+    # To the millisecond, as the log keeps fire times (Avro timestamp-millis): a finer
+    # fire time would still look due after its run was requested, and fire every round.
+    return utc.replace(microsecond=utc.microsecond // 1000 * 1000)
 
 
 # --- cron -------------------------------------------------------------------------------

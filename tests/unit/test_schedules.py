@@ -239,6 +239,16 @@ def test_given_once_when_next_fire_then_its_time_if_still_ahead(
     assert parse_schedule(expression, timezone).next_fire(after) == expected
 
 
+def test_given_once_finer_than_a_millisecond_when_its_fire_was_logged_then_no_more() -> None:
+    # The log keeps fire times to the millisecond: a run requested for this fire carries
+    # 30.819, and the schedule must count that as its fire (it re-fired every round).
+    schedule = parse_schedule("2026-12-02T05:36:30.819208+00:00")
+    logged = datetime(2026, 12, 2, 5, 36, 30, 819000, tzinfo=UTC)
+
+    assert schedule.next_fire(utc(2026, 12, 1)) == logged
+    assert schedule.next_fire(logged) is None
+
+
 @pytest.mark.parametrize("expression", [None, ""])
 def test_given_no_schedule_when_next_fire_then_none(expression: str | None) -> None:
     schedule = parse_schedule(expression)
