@@ -52,6 +52,7 @@ def api_context(runtime: wiring.Runtime) -> ApiContext:
         health_max_lag=runtime.settings.health_max_lag,
         health_stall_after=runtime.settings.health_stall_after,
         live_stream_limit=runtime.settings.live_output_max_streams,
+        change_stream_limit=runtime.settings.change_streams_max,
     )
 
 
