@@ -51,8 +51,8 @@ def job(job_id: str, name: str, *depends_on: str) -> Event:
 def run(
     job_id: str, run_id: str, second: float, *payloads: Payload, correlation: str | None = None
 ) -> list[Event]:
-    trigger = "dependency" if correlation and correlation != run_id else "manual"
-    steps: list[Payload] = [RunRequested(trigger=trigger), *payloads]
+    requested = RunRequested(trigger="dependency" if correlation else "manual")
+    steps: list[Payload] = [requested, *payloads]
     return [
         Event(
             payload=payload,
