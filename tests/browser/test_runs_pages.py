@@ -62,22 +62,22 @@ def test_a_run_goes_queued_running_completed_on_open_pages_with_live_output(
     expect(runs.locator("#runs-total")).to_contain_text("0 runs")
 
     first = trigger(api, "live-first", lines=6)  # holds the only worker slot for 3 s
-    second = trigger(api, "live-second", lines=4)
+    second = trigger(api, "live-second", lines=10)  # 5 s running: plenty to be seen
     page.goto(f"{dashboard.dashboard_url}/runs/{second}")
 
     expect(status_of(page)).to_have_text("queued", timeout=10_000)
     second_row = runs.locator(".ag-row", has_text=second[:12])
     expect(second_row.locator(".status-badge")).to_have_text("queued")
     expect(status_of(page)).to_have_text("running", timeout=15_000)
-    expect(page.locator("#run-live-output")).to_contain_text("step 1 of 4")
+    expect(page.locator("#run-live-output")).to_contain_text("step 1 of 10")
     expect(page.locator("#run-elapsed")).to_contain_text("running for")
     expect(second_row.locator(".status-badge")).to_have_text("running")
     screenshot(page, "run")
     expect(status_of(page)).to_have_text("completed", timeout=15_000)
     expect(second_row.locator(".status-badge")).to_have_text("completed")
-    expect(page.locator("#run-stdout")).to_contain_text("step 4 of 4")
+    expect(page.locator("#run-stdout")).to_contain_text("step 10 of 10")
     expect(page.locator("#run-elapsed")).to_contain_text("ran for")
-    expect(page.locator(".run-attempts-table")).to_contain_text(run_of(api, second)["worker_id"])
+    expect(page.locator(".run-attempts-table")).to_contain_text(run_of(api, second)["worker"])
     expect(page.locator(".run-events-table")).to_contain_text("RunSucceeded")
     assert settled(api, first)["status"] == "completed"
     runs.goto(f"{dashboard.dashboard_url}/runs")
