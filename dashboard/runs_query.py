@@ -109,4 +109,6 @@ def row_count(start: int, served: int, asked: int, total: RunTotal) -> int:
 
 
 def total_label(total: RunTotal) -> str:
-    return f"{total.count:,}+ runs" if total.capped else f"{total.count:,} runs"
+    if total.capped:
+        return f"{total.count:,}+ runs"
+    return "1 run" if total.count == 1 else f"{total.count:,} runs"
