@@ -5,8 +5,9 @@ The grid (AG Grid's infinite model) asks by row number; the read model pages by 
 Each page served records the key of its last row under the row number that follows it
 (``cursors``, kept in the browser with the grid), so the next page starts after that key
 and costs what the first page does. A row number with no key of its own (a jump, or a
-grid refreshed after new runs) starts from the nearest key before it and skips the rest:
-bounded, because the grid only moves a page at a time and the total it is told is capped.
+grid refreshed after new runs, whose keys are forgotten because every row moved down)
+starts from the nearest key before it and skips the rest: bounded, because the grid
+moves a page at a time and the total it is told is capped.
 """
 
 from __future__ import annotations

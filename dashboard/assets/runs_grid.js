@@ -15,17 +15,20 @@
   };
 
   // Many run events can arrive in a second: refresh at most once per REFRESH_MS. The grid
-  // re-asks for the pages it holds and stays on the one shown.
+  // drops the pages it holds and asks again for the one shown, keeping its number. New
+  // runs moved every row down, so the keys remembered for row numbers no longer hold:
+  // they are forgotten first, and pages are found from the top again (then keyed afresh).
   var REFRESH_MS = 700;
   var pending = {};
   window.chronologRuns = {
-    refresh: function (change, gridId) {
+    refresh: function (change, gridId, cursorsId) {
       var noUpdate = window.dash_clientside.no_update;
       if (!change || change.kind !== "run" || pending[gridId]) return noUpdate;
       pending[gridId] = setTimeout(function () {
         delete pending[gridId];
+        window.dash_clientside.set_props(cursorsId, { data: {} });
         try {
-          window.dash_ag_grid.getApi(gridId).refreshInfiniteCache();
+          window.dash_ag_grid.getApi(gridId).purgeInfiniteCache();
         } catch (e) {
           // the page changed and the grid is gone: nothing to refresh
         }

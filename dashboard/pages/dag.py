@@ -4,6 +4,7 @@ or with ``?correlation=<id>`` with the status of that one pipeline run's run of 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import dash
 import dash_cytoscape as cyto
@@ -146,8 +147,6 @@ def caption(graph: DagGraph, correlation: str | None) -> str:
     prevent_initial_call=True,
 )
 def correlation_in_url(value: str | None, search: str | None) -> Any:
-    from urllib.parse import urlencode
-
     value = (value or "").strip()
     new = f"?{urlencode({'correlation': value})}" if value else ""
     return dash.no_update if new == (search or "") else new
@@ -162,7 +161,7 @@ def open_job(node: dict[str, Any] | None) -> Any:
     """A click on a job opens its page."""
     if not node:
         return dash.no_update
-    return f"/jobs/{node['name']}"
+    return f"/jobs/{quote(node['name'], safe='')}"
 
 
 dash.register_page(__name__, path="/dag", title="DAG · Chronolog", name="DAG", layout=layout)

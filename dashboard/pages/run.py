@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import dash
 import dash_bootstrap_components as dbc
@@ -103,7 +104,7 @@ def _summary(detail: RunDetail) -> dbc.Table:
     job = detail.job_name or run.job_id
     facts: list[tuple[str, Any]] = [
         ("Status", [status_badge(run.status), f" {run.reason}" if run.reason else ""]),
-        ("Job", html.A(job, href=f"/jobs/{job}")),
+        ("Job", html.A(job, href=f"/jobs/{quote(job, safe='')}")),
         ("Trigger", run.trigger),
         ("Attempt", str(run.attempt)),
         ("Correlation", _correlation(run.correlation_id)),
@@ -123,7 +124,7 @@ def _summary(detail: RunDetail) -> dbc.Table:
 def _correlation(correlation_id: str | None) -> Any:
     if not correlation_id:
         return "—"
-    return html.A(correlation_id, href=f"/dag?correlation={correlation_id}")
+    return html.A(correlation_id, href=f"/dag?{urlencode({'correlation': correlation_id})}")
 
 
 def _attempts(attempts: tuple[AttemptRow, ...]) -> dbc.Table:

@@ -9,6 +9,7 @@ stays on the page they were reading while statuses change under their eyes.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 import dash
 import dash_ag_grid as dag
@@ -178,7 +179,7 @@ def _row(item: RunListItem) -> dict[str, Any]:
         "status": item.status,
         "status_colour": STATUS_COLOURS.get(item.status, "light"),
         "run": f"[{item.id[:12]}](/runs/{item.id})",
-        "job": f"[{job}](/jobs/{job})",
+        "job": f"[{job}](/jobs/{quote(job, safe='')})",
         "trigger": item.trigger,
         "attempt": item.attempt,
         "duration": duration(item.duration_ms),
@@ -190,7 +191,8 @@ def _row(item: RunListItem) -> dict[str, Any]:
 
 # A run event refreshes the pages the grid holds (throttled in assets/runs_grid.js).
 clientside_callback(
-    "function (change) { return window.chronologRuns.refresh(change, 'runs-grid'); }",
+    "function (change) {"
+    " return window.chronologRuns.refresh(change, 'runs-grid', 'runs-cursors'); }",
     Output("runs-refreshed", "data"),
     Input("live-change", "data"),
     prevent_initial_call=True,

@@ -136,9 +136,17 @@ def test_runs_filter_and_page_through_the_url(
     expect(row.and_(page.locator("[row-index='50']"))).to_contain_text(ids[9][:12])
     expect(row.and_(page.locator("[row-index='59']"))).to_contain_text(ids[0][:12])
 
+    newest = trigger(api, "parked", index=60)  # a new run: the grid refreshes, still on page 2
+
+    expect(paging).to_have_text(re.compile(r"51\s+to\s+61\s+of\s+61"))
+    expect(row.and_(page.locator("[row-index='50']"))).to_contain_text(ids[10][:12])
+    expect(row.and_(page.locator("[row-index='60']"))).to_contain_text(ids[0][:12])
+    page.get_by_role("button", name="Previous Page").click()
+    expect(row.and_(page.locator("[row-index='0']"))).to_contain_text(newest[:12])
+
     # The first run waits in its queue; the job forbids overlap, so the others were skipped.
     page.goto(f"{dashboard.dashboard_url}/runs?job=parked&status=skipped")
-    expect(page.locator("#runs-total")).to_have_text("59 runs")
+    expect(page.locator("#runs-total")).to_have_text("60 runs")
     page.goto(f"{dashboard.dashboard_url}/runs?status=queued&job=parked&since=yesterday")
     expect(page.locator(".filter-error")).to_contain_text("since: 'yesterday' is not a date")
     expect(page.locator("#runs-total")).to_have_text("1 run")
