@@ -9,12 +9,13 @@ from typing import Any
 
 import httpx2 as httpx
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, ViewportSize, expect
 
 from tests.browser.conftest import Dashboard, screenshot, start_dashboard
 from tests.conftest import wait_until
 
 SLOW = "tests.jobs.pages:talk_slowly"
+PHONE: ViewportSize = {"width": 390, "height": 844}
 
 
 @pytest.fixture(scope="module")
@@ -217,3 +218,20 @@ def test_a_missing_run_is_not_found(dashboard: Dashboard, page: Page) -> None:
 
     expect(page.get_by_role("heading", name="Not found")).to_be_visible()
     expect(page.locator(".not-found")).to_contain_text("no-such-run")
+
+
+def test_the_run_pages_fit_a_phone(
+    dashboard: Dashboard, api: httpx.Client, browser: Browser
+) -> None:
+    create(api, "phone", type="shell", command="echo ok", function=None)
+    run_id = trigger(api, "phone")
+    context = browser.new_context(viewport=PHONE)
+    page = context.new_page()
+    pages = {"/runs": ".ag-row", f"/runs/{run_id}": ".run-summary", "/workers": "tr.worker-active"}
+    pages["/dag"] = "#dag-caption"
+    for path, shown in pages.items():
+        page.goto(f"{dashboard.dashboard_url}{path}")
+        expect(page.locator(shown).first).to_be_visible()
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= PHONE["width"], f"{path} is {width} px wide"
+    context.close()
