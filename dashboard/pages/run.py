@@ -71,8 +71,10 @@ def layout(run_id: str | None = None, **_query: str) -> html.Div:
     Input("run-id", "data"),
 )
 def show_run(change: dict[str, Any] | None, run_id: str) -> Any:
-    """The whole run, again on each change of it on the stream."""
-    if dash.ctx.triggered_id == "live-change" and (change or {}).get("run_id") != run_id:
+    """The whole run, again on each run change on the stream: not only this run's, because
+    changes arriving together reach the page as the last of them (another run's RunSucceeded
+    can hide this one's RunStarted), and one run's read is small."""
+    if dash.ctx.triggered_id == "live-change" and (change or {}).get("kind") != "run":
         return (dash.no_update,) * 8
     with current().session() as session:
         detail = run_detail(session, run_id)
