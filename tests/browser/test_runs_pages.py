@@ -62,7 +62,7 @@ def test_a_run_goes_queued_running_completed_on_open_pages_with_live_output(
     runs.goto(f"{dashboard.dashboard_url}/runs?job=live-second")
     expect(runs.locator("#runs-total")).to_contain_text("0 runs")
 
-    first = trigger(api, "live-first", lines=6)  # holds the only worker slot for 3 s
+    first = trigger(api, "live-first", lines=16)  # holds the only worker slot for 8 s
     second = trigger(api, "live-second", lines=10)  # 5 s running: plenty to be seen
     page.goto(f"{dashboard.dashboard_url}/runs/{second}")
 
