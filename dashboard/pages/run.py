@@ -41,11 +41,17 @@ def layout(run_id: str | None = None, **_query: str) -> html.Div:
             ),
             html.Div(id="run-action-result"),
             html.Div(id="run-summary"),
-            html.H2("Live output", className="h6 mt-3", id="run-live-heading"),
             # Filled by assets/run_output.js from /runs/<id>/output while the run runs; the
-            # key says which attempt to follow ('' when nothing runs).
-            html.Div(id="run-live-key", hidden=True),
-            html.Pre(id="run-live-output", className="run-output live-output"),
+            # key says which attempt to follow ('' when nothing runs). Shown until the run
+            # ends: then its stored output (below) says it all.
+            html.Div(
+                [
+                    html.H2("Live output", className="h6 mt-3"),
+                    html.Div(id="run-live-key", hidden=True),
+                    html.Pre(id="run-live-output", className="run-output live-output"),
+                ],
+                id="run-live",
+            ),
             html.H2("Attempts", className="h6 mt-3"),
             html.Div(id="run-attempts", className="table-scroll"),
             html.Div(id="run-output"),
@@ -67,6 +73,7 @@ def layout(run_id: str | None = None, **_query: str) -> html.Div:
     Output("run-retry", "disabled"),
     Output("run-timing", "data"),
     Output("run-live-key", "children"),
+    Output("run-live", "hidden"),
     Input("live-change", "data"),
     Input("run-id", "data"),
 )
@@ -75,7 +82,7 @@ def show_run(change: dict[str, Any] | None, run_id: str) -> Any:
     changes arriving together reach the page as the last of them (another run's RunSucceeded
     can hide this one's RunStarted), and one run's read is small."""
     if dash.ctx.triggered_id == "live-change" and (change or {}).get("kind") != "run":
-        return (dash.no_update,) * 8
+        return (dash.no_update,) * 9
     with current().session() as session:
         detail = run_detail(session, run_id)
     if detail is None:  # gone since the page opened (a replay into a new database)
@@ -86,6 +93,7 @@ def show_run(change: dict[str, Any] | None, run_id: str) -> Any:
             True,
             None,
             "",
+            True,
         )
     run = detail.run
     live = "" if run.status in TERMINAL else f"{run.id}/{run.attempt}"
@@ -98,6 +106,7 @@ def show_run(change: dict[str, Any] | None, run_id: str) -> Any:
         run.status not in RETRYABLE,
         _timing(run),
         live,
+        not live,
     )
 
 
