@@ -21,6 +21,7 @@ from fastapi.responses import StreamingResponse
 
 from dashboard import shell
 from dashboard.context import DashboardContext
+from dashboard.proxies import add_stream_proxies
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,7 @@ def create_app(context: DashboardContext) -> FastAPI:
     server = FastAPI(title="Chronolog dashboard", docs_url=None, redoc_url=None)
     server.state.chronolog = context
     server.add_api_route("/changes", _change_stream_proxy(context), methods=["GET"])
+    add_stream_proxies(server, context, _relay)
     # Dash 4.4's annotations predate its FastAPI backend and ``update_title=None``.
     app = dash.Dash(
         "dashboard",
