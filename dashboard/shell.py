@@ -10,6 +10,7 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, State, callback, clientside_callback, dcc, html
 
 from dashboard.context import current
+from dashboard.live import alarms
 
 NAV = (
     ("Overview", "/"),
@@ -20,9 +21,6 @@ NAV = (
 )
 HEALTH_POLL_MS = 5000
 MAX_TOASTS = 5
-# A run entering these raises a toast: an attempt failed (failing), or the run failed for
-# good (failed: dead-lettered, retries exhausted or not retryable).
-ALARMING = ("failing", "failed")
 
 
 def layout() -> html.Div:
@@ -123,17 +121,20 @@ def api_banner(_ticks: int | None) -> Any:
     prevent_initial_call=True,
 )
 def failure_toast(change: dict[str, Any] | None, shown: list[Any] | None) -> Any:
-    """A toast on whatever page is open when a run fails or is dead-lettered."""
-    if not change or change.get("kind") != "run":
+    """A toast on whatever page is open for each run that fails or is dead-lettered."""
+    failures = alarms(change)
+    if not failures:
         return dash.no_update
-    status = change.get("status")
-    if status not in ALARMING:
-        return dash.no_update
-    run_id = str(change.get("run_id"))
-    job = change.get("job_name") or change.get("job_id") or "a job"
-    dead = change.get("event_type") == "RunDeadLettered"
+    toasts = [_failure_toast(failure) for failure in reversed(failures)]
+    return [*toasts, *(shown or [])][:MAX_TOASTS]
+
+
+def _failure_toast(failure: dict[str, Any]) -> dbc.Toast:
+    run_id = str(failure.get("run_id"))
+    job = failure.get("job_name") or failure.get("job_id") or "a job"
+    dead = failure.get("event_type") == "RunDeadLettered"
     title = "Run dead-lettered" if dead else "Run attempt failed"
-    toast = dbc.Toast(
+    return dbc.Toast(
         [html.P([f"{job}: ", html.A(run_id, href=f"/runs/{run_id}")])],
         header=title,
         icon="danger",
@@ -141,4 +142,3 @@ def failure_toast(change: dict[str, Any] | None, shown: list[Any] | None) -> Any
         duration=15000,
         className="failure-toast",
     )
-    return [toast, *(shown or [])][:MAX_TOASTS]

@@ -20,14 +20,42 @@
       window.dash_clientside.set_props("live-change", { data: data });
     }
   }
+  // Changes arriving together are delivered together: a store set twice in one tick
+  // keeps only the last value, which hid one run's RunStarted behind another's outcome.
+  var pending = [];
+  var flushing = false;
+  var MAX_CHANGES = 200;
   function deliver(kind) {
     return function (message) {
       if (!enabled) return;
       var change = JSON.parse(message.data);
       change.kind = kind;
       change.id = message.lastEventId;
-      setProps(change);
+      pending.push(change);
+      if (!flushing) {
+        flushing = true;
+        setTimeout(flush, 50);
+      }
     };
+  }
+  function unique(values) {
+    return values.filter(function (v, i) { return v !== null && v !== undefined && values.indexOf(v) === i; });
+  }
+  function flush() {
+    flushing = false;
+    var changes = pending;
+    pending = [];
+    if (!enabled || changes.length === 0) return;
+    var kinds = unique(changes.map(function (c) { return c.kind; }));
+    setProps({
+      kind: kinds.length === 1 ? kinds[0] : "mixed",
+      kinds: kinds,
+      job_ids: unique(changes.map(function (c) { return c.job_id; })),
+      run_ids: unique(changes.map(function (c) { return c.run_id; })),
+      changes: changes.slice(-MAX_CHANGES),
+      id: changes[changes.length - 1].id,
+      at: Date.now(),
+    });
   }
   function connect() {
     if (source !== null) return;
@@ -37,7 +65,8 @@
     });
     if (paused) {
       // Back on after a pause: what changed meanwhile was not followed; pages re-read once.
-      setProps({ kind: "resync", at: Date.now() });
+      setProps({ kind: "resync", kinds: ["job", "run", "worker"], job_ids: [], run_ids: [],
+                 changes: [], at: Date.now() });
     }
     paused = false;
   }

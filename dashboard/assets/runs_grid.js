@@ -23,7 +23,8 @@
   window.chronologRuns = {
     refresh: function (change, gridId, cursorsId) {
       var noUpdate = window.dash_clientside.no_update;
-      if (!change || change.kind !== "run" || pending[gridId]) return noUpdate;
+      var kinds = (change && change.kinds) || [];
+      if (kinds.indexOf("run") < 0 || pending[gridId]) return noUpdate;
       pending[gridId] = setTimeout(function () {
         delete pending[gridId];
         window.dash_clientside.set_props(cursorsId, { data: {} });

@@ -11,6 +11,7 @@ import dash_cytoscape as cyto
 from dash import Input, Output, State, callback, dcc, html
 
 from dashboard.context import current
+from dashboard.live import touches
 from projector.dashboard_reads import DagGraph, dag_graph, recent_pipelines
 
 # The layouts bundled with dash-cytoscape (dagre among them), served from the package: offline.
@@ -103,7 +104,9 @@ def layout(correlation: str | None = None, **_query: str) -> html.Div:
 )
 def show_graph(change: dict[str, Any] | None, correlation: str | None) -> Any:
     """Again when a job or run changes."""
-    if dash.ctx.triggered_id == "live-change" and (change or {}).get("kind") == "worker":
+    if dash.ctx.triggered_id == "live-change" and not (
+        touches(change, "job") or touches(change, "run")
+    ):
         return dash.no_update, dash.no_update, dash.no_update
     with current().session() as session:
         graph = dag_graph(session, correlation)

@@ -13,6 +13,7 @@ from dash import Input, Output, State, callback, ctx, dcc, html
 from dashboard import jobs_view
 from dashboard.context import current
 from dashboard.jobs_format import parse_parameters
+from dashboard.live import touches_job
 from dashboard.widgets import done, not_found, refusal
 from projector.dashboard_reads import finished_samples, job_detail, job_history, recent_runs
 
@@ -98,7 +99,7 @@ def _for_this_job(job_id: str, change: dict[str, Any] | None) -> bool:
     """Whether a render was asked for this job: not a live change about another."""
     if ctx.triggered_id != "live-change":
         return True
-    return bool(change) and change.get("job_id") == job_id  # type: ignore[union-attr]
+    return touches_job(change, job_id)
 
 
 @callback(

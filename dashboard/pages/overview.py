@@ -287,7 +287,8 @@ clientside_callback(
     """async function (query, change) {
         const trigger = (window.dash_clientside.callback_context.triggered[0] || {}).prop_id || "";
         const filtered = trigger.startsWith("jobs-query");
-        if (!filtered && !(change && (change.kind === "job" || change.kind === "run"))) {
+        const kinds = (change && change.kinds) || [];
+        if (!filtered && kinds.indexOf("job") < 0 && kinds.indexOf("run") < 0) {
             return window.dash_clientside.no_update;
         }
         const grid = await window.dash_ag_grid.getApiAsync("jobs-grid");

@@ -12,6 +12,7 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, State, callback, clientside_callback, dcc, html
 
 from dashboard.context import current
+from dashboard.live import touches_run
 from dashboard.widgets import done, duration, not_found, refusal, status_badge, when
 from projector.dashboard_reads import RunDetail, RunEventItem, run_detail
 from projector.run_projection import TERMINAL, AttemptRow, RunRow
@@ -78,10 +79,8 @@ def layout(run_id: str | None = None, **_query: str) -> html.Div:
     Input("run-id", "data"),
 )
 def show_run(change: dict[str, Any] | None, run_id: str) -> Any:
-    """The whole run, again on each run change on the stream: not only this run's, because
-    changes arriving together reach the page as the last of them (another run's RunSucceeded
-    can hide this one's RunStarted), and one run's read is small."""
-    if dash.ctx.triggered_id == "live-change" and (change or {}).get("kind") != "run":
+    """The whole run, again when a change on the stream touches it."""
+    if dash.ctx.triggered_id == "live-change" and not touches_run(change, run_id):
         return (dash.no_update,) * 9
     with current().session() as session:
         detail = run_detail(session, run_id)

@@ -14,6 +14,7 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, callback, html
 
 from dashboard.context import current
+from dashboard.live import touches
 from dashboard.widgets import when
 from projector.dashboard_reads import WorkerItem, workers_overview
 
@@ -47,7 +48,9 @@ def layout(**_query: str) -> html.Div:
 @callback(Output("workers-table", "children"), Input("live-change", "data"))
 def show_workers(change: dict[str, Any] | None) -> Any:
     """Again on worker events, and on run events (active runs change with them)."""
-    if dash.ctx.triggered_id == "live-change" and (change or {}).get("kind") == "job":
+    if dash.ctx.triggered_id == "live-change" and not (
+        touches(change, "worker") or touches(change, "run")
+    ):
         return dash.no_update
     with current().session() as session:
         workers = workers_overview(session)
