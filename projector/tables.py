@@ -100,11 +100,16 @@ class RunRecord(Base):
         Index("ix_runs_job_status", "job_id", "status"),
         # A job's run history, newest first (the dashboard's job page).
         Index("ix_runs_job_requested", "job_id", "requested_at"),
+        # The runs page filtered by status or trigger, newest first, paged by key: without
+        # them a million-run read model sorted every matching run per page (migration 0005).
+        # The first also serves every lookup by status (the scheduler's open runs).
+        Index("ix_runs_status_requested", "status", "requested_at"),
+        Index("ix_runs_trigger_requested", "trigger", "requested_at"),
     )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     job_id: Mapped[str] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(16), index=True)
+    status: Mapped[str] = mapped_column(String(16))
     trigger: Mapped[str] = mapped_column(String(16))
     attempt: Mapped[int] = mapped_column(Integer)
     parameters: Mapped[dict[str, Any]] = mapped_column(JsonColumn)
