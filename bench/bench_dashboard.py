@@ -1,0 +1,774 @@
+"""The dashboard over a seeded read model: data callbacks, reads, page loads, live latency.
+
+Seed first (bench/seed.py), then, from the repository root:
+
+    .venv/bin/python -m bench.bench_dashboard callbacks --data-dir D [--database URL]
+    .venv/bin/python -m bench.bench_dashboard reads --data-dir D [--database URL]
+    .venv/bin/python -m bench.bench_dashboard browser --data-dir D [--database URL]
+    .venv/bin/python -m bench.bench_dashboard live [--data-dir D]
+
+- ``callbacks``: starts ``chronolog dashboard`` on the read model and times each page
+  case through HTTP ``POST /_dash-update-component``, the browser's own path (routing,
+  the page's layout, serialisation): first the page router (what a navigation costs),
+  then each data callback. A case whose callback is not on this build says so.
+- ``reads``: the dashboard's read functions (``projector.dashboard_reads``) and the
+  plain queries the pages need, straight on the read model, with the database's plan:
+  a plan that scans ``runs`` or sorts it is an index missing.
+- ``browser``: Debian's chromium (Playwright) loads each page cold and waits for its
+  data to be drawn: navigation start to rendered (target <= 1.5 s for the runs table).
+- ``live``: ``chronolog up`` on the data dir (default: a fresh one); runs triggered
+  through the API; for each, when the API first shows the run projected as ``running``,
+  and when the open page shows it (a MutationObserver's timestamp): target p95 <= 1 s.
+
+Each prints a table of p50 / p95 (ms) and writes bench/results/dashboard-<what>.json.
+Cases are small entries in CALLBACKS, READS, QUERIES and PAGES: add one as a page lands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Final, TypeAlias
+
+import httpx2 as httpx
+from sqlalchemy import Engine, Select, and_, desc, func, or_, select, text
+from sqlalchemy.orm import Session
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "results"
+if str(REPO) not in sys.path:  # run as a file: sys.path[0] is bench/
+    sys.path.insert(0, str(REPO))
+
+from chronolog.settings import load_settings  # noqa: E402
+from projector.database import create_read_model_engine  # noqa: E402
+from projector.tables import (  # noqa: E402
+    EventIndexRecord,
+    JobActivityRecord,
+    JobDependencyRecord,
+    JobRecord,
+    RunAttemptRecord,
+    RunRecord,
+    WorkerRecord,
+)
+
+PAGE: Final = 50  # rows per page of a table
+DEEP: Final = 999_980  # the deep page's offset at a million runs
+TARGET_CALLBACK_P95_MS: Final = 150.0
+TARGET_RENDER_MS: Final = 1500.0
+TARGET_LIVE_P95_MS: Final = 1000.0
+
+
+# --- what the cases are measured on ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sample:
+    """Ids from the seeded read model that the cases ask for."""
+
+    now: datetime
+    runs: int
+    busiest_job: tuple[str, str]  # id, name: the job with the most runs
+    quiet_job: tuple[str, str]
+    failed_run: str  # a dead-lettered run: two attempts, nine events
+    pipeline: str  # the correlation id of a dependency chain's run
+    deep_key: tuple[datetime, str]  # (requested_at, id) of the run at offset DEEP (or last)
+
+
+def sample(session: Session) -> Sample:
+    runs = session.scalar(select(func.count()).select_from(RunRecord)) or 0
+    per_job = (
+        select(RunRecord.job_id, func.count().label("n")).group_by(RunRecord.job_id).subquery()
+    )
+    busiest = session.execute(
+        select(JobRecord.id, JobRecord.name)
+        .join(per_job, per_job.c.job_id == JobRecord.id)
+        .order_by(per_job.c.n.desc())
+        .limit(1)
+    ).one()
+    quiet = session.execute(
+        select(JobRecord.id, JobRecord.name)
+        .join(per_job, per_job.c.job_id == JobRecord.id)
+        .order_by(per_job.c.n)
+        .limit(1)
+    ).one()
+    failed = session.scalar(select(RunRecord.id).where(RunRecord.status == "failed").limit(1))
+    pipeline = session.scalar(
+        select(RunRecord.correlation_id).where(RunRecord.trigger == "dependency").limit(1)
+    )
+    newest_first = select(RunRecord.requested_at, RunRecord.id).order_by(
+        RunRecord.requested_at.desc(), RunRecord.id.desc()
+    )
+    deep = session.execute(newest_first.offset(min(DEEP, max(runs - PAGE, 0))).limit(1)).one()
+    return Sample(
+        now=datetime.now(UTC),
+        runs=runs,
+        busiest_job=(busiest[0], busiest[1]),
+        quiet_job=(quiet[0], quiet[1]),
+        failed_run=failed or "",
+        pipeline=pipeline or "",
+        deep_key=(deep[0], deep[1]),
+    )
+
+
+# --- timing -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Timing:
+    case: str
+    p50_ms: float | None
+    p95_ms: float | None
+    max_ms: float | None = None
+    note: str = ""
+
+
+def timed(case: str, action: Callable[[], object], repeat: int, note: str = "") -> Timing:
+    action()  # warm: the first call pays imports, plans and caches
+    times = []
+    for _ in range(repeat):
+        began = time.perf_counter()
+        action()
+        times.append((time.perf_counter() - began) * 1000)
+    return summary(case, times, note)
+
+
+def summary(case: str, times: Sequence[float], note: str = "") -> Timing:
+    if not times:
+        return Timing(case, None, None, None, note)
+    ordered = sorted(times)
+    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+    return Timing(case, statistics.median(ordered), p95, ordered[-1], note)
+
+
+def table(title: str, timings: Sequence[Timing], target_ms: float) -> None:
+    print(f"\n{title} (target p95 <= {target_ms:g} ms)")
+    print(f"{'case':<44} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}  note")
+    for t in timings:
+        cells = [
+            f"{v:8.1f}" if v is not None else f"{'-':>8}" for v in (t.p50_ms, t.p95_ms, t.max_ms)
+        ]
+        flag = " MISSED" if t.p95_ms is not None and t.p95_ms > target_ms else ""
+        print(f"{t.case:<44} {' '.join(cells)}  {t.note}{flag}")
+
+
+# --- callbacks over HTTP -----------------------------------------------------------------
+
+Prop = tuple[Any, str]  # (component id, property)
+Inputs = Callable[[Sample], list[tuple[Any, str, Any]]]  # (id, property, value) each
+
+
+@dataclass(frozen=True)
+class CallbackCase:
+    """One data callback, called as the browser calls it: its outputs and input values."""
+
+    name: str
+    outputs: tuple[Prop, ...]
+    inputs: Inputs
+
+
+def route(url: Callable[[Sample], str]) -> Inputs:
+    """The page router's inputs: what a navigation to ``url`` (path?query) asks for."""
+
+    def inputs(s: Sample) -> list[tuple[Any, str, Any]]:
+        path, _, query = url(s).partition("?")
+        search = f"?{query}" if query else ""
+        return [("_pages_location", "pathname", path), ("_pages_location", "search", search)]
+
+    return inputs
+
+
+ROUTER: Final = (("_pages_content", "children"), ("_pages_store", "data"))
+LIVE: Final = [("live-change", "data", None)]
+
+# A page's data callbacks, as they land (ids from the page modules). A case whose
+# outputs are not registered on the running dashboard is listed "not on this build".
+CALLBACKS: Final[tuple[CallbackCase, ...]] = (
+    CallbackCase("overview: page", ROUTER, route(lambda s: "/")),
+    CallbackCase("overview: counts", (("overview-counts", "children"),), lambda s: LIVE),
+    CallbackCase("job: page (busiest job)", ROUTER, route(lambda s: f"/jobs/{s.busiest_job[1]}")),
+    CallbackCase("runs: page", ROUTER, route(lambda s: "/runs")),
+    CallbackCase("runs: page, status=failed", ROUTER, route(lambda s: "/runs?status=failed")),
+    CallbackCase("run: page (dead-lettered run)", ROUTER, route(lambda s: f"/runs/{s.failed_run}")),
+    CallbackCase("workers: page", ROUTER, route(lambda s: "/workers")),
+    CallbackCase("dag: page", ROUTER, route(lambda s: "/dag")),
+    CallbackCase(
+        "dag: page, one pipeline", ROUTER, route(lambda s: "/dag?correlation_id=" + s.pipeline)
+    ),
+    CallbackCase("analytics: page", ROUTER, route(lambda s: "/analytics")),
+)
+
+
+def callback_body(case: CallbackCase, s: Sample) -> dict[str, Any]:
+    def name(prop: Prop) -> str:
+        ident = prop[0] if isinstance(prop[0], str) else json.dumps(prop[0], sort_keys=True)
+        return f"{ident}.{prop[1]}"
+
+    outputs = [{"id": i, "property": p} for i, p in case.outputs]
+    inputs = [{"id": i, "property": p, "value": v} for i, p, v in case.inputs(s)]
+    many = len(outputs) > 1
+    return {
+        "output": ".." + "...".join(name(o) for o in case.outputs) + ".."
+        if many
+        else name(case.outputs[0]),
+        "outputs": outputs if many else outputs[0],
+        "inputs": inputs,
+        "changedPropIds": [f"{name((i['id'], i['property']))}" for i in inputs],
+        "state": [],
+    }
+
+
+def registered(client: httpx.Client) -> set[str]:
+    return {entry["output"] for entry in client.get("/_dash-dependencies").json()}
+
+
+def call(client: httpx.Client, body: dict[str, Any]) -> dict[str, Any]:
+    answer = client.post("/_dash-update-component", json=body)
+    if answer.status_code == 204:  # no update: the callback answered with nothing new
+        return {}
+    if answer.status_code != 200:
+        raise RuntimeError(f"{body['output']}: HTTP {answer.status_code} {answer.text[:300]}")
+    found: dict[str, Any] = answer.json()
+    return found
+
+
+def missing(client: httpx.Client, body: dict[str, Any], known: set[str]) -> str | None:
+    """Why a case cannot be measured on this build, or None."""
+    if body["output"] not in known:
+        return "not on this build"
+    title = call(client, body).get("response", {}).get("_pages_store", {}).get("data", {})
+    if str(title.get("title", "")).startswith("Not found"):
+        return "page not on this build"
+    return None
+
+
+def bench_callbacks(url: str, s: Sample, repeat: int) -> list[Timing]:
+    timings = []
+    with httpx.Client(base_url=url, timeout=30) as client:
+        known = registered(client)
+        for case in CALLBACKS:
+            body = callback_body(case, s)
+            if reason := missing(client, body, known):
+                timings.append(Timing(case.name, None, None, note=reason))
+                continue
+            timings.append(timed(case.name, lambda b=body: call(client, b), repeat))  # type: ignore[misc]
+    return timings
+
+
+@contextmanager
+def dashboard_server(env: dict[str, str], data_dir: Path) -> Iterator[str]:
+    """``chronolog dashboard`` on the read model; stopped (by its pid) after."""
+    port = free_port()
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "chronolog",
+            "dashboard",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+        ],
+        env={**os.environ, **env, "CHRONOLOG_LOG_LEVEL": "WARNING"},
+        cwd=REPO,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: answers(url), 60, f"chronolog dashboard on {url}")
+        yield url
+    finally:
+        child.send_signal(signal.SIGTERM)
+        child.wait(timeout=30)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def wait_for(check: Callable[[], bool], timeout: float, what: str, interval: float = 0.1) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not ready after {timeout:g} s")
+        time.sleep(interval)
+
+
+# --- reads straight on the read model ----------------------------------------------------
+
+Read = Callable[[Session], object]
+Statement: TypeAlias = Select[*tuple[Any, ...]]  # any columns
+
+
+def reads_module() -> ModuleType:
+    return importlib.import_module("projector.dashboard_reads")
+
+
+# The dashboard's read functions, by name: (name, builder of the call). A function or
+# type not on this build raises AttributeError and the case says "not on this build".
+READS: Final[tuple[tuple[str, Callable[[ModuleType, Sample], Read]], ...]] = (
+    ("overview_counts", lambda m, s: lambda db: m.overview_counts(db, s.now)),
+    (
+        "job_page 1 by name",
+        lambda m, s: lambda db: m.job_page(db, m.JobFilters(), m.JobSort(), 0, PAGE),
+    ),
+    (
+        "job_page deep (offset 950)",
+        lambda m, s: lambda db: m.job_page(db, m.JobFilters(), m.JobSort(), 950, PAGE),
+    ),
+    (
+        "job_page search 'etl'",
+        lambda m, s: lambda db: m.job_page(db, m.JobFilters(q="etl"), m.JobSort(), 0, PAGE),
+    ),
+    ("job_detail (busiest)", lambda m, s: lambda db: m.job_detail(db, s.busiest_job[1])),
+    ("recent_runs 20 (busiest)", lambda m, s: lambda db: m.recent_runs(db, s.busiest_job[0], 20)),
+    ("job_history 50 (busiest)", lambda m, s: lambda db: m.job_history(db, s.busiest_job[0], PAGE)),
+    (
+        "finished_samples 50 jobs x 20",
+        lambda m, s: lambda db: m.finished_samples(db, job_ids(db), 20),
+    ),
+    ("runs_page 1", lambda m, s: lambda db: m.runs_page(db, m.RunFilters(), PAGE)),
+    (
+        "runs_page deep (keyset)",
+        lambda m, s: lambda db: m.runs_page(db, m.RunFilters(), PAGE, after=m.RunKey(*s.deep_key)),
+    ),
+    (
+        "runs_page status=failed",
+        lambda m, s: lambda db: m.runs_page(db, m.RunFilters(status="failed"), PAGE),
+    ),
+    (
+        "runs_page job=busiest",
+        lambda m, s: lambda db: m.runs_page(db, m.RunFilters(job_id=s.busiest_job[0]), PAGE),
+    ),
+    (
+        "runs_page trigger=manual",
+        lambda m, s: lambda db: m.runs_page(db, m.RunFilters(trigger="manual"), PAGE),
+    ),
+    ("runs_total (capped)", lambda m, s: lambda db: m.runs_total(db, m.RunFilters())),
+    ("run_detail (dead-lettered)", lambda m, s: lambda db: m.run_detail(db, s.failed_run)),
+    ("workers_overview", lambda m, s: m.workers_overview),
+    ("dag_graph", lambda m, s: m.dag_graph),
+    ("dag_graph one pipeline", lambda m, s: lambda db: m.dag_graph(db, s.pipeline)),
+    ("recent_pipelines", lambda m, s: m.recent_pipelines),
+)
+
+
+def job_ids(db: Session) -> list[str]:
+    return list(db.scalars(select(JobRecord.id).order_by(JobRecord.name).limit(PAGE)))
+
+
+def newest(query: Statement) -> Statement:
+    return query.order_by(RunRecord.requested_at.desc(), RunRecord.id.desc()).limit(PAGE)
+
+
+# The statements the pages need, written plainly: their plans say which indexes a
+# million runs needs, whatever the read functions above become.
+QUERIES: Final[tuple[tuple[str, Callable[[Sample], Statement]], ...]] = (
+    ("runs newest first, page 1", lambda s: newest(select(RunRecord))),
+    ("runs OFFSET 999,980", lambda s: newest(select(RunRecord)).offset(DEEP)),
+    (
+        "runs keyset after the 999,980th",
+        lambda s: newest(select(RunRecord)).where(
+            RunRecord.requested_at <= s.deep_key[0],
+            or_(RunRecord.requested_at < s.deep_key[0], RunRecord.id < s.deep_key[1]),
+        ),
+    ),
+    (
+        "runs status=failed newest first",
+        lambda s: newest(select(RunRecord).where(RunRecord.status == "failed")),
+    ),
+    (
+        "runs status=completed newest first",
+        lambda s: newest(select(RunRecord).where(RunRecord.status == "completed")),
+    ),
+    (
+        "runs of the busiest job newest first",
+        lambda s: newest(select(RunRecord).where(RunRecord.job_id == s.busiest_job[0])),
+    ),
+    (
+        "runs trigger=manual newest first",
+        lambda s: newest(select(RunRecord).where(RunRecord.trigger == "manual")),
+    ),
+    (
+        "runs in a past day, status=failed",
+        lambda s: newest(
+            select(RunRecord).where(
+                RunRecord.status == "failed",
+                RunRecord.requested_at >= s.now - timedelta(days=20),
+                RunRecord.requested_at < s.now - timedelta(days=19),
+            )
+        ),
+    ),
+    ("count(*) runs", lambda s: select(func.count()).select_from(RunRecord)),
+    (
+        "busiest job: success rate + avg duration, 30 d",
+        lambda s: select(
+            func.count(),
+            func.sum(func.cast(RunRecord.status == "completed", RunRecord.attempt.type)),
+            func.avg(RunRecord.duration_ms),
+        ).where(
+            RunRecord.job_id == s.busiest_job[0],
+            RunRecord.requested_at >= s.now - timedelta(days=30),
+        ),
+    ),
+    (
+        "busiest job: last 20 runs",
+        lambda s: (
+            select(RunRecord)
+            .where(RunRecord.job_id == s.busiest_job[0])
+            .order_by(desc(RunRecord.requested_at))
+            .limit(20)
+        ),
+    ),
+    (
+        "busiest job: its events newest first",
+        lambda s: (
+            select(EventIndexRecord)
+            .where(EventIndexRecord.job_id == s.busiest_job[0])
+            .order_by(EventIndexRecord.partition.desc(), EventIndexRecord.offset.desc())
+            .limit(PAGE)
+        ),
+    ),
+    (
+        "run: attempts",
+        lambda s: select(RunAttemptRecord).where(RunAttemptRecord.run_id == s.failed_run),
+    ),
+    (
+        "run: its events",
+        lambda s: (
+            select(EventIndexRecord)
+            .where(EventIndexRecord.run_id == s.failed_run)
+            .order_by(EventIndexRecord.offset)
+        ),
+    ),
+    (
+        "workers + running runs each",
+        lambda s: (
+            select(WorkerRecord.id, func.count(RunRecord.id))
+            .outerjoin(
+                RunRecord,
+                and_(RunRecord.worker_id == WorkerRecord.id, RunRecord.status == "running"),
+            )
+            .group_by(WorkerRecord.id)
+        ),
+    ),
+    (
+        "dag: jobs, edges, last status",
+        lambda s: (
+            select(
+                JobRecord.id,
+                JobRecord.name,
+                JobActivityRecord.last_run_status,
+                JobDependencyRecord.depends_on_id,
+            )
+            .outerjoin(JobActivityRecord, JobActivityRecord.job_id == JobRecord.id)
+            .outerjoin(JobDependencyRecord, JobDependencyRecord.job_id == JobRecord.id)
+        ),
+    ),
+    (
+        "dag: one pipeline's runs",
+        lambda s: select(RunRecord.job_id, RunRecord.status).where(
+            RunRecord.correlation_id == s.pipeline
+        ),
+    ),
+    (
+        "analytics without roll-ups: 24 h by status",
+        lambda s: (
+            select(RunRecord.status, func.count())
+            .where(RunRecord.finished_at >= s.now - timedelta(hours=24))
+            .group_by(RunRecord.status)
+        ),
+    ),
+)
+
+
+def plan_of(db: Session, statement: Statement) -> str:
+    """The database's plan, one line: where it scans or sorts is where an index is missing."""
+    compiled = statement.compile(db.get_bind(), compile_kwargs={"literal_binds": True})
+    if db.get_bind().dialect.name == "sqlite":
+        rows = db.execute(text(f"EXPLAIN QUERY PLAN {compiled}")).all()
+        return "; ".join(str(row[-1]) for row in rows)
+    rows = db.execute(text(f"EXPLAIN {compiled}")).all()
+    return "; ".join(str(row[0]).strip() for row in rows if "->" in row[0] or row is rows[0])[:300]
+
+
+def bench_reads(engine: Engine, s: Sample, repeat: int) -> tuple[list[Timing], list[Timing]]:
+    module = reads_module()
+    functions = []
+    with Session(engine) as db:
+        for name, build in READS:
+            try:
+                read = build(module, s)
+                functions.append(timed(name, lambda r=read: r(db), repeat))  # type: ignore[misc]
+            except AttributeError as e:
+                functions.append(Timing(name, None, None, note=f"not on this build ({e})"))
+            db.rollback()
+        queries = []
+        for name, statement in QUERIES:
+            query = statement(s)
+            run = lambda q=query: db.execute(q).all()  # noqa: E731
+            queries.append(timed(name, run, repeat, plan_of(db, query)))
+    return functions, queries
+
+
+# --- the browser -----------------------------------------------------------------------
+
+# (page, path, what must be visible once its data is drawn)
+PAGES: Final[tuple[tuple[str, Callable[[Sample], str], str], ...]] = (
+    ("overview counts", lambda s: "/", "#count-jobs .h4"),
+    ("overview job list", lambda s: "/", ".ag-center-cols-container .ag-row"),
+    ("runs table", lambda s: "/runs", ".ag-center-cols-container .ag-row"),
+    (
+        "runs table, status=failed",
+        lambda s: "/runs?status=failed",
+        ".ag-center-cols-container .ag-row",
+    ),
+    ("job page (busiest)", lambda s: f"/jobs/{s.busiest_job[1]}", "h1"),
+    ("run page (dead-lettered)", lambda s: f"/runs/{s.failed_run}", ".badge"),
+)
+CHROMIUM: Final = "/usr/lib/chromium/chromium"
+CHROMIUM_ARGS: Final = [
+    "--no-sandbox",
+    "--disable-dev-shm-usage",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+
+
+@contextmanager
+def chromium() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def render_times(browser: Any, url: str, selector: str, repeat: int) -> list[float]:
+    """Navigation start to ``selector`` visible, in a fresh context (a cold cache) each time."""
+    times = []
+    for _ in range(repeat):
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        began = time.perf_counter()
+        page.goto(url)
+        page.locator(selector).first.wait_for(state="visible", timeout=20_000)
+        times.append((time.perf_counter() - began) * 1000)
+        context.close()
+    return times
+
+
+def bench_browser(url: str, s: Sample, repeat: int) -> list[Timing]:
+    timings = []
+    with chromium() as browser:
+        for name, path, selector in PAGES:
+            try:
+                times = render_times(browser, url + path(s), selector, repeat)
+                timings.append(summary(name, times, f"{path(s)} until {selector}"))
+            except Exception as e:  # a page not on this build times out
+                timings.append(Timing(name, None, None, note=f"not drawn: {type(e).__name__}"))
+    return timings
+
+
+# --- live: projected to visible ------------------------------------------------------------
+
+# The page that shows a run's status, and how a status shows on it. Before the run page
+# lands (branch h5) the overview's "Running" count stands in: it changes with the run.
+LIVE_PAGE: Final = os.environ.get("BENCH_LIVE_PAGE", "overview")
+
+WATCH_SCRIPT: Final = """(selector) => {
+  window.__seen = [];
+  const record = () => {
+    const node = document.querySelector(selector);
+    if (node) window.__seen.push([performance.timeOrigin + performance.now(), node.textContent]);
+  };
+  const watched = {subtree: true, childList: true, characterData: true};
+  new MutationObserver(record).observe(document.body, watched);
+  record();
+}"""
+
+
+def live_latencies(api: httpx.Client, page: Any, job: str, runs: int) -> list[float]:
+    """Per run: wall time the page showed it running minus when the API first did."""
+    return [live_latency(api, page, job) for _ in range(runs)]
+
+
+def live_latency(api: httpx.Client, page: Any, job: str) -> float:
+    before = running_count(page)
+    run_id = api.post(f"/api/jobs/{job}/trigger", json={}).json()["run_id"]
+
+    def status() -> str:
+        return str(api.get(f"/api/runs/{run_id}").json()["status"])
+
+    projected = first_seen(lambda: status() == "running")
+    shown = page_time(page, lambda text: text.strip().isdigit() and int(text) > before)
+    wait_for(lambda: status() == "completed", 30, run_id)
+    wait_for(lambda: running_count(page) == before, 30, "the page's running count")
+    return (shown - projected) * 1000
+
+
+def running_count(page: Any) -> int:
+    return int(page.locator("#count-running .h4").inner_text().strip())
+
+
+def first_seen(check: Callable[[], bool], timeout: float = 30) -> float:
+    """The wall time ``check`` first held, polled every 10 ms."""
+    wait_for(check, timeout, "the run's projection", interval=0.01)
+    return time.time()
+
+
+def page_time(page: Any, shows: Callable[[str], bool], timeout: float = 30) -> float:
+    """The wall time (ms since the epoch / 1000) the page's watched text first satisfied
+    ``shows``, from the MutationObserver's record."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for at, seen in page.evaluate("window.__seen"):
+            if shows(seen):
+                page.evaluate("window.__seen = []")
+                return float(at) / 1000
+        time.sleep(0.02)
+    raise TimeoutError("the page never showed the run")
+
+
+def bench_live(data_dir: Path, env: dict[str, str], runs: int) -> list[Timing]:
+    api_port, dash_port = free_port(), free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "chronolog",
+        "up",
+        "--data-dir",
+        str(data_dir),
+        "--api-port",
+        str(api_port),
+        "--dashboard-port",
+        str(dash_port),
+        "--workers",
+        "1",
+    ]
+    child = subprocess.Popen(
+        command, env={**os.environ, **env, "CHRONOLOG_LOG_LEVEL": "WARNING"}, cwd=REPO
+    )
+    try:
+        api_url, dash_url = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{dash_port}"
+        wait_for(
+            lambda: answers(api_url + "/api/health/live") and answers(dash_url), 90, "chronolog up"
+        )
+        with httpx.Client(base_url=api_url, timeout=30) as api, chromium() as browser:
+            job = f"bench-live-{int(time.time())}"
+            api.post(
+                "/api/jobs", json={"name": job, "type": "shell", "command": "sleep 1.5"}
+            ).raise_for_status()
+            page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+            page.goto(dash_url + "/")
+            page.locator("#count-running .h4").wait_for()
+            page.evaluate(WATCH_SCRIPT, "#count-running .h4")
+            times = live_latencies(api, page, job, runs)
+        return [
+            summary(f"projected -> visible ({LIVE_PAGE})", times, f"{runs} runs, shell sleep 1.5")
+        ]
+    finally:
+        child.send_signal(signal.SIGTERM)
+        child.wait(timeout=60)
+
+
+# --- the command ------------------------------------------------------------------------
+
+
+def environment(args: argparse.Namespace) -> dict[str, str]:
+    return {"CHRONOLOG_DATABASE_URL": args.database} if args.database else {}
+
+
+def read_model(args: argparse.Namespace) -> Engine:
+    settings = load_settings(environment(args), data_dir=args.data_dir)
+    return create_read_model_engine(settings.database)
+
+
+def write(
+    what: str, args: argparse.Namespace, timings: Sequence[Timing], extra: dict[str, Any]
+) -> None:
+    backend = "postgresql" if args.database else "sqlite"
+    path = args.results / f"dashboard-{what}-{backend}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "read_model": backend,
+        **extra,
+        "timings": [t.__dict__ for t in timings],
+    }
+    path.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    print(f"wrote {path}")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("what", choices=["callbacks", "reads", "browser", "live"])
+    parser.add_argument("--data-dir", type=Path, help="a seeded data dir (bench/seed.py)")
+    parser.add_argument("--database", help="a seeded read-model URL (default: DATA_DIR's)")
+    parser.add_argument("--repeat", type=int, default=30)
+    parser.add_argument("--runs", type=int, default=20, help="live: runs to watch")
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    if args.what == "live":
+        with tempfile.TemporaryDirectory() as scratch:
+            timings = bench_live(args.data_dir or Path(scratch), environment(args), args.runs)
+        table("Live: event projected -> visible on the page", timings, TARGET_LIVE_P95_MS)
+        write("live", args, timings, {})
+        return
+    if args.data_dir is None:
+        parser.error(f"{args.what} needs --data-dir (a seeded one)")
+    engine = read_model(args)
+    with Session(engine) as db:
+        s = sample(db)
+    extra = {"runs": s.runs, "sample": s.__dict__}
+    if args.what == "reads":
+        functions, queries = bench_reads(engine, s, args.repeat)
+        table("Dashboard read functions", functions, TARGET_CALLBACK_P95_MS)
+        table("Queries the pages need (plan in the note)", queries, TARGET_CALLBACK_P95_MS)
+        write("reads", args, [*functions, *queries], extra)
+    elif args.what == "callbacks":
+        with dashboard_server(environment(args), args.data_dir) as url:
+            timings = bench_callbacks(url, s, args.repeat)
+        table("Callbacks through POST /_dash-update-component", timings, TARGET_CALLBACK_P95_MS)
+        write("callbacks", args, timings, extra)
+    else:
+        with dashboard_server(environment(args), args.data_dir) as url:
+            timings = bench_browser(url, s, max(3, args.repeat // 5))
+        table("Browser: navigation to the page's data drawn", timings, TARGET_RENDER_MS)
+        write("browser", args, timings, extra)
+    engine.dispose()
+
+
+if __name__ == "__main__":
+    main()
