@@ -12,6 +12,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 
+from api.changes import add_change_routes
 from api.commands import JobCommands, Written
 from api.context import ApiContext
 from api.errors import ApiError, NotFound, Unavailable
@@ -59,6 +60,7 @@ def create_app(context: ApiContext) -> FastAPI:
     _add_job_routes(app, context)
     add_run_routes(app, context)
     add_live_output_route(app, context)
+    add_change_routes(app, context)
     add_health_routes(app, context)
     return app
 

@@ -37,6 +37,13 @@ class ApiContext:
     health_stall_after: float = 30.0  # seconds a projector with work may not advance
     live_stream_limit: int = 100  # open live-output streams per process; past it 429
     live_streams: StreamSlots = field(default_factory=StreamSlots)
+    change_stream_limit: int = 200  # open /api/changes streams per process; past it 429
+    change_streams: StreamSlots = field(default_factory=StreamSlots)
+    change_poll_interval: float = 0.2  # seconds between the change tailer's looks
+    change_queue_size: int = 1000  # changes waiting for one client before it is dropped
+    # Set when the server is asked to stop: endless streams end, or its shutdown (which
+    # waits for every response to finish) would wait for their clients forever.
+    stopping: threading.Event = field(default_factory=threading.Event)
     # Commands that check invariants across jobs (unique names, the DAG) run one at a
     # time, so each sees the previous one's effect. See docs/decisions.md.
     command_lock: threading.Lock = field(default_factory=threading.Lock)

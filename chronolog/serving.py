@@ -24,13 +24,20 @@ from chronolog.supervision import Backoff, Supervisor
 
 class GracefulServer(uvicorn.Server):
     """Uvicorn re-raises SIGTERM after its shutdown, which would kill the process before
-    the other roles stop; here a signal only asks for a shutdown and the exit code is 0."""
+    the other roles stop; here a signal only asks for a shutdown and the exit code is 0.
+    It also sets ``stopping``, so the app's endless streams (the change stream) end: uvicorn
+    waits for every open response before it stops."""
+
+    def __init__(self, config: uvicorn.Config, stopping: threading.Event) -> None:
+        super().__init__(config)
+        self.stopping = stopping
 
     @contextmanager
     def capture_signals(self) -> Iterator[None]:
         def ask_to_exit(signum: int, _frame: FrameType | None) -> None:
             self.force_exit = self.should_exit  # a second signal: stop waiting
             self.should_exit = True
+            self.stopping.set()
 
         previous = {sig: signal.signal(sig, ask_to_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
@@ -52,6 +59,7 @@ def api_context(runtime: wiring.Runtime) -> ApiContext:
         health_max_lag=runtime.settings.health_max_lag,
         health_stall_after=runtime.settings.health_stall_after,
         live_stream_limit=runtime.settings.live_output_max_streams,
+        change_stream_limit=runtime.settings.change_streams_max,
     )
 
 
@@ -100,15 +108,16 @@ def serve(
         stop_timeout=settings.drain_timeout + 10,
         backoff=Backoff(),
     )
+    context = api_context(runtime)
     config = uvicorn.Config(
-        create_app(api_context(runtime)),
+        create_app(context),
         host=settings.api_host,
         port=settings.api_port,
         log_config=None,
         access_log=False,
     )
     try:
-        GracefulServer(config).run()  # returns on SIGINT / SIGTERM
+        GracefulServer(config, context.stopping).run()  # returns on SIGINT / SIGTERM
     finally:
         children.stop()
         stop.set()

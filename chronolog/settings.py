@@ -59,6 +59,7 @@ class Settings:
     health_max_lag: int = 10_000  # events the projector may lag before /api/health is 503
     health_stall_after: float = 30.0  # seconds with events to apply and no progress: stalled
     live_output_max_streams: int = 100  # open live-output streams per API process
+    change_streams_max: int = 200  # open /api/changes streams per API process
 
     dashboard_host: str = "127.0.0.1"
     dashboard_port: int = 8050
@@ -244,6 +245,7 @@ PARSERS: dict[str, Callable[[str, str], Any]] = {
     "dashboard_host": lambda _name, raw: raw,
     "dashboard_port": _port,
     "api_url": _http_url,
+    "change_streams_max": _positive_int,
 }
 
 
