@@ -35,6 +35,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -54,6 +55,7 @@ if str(REPO) not in sys.path:  # run as a file: sys.path[0] is bench/
     sys.path.insert(0, str(REPO))
 
 from chronolog.settings import load_settings  # noqa: E402
+from events.ids import idempotency_run_id  # noqa: E402
 from projector.database import create_read_model_engine  # noqa: E402
 from projector.tables import (  # noqa: E402
     EventIndexRecord,
@@ -617,23 +619,41 @@ WATCH_SCRIPT: Final = """(selector) => {
 }"""
 
 
-def live_latencies(api: httpx.Client, page: Any, job: str, runs: int) -> list[float]:
+def live_latencies(api: httpx.Client, page: Any, job_id: str, runs: int) -> list[float]:
     """Per run: wall time the page showed it running minus when the API first did."""
-    return [live_latency(api, page, job) for _ in range(runs)]
+    return [live_latency(api, page, job_id, n) for n in range(runs)]
 
 
-def live_latency(api: httpx.Client, page: Any, job: str) -> float:
+def live_latency(api: httpx.Client, page: Any, job_id: str, n: int) -> float:
+    """The trigger answers only once the run is queued, and a worker may have started it
+    by then: so the run's id comes from an idempotency key, and its status is polled
+    from before the trigger is sent (from another thread)."""
+    key = f"bench-{n}-{time.time_ns()}"
+    run_id = idempotency_run_id(job_id, key)
     before = running_count(page)
-    run_id = api.post(f"/api/jobs/{job}/trigger", json={}).json()["run_id"]
+    page.evaluate("window.__seen = []")  # nothing from the run before
+    sent = time.time()
+    trigger = threading.Thread(target=send_trigger, args=(str(api.base_url), job_id, key))
+    trigger.start()
 
-    def status() -> str:
-        return str(api.get(f"/api/runs/{run_id}").json()["status"])
+    def status() -> str | None:
+        answer = api.get(f"/api/runs/{run_id}")
+        return str(answer.json()["status"]) if answer.status_code == 200 else None
 
-    projected = first_seen(lambda: status() == "running")
-    shown = page_time(page, lambda text: text.strip().isdigit() and int(text) > before)
+    projected = first_seen(lambda: status() in ("running", "completed"))
+    shown = page_time(page, lambda text: text.strip().isdigit() and int(text) > before, sent)
+    trigger.join()
     wait_for(lambda: status() == "completed", 30, run_id)
     wait_for(lambda: running_count(page) == before, 30, "the page's running count")
     return (shown - projected) * 1000
+
+
+def send_trigger(api_url: str, job_id: str, key: str) -> None:
+    with httpx.Client(base_url=api_url, timeout=30) as client:
+        answer = client.post(
+            f"/api/jobs/{job_id}/trigger", json={}, headers={"Idempotency-Key": key}
+        )
+        answer.raise_for_status()
 
 
 def running_count(page: Any) -> int:
@@ -646,14 +666,13 @@ def first_seen(check: Callable[[], bool], timeout: float = 30) -> float:
     return time.time()
 
 
-def page_time(page: Any, shows: Callable[[str], bool], timeout: float = 30) -> float:
-    """The wall time (ms since the epoch / 1000) the page's watched text first satisfied
-    ``shows``, from the MutationObserver's record."""
+def page_time(page: Any, shows: Callable[[str], bool], since: float, timeout: float = 30) -> float:
+    """The wall time (s since the epoch) the page's watched text first satisfied ``shows``
+    after ``since``, from the MutationObserver's record."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for at, seen in page.evaluate("window.__seen"):
-            if shows(seen):
-                page.evaluate("window.__seen = []")
+            if at / 1000 >= since and shows(seen):
                 return float(at) / 1000
         time.sleep(0.02)
     raise TimeoutError("the page never showed the run")
@@ -684,17 +703,18 @@ def bench_live(data_dir: Path, env: dict[str, str], runs: int) -> list[Timing]:
             lambda: answers(api_url + "/api/health/live") and answers(dash_url), 90, "chronolog up"
         )
         with httpx.Client(base_url=api_url, timeout=30) as api, chromium() as browser:
-            job = f"bench-live-{int(time.time())}"
-            api.post(
-                "/api/jobs", json={"name": job, "type": "shell", "command": "sleep 1.5"}
-            ).raise_for_status()
+            job = {"name": f"bench-live-{int(time.time())}", "type": "shell", "command": "sleep 1"}
+            created = api.post("/api/jobs", json=job)
+            created.raise_for_status()
             page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
             page.goto(dash_url + "/")
             page.locator("#count-running .h4").wait_for()
             page.evaluate(WATCH_SCRIPT, "#count-running .h4")
-            times = live_latencies(api, page, job, runs)
+            times = live_latencies(api, page, created.json()["id"], runs)
         return [
-            summary(f"projected -> visible ({LIVE_PAGE})", times, f"{runs} runs, shell sleep 1.5")
+            summary(
+                f"projected -> visible ({LIVE_PAGE})", times, f"{runs} runs of a shell job: sleep 1"
+            )
         ]
     finally:
         child.send_signal(signal.SIGTERM)
