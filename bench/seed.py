@@ -24,6 +24,8 @@ as ``upstream_failed``, so the DAG has edges and pipelines.
 
 A target that already holds events or projected rows is refused (exit 2): seeding is
 idempotent by refusal, never doubled. Prints how long appending and projecting took.
+``--from-log`` projects a log seeded before into another, empty read model (the same
+history on SQLite and PostgreSQL, appended once).
 """
 
 from __future__ import annotations
@@ -368,9 +370,10 @@ class NotEmpty(Exception):
     """The target already holds events or projected rows."""
 
 
-def refuse_non_empty(log: EventLog, engine: Engine) -> None:
-    for partition in range(log.partitions):
-        if log.read(partition, 0, limit=1):
+def refuse_non_empty(log: EventLog | None, engine: Engine) -> None:
+    """Refuse a log (unless None: not to be written) or read model that holds anything."""
+    for partition in range(log.partitions if log is not None else 0):
+        if log is not None and log.read(partition, 0, limit=1):
             raise NotEmpty(f"the event log already has events (partition {partition})")
     with Session(engine) as session:
         if sum(read_checkpoints(session).values()) or session.scalar(
@@ -425,6 +428,17 @@ def seed(
     return Seeded(total, appended - began, time.perf_counter() - appended)
 
 
+def project_log(log: EventLog, engine: Engine) -> Seeded:
+    """Project a log seeded before (the same history into a second read model, e.g.
+    PostgreSQL beside SQLite) into an empty read model. The log's end is known from its
+    watermarks: right on the SQLite log and Kafka, not on the local Tansu broker."""
+    refuse_non_empty(None, engine)
+    total = sum(marks.high for marks in log.all_watermarks().values())
+    began = time.perf_counter()
+    project(log, engine, EventCodec.default(), total)
+    return Seeded(total, 0.0, time.perf_counter() - began)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -437,6 +451,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--days", type=float, default=30.0)
     parser.add_argument("--until", type=datetime.fromisoformat, help="end of the history (UTC)")
     parser.add_argument("--seed", type=int, default=9)
+    parser.add_argument(
+        "--from-log", action="store_true", help="only project the (seeded) log into the read model"
+    )
     args = parser.parse_args(argv)
     until = (args.until or datetime.now(UTC)).replace(microsecond=0)
     settings = load_settings(
@@ -445,8 +462,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     log = open_event_log(settings)
     engine = open_read_model(settings.database, upgrade=True)
     try:
-        done = seed(
-            log, engine, jobs=args.jobs, runs=args.runs, days=args.days, until=until, seed=args.seed
+        done = (
+            project_log(log, engine)
+            if args.from_log
+            else seed(
+                log,
+                engine,
+                jobs=args.jobs,
+                runs=args.runs,
+                days=args.days,
+                until=until,
+                seed=args.seed,
+            )
         )
     except NotEmpty as e:
         print(f"refused: {e}; seed into an empty data dir or database", file=sys.stderr)
@@ -454,10 +481,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         log.close()
         engine.dispose()
+    what = "the log's" if args.from_log else f"{args.jobs:,} jobs and {args.runs:,} runs:"
     print(
-        f"seeded {args.jobs:,} jobs and {args.runs:,} runs: {done.events:,} events appended in "
-        f"{done.append_s:.1f} s, projected in {done.project_s:.1f} s "
-        f"({done.events / done.project_s:,.0f} events/s) into {settings.database_label}"
+        f"seeded {what} {done.events:,} events, appended in {done.append_s:.1f} s, projected "
+        f"in {done.project_s:.1f} s ({done.events / done.project_s:,.0f} events/s) "
+        f"into {settings.database_label}"
     )
     return 0
 

@@ -63,11 +63,22 @@ def test_a_tiny_seed_lands_every_job_run_edge_and_event(tmp_path: Path) -> None:
         engine.dispose()
 
 
-def test_the_command_refuses_a_data_dir_that_holds_events(
+def test_the_command_refuses_a_filled_target_and_projects_a_seeded_log_again(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     args = ["--data-dir", str(tmp_path), "--jobs", "5", "--runs", "20", "--until", UNTIL_TEXT]
     assert main(args) == 0
-    assert "seeded 5 jobs and 20 runs" in capsys.readouterr().out
+    assert "seeded 5 jobs and 20 runs:" in capsys.readouterr().out
     assert main(args) == 2
     assert "refused: the event log already has events" in capsys.readouterr().err
+    # The same log, projected once more into a second, empty read model.
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    assert main(["--data-dir", str(tmp_path), "--from-log", "--database", other]) == 0
+    engine = open_read_model(other)
+    try:
+        with Session(engine) as session:
+            assert count(session, JobRecord) == 5
+            assert count(session, RunRecord) == 20
+    finally:
+        engine.dispose()
+    assert main(["--data-dir", str(tmp_path), "--from-log", "--database", other]) == 2
