@@ -175,11 +175,14 @@ Inputs = Callable[[Sample], list[tuple[Any, str, Any]]]  # (id, property, value)
 
 @dataclass(frozen=True)
 class CallbackCase:
-    """One data callback, called as the browser calls it: its outputs and input values."""
+    """One data callback, called as the browser calls it: its outputs, its input values
+    (``trigger`` indexes the one that changed), and its state values."""
 
     name: str
     outputs: tuple[Prop, ...]
     inputs: Inputs
+    state: Inputs = lambda s: []
+    trigger: int = 0
 
 
 def route(url: Callable[[Sample], str]) -> Inputs:
@@ -193,22 +196,126 @@ def route(url: Callable[[Sample], str]) -> Inputs:
     return inputs
 
 
-ROUTER: Final = (("_pages_content", "children"), ("_pages_store", "data"))
-LIVE: Final = [("live-change", "data", None)]
+def rows_request(start: int, size: int = PAGE) -> dict[str, Any]:
+    """What AG Grid's infinite row model asks its callback for."""
+    return {"startRow": start, "endRow": start + size, "sortModel": [], "filterModel": {}}
 
-# A page's data callbacks, as they land (ids from the page modules). A case whose
-# outputs are not registered on the running dashboard is listed "not on this build".
+
+def runs_grid(
+    start: int, query: Callable[[Sample], dict[str, str]], cursor: bool, label: str = ""
+) -> CallbackCase:
+    """The runs grid (branch h5) asking for rows ``start``..+50: with the key of the row
+    before them when the grid has paged there (``cursor``), else from an offset."""
+
+    def state(s: Sample) -> list[tuple[Any, str, Any]]:
+        key = [s.deep_key[0].isoformat(), s.deep_key[1]]
+        cursors = {str(start): key} if cursor else {}
+        return [("runs-query", "data", query(s)), ("runs-cursors", "data", cursors)]
+
+    outputs = (
+        ("runs-grid", "getRowsResponse"),
+        ("runs-cursors", "data"),
+        ("runs-total", "children"),
+    )
+    name = f"runs: grid rows {start:,}" + (" (keyset)" if cursor and start else "")
+    return CallbackCase(
+        f"{name} {label}".strip(),
+        outputs,
+        lambda s: [("runs-grid", "getRowsRequest", rows_request(start))],
+        state,
+    )
+
+
+ROUTER: Final = (("_pages_content", "children"), ("_pages_store", "data"))
+LIVE: Final = ("live-change", "data", None)
+JOBS_GRID: Final = (("jobs-grid", "getRowsResponse"), ("jobs-sort", "data"))
+JOB_PAGE: Final = (
+    ("job-header", "children"),
+    ("job-body", "children"),
+    ("job-pause", "disabled"),
+    ("job-resume", "disabled"),
+)
+JOB_HISTORY: Final = (
+    ("job-history", "children"),
+    ("job-history-page", "data"),
+    ("job-history-older", "disabled"),
+)
+RUN_PAGE: Final = tuple(
+    (f"run-{name}", prop)
+    for name, prop in (
+        ("summary", "children"),
+        ("attempts", "children"),
+        ("output", "children"),
+        ("events", "children"),
+        ("cancel", "disabled"),
+        ("retry", "disabled"),
+        ("timing", "data"),
+        ("live-key", "children"),
+    )
+)
+DAG: Final = (("dag-graph", "elements"), ("dag-caption", "children"), ("dag-pipelines", "children"))
+
+# A page's data callbacks, as they land (ids from the page modules: overview and job on
+# branch h4, runs, run, workers and DAG on h5, analytics on h2). A case whose outputs
+# are not registered on the running dashboard is listed "not on this build".
 CALLBACKS: Final[tuple[CallbackCase, ...]] = (
     CallbackCase("overview: page", ROUTER, route(lambda s: "/")),
-    CallbackCase("overview: counts", (("overview-counts", "children"),), lambda s: LIVE),
+    CallbackCase("overview: counts", (("overview-counts", "children"),), lambda s: [LIVE]),
+    CallbackCase(
+        "overview: job grid rows 0",
+        JOBS_GRID,
+        lambda s: [("jobs-grid", "getRowsRequest", rows_request(0))],
+        lambda s: [("jobs-query", "data", {})],
+    ),
+    CallbackCase(
+        "overview: job grid rows 950",
+        JOBS_GRID,
+        lambda s: [("jobs-grid", "getRowsRequest", rows_request(950))],
+        lambda s: [("jobs-query", "data", {})],
+    ),
     CallbackCase("job: page (busiest job)", ROUTER, route(lambda s: f"/jobs/{s.busiest_job[1]}")),
+    CallbackCase(
+        "job: header and body (busiest)",
+        JOB_PAGE,
+        lambda s: [("job-id", "data", s.busiest_job[0]), LIVE, ("job-refresh", "data", None)],
+    ),
+    CallbackCase(
+        "job: event history (busiest)",
+        JOB_HISTORY,
+        lambda s: [
+            ("job-id", "data", s.busiest_job[0]),
+            LIVE,
+            ("job-refresh", "data", None),
+            ("job-history-older", "n_clicks", None),
+            ("job-history-newest", "n_clicks", None),
+        ],
+        lambda s: [("job-history-page", "data", None)],
+    ),
     CallbackCase("runs: page", ROUTER, route(lambda s: "/runs")),
-    CallbackCase("runs: page, status=failed", ROUTER, route(lambda s: "/runs?status=failed")),
+    runs_grid(0, lambda s: {}, cursor=False),
+    runs_grid(DEEP, lambda s: {}, cursor=True),
+    runs_grid(DEEP, lambda s: {}, cursor=False, label="(OFFSET)"),
+    runs_grid(0, lambda s: {"status": "failed"}, cursor=False, label="status=failed"),
+    runs_grid(0, lambda s: {"trigger": "manual"}, cursor=False, label="trigger=manual"),
+    runs_grid(0, lambda s: {"job": s.busiest_job[1]}, cursor=False, label="job=busiest"),
     CallbackCase("run: page (dead-lettered run)", ROUTER, route(lambda s: f"/runs/{s.failed_run}")),
+    CallbackCase(
+        "run: its data (dead-lettered run)",
+        RUN_PAGE,
+        lambda s: [LIVE, ("run-id", "data", s.failed_run)],
+        trigger=1,
+    ),
     CallbackCase("workers: page", ROUTER, route(lambda s: "/workers")),
+    CallbackCase("workers: table", (("workers-table", "children"),), lambda s: [LIVE]),
     CallbackCase("dag: page", ROUTER, route(lambda s: "/dag")),
     CallbackCase(
-        "dag: page, one pipeline", ROUTER, route(lambda s: "/dag?correlation_id=" + s.pipeline)
+        "dag: graph", DAG, lambda s: [LIVE, ("dag-correlation-shown", "data", None)], trigger=1
+    ),
+    CallbackCase(
+        "dag: graph of one pipeline",
+        DAG,
+        lambda s: [LIVE, ("dag-correlation-shown", "data", s.pipeline)],
+        trigger=1,
     ),
     CallbackCase("analytics: page", ROUTER, route(lambda s: "/analytics")),
 )
@@ -222,14 +329,15 @@ def callback_body(case: CallbackCase, s: Sample) -> dict[str, Any]:
     outputs = [{"id": i, "property": p} for i, p in case.outputs]
     inputs = [{"id": i, "property": p, "value": v} for i, p, v in case.inputs(s)]
     many = len(outputs) > 1
+    changed = inputs[case.trigger]
     return {
         "output": ".." + "...".join(name(o) for o in case.outputs) + ".."
         if many
         else name(case.outputs[0]),
         "outputs": outputs if many else outputs[0],
         "inputs": inputs,
-        "changedPropIds": [f"{name((i['id'], i['property']))}" for i in inputs],
-        "state": [],
+        "changedPropIds": [name((changed["id"], changed["property"]))],
+        "state": [{"id": i, "property": p, "value": v} for i, p, v in case.state(s)],
     }
 
 
@@ -285,7 +393,7 @@ def dashboard_server(env: dict[str, str], data_dir: Path) -> Iterator[str]:
             "--data-dir",
             str(data_dir),
         ],
-        env={**os.environ, **env, "CHRONOLOG_LOG_LEVEL": "WARNING"},
+        env=child_env(env),
         cwd=REPO,
     )
     url = f"http://127.0.0.1:{port}"
@@ -295,6 +403,13 @@ def dashboard_server(env: dict[str, str], data_dir: Path) -> Iterator[str]:
     finally:
         child.send_signal(signal.SIGTERM)
         child.wait(timeout=30)
+
+
+def child_env(env: dict[str, str]) -> dict[str, str]:
+    """A Chronolog process's environment: this checkout's code first (``python -m
+    chronolog`` drops the working directory from its path), quiet logs."""
+    path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    return {**os.environ, **env, "PYTHONPATH": path, "CHRONOLOG_LOG_LEVEL": "WARNING"}
 
 
 def free_port() -> int:
@@ -694,9 +809,7 @@ def bench_live(data_dir: Path, env: dict[str, str], runs: int) -> list[Timing]:
         "--workers",
         "1",
     ]
-    child = subprocess.Popen(
-        command, env={**os.environ, **env, "CHRONOLOG_LOG_LEVEL": "WARNING"}, cwd=REPO
-    )
+    child = subprocess.Popen(command, env=child_env(env), cwd=REPO)
     try:
         api_url, dash_url = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{dash_port}"
         wait_for(
