@@ -441,8 +441,11 @@ Read = Callable[[Session], object]
 Statement: TypeAlias = Select[*tuple[Any, ...]]  # any columns
 
 
-def reads_module() -> ModuleType:
-    return importlib.import_module("projector.dashboard_reads")
+def reads_module(name: str = "projector.dashboard_reads") -> ModuleType | None:
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError:
+        return None
 
 
 # The dashboard's read functions, by name: (name, builder of the call). A function or
@@ -491,6 +494,27 @@ READS: Final[tuple[tuple[str, Callable[[ModuleType, Sample], Read]], ...]] = (
     ("dag_graph", lambda m, s: m.dag_graph),
     ("dag_graph one pipeline", lambda m, s: lambda db: m.dag_graph(db, s.pipeline)),
     ("recent_pipelines", lambda m, s: m.recent_pipelines),
+)
+
+
+def day(s: Sample) -> tuple[datetime, datetime]:
+    return s.now - timedelta(days=1), s.now
+
+
+def month(s: Sample) -> tuple[datetime, datetime]:
+    return s.now - timedelta(days=30), s.now
+
+
+# The analytics page's reads over the roll-ups (projector/analytics_reads.py, branch h2).
+# A roll-up table filled by the projector is needed: seed with the build that has it.
+ANALYTICS: Final[tuple[tuple[str, Callable[[ModuleType, Sample], Read]], ...]] = (
+    ("runs_per_minute, 24 h", lambda m, s: lambda db: m.runs_per_minute(db, *day(s))),
+    ("runs_per_minute, 30 d", lambda m, s: lambda db: m.runs_per_minute(db, *month(s))),
+    ("success_rate, 30 d", lambda m, s: lambda db: m.success_rate(db, *month(s))),
+    ("duration_percentiles, 30 d", lambda m, s: lambda db: m.duration_percentiles(db, *month(s))),
+    ("lateness_percentiles, 30 d", lambda m, s: lambda db: m.lateness_percentiles(db, *month(s))),
+    ("queue_depth, 24 h", lambda m, s: lambda db: m.queue_depth(db, *day(s))),
+    ("worker_utilisation, 24 h", lambda m, s: lambda db: m.worker_utilisation(db, *day(s))),
 )
 
 
@@ -633,17 +657,27 @@ def plan_of(db: Session, statement: Statement) -> str:
     return "; ".join(str(row[0]).strip() for row in rows if "->" in row[0] or row is rows[0])[:300]
 
 
+def bench_functions(
+    db: Session, module: ModuleType | None, cases: Sequence[tuple[str, Any]], s: Sample, repeat: int
+) -> list[Timing]:
+    timings = []
+    for name, build in cases:
+        try:
+            if module is None:
+                raise AttributeError("its module is not on this build")
+            read = build(module, s)
+            timings.append(timed(name, lambda r=read: r(db), repeat))  # type: ignore[misc]
+        except AttributeError as e:
+            timings.append(Timing(name, None, None, note=f"not on this build ({e})"))
+        db.rollback()
+    return timings
+
+
 def bench_reads(engine: Engine, s: Sample, repeat: int) -> tuple[list[Timing], list[Timing]]:
-    module = reads_module()
-    functions = []
     with Session(engine) as db:
-        for name, build in READS:
-            try:
-                read = build(module, s)
-                functions.append(timed(name, lambda r=read: r(db), repeat))  # type: ignore[misc]
-            except AttributeError as e:
-                functions.append(Timing(name, None, None, note=f"not on this build ({e})"))
-            db.rollback()
+        functions = bench_functions(db, reads_module(), READS, s, repeat)
+        analytics = reads_module("projector.analytics_reads")
+        functions += bench_functions(db, analytics, ANALYTICS, s, repeat)
         queries = []
         for name, statement in QUERIES:
             query = statement(s)
