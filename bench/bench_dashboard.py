@@ -297,6 +297,7 @@ CALLBACKS: Final[tuple[CallbackCase, ...]] = (
     runs_grid(DEEP, lambda s: {}, cursor=False, label="(OFFSET)"),
     runs_grid(0, lambda s: {"status": "failed"}, cursor=False, label="status=failed"),
     runs_grid(0, lambda s: {"trigger": "manual"}, cursor=False, label="trigger=manual"),
+    runs_grid(0, lambda s: {"trigger": "backfill"}, cursor=False, label="trigger=backfill (none)"),
     runs_grid(0, lambda s: {"job": s.busiest_job[1]}, cursor=False, label="job=busiest"),
     CallbackCase("run: page (dead-lettered run)", ROUTER, route(lambda s: f"/runs/{s.failed_run}")),
     CallbackCase(
@@ -488,6 +489,10 @@ READS: Final[tuple[tuple[str, Callable[[ModuleType, Sample], Read]], ...]] = (
         "runs_page trigger=manual",
         lambda m, s: lambda db: m.runs_page(db, m.RunFilters(trigger="manual"), PAGE),
     ),
+    (
+        "runs_page trigger=backfill (none)",
+        lambda m, s: lambda db: m.runs_page(db, m.RunFilters(trigger="backfill"), PAGE),
+    ),
     ("runs_total (capped)", lambda m, s: lambda db: m.runs_total(db, m.RunFilters())),
     ("run_detail (dead-lettered)", lambda m, s: lambda db: m.run_detail(db, s.failed_run)),
     ("workers_overview", lambda m, s: m.workers_overview),
@@ -553,6 +558,10 @@ QUERIES: Final[tuple[tuple[str, Callable[[Sample], Statement]], ...]] = (
     (
         "runs trigger=manual newest first",
         lambda s: newest(select(RunRecord).where(RunRecord.trigger == "manual")),
+    ),
+    (
+        "runs trigger=backfill (none) newest first",
+        lambda s: newest(select(RunRecord).where(RunRecord.trigger == "backfill")),
     ),
     (
         "runs in a past day, status=failed",
