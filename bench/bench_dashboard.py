@@ -682,13 +682,15 @@ def bench_functions(
     return timings
 
 
-def bench_reads(engine: Engine, s: Sample, repeat: int) -> tuple[list[Timing], list[Timing]]:
+def bench_reads(
+    engine: Engine, s: Sample, repeat: int, skip_queries: bool = False
+) -> tuple[list[Timing], list[Timing]]:
     with Session(engine) as db:
         functions = bench_functions(db, reads_module(), READS, s, repeat)
         analytics = reads_module("projector.analytics_reads")
         functions += bench_functions(db, analytics, ANALYTICS, s, repeat)
         queries = []
-        for name, statement in QUERIES:
+        for name, statement in () if skip_queries else QUERIES:
             query = statement(s)
             run = lambda q=query: db.execute(q).all()  # noqa: E731
             queries.append(timed(name, run, repeat, plan_of(db, query)))
@@ -986,7 +988,8 @@ def read_model(args: argparse.Namespace) -> Engine:
 def write(
     what: str, args: argparse.Namespace, timings: Sequence[Timing], extra: dict[str, Any]
 ) -> None:
-    backend = "postgresql" if args.database else "sqlite"
+    production = args.database or (what == "live" and args.backend == "production")
+    backend = "postgresql" if production else "sqlite"
     path = args.results / f"dashboard-{what}-{backend}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     data = {
@@ -999,6 +1002,18 @@ def write(
     print(f"wrote {path}")
 
 
+def live(args: argparse.Namespace) -> None:
+    """On the embedded defaults, or (``--backend production``) on Kafka + PostgreSQL + Redis
+    started here (bench/stack.py)."""
+    from bench.stack import backends
+
+    with tempfile.TemporaryDirectory() as scratch, backends(args.backend) as stack:
+        env = {**stack, **environment(args)}
+        timings = bench_live(args.data_dir or Path(scratch), env, args.runs)
+    table("Live: event projected -> visible on the page", timings, TARGET_LIVE_P95_MS)
+    write("live", args, timings, {"backend": args.backend})
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -1008,13 +1023,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--database", help="a seeded read-model URL (default: DATA_DIR's)")
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--runs", type=int, default=20, help="live: runs to watch")
+    parser.add_argument(
+        "--backend", choices=["embedded", "production"], default="embedded", help="live only"
+    )
+    parser.add_argument(
+        "--skip-queries", action="store_true", help="reads: only the read functions"
+    )
     parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     if args.what == "live":
-        with tempfile.TemporaryDirectory() as scratch:
-            timings = bench_live(args.data_dir or Path(scratch), environment(args), args.runs)
-        table("Live: event projected -> visible on the page", timings, TARGET_LIVE_P95_MS)
-        write("live", args, timings, {})
+        live(args)
         return
     if args.data_dir is None:
         parser.error(f"{args.what} needs --data-dir (a seeded one)")
@@ -1023,7 +1041,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         s = sample(db)
     extra = {"runs": s.runs, "sample": s.__dict__}
     if args.what == "reads":
-        functions, queries = bench_reads(engine, s, args.repeat)
+        functions, queries = bench_reads(engine, s, args.repeat, args.skip_queries)
         table("Dashboard read functions", functions, TARGET_CALLBACK_P95_MS)
         table("Queries the pages need (plan in the note)", queries, TARGET_CALLBACK_P95_MS)
         write("reads", args, [*functions, *queries], extra)
