@@ -103,8 +103,8 @@ class RunRecord(Base):
         # The runs page filtered by status or trigger, newest first, paged by key: without
         # them a million-run read model sorted every matching run per page (migration 0005).
         # The first also serves every lookup by status (the scheduler's open runs).
-        Index("ix_runs_status_requested", "status", "requested_at"),
-        Index("ix_runs_trigger_requested", "trigger", "requested_at"),
+        Index("ix_runs_status_requested", "status", "requested_at", "id"),
+        Index("ix_runs_trigger_requested", "trigger", "requested_at", "id"),
     )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
