@@ -41,7 +41,9 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+# Package-scoped, not session: Playwright's sync API keeps an event loop running in this
+# thread while it is open, and the suite's later asyncio.run() calls would fail.
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
     if CHROMIUM is None:
         pytest.fail("no chromium: `apt-get install chromium` (scripts/test.sh installs it)")
