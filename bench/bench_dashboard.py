@@ -251,6 +251,7 @@ RUN_PAGE: Final = tuple(
         ("retry", "disabled"),
         ("timing", "data"),
         ("live-key", "children"),
+        ("live", "hidden"),
     )
 )
 DAG: Final = (("dag-graph", "elements"), ("dag-caption", "children"), ("dag-pipelines", "children"))

@@ -28,18 +28,18 @@ from dashboard.jobs_query import (
     query_string,
     sort_from_grid,
 )
-from dashboard.jobs_stats import success_label, summarise
+from dashboard.jobs_stats import RunStats, success_label
 from dashboard.jobs_timing import job_status, next_run
 from dashboard.widgets import STATUS_COLOURS, when
 from projector.dashboard_reads import (
     JobListItem,
     JobSort,
     OverviewCounts,
-    RunSample,
-    finished_samples,
+    SuccessCount,
     job_page,
     job_tags,
     overview_counts,
+    success_counts,
 )
 
 COUNTS = (
@@ -237,12 +237,13 @@ def serve_jobs(request: dict[str, Any] | None, chosen: dict[str, str] | None) ->
     now = datetime.now(UTC)
     with current().session() as session:
         page = job_page(session, filters, sort, start, limit)
-        samples = finished_samples(session, [item.id for item in page.items], SUCCESS_WINDOW)
-    rows = [job_cells(item, samples.get(item.id, []), now) for item in page.items]
+        counts = success_counts(session, [item.id for item in page.items], SUCCESS_WINDOW)
+    none = SuccessCount(0, 0)
+    rows = [job_cells(item, counts.get(item.id, none), now) for item in page.items]
     return {"rowData": rows, "rowCount": page.total}, format_sort(sort)
 
 
-def job_cells(item: JobListItem, samples: list[RunSample], now: datetime) -> dict[str, Any]:
+def job_cells(item: JobListItem, success: SuccessCount, now: datetime) -> dict[str, Any]:
     """One grid row: text in every cell (status words, times in UTC)."""
     schedule = item.schedule or "manual only"
     if item.schedule and item.schedule_type == "cron" and item.timezone != "UTC":
@@ -257,7 +258,7 @@ def job_cells(item: JobListItem, samples: list[RunSample], now: datetime) -> dic
         "schedule": schedule,
         "next_run": when(next_run(item.schedule, item.timezone, item.enabled, now)),
         "last_run_at": when(item.last_run_at),
-        "success_rate": success_label(summarise(samples)),
+        "success_rate": success_label(RunStats(success.finished, success.completed, None, None)),
     }
 
 

@@ -17,12 +17,14 @@ from projector.bulk import insert_rows
 from projector.dashboard_reads import (
     JobFilters,
     JobSort,
+    SuccessCount,
     finished_samples,
     job_detail,
     job_history,
     job_page,
     job_tags,
     recent_runs,
+    success_counts,
 )
 from projector.job_projection import JobRow
 from projector.rows import replace_activity, replace_jobs, replace_runs
@@ -156,6 +158,19 @@ def test_samples_are_the_newest_finished_runs_of_each_job_bounded(engine: Engine
     assert samples["id-alpha"][0].finished_at.tzinfo is not None
     assert [s.status for s in samples["id-beta"]] == ["completed"]
     assert samples["id-gamma"] == []
+
+
+def test_success_counts_count_what_the_samples_hold(engine: Engine) -> None:
+    jobs = ["id-alpha", "id-beta", "id-gamma"]
+    with Session(engine) as session:
+        samples = finished_samples(session, jobs, 100)
+        counts = success_counts(session, jobs, 100)
+
+    for job_id in jobs:
+        completed = sum(1 for s in samples[job_id] if s.status == "completed")
+        assert counts[job_id] == SuccessCount(completed, len(samples[job_id])), job_id
+    assert counts["id-alpha"].finished == 100
+    assert counts["id-gamma"] == SuccessCount(0, 0)
 
 
 def test_the_job_page_reads(engine: Engine) -> None:
