@@ -5,15 +5,13 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Literal, TypeAlias
 
 from api.schemas import AttemptOut, EventOut, JobOut, RunOut, WorkerOut
-from events.schedules import parse_schedule
+from events import job_timing
+from events.job_timing import JobStatus
 from projector.api_reads import EventEntry, WorkerSummary, schedule_type
 from projector.job_projection import JobRow
 from projector.run_projection import AttemptRow, RunRow
-
-JobStatus: TypeAlias = Literal["active", "paused", "done"]
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -25,32 +23,14 @@ def iso(moment: datetime | None) -> str | None:
 
 
 def next_run(job: JobRow, now: datetime) -> datetime | None:
-    if not job.spec.enabled:
-        return None
-    try:
-        return parse_schedule(job.spec.schedule, job.spec.timezone).next_fire(now)
-    except ValueError:
-        return None
+    spec = job.spec
+    return job_timing.next_run(spec.schedule, spec.timezone, spec.enabled, now)
 
 
 def job_status(job: JobRow, last_fire_at: datetime | None) -> JobStatus:
-    """``paused``; ``done`` for a one-time job whose fire was requested; else ``active``.
-
-    ``last_fire_at`` is the latest fire time the job's schedule requested a run for. A
-    one-time job is done when no fire time of its schedule is left after it (a job moved
-    to a later time after it fired is active again).
-    """
-    if not job.spec.enabled:
-        return "paused"
-    if last_fire_at is None:
-        return "active"
-    try:
-        schedule = parse_schedule(job.spec.schedule, job.spec.timezone)
-    except ValueError:
-        return "active"
-    return (
-        "done" if schedule.kind == "once" and schedule.next_fire(last_fire_at) is None else "active"
-    )
+    """``paused``, ``done`` (a one-time job that fired) or ``active``: ``events.job_timing``."""
+    spec = job.spec
+    return job_timing.job_status(spec.schedule, spec.timezone, spec.enabled, last_fire_at)
 
 
 def job_out(

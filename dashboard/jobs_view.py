@@ -14,8 +14,9 @@ from dash import dcc, html
 
 from dashboard.jobs_format import payload_summary
 from dashboard.jobs_stats import RunStats, buckets, success_label, summarise
-from dashboard.jobs_timing import in_zone, job_status, next_fires
+from dashboard.jobs_timing import in_zone
 from dashboard.widgets import duration, status_badge, when
+from events.job_timing import job_status, next_fires
 from projector.dashboard_reads import HistoryEntry, JobDetail, RunSample, RunSummary
 
 STATS_WINDOW: Final = 100  # finished runs the success rate and durations are taken over

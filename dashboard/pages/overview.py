@@ -29,8 +29,8 @@ from dashboard.jobs_query import (
     sort_from_grid,
 )
 from dashboard.jobs_stats import RunStats, success_label
-from dashboard.jobs_timing import job_status, next_run
 from dashboard.widgets import STATUS_COLOURS, when
+from events.job_timing import job_status, next_run
 from projector.dashboard_reads import (
     JobListItem,
     JobSort,

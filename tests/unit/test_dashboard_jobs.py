@@ -9,7 +9,8 @@ import pytest
 from dashboard.jobs_format import parse_parameters, payload_summary
 from dashboard.jobs_query import parse_query, parse_sort, query_string, sort_from_grid
 from dashboard.jobs_stats import buckets, percentile, success_label, summarise
-from dashboard.jobs_timing import in_zone, job_status, next_fires, next_run
+from dashboard.jobs_timing import in_zone
+from events.job_timing import job_status, next_fires, next_run
 from projector.dashboard_reads import JobFilters, JobSort, RunSample
 
 NOW = datetime(2026, 12, 2, 10, 30, tzinfo=UTC)
