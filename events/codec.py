@@ -322,6 +322,8 @@ def _event_to_record(event: Event) -> dict[str, Any]:
         "actor": event.actor,
         "correlation_id": event.correlation_id,
         "causation_id": event.causation_id,
+        "actor_role": event.actor_role,
+        "request_id": event.request_id,
         "payload": (mapping.fullname, body),
     }
 
@@ -345,4 +347,6 @@ def _record_to_event(record: Mapping[str, Any]) -> Event:
         correlation_id=record["correlation_id"],
         causation_id=record["causation_id"],
         event_id=record["event_id"],
+        actor_role=record.get("actor_role"),
+        request_id=record.get("request_id"),
     )

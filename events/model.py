@@ -56,6 +56,9 @@ class JobSpec:
     catchup: bool = False
     non_retryable_exit_codes: tuple[int, ...] = ()
     description: str | None = None
+    # http jobs: header name -> name of a secret the worker resolves when it runs the job;
+    # the secret's value never enters an event (schema v3).
+    secret_headers: dict[str, str] = field(default_factory=dict)
 
 
 def spec_from_dict(data: dict[str, Any]) -> JobSpec:
@@ -225,6 +228,25 @@ class WorkerLost:
     last_heartbeat_at: datetime | None = None
 
 
+# --- API tokens (schema v3) --------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TokenCreated:
+    """An API token was made. Only its SHA-256 is recorded; the token itself never is."""
+
+    name: str
+    role: str  # viewer | operator | admin
+    token_hash: str  # hex SHA-256 of the token
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRevoked:
+    name: str
+    reason: str | None = None
+
+
 Payload: TypeAlias = (
     JobCreated
     | JobUpdated
@@ -247,6 +269,8 @@ Payload: TypeAlias = (
     | WorkerRegistered
     | WorkerDeregistered
     | WorkerLost
+    | TokenCreated
+    | TokenRevoked
 )
 
 JOB_PAYLOADS: Final = (JobCreated, JobUpdated, JobDeleted, JobPaused, JobResumed)
@@ -266,7 +290,13 @@ RUN_PAYLOADS: Final = (
     RunCancelled,
 )
 WORKER_PAYLOADS: Final = (WorkerRegistered, WorkerDeregistered, WorkerLost)
-PAYLOAD_TYPES: Final[tuple[type[Payload], ...]] = (*JOB_PAYLOADS, *RUN_PAYLOADS, *WORKER_PAYLOADS)
+TOKEN_PAYLOADS: Final = (TokenCreated, TokenRevoked)
+PAYLOAD_TYPES: Final[tuple[type[Payload], ...]] = (
+    *JOB_PAYLOADS,
+    *RUN_PAYLOADS,
+    *WORKER_PAYLOADS,
+    *TOKEN_PAYLOADS,
+)
 
 
 def new_event_id() -> str:
@@ -283,13 +313,15 @@ class Event:
 
     payload: Payload
     occurred_at: datetime  # timezone-aware UTC, millisecond precision on the wire
-    actor: str  # "api", "scheduler", a worker id ...
+    actor: str  # a token's name for API callers; "scheduler", a worker id ... otherwise
     job_id: str | None = None
     run_id: str | None = None
     attempt: int | None = None
     correlation_id: str | None = None
     causation_id: str | None = None
     event_id: str = field(default_factory=new_event_id)
+    actor_role: str | None = None  # the caller's role, for events made for an API caller (v3)
+    request_id: str | None = None  # the API request that made the event (v3)
 
     @property
     def type(self) -> str:
@@ -302,6 +334,8 @@ class Event:
             return self.job_id
         if isinstance(self.payload, WORKER_PAYLOADS):
             return f"worker:{self.payload.worker_id}"
+        if isinstance(self.payload, TOKEN_PAYLOADS):
+            return f"token:{self.payload.name}"
         raise ValueError(f"event {self.event_id} ({self.type}) has no job_id and no worker")
 
 

@@ -39,6 +39,8 @@ from events.model import (
     RunStarted,
     RunSucceeded,
     RunTimedOut,
+    TokenCreated,
+    TokenRevoked,
     WorkerDeregistered,
     WorkerLost,
     WorkerRegistered,
@@ -170,21 +172,43 @@ def v2_payloads() -> list[Payload]:
     return payloads
 
 
-def samples_of(payloads: list[Payload]) -> dict[str, Event]:
+def v3_spec() -> JobSpec:
+    """v2's spec with the fields v3 added set too."""
+    return dataclasses.replace(v2_spec(), secret_headers={"Authorization": "REPORTS_TOKEN"})
+
+
+def v3_payloads() -> list[Payload]:
+    """v2's payloads with v3's new fields set, and v3's token payloads."""
+    payloads: list[Payload] = []
+    for old in v2_payloads():
+        payload: Payload = old
+        if isinstance(old, JobCreated | JobUpdated):
+            payload = dataclasses.replace(old, spec=v3_spec())
+        payloads.append(payload)
+    payloads.append(
+        TokenCreated(name="alice", role="operator", token_hash="ab" * 32, expires_at=LATER)
+    )
+    payloads.append(TokenRevoked(name="alice", reason="left the team"))
+    return payloads
+
+
+def samples_of(payloads: list[Payload], *, caller: bool = False) -> dict[str, Event]:
     """Golden events by type name, every envelope field set."""
     samples = {}
     for number, payload in enumerate(payloads):
-        is_worker = type(payload).__name__.startswith("Worker")
+        is_worker = type(payload).__name__.startswith(("Worker", "Token"))
         samples[type(payload).__name__] = Event(
             payload=payload,
             occurred_at=AT,
-            actor="scheduler",
+            actor="alice" if caller else "scheduler",
             job_id=None if is_worker else JOB_ID,
             run_id=None if is_worker else RUN_ID,
             attempt=None if is_worker else 2,
             correlation_id="c0ffee00-0000-4000-8000-000000000001",
             causation_id=f"00000000-0000-4000-8000-{number:012d}",
             event_id=f"e0000000-0000-4000-8000-{number:012d}",
+            actor_role="operator" if caller else None,
+            request_id=f"r0000000-0000-4000-8000-{number:012d}" if caller else None,
         )
     return samples
 
@@ -197,9 +221,13 @@ def v2_samples() -> dict[str, Event]:
     return samples_of(v2_payloads())
 
 
-SAMPLES = {"v1": v1_samples, "v2": v2_samples}
-latest_payloads = v2_payloads
-latest_samples = v2_samples
+def v3_samples() -> dict[str, Event]:
+    return samples_of(v3_payloads(), caller=True)
+
+
+SAMPLES = {"v1": v1_samples, "v2": v2_samples, "v3": v3_samples}
+latest_payloads = v3_payloads
+latest_samples = v3_samples
 
 
 def main() -> int:

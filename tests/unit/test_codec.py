@@ -49,6 +49,8 @@ from events.model import (
     RunStarted,
     RunSucceeded,
     RunTimedOut,
+    TokenCreated,
+    TokenRevoked,
     WorkerDeregistered,
     WorkerLost,
     WorkerRegistered,
@@ -98,6 +100,8 @@ def minimal_payloads() -> list[Payload]:
         WorkerRegistered(worker_id="w", hostname="h", pid=1, tags=(), concurrency=1),
         WorkerDeregistered(worker_id="w"),
         WorkerLost(worker_id="w"),
+        TokenCreated(name="t", role="viewer", token_hash="00"),
+        TokenRevoked(name="t"),
     ]
 
 
