@@ -12,6 +12,8 @@ from typing import Any
 
 import httpx2 as httpx
 
+from dashboard.sessions import auth_headers
+
 TIMEOUT = httpx.Timeout(10.0, connect=3.0)
 
 
@@ -37,12 +39,18 @@ class ApiClient:
     def get(self, path: str) -> ApiAnswer:
         return self._send("GET", path, None)
 
+    def whoami(self, token: str | None) -> ApiAnswer:
+        """Who the API takes ``token`` (or no token) for: ``{"name", "role"}``."""
+        return self._send("GET", "/api/whoami", None, token=token)
+
     def close(self) -> None:
         self._http.close()
 
-    def _send(self, method: str, path: str, body: Any) -> ApiAnswer:
+    def _send(self, method: str, path: str, body: Any, *, token: str | None = None) -> ApiAnswer:
+        # As the signed-in browser's caller: the API checks its role and records its name.
+        headers = {"Authorization": f"Bearer {token}"} if token else auth_headers()
         try:
-            response = self._http.request(method, path, json=body)
+            response = self._http.request(method, path, json=body, headers=headers)
         except httpx.TransportError as e:
             return ApiAnswer(False, 0, reason=f"the API at {self.base_url} is unreachable ({e})")
         content = _json(response)

@@ -8,6 +8,7 @@ gets one ``chronolog up`` with its dashboard; pages are fresh per test.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,8 +16,9 @@ from pathlib import Path
 
 import httpx2 as httpx
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
+from dashboard.sessions import COOKIE
 from tests.conftest import wait_until
 from tests.e2e.cluster import REPO, cluster_env
 from tests.e2e.conftest import Server, free_port
@@ -54,9 +56,10 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
+def page(browser: Browser, dashboard: Dashboard) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     context.set_default_timeout(10_000)
+    dashboard.sign_in(context)
     yield context.new_page()
     context.close()
 
@@ -77,9 +80,36 @@ class Dashboard(Server):
 
     def _dashboard_answers(self) -> bool:
         try:
-            return httpx.get(self.dashboard_url, timeout=1).status_code == 200
+            return httpx.get(f"{self.dashboard_url}/login", timeout=1).status_code == 200
         except httpx.TransportError:
             return False
+
+    def sign_in(self, context: BrowserContext, token: str | None = None) -> None:
+        """Give ``context`` a session signed in with ``token`` (default: the admin
+        token ``up`` made), through the real sign-in form."""
+        if token is None and not self.admin_token_file.exists():
+            return  # open mode: the API takes no tokens, the dashboard asks for none
+        cookie = sign_in(self.dashboard_url, token or self.admin_token_file.read_text().strip())
+        context.add_cookies([{"name": COOKIE, "value": cookie, "url": self.dashboard_url}])
+
+    @property
+    def admin_token_file(self) -> Path:
+        return self.data_dir / "admin-token"
+
+
+def sign_in(dashboard_url: str, token: str) -> str:
+    """The session cookie the dashboard gives for ``token`` (posted like the form does)."""
+    with httpx.Client(base_url=dashboard_url, timeout=10) as client:
+        form = client.get("/login")
+        found = re.search(r'name="csrf" value="([^"]+)"', form.text)
+        assert found is not None, form.text
+        answer = client.post(
+            "/login",
+            data={"token": token, "csrf": found.group(1), "next": "/"},
+            headers={"Origin": dashboard_url},
+        )
+        assert answer.status_code == 303, answer.text
+        return str(client.cookies[COOKIE])
 
 
 def start_dashboard(data_dir: Path, extra_args: list[str] | None = None) -> Dashboard:

@@ -41,6 +41,7 @@ def test_an_unknown_address_is_a_not_found_page(dashboard: Dashboard, page: Page
 
 def test_every_page_fits_a_phone_and_the_menu_opens(dashboard: Dashboard, browser: Browser) -> None:
     context = browser.new_context(viewport=PHONE)
+    dashboard.sign_in(context)
     page = context.new_page()
     page.goto(dashboard.dashboard_url)
     expect(page.locator("#count-jobs")).to_be_visible()
