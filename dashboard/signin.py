@@ -54,7 +54,7 @@ def add_sign_in(server: FastAPI, api: ApiClient, sessions: SessionStore) -> None
 
 
 async def _login_page(request: Request) -> HTMLResponse:
-    return _login_form(_safe_next(request.query_params.get("next")))
+    return _login_form(safe_next(request.query_params.get("next")))
 
 
 def _login_form(next_path: str, error: str = "", status: int = 200) -> HTMLResponse:
@@ -75,7 +75,7 @@ def _login_form(next_path: str, error: str = "", status: int = 200) -> HTMLRespo
 def _sign_in(api: ApiClient, sessions: SessionStore) -> Callable[[Request], Awaitable[Response]]:
     async def sign_in(request: Request) -> Response:
         form = await _form(request)
-        next_path = _safe_next(form.get("next"))
+        next_path = safe_next(form.get("next"))
         expected = request.cookies.get(LOGIN_CSRF_COOKIE)
         if not expected or not secrets.compare_digest(expected, form.get("csrf", "")):
             return _login_form(next_path, "The form expired: sign in again.", status=403)
@@ -130,7 +130,7 @@ async def _form(request: Request) -> dict[str, str]:
     return {name: values[0] for name, values in fields.items()}
 
 
-def _safe_next(value: str | None) -> str:
+def safe_next(value: str | None) -> str:
     """Where to go after signing in: a path on this dashboard, never another site."""
     if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
         return "/"
@@ -155,7 +155,7 @@ class SignInGate:
             await self.app(scope, receive, send)
             return
         request = Request(scope)
-        if request.method in UNSAFE_METHODS and not _same_origin(request):
+        if request.method in UNSAFE_METHODS and not same_origin(request):
             await _refuse(403, "cross-site request refused: it did not come from this dashboard")(
                 scope, receive, send
             )
@@ -204,7 +204,7 @@ class SignInGate:
         return _refuse(401, "sign in to the dashboard first (/login)")
 
 
-def _same_origin(request: Request) -> bool:
+def same_origin(request: Request) -> bool:
     """The request came from a page of this dashboard: its Origin (or, without one, its
     Referer) is this host. A request with neither is refused too."""
     host = request.headers.get("host", "")
