@@ -64,6 +64,8 @@ class Settings:
     dashboard_host: str = "127.0.0.1"
     dashboard_port: int = 8050
     api_url: str = ""  # where the dashboard sends actions; default: this API's address
+    # An API token the dashboard sends as a Bearer token; kept out of repr (and logs).
+    token: str = dataclasses.field(default="", repr=False)
 
     @property
     def event_log_url(self) -> str:
@@ -246,6 +248,7 @@ PARSERS: dict[str, Callable[[str, str], Any]] = {
     "dashboard_port": _port,
     "api_url": _http_url,
     "change_streams_max": _positive_int,
+    "token": lambda _name, raw: raw,
 }
 
 
