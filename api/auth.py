@@ -98,6 +98,10 @@ class TokenGate:
             )
         return Caller(row.name, row.role, request_id)
 
+    def token_made(self) -> None:
+        """This process made a token: open mode ends now, not a cache period later."""
+        self._closed_at = self._monotonic()
+
     async def _lookup(self, digest: str) -> TokenRow | None:
         now = self._monotonic()
         cached = self._valid.get(digest)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from sqlalchemy.orm import Session
 
-from api.auth import ADMIN, Admin
+from api.auth import ADMIN, Admin, gate
 from api.dependencies import Context
 from api.token_commands import TokenCommands
 from api.token_schemas import TokenCreate, TokenCreatedOut, TokenList, TokenOut
@@ -16,10 +16,11 @@ router = APIRouter(tags=["tokens"])
 
 @router.post("/api/tokens", status_code=201)
 def create_token(
-    body: TokenCreate, response: Response, ctx: Context, caller: Admin
+    body: TokenCreate, request: Request, response: Response, ctx: Context, caller: Admin
 ) -> TokenCreatedOut:
     """Make a token. The answer is the only place the token is ever shown."""
     made = TokenCommands(ctx, caller).create(body.name, body.role, body.expires_at)
+    gate(request).token_made()
     response.headers["Cache-Control"] = "no-store"
     return TokenCreatedOut(
         name=made.name, role=body.role, token=made.token, expires_at=made.expires_at
