@@ -98,6 +98,9 @@ def create_token(
     token = new_token()
     payload = TokenCreated(name, role, token_hash(token), expires_at)
     visible = _append(runtime, payload, actor)
+    if visible and (kept := find_token(runtime, name)) and kept.token_hash != payload.token_hash:
+        # Another token of this name was made at the same time, and the log has it first.
+        raise TokenRefused(f"a token named {name!r} was made by {kept.created_by} meanwhile")
     return Made(name, role, token, expires_at, visible)
 
 
