@@ -275,7 +275,7 @@ def test_the_tour_is_read_whole() -> None:
     assert create.text.endswith('"tags": ["reports"]}\'')
     assert {"id", "schedule_type", "next_run", "status", "version"} <= create.shown_keys
     assert create.shown_status == 201
-    put = next(c for c in commands if c.text.startswith("curl -X PUT"))
+    put = next(c for c in commands if c.text.startswith("curl") and " -X PUT " in c.text)
     assert "every 30m" in put.text
     refused = next(c for c in commands if "61 * * * *" in c.text)
     assert refused.shown_status == 422
