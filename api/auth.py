@@ -158,7 +158,6 @@ def require(needed: Role) -> Callable[[Request, Credentials], Coroutine[Any, Any
         return caller
 
     dependency.__name__ = f"require_{needed}"
-    dependency.role = needed  # type: ignore[attr-defined]  # read by the role-matrix test
     return dependency
 
 

@@ -68,7 +68,7 @@ def routes(client: TestClient) -> list[tuple[str, str]]:
         (method, str(context.path))
         for context in iter_route_contexts(app.routes)
         if isinstance(context.original_route, APIRoute)
-        for method in context.original_route.methods
+        for method in context.original_route.methods or ()
     )
 
 
@@ -78,7 +78,7 @@ def call(client: TestClient, method: str, path: str, token: str | None) -> Any:
     # Past the auth check each answers at once: unknown ids (404), empty or bad bodies
     # (422), a change stream with a bad filter (422) instead of an endless stream.
     params = {"types": "nope"} if path == "/api/changes" else {}
-    body = {} if method in ("POST", "PUT", "PATCH") else None
+    body: dict[str, Any] | None = {} if method in ("POST", "PUT", "PATCH") else None
     return client.request(method, url, headers=headers, params=params, json=body)
 
 
