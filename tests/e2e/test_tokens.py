@@ -111,3 +111,29 @@ def test_the_token_cli_with_and_without_a_running_chronolog(
     finally:
         server.stop()
     assert os.environ.get("CHRONOLOG_TOKEN") is None  # nothing leaked into the test process
+
+
+def test_up_hands_its_token_to_the_dashboard(tmp_path: Path) -> None:
+    dashboard_port = free_port()
+    args = ["--dashboard-port", str(dashboard_port)]
+    server = Server(tmp_path / "data", free_port(), extra_args=args, env=cluster_env())
+    server.start()
+    try:
+        url = f"http://127.0.0.1:{dashboard_port}"
+
+        def relayed_first_line() -> str:
+            # The dashboard relays the API's change stream with its token; without one
+            # the relay would say ": the API answered 401".
+            with httpx.stream("GET", f"{url}/changes", timeout=5) as response:
+                return next(response.iter_lines())
+
+        def answers() -> bool:
+            try:
+                return httpx.get(url, timeout=1).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_until(answers, timeout=30, interval=0.1)
+        assert relayed_first_line() == ": connected"
+    finally:
+        server.stop()

@@ -238,3 +238,14 @@ def test_events_say_who_did_it_with_role_and_request_id(
     )
     assert (token.actor, token.actor_role) == ("root", "admin")
     assert token.job_id is None
+
+
+def test_log_records_written_for_a_request_carry_its_id(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="api.appending")
+    created = client.post("/api/jobs", json=DAILY_REPORT, headers={"X-Request-ID": "req-log-7"})
+    assert created.status_code == 201
+    appended = [r for r in caplog.records if r.getMessage() == "event appended"]
+    assert [getattr(r, "request_id", None) for r in appended] == ["req-log-7"]
+    assert [getattr(r, "actor", None) for r in appended] == ["anonymous"]
