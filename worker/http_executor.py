@@ -179,13 +179,13 @@ class _Exchange:
         """The response to ``call`` sent to its checked address, or None if refused."""
         port = call.port or DEFAULT_PORTS[call.scheme]
         addresses = self.resolver(call.host, port)  # the only lookup: the connect is pinned
-        address, refusal = check_target(Target(call.host, port, addresses), self.allow)
-        if address is None:
+        checked, refusal = check_target(Target(call.host, port, addresses), self.allow)
+        if refusal is not None:
             self.refusal = f"redirected to {url_of(call)}: {refusal}" if redirected else refusal
             return None
         if self._conn is not None:
             self._conn.close()
-        self._conn = pinned_connection(call.scheme, call.host, call.port, address, self.timeout)
+        self._conn = pinned_connection(call.scheme, call.host, call.port, checked, self.timeout)
         self._conn.request(call.method, call.target, call.body, call.headers)
         return self._conn.getresponse()
 

@@ -2,7 +2,7 @@
 
 The URL's host name stays the connection's ``host``: it is the ``Host`` header, the TLS
 server name (SNI) and the name the certificate must match. Only the TCP connect goes to
-``address``, the address the SSRF rules checked, so DNS rebinding (a name that answers
+``addresses``, the addresses the SSRF rules checked, so DNS rebinding (a name that answers
 a public address to the check and a private one to the connect) cannot switch it.
 """
 
@@ -27,13 +27,23 @@ def resolve(host: str, port: int) -> list[str]:
 
 
 class PinnedHTTPConnection(http.client.HTTPConnection):
-    """An ``HTTPConnection`` whose socket connects to ``address``, not to ``host``."""
+    """An ``HTTPConnection`` whose socket connects to one of ``addresses`` (in order, as
+    ``socket.create_connection`` tries a name's addresses), never to a new lookup of
+    ``host``."""
 
-    address = ""
+    addresses: tuple[str, ...] = ()
 
     def connect(self) -> None:
-        self.sock = socket.create_connection((self.address, self.port), self.timeout)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        error: OSError = OSError(f"no address to connect to for {self.host}")
+        for address in self.addresses:
+            try:
+                self.sock = socket.create_connection((address, self.port), self.timeout)
+            except OSError as exc:
+                error = exc
+                continue
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            return
+        raise error
 
 
 class PinnedHTTPSConnection(http.client.HTTPSConnection, PinnedHTTPConnection):
@@ -42,9 +52,9 @@ class PinnedHTTPSConnection(http.client.HTTPSConnection, PinnedHTTPConnection):
 
 
 def pinned_connection(
-    scheme: str, host: str, port: int | None, address: str, timeout: float
+    scheme: str, host: str, port: int | None, addresses: tuple[str, ...], timeout: float
 ) -> http.client.HTTPConnection:
     kind = PinnedHTTPSConnection if scheme == "https" else PinnedHTTPConnection
     connection = kind(host, port, timeout=timeout)
-    connection.address = address
+    connection.addresses = addresses
     return connection

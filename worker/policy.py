@@ -190,8 +190,8 @@ class Target:
     addresses: Sequence[str]
 
 
-def check_target(target: Target, allow: Iterable[AllowEntry]) -> tuple[str | None, str | None]:
-    """(the address to connect to, None) or (None, why it is refused).
+def check_target(target: Target, allow: Iterable[AllowEntry]) -> tuple[tuple[str, ...], str | None]:
+    """(the addresses it may connect to, None) or ((), why it is refused).
 
     Every resolved address must pass, not only the one used: a name that resolves to a
     public and a private address could otherwise be steered to either.
@@ -199,21 +199,34 @@ def check_target(target: Target, allow: Iterable[AllowEntry]) -> tuple[str | Non
     allow = tuple(allow)
     host = target.host.lower().rstrip(".")
     if not target.addresses:
-        return None, f"{target.host} resolved to no address"
+        return (), f"{target.host} resolved to no address"
     for text in target.addresses:
         address = ipaddress.ip_address(text.partition("%")[0])
         rule = address_rule(address)
         if rule is None or any(entry.allows(host, target.port, address) for entry in allow):
             continue
-        shown = f"[{address}]" if address.version == 6 else str(address)
-        named = "" if host == str(address) else f"{target.host} resolves to {address}, "
-        return None, (
-            f"refused to connect to {target.host}:{target.port}: {named}{rule}. HTTP jobs do "
-            "not reach loopback, link-local, private or reserved addresses; to allow this "
-            f"one, add {shown}:{target.port} (or {target.host}, or a CIDR) to "
-            f"{ALLOW_SETTING} on the worker"
-        )
-    return target.addresses[0], None
+        return (), _refusal(target, address, rule)
+    return tuple(target.addresses), None
+
+
+def _refusal(target: Target, address: IPAddress, rule: str) -> str:
+    literal = _literal(target.host) == address
+    subject = f"{address} is" if literal else f"{target.host} resolves to {address},"
+    shown = f"[{address}]" if address.version == 6 else str(address)
+    alternatives = "a CIDR" if literal else f"{target.host}, or a CIDR"
+    where = f"[{target.host}]" if ":" in target.host else target.host
+    return (
+        f"refused to connect to {where}:{target.port}: {subject} {rule}. HTTP jobs do "
+        "not reach loopback, link-local, private or reserved addresses; to allow this one, "
+        f"add {shown}:{target.port} (or {alternatives}) to {ALLOW_SETTING} on the worker"
+    )
+
+
+def _literal(host: str) -> IPAddress | None:
+    try:
+        return ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return None
 
 
 # --- the worker's policy ----------------------------------------------------------------
