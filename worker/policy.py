@@ -171,8 +171,8 @@ _RULES: tuple[tuple[Callable[[IPAddress], bool], str], ...] = (
     (lambda ip: ip.is_unspecified, "the unspecified address"),
     (lambda ip: ip.is_multicast, "a multicast address"),
     (lambda ip: ip in _SHARED, "a shared (carrier-grade NAT, 100.64.0.0/10) address"),
-    (lambda ip: ip.is_private, "a private address"),
     (lambda ip: ip.is_reserved, "a reserved address"),
+    (lambda ip: ip.is_private, "a private address"),
     (lambda ip: not ip.is_global, "an address that is not publicly routable"),
 )
 
