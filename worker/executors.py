@@ -48,7 +48,9 @@ class Executors(Executor):
         app_dir = python_options.app_dir if python_options is not None else None
         self.app_dir = app_dir or Path.cwd()
         self.by_type: dict[str, Executor] = {
-            "python": PythonExecutor(python_processes, grace, python_options),
+            "python": PythonExecutor(
+                python_processes, grace, python_options, self.policy.python_modules
+            ),
             "shell": ShellExecutor(grace),
             "http": HttpExecutor(self.policy.http_allow),
         }

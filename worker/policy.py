@@ -273,6 +273,14 @@ class ExecutorPolicy:
         )
 
 
+def defined_in(python_modules: tuple[str, ...], function: str) -> list[str] | None:
+    """The packages ``function`` must be defined in once loaded (None: any): the allowed
+    prefixes, or by default the top-level package its reference names."""
+    if python_modules == (ANY_MODULE,):
+        return None
+    return list(python_modules) or [module_of(function).split(".")[0]]
+
+
 def module_of(function: str) -> str:
     """``reports.daily:run`` and ``reports.daily.run`` -> ``reports.daily``."""
     if ":" in function:

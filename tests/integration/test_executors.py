@@ -100,3 +100,25 @@ def test_http_jobs_to_loopback_are_refused_by_default() -> None:
         result = defaults.execute(request, threading.Event())
     assert (result.status, result.retryable) == ("failed", False)
     assert "127.0.0.1 is a loopback address" in (result.error or "")
+
+
+def test_a_function_must_be_defined_in_the_allowed_modules(tmp_path: Path) -> None:
+    """``reports:subprocess.run`` names the allowed module ``reports``, but the object it
+    finds there is ``subprocess.run``: refused before the call."""
+    marker = tmp_path / "escaped"
+    (tmp_path / "reports.py").write_text("import subprocess\n\ndef daily():\n    return 1\n")
+    options = ChildOptions(app_dir=tmp_path)
+    with Executors(python_processes=1, grace=0.5, python_options=options) as defaults:
+        escape = make_request(
+            "python", {"args": ["touch", str(marker)]}, function="reports:subprocess.run"
+        )
+        result = defaults.execute(escape, threading.Event())
+        ours = defaults.execute(make_request("python", function="reports:daily"), threading.Event())
+    assert (result.status, result.retryable) == ("failed", False)
+    assert result.error == (
+        "'reports:subprocess.run' is defined in module 'subprocess', outside this worker's "
+        "python modules (reports.); refer to a function defined in them "
+        "(CHRONOLOG_WORKER_PYTHON_MODULES)"
+    )
+    assert not marker.exists()
+    assert ours.result == 1
