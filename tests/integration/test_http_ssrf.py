@@ -5,10 +5,13 @@ machine has IPv6)."""
 from __future__ import annotations
 
 import socket
+import ssl
+import subprocess
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -251,3 +254,92 @@ def test_a_redirect_to_another_origin_drops_the_jobs_headers(target: Target) -> 
     assert "Authorization" not in second.headers
     assert "X-Trace" not in second.headers
     assert second.headers["Idempotency-Key"] == first.headers["Idempotency-Key"]
+
+
+@dataclass
+class TlsTarget:
+    port: int
+    server_names: list[str | None] = field(default_factory=list)
+    hosts: list[str] = field(default_factory=list)
+
+
+class _TlsHandler(BaseHTTPRequestHandler):
+    server: _TlsServer
+
+    def do_GET(self) -> None:
+        self.server.tls.hosts.append(self.headers.get("Host", ""))
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+class _TlsServer(ThreadingHTTPServer):
+    daemon_threads = True
+    tls: TlsTarget
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # the handshake a client refuses (bad certificate) breaks the connection
+
+
+@pytest.fixture
+def tls_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TlsTarget]:
+    """An HTTPS server on 127.0.0.1 with a certificate for ``pinned.test`` only, which
+    the executor trusts (SSL_CERT_FILE) and which records the SNI each client sent."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    command = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+    command += ["-keyout", str(key), "-out", str(cert), "-subj", "/CN=pinned.test"]
+    command += ["-addext", "subjectAltName=DNS:pinned.test"]
+    subprocess.run(command, check=True, capture_output=True, timeout=60)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    httpd = _TlsServer(("127.0.0.1", 0), _TlsHandler)
+    httpd.tls = TlsTarget(httpd.server_address[1])
+    names = httpd.tls.server_names
+
+    def record_sni(_sock: ssl.SSLObject, name: str | None, _ctx: ssl.SSLContext) -> None:
+        names.append(name)
+
+    context.sni_callback = record_sni
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield httpd.tls
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join(timeout=5)
+
+
+def test_https_connects_to_the_pinned_address_with_sni_and_certificate_for_the_name(
+    tls_target: TlsTarget,
+) -> None:
+    asked: list[str] = []
+
+    def resolver(host: str, port: int) -> list[str]:
+        asked.append(host)
+        return ["127.0.0.1"]
+
+    executor = HttpExecutor(parse_allow("127.0.0.1"), resolver=resolver)
+    result = run(executor, f"https://pinned.test:{tls_target.port}/")
+    assert (result.status, result.stdout) == ("succeeded", "ok"), result
+    assert asked == ["pinned.test"]
+    assert tls_target.server_names == ["pinned.test"]  # SNI: the name, not the address
+    assert tls_target.hosts == [f"pinned.test:{tls_target.port}"]
+
+
+def test_https_checks_the_certificate_against_the_name_not_the_address(
+    tls_target: TlsTarget,
+) -> None:
+    def resolver(host: str, port: int) -> list[str]:
+        return ["127.0.0.1"]
+
+    executor = HttpExecutor(parse_allow("127.0.0.1"), resolver=resolver)
+    result = run(executor, f"https://other.test:{tls_target.port}/")
+    assert result.status == "failed"
+    assert "certificate verify failed" in (result.error or ""), result.error
+    assert "other.test" in (result.error or "")
+    assert tls_target.hosts == []
