@@ -343,3 +343,10 @@ def test_https_checks_the_certificate_against_the_name_not_the_address(
     assert "certificate verify failed" in (result.error or ""), result.error
     assert "other.test" in (result.error or "")
     assert tls_target.hosts == []
+
+
+def test_an_allowed_ipv6_target_is_reached_with_a_bracketed_host(target6: Target) -> None:
+    executor = HttpExecutor(parse_allow(f"[::1]:{target6.port}"))
+    result = run(executor, f"http://[::1]:{target6.port}/admin")
+    assert (result.status, result.stdout) == ("succeeded", "internal admin page"), result
+    assert target6.requests[0].headers["Host"] == f"[::1]:{target6.port}"
