@@ -304,3 +304,5 @@ class WorkerOut(BaseModel):
     hostname: str
     pid: int
     registered_at: str
+    # When its heartbeat lease was last taken or renewed; None without a live one.
+    last_heartbeat_at: str | None
