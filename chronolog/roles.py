@@ -64,6 +64,11 @@ def app_dir(settings: Settings) -> Path:
     return path
 
 
+def check_secrets_file(settings: Settings) -> None:
+    """Stop at start-up if the workers' secrets file is unusable (the reason is given)."""
+    load_secrets(settings.secrets_file, {})
+
+
 def run_worker(
     settings: Settings,
     queues: Sequence[str],

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -254,3 +255,17 @@ def redis_bytes(url: str) -> bytes:
     found = [(key, readers[client.type(key)](key)) for key in client.scan_iter()]
     client.close()
     return repr(found).encode()
+
+
+@pytest.mark.parametrize("command", [["up", "--no-dashboard"], ["worker"]])
+def test_a_bad_secrets_file_stops_the_start_with_the_reason(
+    tmp_path: Path, command: list[str]
+) -> None:
+    secrets_file = tmp_path / "secrets.json"
+    secrets_file.write_text('{"DB_PASSWORD": "hunter2", "bad name": "x"}')
+    env = cluster_env({"CHRONOLOG_SECRETS_FILE": str(secrets_file)})
+    argv = [sys.executable, "-m", "chronolog", *command, "--data-dir", str(tmp_path / "data")]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 1
+    assert f"the secrets file '{secrets_file}' has the name 'bad name'" in done.stderr
+    assert "hunter2" not in done.stdout + done.stderr
