@@ -160,6 +160,8 @@ class Redactor:
 
     def __init__(self, values: Iterable[str]) -> None:
         self.values = sorted({v for v in values if v}, key=len, reverse=True)
+        if not self.values:
+            raise ValueError("nothing to mask: a Redactor needs at least one non-empty value")
         self._text = re.compile("|".join(re.escape(v) for v in self.values))
         encoded = [v.encode() for v in self.values]
         self._bytes = re.compile(b"|".join(re.escape(v) for v in encoded))

@@ -78,6 +78,11 @@ def test_text_results_and_errors_are_masked() -> None:
     assert masked.error == "TypeError: f() got ***"
 
 
+def test_an_empty_value_is_never_a_pattern() -> None:
+    with pytest.raises(ValueError, match="nothing to mask"):
+        Redactor(["", ""])
+
+
 def test_a_value_cut_by_the_output_cap_is_masked_at_the_cut() -> None:
     kept = cap_tail(b"x" * 100 + b"s3cr3t-value and more", limit=15)  # keeps "value and more"
     assert kept.endswith("-value and more")
