@@ -177,6 +177,6 @@ def test_the_configuration_shows_secret_names_never_values() -> None:
     )
     now = datetime(2026, 1, 1, tzinfo=UTC)
     detail = JobDetail(JobRow("job-1", spec, now, now, 1), None, None, [], [])
-    shown = str(configuration(detail).to_plotly_json())
+    shown = str(configuration(detail))  # the component tree, every text in it
     assert '{"Authorization": "REPORTS_TOKEN"}' in shown
     assert '{"password": {"secret": "DB_PASSWORD"}}' in shown
