@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from api.schemas import AttemptOut, EventOut, JobOut, RunOut, WorkerOut
+from api.secret_refs import join_headers
 from events import job_timing
 from events.job_timing import JobStatus
 from leases.port import Lease
@@ -47,7 +48,12 @@ def job_out(
         typed["command"] = list(spec.argv) if spec.argv is not None else spec.command
     else:
         body = spec.body if spec.body is not None else spec.json_body
-        typed.update(url=spec.url, method=spec.method, headers=dict(spec.headers), body=body)
+        typed.update(
+            url=spec.url,
+            method=spec.method,
+            headers=join_headers(spec.headers, spec.secret_headers),
+            body=body,
+        )
     return JobOut(
         id=job.id,
         name=spec.name,
