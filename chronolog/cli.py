@@ -98,6 +98,7 @@ def up(
     )
     with _reported():
         settings = dataclasses.replace(settings, app_dir=roles.app_dir(settings))  # for workers
+        roles.check_secrets_file(settings)  # refused here, not by every worker it starts
     with _reported(), wiring.projector_lock(settings):
         typer.echo(
             f"Chronolog is up: API http://{settings.api_host}:{settings.api_port} "

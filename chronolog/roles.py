@@ -18,6 +18,7 @@ from scheduler.loop import Scheduler, SchedulerConfig
 from worker.executors import Executors
 from worker.prefork import ChildOptions
 from worker.runner import Worker, WorkerConfig
+from worker.secrets import SecretExecutor, load_secrets
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,11 @@ def app_dir(settings: Settings) -> Path:
     return path
 
 
+def check_secrets_file(settings: Settings) -> None:
+    """Stop at start-up if the workers' secrets file is unusable (the reason is given)."""
+    load_secrets(settings.secrets_file, {})
+
+
 def run_worker(
     settings: Settings,
     queues: Sequence[str],
@@ -85,6 +91,7 @@ def run_worker(
             "http_allow": ",".join(entry.text for entry in policy.http_allow) or "none",
         },
     )
+    secrets = load_secrets(settings.secrets_file, os.environ)  # a bad file stops it here
     event_log = wiring.open_event_log(settings)
     leases = wiring.open_lease_store(settings)
     config = WorkerConfig(
@@ -99,7 +106,8 @@ def run_worker(
     )
     stop = stop_on_signals()
     with Executors(concurrency, settings.kill_grace, options, policy) as executors:
-        worker = Worker(config, event_log, EventCodec.default(), leases, executors)
+        executor = SecretExecutor(executors, secrets, config.worker_id)
+        worker = Worker(config, event_log, EventCodec.default(), leases, executor)
         worker.register()
         announce(f"Worker {config.worker_id} registered")
         announce("Listening for jobs...")

@@ -66,6 +66,8 @@ class Settings:
     dashboard_host: str = "127.0.0.1"
     dashboard_port: int = 8050
     api_url: str = ""  # where the dashboard sends actions; default: this API's address
+    # Workers: a JSON object of secret names to values, looked up before the environment.
+    secrets_file: Path | None = None
 
     # Executor policy (worker.policy). Empty job types: python and http, and `up` on the
     # embedded defaults adds shell for its own workers; empty modules: the app dir's.
@@ -131,6 +133,14 @@ def _non_negative_int(name: str, raw: str) -> int:
 def _directory(name: str, raw: str) -> Path:
     if not raw.strip():
         raise SettingsError(f"{name} is empty; give a directory, e.g. {name}=/app")
+    return Path(raw)
+
+
+def _file(name: str, raw: str) -> Path:
+    if not raw.strip():
+        raise SettingsError(
+            f"{name} is empty; give a file, e.g. {name}=/run/secrets/chronolog.json"
+        )
     return Path(raw)
 
 
@@ -282,6 +292,7 @@ PARSERS: dict[str, Callable[[str, str], Any]] = {
     "dashboard_port": _port,
     "api_url": _http_url,
     "change_streams_max": _positive_int,
+    "secrets_file": _file,
     "worker_job_types": _policy(policy.parse_job_types),
     "worker_python_modules": _policy(policy.parse_module_prefixes),
     "http_allow": _policy(_allow_entries),
