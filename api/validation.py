@@ -7,10 +7,10 @@ import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 from api.errors import FieldProblem
 from api.secret_refs import plain_secrets
+from events.job_urls import http_url_problem
 from events.model import JobSpec
 from events.schedules import InvalidSchedule, InvalidTimezone, parse_schedule
 
@@ -91,9 +91,9 @@ def _check_http(spec: JobSpec) -> list[FieldProblem]:
     if spec.url is None:
         return [FieldProblem("url", "required for http jobs")]
     problems = []
-    parts = urlsplit(spec.url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        problems.append(FieldProblem("url", f"{spec.url!r} is not an absolute http(s) URL"))
+    url_problem = http_url_problem(spec.url)  # what no worker's policy could ever send
+    if url_problem is not None:
+        problems.append(FieldProblem("url", url_problem))
     if spec.method not in HTTP_METHODS:
         problems.append(
             FieldProblem("method", f"{spec.method!r} is not one of {', '.join(HTTP_METHODS)}")

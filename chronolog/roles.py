@@ -82,6 +82,15 @@ def run_worker(
         "python jobs import from the app dir first",
         extra={"app_dir": str(options.app_dir), "max_runs_per_child": options.max_runs_per_child},
     )
+    policy = settings.executor_policy()
+    log.info(
+        "executor policy",
+        extra={
+            "job_types": ",".join(policy.job_types),
+            "python_modules": ",".join(policy.python_modules) or "the app dir's",
+            "http_allow": ",".join(entry.text for entry in policy.http_allow) or "none",
+        },
+    )
     secrets = load_secrets(settings.secrets_file, os.environ)  # a bad file stops it here
     event_log = wiring.open_event_log(settings)
     leases = wiring.open_lease_store(settings)
@@ -96,7 +105,7 @@ def run_worker(
         drain_timeout=settings.drain_timeout,
     )
     stop = stop_on_signals()
-    with Executors(concurrency, settings.kill_grace, options) as executors:
+    with Executors(concurrency, settings.kill_grace, options, policy) as executors:
         executor = SecretExecutor(executors, secrets, config.worker_id)
         worker = Worker(config, event_log, EventCodec.default(), leases, executor)
         worker.register()

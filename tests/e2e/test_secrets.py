@@ -83,7 +83,7 @@ def secrets() -> dict[str, str]:
 def process_env(stack: dict[str, str], secrets: dict[str, str]) -> dict[str, str]:
     """Every variable the cluster's processes get: the backends, and the secrets in the
     worker's environment. The one place to add what a worker needs to reach 127.0.0.1."""
-    return {**stack, **secrets}
+    return {**stack, **secrets, "CHRONOLOG_HTTP_ALLOW": "127.0.0.1"}
 
 
 @pytest.fixture

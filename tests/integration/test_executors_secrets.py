@@ -12,6 +12,7 @@ import pytest
 from tests.jobs.builders import make_request
 from worker.execution import ExecutionRequest, ExecutionResult
 from worker.executors import Executors
+from worker.policy import JOB_TYPES, ExecutorPolicy
 from worker.secrets import SecretExecutor, Secrets
 
 VALUE = "pa55-W0rd-7f3c9e"
@@ -21,7 +22,8 @@ REF = {"secret": "DB_PASSWORD"}
 
 @pytest.fixture
 def executor() -> Iterator[SecretExecutor]:
-    with Executors(python_processes=1, grace=0.5) as inner:
+    # Shell jobs too: the policy (off by default) is tested in test_executors.py.
+    with Executors(python_processes=1, grace=0.5, policy=ExecutorPolicy(JOB_TYPES)) as inner:
         yield SecretExecutor(inner, SECRETS, "worker-test")
 
 
