@@ -137,4 +137,4 @@ def workers(ctx: Context, include_gone: bool = False) -> list[WorkerOut]:
     with Session(ctx.engine) as session:
         summaries = api_reads.list_workers(session, include_gone)
     live = ctx.leases.inspect([worker_lease_key(s.worker.id) for s in summaries])
-    return [worker_out(s, worker_lease_key(s.worker.id) in live) for s in summaries]
+    return [worker_out(s, live.get(worker_lease_key(s.worker.id))) for s in summaries]
