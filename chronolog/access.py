@@ -172,8 +172,11 @@ def ensure_admin_token(runtime: wiring.Runtime, announce: Callable[[str], None])
     should use: ``CHRONOLOG_TOKEN`` if set, else the kept admin token, if any."""
     settings = runtime.settings
     path = settings.data_dir / ADMIN_TOKEN_FILE
-    runtime.progress.wait_for(log_end(runtime), SETTLE_TIMEOUT)  # tokens made while down
-    if not tokens_exist(runtime):
+    # Tokens made while Chronolog was down must be seen before deciding none exists.
+    caught_up = runtime.progress.wait_for(log_end(runtime), SETTLE_TIMEOUT)
+    if not caught_up and not path.exists():
+        announce("The read model is still catching up with the log: no first token made now.")
+    elif not path.exists() and not tokens_exist(runtime):
         made = create_token(runtime, "admin", "admin", None, actor="chronolog-up")
         _write_private(path, made.token)
         url = settings.api_base_url
