@@ -23,7 +23,16 @@ UNPROJECTABLE: Final = "unprojectable: "
 REASON_LIMIT: Final = 1000
 # An event nests a job's parameters three levels down (event, payload, spec).
 EVENT_DEPTH: Final = MAX_DEPTH + 8
-_ENVELOPE: Final = ("event_id", "job_id", "run_id", "actor", "correlation_id", "causation_id")
+_ENVELOPE: Final = (
+    "event_id",
+    "job_id",
+    "run_id",
+    "actor",
+    "correlation_id",
+    "causation_id",
+    "actor_role",
+    "request_id",
+)
 # Errors of an event, not of the database: a value that failed to convert, a row refused.
 _EVENT_ERRORS: Final = (ValueError, TypeError, KeyError, AttributeError, ArithmeticError)
 
