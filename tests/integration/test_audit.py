@@ -166,6 +166,8 @@ def test_an_item_says_who_when_which_job_and_run_and_what(
         ({"actor": "nobody"}, []),
         ({"action": "JobCreated"}, [0, 1]),
         ({"action": ["TokenCreated", "TokenRevoked"]}, [7, 8]),
+        ({"action": ["JobResumed", "RunRequested", "JobCreated"]}, [0, 1, 2, 10]),
+        ({"action": ["JobDeleted", "JobResumed"], "since": "2026-12-01T10:08:00Z"}, [9, 10]),
         ({"job": "nightly"}, [0, 2, 6, 10]),
         ({"job": "job-a", "actor": "alice", "action": "RunCancelRequested"}, [6]),
         ({"job": "job-b"}, [1, 9]),  # deleted: by its id
@@ -209,6 +211,20 @@ def test_pages_by_cursor_cover_the_audit_once_each(
     # The two events of one moment (9 and 10) on two pages still come once each.
     assert len(ids(audit(client, limit=len(AUDITED)))) == len(AUDITED)
     assert audit(client, limit=len(AUDITED))["next_cursor"] is None
+
+
+def test_pages_of_several_actions_cover_them_once_each(
+    client: TestClient, history: list[Position]
+) -> None:
+    params: dict[str, Any] = {"action": ["JobDeleted", "JobResumed", "JobCreated"], "limit": 1}
+    seen: list[str] = []
+    for _ in range(10):
+        body = audit(client, **params)
+        seen += ids(body)
+        if body["next_cursor"] is None:
+            break
+        params["cursor"] = body["next_cursor"]
+    assert seen == newest_first([0, 1, 9, 10], history)
 
 
 def test_a_cursor_pages_within_the_filters_given_with_it(
