@@ -152,22 +152,22 @@ def _job_names(session: Session, ids: Collection[str]) -> dict[str, str]:
 
 
 def _names_from_history(session: Session, job_ids: Sequence[str]) -> dict[str, str]:
-    """The last name each deleted job had, from the audited JobCreated and JobUpdated
-    events: they are few next to a job's run events, and on the audit's indexes. A job
-    created and last changed before schema v3 has none: its name is unknown (None)."""
-    if not job_ids:
-        return {}
+    """The last name each deleted job had, from its latest audited JobCreated or
+    JobUpdated event: one index seek per job (``ix_event_index_audit_job``, newest
+    first). A job created and last changed before schema v3 has none: its name is
+    unknown (None)."""
     record = EventIndexRecord
-    query = (
-        select(record.job_id, record.payload)
-        .where(record.actor_role.is_not(None))
-        .where(record.job_id.in_(job_ids), record.type.in_(_NAMING_EVENTS))
-        .where(record.rejected.is_(None))
-        .order_by(record.occurred_at, record.partition, record.offset)
-    )
     names: dict[str, str] = {}
-    for job_id, payload in session.execute(query):
+    for job_id in job_ids:
+        query = (
+            select(record.payload)
+            .where(record.actor_role.is_not(None), record.job_id == job_id)
+            .where(record.type.in_(_NAMING_EVENTS), record.rejected.is_(None))
+            .order_by(*_newest_first(record))
+            .limit(1)
+        )
+        payload = session.scalar(query)
         name = payload.get("spec", {}).get("name") if isinstance(payload, dict) else None
-        if job_id is not None and isinstance(name, str):
+        if isinstance(name, str):
             names[job_id] = name
     return names
