@@ -96,9 +96,10 @@ def audit_query(criteria: AuditFilter) -> Select[EventIndexRecord]:
     index range, where one ``type IN (...)`` would walk every audited event (SQLite) or
     sort every event of those types (PostgreSQL) for a page of rare ones.
     """
-    if len(criteria.actions) <= 1:
-        return _page(criteria, criteria.actions[0] if criteria.actions else None)
-    pages = [_page(criteria, action).subquery() for action in criteria.actions]
+    actions = list(dict.fromkeys(criteria.actions))  # an action named twice is read once
+    if len(actions) <= 1:
+        return _page(criteria, actions[0] if actions else None)
+    pages = [_page(criteria, action).subquery() for action in actions]
     merged = union_all(*(select(page) for page in pages)).subquery()
     record = aliased(EventIndexRecord, merged)
     return select(record).order_by(*_newest_first(record)).limit(criteria.limit + 1)

@@ -166,6 +166,7 @@ def test_an_item_says_who_when_which_job_and_run_and_what(
         ({"actor": "nobody"}, []),
         ({"action": "JobCreated"}, [0, 1]),
         ({"action": ["TokenCreated", "TokenRevoked"]}, [7, 8]),
+        ({"action": ["TokenRevoked", "TokenRevoked", "TokenCreated"]}, [7, 8]),
         ({"action": ["JobResumed", "RunRequested", "JobCreated"]}, [0, 1, 2, 10]),
         ({"action": ["JobDeleted", "JobResumed"], "since": "2026-12-01T10:08:00Z"}, [9, 10]),
         ({"job": "nightly"}, [0, 2, 6, 10]),
