@@ -31,7 +31,6 @@ _ENVELOPE: Final = (
     "correlation_id",
     "causation_id",
     "actor_role",
-    "request_id",
 )
 # Errors of an event, not of the database: a value that failed to convert, a row refused.
 _EVENT_ERRORS: Final = (ValueError, TypeError, KeyError, AttributeError, ArithmeticError)
@@ -99,6 +98,7 @@ def refused_index_row(record: LogRecord, event: Event | None, reason: str) -> di
         "attempt": event.attempt if event is not None else None,
         "occurred_at": event.occurred_at if event is not None else record.timestamp,
         "actor": envelope["actor"] or "unknown",
+        "request_id": _fit(getattr(event, "request_id", None), None),
         "payload": {"event_id": envelope["event_id"], **_payload(event)},
         "rejected": reason,
     }
@@ -109,5 +109,5 @@ def _payload(event: Event | None) -> dict[str, Any]:
     return copy if isinstance(copy, dict) else {"value": copy}
 
 
-def _fit(value: str | None, length: int) -> str | None:
+def _fit(value: str | None, length: int | None) -> str | None:
     return None if value is None else safe_text(value, length)

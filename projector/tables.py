@@ -223,7 +223,8 @@ class EventIndexRecord(Base):
     # The API caller's role and request (schema v3); NULL for the scheduler, workers and
     # every event from before v3. A role is what puts an event in the audit.
     actor_role: Mapped[str | None] = mapped_column(String(32))
-    request_id: Mapped[str | None] = mapped_column(String(200))
+    # Text: a request id the caller chose must never make an event unstorable.
+    request_id: Mapped[str | None] = mapped_column(Text)
 
 
 class ProjectorCheckpoint(Base):

@@ -283,11 +283,29 @@ def test_replay_rebuilds_the_actor_columns(
     fresh.dispose()
 
 
-def test_a_role_or_request_id_too_long_to_store_is_refused_the_same_everywhere() -> None:
+def test_an_event_the_projection_refused_stays_in_the_audit_with_who_and_why(
+    client: TestClient, running: Runtime
+) -> None:
+    unstorable = JobSpec(name="huge", type="shell", command="true", parameters={"x": 2**64})
+    event = Event(
+        JobCreated(unstorable), _at(9), job_id="job-h", **_by("dave", "admin", "req-h" * 300)
+    )
+    append(running, [event])
+    (item,) = audit(client, actor="dave")["events"]
+    assert item["rejected"].startswith("unprojectable: ")
+    assert (item["type"], item["actor_role"], item["request_id"]) == (
+        "JobCreated",
+        "admin",
+        "req-h" * 300,
+    )
+    assert item["job_id"] == "job-h"
+
+
+def test_a_role_too_long_to_store_is_refused_the_same_everywhere_a_request_id_never() -> None:
     event = Event(JobResumed(), T0, "alice", job_id="job-a", actor_role="x" * 33)
     assert unprojectable_reason(event) == "actor_role: longer than 32 characters"
-    event = Event(JobResumed(), T0, "alice", job_id="job-a", request_id="r" * 201)
-    assert unprojectable_reason(event) == "request_id: longer than 200 characters"
+    event = Event(JobResumed(), T0, "alice", job_id="job-a", request_id="r" * 5000)
+    assert unprojectable_reason(event) is None
 
 
 def _raw_cursor(text: str) -> str:

@@ -35,7 +35,7 @@ _INDEXES = {
 
 def upgrade() -> None:
     op.add_column("event_index", sa.Column("actor_role", sa.String(length=32), nullable=True))
-    op.add_column("event_index", sa.Column("request_id", sa.String(length=200), nullable=True))
+    op.add_column("event_index", sa.Column("request_id", sa.Text(), nullable=True))
     for name, leading in _INDEXES.items():
         op.create_index(
             name,
