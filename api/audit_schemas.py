@@ -21,7 +21,8 @@ INT32_MAX: Final = 2**31 - 1  # partitions are 32-bit integers in the read model
 
 def _known_type(name: str) -> str:
     if name not in EVENT_TYPES:
-        raise ValueError(f"unknown event type {name!r}; one of {', '.join(EVENT_TYPES)}")
+        several = " (repeat action= for several)" if "," in name else ""
+        raise ValueError(f"unknown event type {name!r}{several}; one of {', '.join(EVENT_TYPES)}")
     return name
 
 

@@ -317,6 +317,7 @@ def _raw_cursor(text: str) -> str:
     [
         ({"action": "JobExploded"}, "action[0]", "unknown event type 'JobExploded'"),
         ({"action": ["JobCreated", "nope"]}, "action[1]", "unknown event type"),
+        ({"action": "JobCreated,JobDeleted"}, "action[0]", "(repeat action= for several)"),
         ({"since": "2026-12-01T10:00:00"}, "since", "timezone"),
         ({"until": "yesterday"}, "until", "datetime"),
         ({"since": "0001-01-01T00:00:00+01:00"}, "since", "out of range"),
