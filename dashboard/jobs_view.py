@@ -30,6 +30,8 @@ _FIELDS: Final = (
     ("argv", "Command (argv)"),
     ("url", "URL"),
     ("method", "Method"),
+    ("headers", "Headers"),
+    ("secret_headers", "Secret headers (header: secret name)"),  # names; values live on workers
     ("timezone", "Timezone"),
     ("parameters", "Parameters"),
     ("timeout", "Timeout (s)"),

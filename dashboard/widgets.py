@@ -46,6 +46,17 @@ def when(moment: datetime | None, now: datetime | None = None) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
+def ago(moment: datetime, now: datetime) -> str:
+    """``3 s ago``, ``4 min ago``, ``2 h ago``, ``5 d ago`` (whole units, rounded down).
+
+    A moment slightly after ``now`` (clocks of two machines) reads ``0 s ago``."""
+    seconds = max(0, int((now - moment).total_seconds()))
+    for unit, size in (("d", 86_400), ("h", 3_600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds // size} {unit} ago"
+    return f"{seconds} s ago"
+
+
 def duration(ms: int | float | None) -> str:
     """``850 ms``, ``12.4 s``, ``3 min 05 s``, ``2 h 07 min``, or an em dash."""
     if ms is None:
