@@ -36,6 +36,7 @@ from projector.batch import read_checkpoints
 from projector.poison import unprojectable_reason
 from projector.replay import differences, replay
 from tests.conftest import wait_until
+from tests.golden.make_golden import GOLDEN_ROOT, JOB_ID, v2_samples
 
 T0 = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
 TOKEN_HASH = "5e" * 32
@@ -81,10 +82,16 @@ HISTORY = [
     Event(JobResumed(), _at(8), job_id="job-a", **_by("alice", "operator", "req-10")),
 ]
 AUDITED = [i for i, event in enumerate(HISTORY) if event.actor_role is not None]
+GOLDEN_EVENTS = [("v2", "JobCreated"), ("v3", "JobPaused")]
 
 
 def append(runtime: Runtime, events: list[Event]) -> list[Position]:
-    positions = runtime.log.append([(e.key, runtime.codec.encode(e)) for e in events])
+    return append_raw(runtime, [(e.key, runtime.codec.encode(e)) for e in events])
+
+
+def append_raw(runtime: Runtime, records: list[tuple[str, bytes]]) -> list[Position]:
+    """Append encoded events and wait until the projector has indexed them."""
+    positions = runtime.log.append(records)
     with Session(runtime.engine) as session:
         expected = {p: 0 for p in range(runtime.log.partitions)} | read_checkpoints(session)
     for position in positions:
@@ -281,6 +288,20 @@ def test_replay_rebuilds_the_actor_columns(
         ("JobCreated", "admin", "req-1"),
     ]
     fresh.dispose()
+
+
+def test_events_written_by_schema_v2_decode_and_stay_out_of_the_audit(
+    client: TestClient, running: Runtime
+) -> None:
+    # What released builds wrote: a v2 JobCreated (no role), then a v3 JobPaused by alice.
+    raw = [(GOLDEN_ROOT / v / f"{t}.bin").read_bytes() for v, t in GOLDEN_EVENTS]
+    append_raw(running, [(JOB_ID, data) for data in raw])
+    assert len(client.get(f"/api/jobs/{JOB_ID}/events").json()["events"]) == 2
+    items = audit(client)["events"]
+    assert [(i["type"], i["actor"], i["actor_role"]) for i in items] == [
+        ("JobPaused", "alice", "operator")
+    ]
+    assert items[0]["job_name"] == v2_samples()["JobCreated"].payload.spec.name  # type: ignore[union-attr]
 
 
 def test_an_event_the_projection_refused_stays_in_the_audit_with_who_and_why(
