@@ -4,6 +4,7 @@ From the repository root:
 
     .venv/bin/python -m bench.bench_audit [--events 1000000] [--audited 0.05]
     .venv/bin/python -m bench.bench_audit --database postgresql+psycopg://…/empty_db
+    .venv/bin/python -m bench.bench_audit --writes [--events 100000]
 
 Fills an empty read model's ``event_index`` straight (no log, no projector: this
 measures reads), ``--audited`` of the events made for an API caller (with a role) and
@@ -12,11 +13,17 @@ them deleted: their names come from their events); then
 times each kind of audit page (p50 of ``--repeat``) with the database's plan, once with
 the partial indexes of migration 0006 and once without them (dropped), and writes
 ``bench/results/audit-<backend>.json``.
+
+``--writes`` measures what the audit costs the projector instead: bench_projector's
+history replayed from a SQLite log into fresh SQLite read models, with no event made
+for a caller and with every one of them made for one (the partial indexes' worst case),
+two rounds alternating; writes ``bench/results/audit-writes.json``.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import random
 import statistics
@@ -31,11 +38,15 @@ from typing import Any, Final
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
-from chronolog.wiring import open_read_model
+from bench.bench_projector import history
+from chronolog.settings import Settings
+from chronolog.wiring import open_event_log, open_read_model
+from events.codec import EventCodec
 from events.model import JobSpec
 from projector.audit_reads import AuditFilter, AuditKey, audit_page, audit_query
 from projector.bulk import insert_rows
 from projector.job_projection import JobRow
+from projector.replay import replay
 from projector.rows import replace_jobs
 from projector.tables import EventIndexRecord, core_table
 
@@ -221,15 +232,57 @@ def drop_indexes(engine: Engine) -> None:
         connection.execute(text("ANALYZE"))
 
 
+def bench_writes(events: int) -> dict[str, list[float]]:
+    codec = EventCodec.default()
+    plain = history(events)
+    variants = {
+        "no event audited": plain,
+        "every event audited": [
+            dataclasses.replace(e, actor="alice", actor_role="operator", request_id=f"r-{i}")
+            for i, e in enumerate(plain)
+        ],
+    }
+    rates: dict[str, list[float]] = {name: [] for name in variants}
+    with tempfile.TemporaryDirectory(prefix="chronolog-audit-writes-") as scratch:
+        logs = {}
+        for n, (name, batch) in enumerate(variants.items()):
+            log = open_event_log(Settings(data_dir=Path(scratch) / f"log-{n}", partitions=12))
+            for start in range(0, len(batch), 5000):
+                log.append([(e.key, codec.encode(e)) for e in batch[start : start + 5000]])
+            logs[name] = log
+        for round_ in range(2):
+            for n, (name, log) in enumerate(logs.items()):
+                engine = open_read_model(f"sqlite:///{scratch}/rm-{n}-{round_}.db", upgrade=True)
+                started = time.perf_counter()
+                applied = replay(log, engine, codec, batch_size=5000)
+                rates[name].append(applied / (time.perf_counter() - started))
+                print(f"  round {round_}: {name:<20} {rates[name][-1]:8,.0f} events/s")
+                engine.dispose()
+        for log in logs.values():
+            log.close()
+    return rates
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--events", type=int, help="default 1,000,000; --writes: 100,000")
     parser.add_argument("--audited", type=float, default=0.05, help="share made for a caller")
     parser.add_argument("--database", help="an empty read-model URL (default: a SQLite file)")
     parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--writes", action="store_true", help="the projector's cost instead")
     args = parser.parse_args(argv)
+    RESULTS.mkdir(exist_ok=True)
+    if args.writes:
+        args.events = args.events or 100_000
+        rates = bench_writes(args.events)
+        written = {"when": datetime.now(UTC).isoformat(timespec="seconds"), "events": args.events}
+        (RESULTS / "audit-writes.json").write_text(
+            json.dumps({**written, "events_per_s": rates}, indent=2) + "\n"
+        )
+        return
+    args.events = args.events or 1_000_000
     with tempfile.TemporaryDirectory(prefix="chronolog-audit-") as scratch:
         url = args.database or f"sqlite:///{scratch}/readmodel.db"
         engine = open_read_model(url, upgrade=True)
@@ -249,7 +302,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         "audited": args.audited,
         "timings": {variant: [asdict(t) for t in ts] for variant, ts in results.items()},
     }
-    RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"audit-{backend}.json").write_text(json.dumps(out, indent=2) + "\n")
 
 
