@@ -11,7 +11,7 @@ from fastapi_offline import FastAPIOffline
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from api import changes, health, job_routes, live_output, run_routes, token_routes
+from api import audit_routes, changes, health, job_routes, live_output, run_routes, token_routes
 from api.auth import TokenGate
 from api.changes import change_hub
 from api.context import ApiContext
@@ -46,7 +46,7 @@ def create_app(context: ApiContext) -> FastAPI:
     app.add_exception_handler(DBAPIError, _database_failed)  # type: ignore[arg-type]
     app.add_exception_handler(PoolTimeout, _database_busy)  # type: ignore[arg-type]
     stamp_log_records()
-    app.state.context = context
+    app.state.context = context  # what module-level routers' routes depend on
     app.state.token_gate = TokenGate(
         context.engine, context.clock, open_mode=context.open_mode, ttl=context.token_cache_ttl
     )
@@ -58,6 +58,7 @@ def create_app(context: ApiContext) -> FastAPI:
     app.include_router(live_output.router)
     app.include_router(changes.router)
     app.include_router(token_routes.router)
+    app.include_router(audit_routes.router)
     app.include_router(health.router)
     return app
 

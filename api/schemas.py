@@ -195,6 +195,8 @@ class EventOut(BaseModel):
     causation_id: str | None
     payload: dict[str, Any]
     rejected: str | None
+    actor_role: str | None = None  # the API caller's role; None for the system's own events
+    request_id: str | None = None  # the API request that made the event
 
 
 class EventList(BaseModel):

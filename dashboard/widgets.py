@@ -32,6 +32,13 @@ def status_badge(status: str | None) -> dbc.Badge:
     return dbc.Badge(label, color=colour, text_color=text, className="status-badge")
 
 
+def actor(name: str, role: str | None) -> list[Any]:
+    """Who made an event, and the role it acted in when an API caller made it."""
+    if role is None:
+        return [name]
+    return [name, " ", dbc.Badge(role, color="light", text_color="dark", className="actor-role")]
+
+
 def when(moment: datetime | None, now: datetime | None = None) -> str:
     """``2026-12-02 09:00:00Z`` (UTC, to the second), or an em dash."""
     if moment is None:
