@@ -12,9 +12,11 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from api.appending import api_event, append_and_wait
+from api.auth import Caller
 from api.context import ApiContext
 from api.errors import Conflict, FieldProblem, Invalid, NotFound
 from api.schemas import JobFields
+from api.secret_refs import split_headers
 from api.validation import check_spec, find_cycle
 from events.ids import new_job_id
 from events.model import (
@@ -53,8 +55,9 @@ class Written:
 
 
 class JobCommands:
-    def __init__(self, context: ApiContext) -> None:
+    def __init__(self, context: ApiContext, caller: Caller) -> None:
         self._ctx = context
+        self._caller = caller
 
     def create(self, fields: JobFields) -> Written:
         with self._serialized() as session:
@@ -157,7 +160,7 @@ class JobCommands:
             raise Invalid.of(problems)
 
     def _event(self, job_id: str, payload: Payload) -> Event:
-        return api_event(self._ctx, payload, job_id)
+        return api_event(self._ctx, self._caller, payload, job_id)
 
     def _write(self, current: JobRow | None, event: Event) -> Written:
         if append_and_wait(self._ctx, [event]):
@@ -177,6 +180,8 @@ def build_spec(values: dict[str, Any], base: JobSpec | None) -> JobSpec:
         command = values["command"]
         values["argv"] = tuple(command) if isinstance(command, list) else None
         values["command"] = command if isinstance(command, str) else None
+    if "headers" in values:  # secret references live in their own map (schema v3)
+        values["headers"], values["secret_headers"] = split_headers(values["headers"])
     if "body" in values:  # text stays text; a JSON object or array goes as JSON
         body = values["body"]
         values["json_body"] = None if isinstance(body, str) else body

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Final, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, model_validator
 from pydantic_core import PydanticCustomError
 
+from api.secret_refs import HeaderValue
 from projector.run_projection import RunStatus
 from projector.storable import INT64_MAX, find_unstorable
 
@@ -87,7 +88,7 @@ class JobFields(StoredBody):
     ) = None
     url: Annotated[str, Field(min_length=1, max_length=8192)] | None = None
     method: Annotated[str, Field(min_length=1, max_length=16)] | None = None
-    headers: dict[str, str] | None = None
+    headers: dict[str, HeaderValue] | None = None  # a value or {"secret": NAME}
     body: Annotated[Any, AfterValidator(check_body)] = None  # text, or JSON object/array
     schedule: Annotated[str, Field(max_length=200)] | None = None
     timezone: Annotated[str, Field(min_length=1, max_length=64)] | None = None
@@ -146,7 +147,7 @@ class JobOut(BaseModel):
     command: str | list[str] | None = None
     url: str | None = None
     method: str | None = None
-    headers: dict[str, str] | None = None
+    headers: dict[str, HeaderValue] | None = None  # a value or {"secret": NAME}
     body: str | dict[str, Any] | list[Any] | None = None
     schedule: str | None
     schedule_type: str
@@ -194,6 +195,8 @@ class EventOut(BaseModel):
     causation_id: str | None
     payload: dict[str, Any]
     rejected: str | None
+    actor_role: str | None = None  # the API caller's role; None for the system's own events
+    request_id: str | None = None  # the API request that made the event
 
 
 class EventList(BaseModel):
@@ -304,3 +307,5 @@ class WorkerOut(BaseModel):
     hostname: str
     pid: int
     registered_at: str
+    # When its heartbeat lease was last taken or renewed; None without a live one.
+    last_heartbeat_at: str | None

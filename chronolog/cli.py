@@ -14,7 +14,14 @@ import typer
 
 from chronolog import replaying, roles, wiring
 from chronolog.logs import configure_logging
-from chronolog.settings import Settings, SettingsError, database_url_option, load_settings
+from chronolog.settings import (
+    Settings,
+    SettingsError,
+    database_url_option,
+    job_types_option,
+    load_settings,
+)
+from chronolog.token_cli import token_app
 from events.errors import ChronologError
 from projector import schema
 from projector.database import create_read_model_engine
@@ -92,6 +99,7 @@ def up(
     )
     with _reported():
         settings = dataclasses.replace(settings, app_dir=roles.app_dir(settings))  # for workers
+        roles.check_secrets_file(settings)  # refused here, not by every worker it starts
     with _reported(), wiring.projector_lock(settings):
         typer.echo(
             f"Chronolog is up: API http://{settings.api_host}:{settings.api_port} "
@@ -108,6 +116,7 @@ def up(
             workers=workers,
             concurrency=concurrency,
             dashboard=dashboard,
+            announce=typer.echo,
         )
 
 
@@ -185,9 +194,23 @@ def worker_command(
             min=0,
         ),
     ] = None,
+    job_types: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated job types this worker runs, of python,shell,http "
+            "[default: CHRONOLOG_WORKER_JOB_TYPES, else python,http]"
+        ),
+    ] = None,
 ) -> None:
     """Run a worker: take runs from the queues named by --tags and execute them."""
-    settings = _settings(data_dir=data_dir, app_dir=app_dir, max_runs_per_child=max_runs_per_child)
+    with _reported():
+        types = None if job_types is None else job_types_option("--job-types", job_types)
+    settings = _settings(
+        data_dir=data_dir,
+        app_dir=app_dir,
+        max_runs_per_child=max_runs_per_child,
+        worker_job_types=types,
+    )
     queues = [tag.strip() for tag in tags.split(",") if tag.strip()]
     if not queues:
         raise _fail("--tags needs at least one queue name, e.g. --tags default")
@@ -208,6 +231,8 @@ def projector_command(
         wiring.run_projector(runtime, roles.stop_on_signals(), batch_size=batch_size)
         runtime.close()
 
+
+app.add_typer(token_app, name="token")
 
 db_app = typer.Typer(help="The read-model database's schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")

@@ -6,10 +6,11 @@ web stack: each starts about a second sooner.
 
 from __future__ import annotations
 
+import logging
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 
@@ -17,9 +18,12 @@ import uvicorn
 
 from api.app import create_app
 from api.context import ApiContext
-from chronolog import wiring
+from chronolog import access, wiring
 from chronolog.settings import Settings
 from chronolog.supervision import Backoff, Supervisor
+from worker.policy import JOB_TYPES
+
+log = logging.getLogger(__name__)
 
 
 class GracefulServer(uvicorn.Server):
@@ -60,6 +64,7 @@ def api_context(runtime: wiring.Runtime) -> ApiContext:
         health_stall_after=runtime.settings.health_stall_after,
         live_stream_limit=runtime.settings.live_output_max_streams,
         change_stream_limit=runtime.settings.change_streams_max,
+        open_mode=access.is_loopback(runtime.settings.api_host),
     )
 
 
@@ -72,13 +77,26 @@ def child_commands(
     data = ["--data-dir", str(settings.data_dir)]
     commands = [("scheduler", [*base, "scheduler", *data])] if scheduler else []
     worker = [*base, "worker", *data, "--app-dir", str(settings.app_dir)]
-    worker += ["--concurrency", str(concurrency)]
+    worker += ["--concurrency", str(concurrency), *_first_run_job_types(settings, workers)]
     commands += [(f"worker-{i + 1}", worker) for i in range(workers)]
     if dashboard:
         web = ["--port", str(settings.dashboard_port), "--host", settings.dashboard_host]
         web += ["--api-url", settings.api_base_url]
         commands.append(("dashboard", [*base, "dashboard", *data, *web]))
     return commands
+
+
+def _first_run_job_types(settings: Settings, workers: int) -> list[str]:
+    """On the embedded defaults, with no job types configured, ``up``'s own workers run
+    shell jobs too: the one-machine first run, where the API listens on this machine."""
+    if workers == 0 or settings.worker_job_types or not settings.embedded:
+        return []
+    log.warning(
+        "shell jobs are on for this up's workers (embedded defaults); set "
+        "CHRONOLOG_WORKER_JOB_TYPES=python,http to turn them off",
+        extra={"job_types": ",".join(JOB_TYPES)},
+    )
+    return ["--job-types", ",".join(JOB_TYPES)]
 
 
 # --- everything in one process (chronolog up) and the API alone -----------------------
@@ -92,34 +110,45 @@ def serve(
     workers: int,
     concurrency: int,
     dashboard: bool = False,
+    announce: Callable[[str], None] | None = None,
 ) -> None:
-    """Serve the API (until SIGINT/SIGTERM) with the other roles alongside."""
+    """Serve the API (until SIGINT/SIGTERM) with the other roles alongside.
+
+    With ``announce`` (``chronolog up``), the first start makes the admin token and
+    announces it.
+    """
     runtime = wiring.build_runtime(settings)
     stop = threading.Event()
     threads = [wiring.start_projector(runtime, stop)] if projector else []
-    children = Supervisor.start(
-        child_commands(
-            settings,
-            scheduler=scheduler,
-            workers=workers,
-            concurrency=concurrency,
-            dashboard=dashboard,
-        ),
-        stop_timeout=settings.drain_timeout + 10,
-        backoff=Backoff(),
-    )
-    context = api_context(runtime)
-    config = uvicorn.Config(
-        create_app(context),
-        host=settings.api_host,
-        port=settings.api_port,
-        log_config=None,
-        access_log=False,
-    )
+    children: Supervisor | None = None
     try:
+        access.check_bind(settings, runtime)  # before a first token is made for us
+        if announce is not None:
+            # The dashboard gets no token: each browser signs in with its own.
+            access.ensure_admin_token(runtime, announce)
+        children = Supervisor.start(
+            child_commands(
+                settings,
+                scheduler=scheduler,
+                workers=workers,
+                concurrency=concurrency,
+                dashboard=dashboard,
+            ),
+            stop_timeout=settings.drain_timeout + 10,
+            backoff=Backoff(),
+        )
+        context = api_context(runtime)
+        config = uvicorn.Config(
+            create_app(context),
+            host=settings.api_host,
+            port=settings.api_port,
+            log_config=None,
+            access_log=False,
+        )
         GracefulServer(config, context.stopping).run()  # returns on SIGINT / SIGTERM
     finally:
-        children.stop()
+        if children is not None:
+            children.stop()
         stop.set()
         for thread in threads:
             thread.join(timeout=10)

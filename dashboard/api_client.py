@@ -41,14 +41,18 @@ class ApiClient:
 
     def whoami(self, token: str | None) -> ApiAnswer:
         """Who the API takes ``token`` (or no token) for: ``{"name", "role"}``."""
-        return self._send("GET", "/api/whoami", None, token=token)
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return self._send("GET", "/api/whoami", None, headers=headers)
 
     def close(self) -> None:
         self._http.close()
 
-    def _send(self, method: str, path: str, body: Any, *, token: str | None = None) -> ApiAnswer:
+    def _send(
+        self, method: str, path: str, body: Any, *, headers: dict[str, str] | None = None
+    ) -> ApiAnswer:
         # As the signed-in browser's caller: the API checks its role and records its name.
-        headers = {"Authorization": f"Bearer {token}"} if token else auth_headers()
+        if headers is None:
+            headers = auth_headers()
         try:
             response = self._http.request(method, path, json=body, headers=headers)
         except httpx.TransportError as e:

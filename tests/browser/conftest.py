@@ -8,7 +8,6 @@ gets one ``chronolog up`` with its dashboard; pages are fresh per test.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from dashboard.sessions import COOKIE
 from tests.conftest import wait_until
 from tests.e2e.cluster import REPO, cluster_env
 from tests.e2e.conftest import Server, free_port
+from tests.sign_in import sign_in
 
 SCREENSHOTS = REPO / "docs" / "screenshots"
 # The real binary: /usr/bin/chromium is a wrapper script that prints a shell warning.
@@ -87,29 +87,8 @@ class Dashboard(Server):
     def sign_in(self, context: BrowserContext, token: str | None = None) -> None:
         """Give ``context`` a session signed in with ``token`` (default: the admin
         token ``up`` made), through the real sign-in form."""
-        if token is None and not self.admin_token_file.exists():
-            return  # open mode: the API takes no tokens, the dashboard asks for none
-        cookie = sign_in(self.dashboard_url, token or self.admin_token_file.read_text().strip())
+        cookie = sign_in(self.dashboard_url, token or self.token)
         context.add_cookies([{"name": COOKIE, "value": cookie, "url": self.dashboard_url}])
-
-    @property
-    def admin_token_file(self) -> Path:
-        return self.data_dir / "admin-token"
-
-
-def sign_in(dashboard_url: str, token: str) -> str:
-    """The session cookie the dashboard gives for ``token`` (posted like the form does)."""
-    with httpx.Client(base_url=dashboard_url, timeout=10) as client:
-        form = client.get("/login")
-        found = re.search(r'name="csrf" value="([^"]+)"', form.text)
-        assert found is not None, form.text
-        answer = client.post(
-            "/login",
-            data={"token": token, "csrf": found.group(1), "next": "/"},
-            headers={"Origin": dashboard_url},
-        )
-        assert answer.status_code == 303, answer.text
-        return str(client.cookies[COOKIE])
 
 
 def start_dashboard(data_dir: Path, extra_args: list[str] | None = None) -> Dashboard:
@@ -130,7 +109,7 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
 
 @pytest.fixture
 def api(dashboard: Dashboard) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=dashboard.url, timeout=10) as client:
+    with dashboard.client(timeout=10) as client:
         yield client
 
 

@@ -10,8 +10,9 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, expect
 
 from dashboard.sessions import COOKIE
-from tests.browser.conftest import Dashboard, sign_in
+from tests.browser.conftest import Dashboard
 from tests.conftest import wait_until
+from tests.sign_in import sign_in
 
 
 @pytest.fixture
@@ -40,13 +41,13 @@ def test_a_browser_signs_in_with_a_token_and_out_again(
     page.click("button[type=submit]")
     expect(page.locator(".alert-danger")).to_contain_text("not accepted")
 
-    page.fill("#token", dashboard.admin_token_file.read_text().strip())
+    page.fill("#token", dashboard.token)
     page.click("button[type=submit]")
     expect(page).to_have_url(f"{dashboard.dashboard_url}/runs?status=failed")
     expect(page.locator(".signed-in")).to_contain_text("admin (admin)")
     (session,) = [c for c in fresh.cookies() if c["name"] == COOKIE]
     assert session["httpOnly"] and session["sameSite"] == "Strict"
-    assert dashboard.admin_token_file.read_text().strip() not in str(fresh.cookies())
+    assert dashboard.token not in str(fresh.cookies())
 
     page.click(".signed-in button")
     expect(page).to_have_url(f"{dashboard.dashboard_url}/login")
@@ -90,7 +91,7 @@ def test_the_dashboard_acts_as_the_signed_in_token(
 
 
 def test_cross_site_and_unsigned_requests_are_refused(dashboard: Dashboard) -> None:
-    cookie = sign_in(dashboard.dashboard_url, dashboard.admin_token_file.read_text().strip())
+    cookie = sign_in(dashboard.dashboard_url, dashboard.token)
     callback = {"output": "api-banner.children", "outputs": {}, "inputs": [], "changedPropIds": []}
     with httpx.Client(base_url=dashboard.dashboard_url, timeout=10) as client:
         unsigned = client.post(

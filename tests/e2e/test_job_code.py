@@ -121,7 +121,7 @@ def test_up_gives_its_workers_its_app_dir(tmp_path: Path, app_dir: Path) -> None
     server = Server(tmp_path / "data", free_port(), extra_args=args, env=env)
     server.start()
     try:
-        with httpx.Client(base_url=server.url, timeout=10) as api:
+        with server.client(timeout=10) as api:
             create_job(api, name="hello", type="python", function=f"{module}:hello")
             wait_until(lambda: api.get("/api/health").json()["scheduler"]["leader"] is not None)
             run = run_job(api, "hello")
@@ -182,7 +182,8 @@ def test_max_runs_per_child_replaces_the_child(
 
 
 def test_a_job_whose_module_does_not_exist_fails_for_good(cluster: Cluster, app_dir: Path) -> None:
-    start_worker(cluster, app_dir)
+    # Any module: by default the policy would refuse it first, as it is not in the app dir.
+    start_worker(cluster, app_dir, env={"CHRONOLOG_WORKER_PYTHON_MODULES": "*"})
     error = "cannot import module 'no_such_module_xyz': No module named 'no_such_module_xyz'"
     with cluster.api() as api:
         # Retries left, and a long delay: a retry would show as a second attempt.
