@@ -52,6 +52,10 @@ def create_app(context: DashboardContext) -> FastAPI:
     for page in pkgutil.iter_modules([str(HERE / "pages")]):
         importlib.import_module(f"dashboard.pages.{page.name}")  # each registers its page
     app.layout = shell.layout
+    # Dash's FastAPI backend finds the assets (our scripts and CSS) in a hook that runs
+    # only for "/" and "/_dash-*" requests: a first visit straight to "/runs" after a
+    # start would get a page without them. Do it now, once, before serving.
+    app._setup_server()  # no public way to run it
     # After Dash's own middleware, so the gate is outermost: nothing is served before it.
     add_sign_in(server, context.api, SessionStore())
     return server
