@@ -74,8 +74,6 @@ class Settings:
     worker_job_types: tuple[str, ...] = ()
     worker_python_modules: tuple[str, ...] = ()
     http_allow: tuple[str, ...] = ()
-    # An API token the dashboard sends as a Bearer token; kept out of repr (and logs).
-    token: str = dataclasses.field(default="", repr=False)
 
     @property
     def embedded(self) -> bool:
@@ -298,7 +296,6 @@ PARSERS: dict[str, Callable[[str, str], Any]] = {
     "worker_job_types": _policy(policy.parse_job_types),
     "worker_python_modules": _policy(policy.parse_module_prefixes),
     "http_allow": _policy(_allow_entries),
-    "token": lambda _name, raw: raw,
 }
 
 
