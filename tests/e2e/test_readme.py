@@ -185,8 +185,10 @@ def _healthy(tour: Tour, up: subprocess.Popen[bytes]) -> bool:
 
 
 def _dashboard_answers(url: str) -> bool:
+    """The dashboard's first page: its sign-in form (the token comes from the README)."""
     try:
-        return "<title>Chronolog</title>" in httpx.get(url, timeout=2).text
+        page = httpx.get(url, timeout=2, headers={"Accept": "text/html"}, follow_redirects=True)
+        return "<title>Sign in - Chronolog</title>" in page.text
     except httpx.TransportError:
         return False
 

@@ -8,9 +8,11 @@ from pathlib import Path
 import httpx2 as httpx
 import pytest
 
+from dashboard.sessions import COOKIE
 from tests.conftest import wait_until
 from tests.e2e.conftest import Server, chronolog, free_port
 from tests.samples import DAILY_REPORT, SEND_REPORT
+from tests.sign_in import sign_in
 
 pytestmark = pytest.mark.e2e
 
@@ -91,8 +93,11 @@ def test_up_serves_the_dashboard_and_says_where(tmp_path: Path) -> None:
     server.start()
     try:
         url = f"http://127.0.0.1:{port}"
-        wait_until(lambda: _answers(url), timeout=30, interval=0.1)
-        assert "<title>Chronolog</title>" in httpx.get(url).text
+        wait_until(lambda: _answers(f"{url}/login"), timeout=30, interval=0.1)
+        first = httpx.get(url, headers={"Accept": "text/html"}, follow_redirects=True)
+        assert "<title>Sign in - Chronolog</title>" in first.text  # asks for the token
+        cookies = {COOKIE: sign_in(url, server.token)}
+        assert "<title>Chronolog</title>" in httpx.get(url, cookies=cookies).text
         assert f"Dashboard: {url}" in server.log_path.read_text()
     finally:
         server.stop()
