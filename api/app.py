@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import Body, FastAPI, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -18,7 +19,13 @@ from api.context import ApiContext
 from api.errors import ApiError, NotFound, Unavailable
 from api.health import add_health_routes
 from api.live_output import add_live_output_route
-from api.middleware import BodyLimitMiddleware, JsonBodiesMiddleware, NoNulInUrlMiddleware
+from api.middleware import (
+    BodyLimitMiddleware,
+    JsonBodiesMiddleware,
+    NoNulInUrlMiddleware,
+    OriginGuardMiddleware,
+    RateLimitMiddleware,
+)
 from api.problems import api_error_response, validation_error_response
 from api.run_routes import add_run_routes
 from api.schemas import (
@@ -37,7 +44,7 @@ from projector import api_reads
 from projector.poison import describe
 
 ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorBody} for status in (404, 409, 413, 422, 503)
+    status: {"model": ErrorBody} for status in (403, 404, 409, 413, 415, 422, 429, 503)
 }
 
 
@@ -49,8 +56,20 @@ def create_app(context: ApiContext) -> FastAPI:
         description="Event-sourced job scheduler. Every change is an event you can replay.",
         responses=ERRORS,
     )
+    # The last added runs first: NUL check, rate limit, origin, CORS, JSON-only, size.
     app.add_middleware(BodyLimitMiddleware, max_bytes=context.max_body_bytes)
     app.add_middleware(JsonBodiesMiddleware)
+    if context.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(context.cors_origins),
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID"],
+            expose_headers=["Location", "Retry-After", "Chronolog-Consistency"],
+        )
+    app.add_middleware(OriginGuardMiddleware, allowed=context.cors_origins)
+    if context.rate_limit > 0:
+        app.add_middleware(RateLimitMiddleware, rate=context.rate_limit, burst=context.rate_burst)
     app.add_middleware(NoNulInUrlMiddleware)
     app.add_exception_handler(ApiError, api_error_response)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, validation_error_response)  # type: ignore[arg-type]

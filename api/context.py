@@ -47,3 +47,6 @@ class ApiContext:
     # Commands that check invariants across jobs (unique names, the DAG) run one at a
     # time, so each sees the previous one's effect. See docs/decisions.md.
     command_lock: threading.Lock = field(default_factory=threading.Lock)
+    cors_origins: tuple[str, ...] = ()  # normalized origins whose pages may call the API
+    rate_limit: float = 0.0  # requests per second per caller; 0: no limit
+    rate_burst: int = 1

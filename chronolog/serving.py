@@ -60,6 +60,9 @@ def api_context(runtime: wiring.Runtime) -> ApiContext:
         health_stall_after=runtime.settings.health_stall_after,
         live_stream_limit=runtime.settings.live_output_max_streams,
         change_stream_limit=runtime.settings.change_streams_max,
+        cors_origins=runtime.settings.cors_origins,
+        rate_limit=runtime.settings.api_rate_limit,
+        rate_burst=runtime.settings.api_rate_burst,
     )
 
 

@@ -16,6 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from api.origins import normalize_origin
 from events.errors import ChronologError
 from worker import context as job_context
 
@@ -64,6 +65,11 @@ class Settings:
     dashboard_host: str = "127.0.0.1"
     dashboard_port: int = 8050
     api_url: str = ""  # where the dashboard sends actions; default: this API's address
+    # Browser pages (other than the API's own) allowed to call the API; none: CORS off.
+    cors_origins: tuple[str, ...] = ()
+    # Token bucket per caller (bearer token, else client address); 0 turns it off.
+    api_rate_limit: float = 200.0  # requests per second
+    api_rate_burst: int = 1000
 
     @property
     def event_log_url(self) -> str:
@@ -219,6 +225,36 @@ def _http_url(name: str, raw: str) -> str:
     return raw
 
 
+def _origins(name: str, raw: str) -> tuple[str, ...]:
+    origins = []
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        if item == "*":
+            raise SettingsError(
+                f"{name}: '*' would let every web page call the API; list the origins, "
+                "e.g. https://ops.example.com,http://localhost:3000"
+            )
+        canonical = normalize_origin(item)
+        if canonical is None:
+            raise SettingsError(
+                f"{name}: {item!r} is not an origin (scheme://host[:port], no path), "
+                "e.g. https://ops.example.com"
+            )
+        origins.append(canonical)
+    return tuple(dict.fromkeys(origins))
+
+
+def _non_negative_float(name: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a number") from None
+    if not value >= 0 or value == float("inf"):
+        raise SettingsError(f"{name}={raw!r} must be 0 (off) or a positive number")
+    return value
+
+
 PARSERS: dict[str, Callable[[str, str], Any]] = {
     "data_dir": lambda _name, raw: Path(raw),
     "event_log": _event_log_url,
@@ -246,6 +282,9 @@ PARSERS: dict[str, Callable[[str, str], Any]] = {
     "dashboard_port": _port,
     "api_url": _http_url,
     "change_streams_max": _positive_int,
+    "cors_origins": _origins,
+    "api_rate_limit": _non_negative_float,
+    "api_rate_burst": _positive_int,
 }
 
 
