@@ -124,7 +124,7 @@ def _add_job_routes(app: FastAPI, ctx: ApiContext) -> None:  # noqa: C901 - one 
     @app.post("/api/jobs", status_code=201, tags=["jobs"])
     def create_job(body: JobCreate, response: Response) -> JobOut:
         """Create a job. Answers once the job is visible to reads."""
-        return render(commands.create(body), response, created=True)
+        return render(commands.create(body.root), response, created=True)
 
     @app.get("/api/jobs", tags=["jobs"])
     def list_jobs(params: Annotated[JobQuery, Query()]) -> JobList:

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from api.appending import api_event, append_and_wait
 from api.context import ApiContext
 from api.errors import Conflict, FieldProblem, Invalid, NotFound
-from api.schemas import JobFields
+from api.schemas import JobFields, NewJob
 from api.validation import check_spec, find_cycle
 from events.ids import new_job_id
 from events.model import (
@@ -56,7 +56,7 @@ class JobCommands:
     def __init__(self, context: ApiContext) -> None:
         self._ctx = context
 
-    def create(self, fields: JobFields) -> Written:
+    def create(self, fields: NewJob) -> Written:
         with self._serialized() as session:
             spec = self._spec(session, fields.model_dump(exclude_unset=True), base=None)
             self._check(spec, schedule_changed=True)

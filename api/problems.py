@@ -25,14 +25,20 @@ async def validation_error_response(request: Request, exc: RequestValidationErro
     return _response(422, "invalid", message, found)
 
 
+# A job body is one of these kinds: errors inside it are located under the kind first.
+_JOB_KINDS = ("python", "shell", "http")
+
+
 def _problem(error: dict[str, Any]) -> FieldProblem:
     where, *path = error["loc"]
+    if where == "body" and len(path) > 1 and path[0] in _JOB_KINDS:
+        path = path[1:]
     field = _field_name(path) or str(where)
     if error["type"] == "extra_forbidden":
         return FieldProblem(field, "unknown field")
     if error["type"] == "missing":
         return FieldProblem(field, "required")
-    if error["type"] == "unstorable":  # raised by api.schemas.StoredBody
+    if error["type"] in ("unstorable", "other_type_field"):  # raised by api.schemas
         ctx = error["ctx"]
         return FieldProblem(ctx["path"] or field, ctx["reason"])
     if error["type"] == "json_invalid":

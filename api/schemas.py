@@ -6,7 +6,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    RootModel,
+    StrictBool,
+    ValidatorFunctionWrapHandler,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from projector.run_projection import RunStatus
@@ -71,24 +80,22 @@ class StoredBody(BaseModel):
         return self
 
 
-class JobFields(StoredBody):
-    """Every field a job has; all optional, so an update can name only what changes."""
+Function = Annotated[str, Field(min_length=1, max_length=500)]
+Command = (
+    Annotated[str, Field(min_length=1, max_length=100_000)]
+    | Annotated[list[str], Field(min_length=1, max_length=1000)]
+)
+Url = Annotated[str, Field(min_length=1, max_length=8192)]
+Method = Annotated[str, Field(min_length=1, max_length=16)]
+HttpBody = Annotated[Any, AfterValidator(check_body)]  # text, or JSON object/array
+
+
+class JobSettings(StoredBody):
+    """What every job type has besides its name and type; all optional."""
 
     model_config = ConfigDict(extra="forbid")
 
-    name: Name | None = None
-    type: JobTypeField | None = None
     description: Annotated[str, Field(max_length=2000)] | None = None
-    function: Annotated[str, Field(min_length=1, max_length=500)] | None = None
-    command: (
-        Annotated[str, Field(min_length=1, max_length=100_000)]
-        | Annotated[list[str], Field(min_length=1, max_length=1000)]
-        | None
-    ) = None
-    url: Annotated[str, Field(min_length=1, max_length=8192)] | None = None
-    method: Annotated[str, Field(min_length=1, max_length=16)] | None = None
-    headers: dict[str, str] | None = None
-    body: Annotated[Any, AfterValidator(check_body)] = None  # text, or JSON object/array
     schedule: Annotated[str, Field(max_length=200)] | None = None
     timezone: Annotated[str, Field(min_length=1, max_length=64)] | None = None
     parameters: dict[str, Any] | None = None
@@ -111,11 +118,106 @@ class JobFields(StoredBody):
     ) = None
 
 
-class JobCreate(JobFields):
-    """``POST /api/jobs``: a name and a type are required."""
+class JobFields(JobSettings):
+    """Every field a job has; all optional, so an update can name only what changes."""
+
+    name: Name | None = None
+    type: JobTypeField | None = None
+    function: Function | None = None
+    command: Command | None = None
+    url: Url | None = None
+    method: Method | None = None
+    headers: dict[str, str] | None = None
+    body: HttpBody = None
+
+
+# The fields of one job type only; the others may send them as null (or not at all).
+TYPE_OWNED = {
+    "function": "python",
+    "command": "shell",
+    "url": "http",
+    "method": "http",
+    "headers": "http",
+    "body": "http",
+}
+
+
+class _NewJob(JobSettings):
+    name: Name  # and ``type``, a literal per kind
+
+    @model_validator(mode="before")
+    @classmethod
+    def _only_own_fields(cls, data: Any) -> Any:
+        """``{"type": "shell", "body": {...}}`` says which type has ``body``, not only
+        that shell jobs do not (the field is ``null``-only in their schema)."""
+        if isinstance(data, dict):
+            kind = data.get("type")
+            for field, owner in TYPE_OWNED.items():
+                if owner != kind and data.get(field) is not None:
+                    raise PydanticCustomError(
+                        "other_type_field",
+                        "{path}: {reason}",
+                        {"path": field, "reason": f"only {owner} jobs have {field!r}"},
+                    )
+        return data
+
+
+class PythonJob(_NewJob):
+    """A python job runs ``function`` (``module.function`` or ``module:function``)."""
+
+    type: Literal["python"]
+    function: Function
+    command: None = None
+    url: None = None
+    method: None = None
+    headers: None = None
+    body: None = None
+
+
+class ShellJob(_NewJob):
+    """A shell job runs ``command``: a string for the shell, or an argv list."""
+
+    type: Literal["shell"]
+    command: Command
+    function: None = None
+    url: None = None
+    method: None = None
+    headers: None = None
+    body: None = None
+
+
+class HttpJob(_NewJob):
+    """An http job sends a request to ``url`` (``method`` GET unless given)."""
+
+    type: Literal["http"]
+    url: Url
+    method: Method | None = None
+    headers: dict[str, str] | None = None
+    body: HttpBody = None
+    function: None = None
+    command: None = None
+
+
+NewJob = PythonJob | ShellJob | HttpJob
+
+
+class _UntypedJob(JobFields):
+    """What a body without a known ``type`` is checked against, to name every problem
+    (name missing too, unknown fields), not only the type."""
 
     name: Name
     type: JobTypeField
+
+
+class JobCreate(RootModel[Annotated[NewJob, Field(discriminator="type")]]):
+    """``POST /api/jobs``: one of the job types, told apart by ``type``."""
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _untyped(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        if isinstance(data, dict) and data.get("type") not in TYPE_OWNED.values():
+            _UntypedJob.model_validate(data)  # raises: type is missing or unknown
+        return handler(data)
 
 
 class ReasonBody(StoredBody):
