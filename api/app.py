@@ -12,6 +12,7 @@ from fastapi_offline import FastAPIOffline
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
+from starlette.exceptions import HTTPException
 
 from api.changes import add_change_routes
 from api.commands import JobCommands, Written
@@ -26,7 +27,7 @@ from api.middleware import (
     OriginGuardMiddleware,
     RateLimitMiddleware,
 )
-from api.problems import api_error_response, validation_error_response
+from api.problems import api_error_response, http_error_response, validation_error_response
 from api.run_routes import add_run_routes
 from api.schemas import (
     MAX_EVENTS_LIMIT,
@@ -72,6 +73,7 @@ def create_app(context: ApiContext) -> FastAPI:
         app.add_middleware(RateLimitMiddleware, rate=context.rate_limit, burst=context.rate_burst)
     app.add_middleware(NoNulInUrlMiddleware)
     app.add_exception_handler(ApiError, api_error_response)  # type: ignore[arg-type]
+    app.add_exception_handler(HTTPException, http_error_response)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, validation_error_response)  # type: ignore[arg-type]
     app.add_exception_handler(OperationalError, _database_unavailable)  # type: ignore[arg-type]
     app.add_exception_handler(DBAPIError, _database_failed)  # type: ignore[arg-type]

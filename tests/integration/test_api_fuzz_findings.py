@@ -1,0 +1,41 @@
+"""What schemathesis found (tests/fuzz), each pinned by a plain test: answers in the
+documented shape with a documented status code, and data the schema refuses refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.schemas import ErrorBody
+from chronolog.wiring import open_read_model
+
+
+@pytest.fixture
+def read_model_url(tmp_path: Path) -> str:
+    """None of these depend on the read model's engine: SQLite will do."""
+    url = f"sqlite:///{tmp_path / 'data' / 'readmodel.db'}"
+    open_read_model(url, upgrade=True).dispose()
+    return url
+
+
+def test_a_body_that_is_not_utf8_is_422_naming_the_body(client: TestClient) -> None:
+    json_type = {"content-type": "application/json"}
+    response = client.post("/api/jobs", content=b'{"name": "\xff"}', headers=json_type)
+    assert response.status_code == 422, response.text  # was FastAPI's bare 400
+    body = ErrorBody.model_validate(response.json())
+    assert (body.errors[0].field, body.errors[0].reason) == (
+        "body",
+        "not valid JSON: not UTF-8 text (byte 10)",
+    )
+
+
+def test_starlettes_own_refusals_come_in_the_apis_error_shape(client: TestClient) -> None:
+    missing = client.get("/api/nothing-here")
+    assert missing.status_code == 404
+    assert ErrorBody.model_validate(missing.json()).error == "not_found"
+    wrong = client.request("PATCH", "/api/runs")
+    assert wrong.status_code == 405
+    assert ErrorBody.model_validate(wrong.json()).error == "method_not_allowed"
+    assert wrong.headers["allow"] == "GET"
