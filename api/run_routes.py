@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Body, FastAPI, Header, Query, Response
 from sqlalchemy.orm import Session
@@ -26,6 +26,10 @@ from events.dispatch import worker_lease_key
 from projector import api_reads
 from projector.run_projection import RunRow
 
+# The same Idempotency-Key again: the run it made the first time, 200 instead of 201.
+REPLAYED: dict[int | str, dict[str, Any]] = {
+    200: {"model": TriggerOut, "description": "the run an earlier trigger with this key made"}
+}
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
 
 
@@ -37,7 +41,7 @@ def add_run_routes(app: FastAPI, ctx: ApiContext) -> None:  # noqa: C901 - one c
             names = api_reads.job_names(session, [run.job_id])
         return run_out(run, names.get(run.job_id))
 
-    @app.post("/api/jobs/{ref}/trigger", status_code=201, tags=["runs"])
+    @app.post("/api/jobs/{ref}/trigger", status_code=201, tags=["runs"], responses=REPLAYED)
     def trigger(
         ref: str,
         response: Response,

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from api.schemas import ErrorBody
+from api.schemas import ErrorBody, TriggerOut
 from chronolog.wiring import open_read_model
+from tests.samples import DAILY_REPORT
 
 
 @pytest.fixture
@@ -39,3 +40,14 @@ def test_starlettes_own_refusals_come_in_the_apis_error_shape(client: TestClient
     assert wrong.status_code == 405
     assert ErrorBody.model_validate(wrong.json()).error == "method_not_allowed"
     assert wrong.headers["allow"] == "GET"
+
+
+def test_a_replayed_trigger_is_a_documented_200(client: TestClient) -> None:
+    client.post("/api/jobs", json=DAILY_REPORT)
+    key = {"Idempotency-Key": "once"}
+    first = client.post("/api/jobs/daily-report/trigger", headers=key)
+    again = client.post("/api/jobs/daily-report/trigger", headers=key)
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert TriggerOut.model_validate(again.json()).run_id == first.json()["run_id"]
+    responses = client.get("/openapi.json").json()["paths"]["/api/jobs/{ref}/trigger"]["post"]
+    assert {"200", "201"} <= set(responses["responses"])
