@@ -3,12 +3,14 @@ that need other jobs or the clock are in ``api.validation``."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     RootModel,
@@ -36,7 +38,18 @@ def _as_utc(moment: datetime) -> datetime:
         raise ValueError(f"{moment.isoformat()} is out of range once converted to UTC") from e
 
 
-UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
+_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+
+
+def _not_a_number(moment: Any) -> Any:
+    """Pydantic reads ``9`` as a Unix time; the API documents ISO 8601 date-times only."""
+    text = moment.strip() if isinstance(moment, str) else moment
+    if isinstance(text, int | float) or (isinstance(text, str) and _NUMBER.fullmatch(text)):
+        raise ValueError("an ISO 8601 date-time is expected, e.g. 2026-11-01T00:00:00Z")
+    return moment
+
+
+UtcDatetime = Annotated[datetime, BeforeValidator(_not_a_number), AfterValidator(_as_utc)]
 Offset = Annotated[int, Field(ge=0, le=MAX_OFFSET)]
 
 Name = Annotated[str, Field(min_length=1, max_length=200, pattern=NAME_PATTERN)]

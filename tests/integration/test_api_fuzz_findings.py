@@ -51,3 +51,16 @@ def test_a_replayed_trigger_is_a_documented_200(client: TestClient) -> None:
     assert TriggerOut.model_validate(again.json()).run_id == first.json()["run_id"]
     responses = client.get("/openapi.json").json()["paths"]["/api/jobs/{ref}/trigger"]["post"]
     assert {"200", "201"} <= set(responses["responses"])
+
+
+@pytest.mark.parametrize("value", ["9", "1700000000", "-1.5", "1e9"])
+def test_a_time_filter_must_be_a_date_time_not_a_unix_number(
+    client: TestClient, value: str
+) -> None:
+    for field in ("since", "until"):
+        response = client.get("/api/runs", params={field: value})
+        assert response.status_code == 422, response.text  # was read as a Unix time
+        (problem,) = response.json()["errors"]
+        assert problem["field"] == field
+        assert "ISO 8601" in problem["reason"]
+    assert client.get("/api/runs", params={"since": "2026-11-01T00:00:00Z"}).status_code == 200
