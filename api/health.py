@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
 from api.context import ApiContext
+from api.schemas import ErrorBody, HealthOut, LiveOut
 from events.dispatch import SCHEDULER_LEADER_KEY, worker_lease_key
 from projector import api_reads
 
@@ -98,12 +99,22 @@ def add_health_routes(app: FastAPI, ctx: ApiContext) -> None:
     limits = HealthLimits(ctx.health_max_lag, ctx.health_stall_after)
     watch = ProgressWatch()
 
-    @app.get("/api/health/live", tags=["system"])
+    @app.get("/api/health/live", tags=["system"], response_model=LiveOut)
     async def live() -> dict[str, Any]:
         """200 whenever this API process answers (for supervisors and load balancers)."""
         return {"status": "ok", "version": app.version}
 
-    @app.get("/api/health", tags=["system"])
+    unhealthy = "the same report when something is wrong (its problems say what)"
+    failed = "the read-model database failed (not a report: the usual error body)"
+
+    @app.get(
+        "/api/health",
+        tags=["system"],
+        response_model=HealthOut,
+        responses={
+            503: {"model": HealthOut | ErrorBody, "description": f"{unhealthy}; or {failed}"}
+        },
+    )
     def health() -> JSONResponse:
         """Is Chronolog doing its job? 503 naming what is wrong when not."""
         checkpoints = ctx.progress.checkpoints()

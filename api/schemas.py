@@ -419,3 +419,22 @@ class WorkerOut(BaseModel):
     hostname: str
     pid: int
     registered_at: str
+
+
+class HealthOut(BaseModel):
+    """``GET /api/health``: 200 when ``problems`` is empty, else 503 with the same body."""
+
+    status: Literal["ok", "unhealthy"]
+    version: str
+    problems: list[str]
+    event_log: dict[str, int]  # partitions, events
+    projector: dict[str, int]  # lag, rejected
+    scheduler: dict[str, str | None]  # leader
+    workers: dict[str, int]  # registered, alive
+    queues: dict[str, dict[str, int]]  # queue -> queued, live_workers
+    live_output: dict[str, int]  # streams, limit
+
+
+class LiveOut(BaseModel):
+    status: Literal["ok"]
+    version: str

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from api.schemas import ErrorBody, TriggerOut
+from api.schemas import ErrorBody, HealthOut, LiveOut, TriggerOut
 from chronolog.wiring import open_read_model
 from tests.samples import DAILY_REPORT
 
@@ -64,3 +64,17 @@ def test_a_time_filter_must_be_a_date_time_not_a_unix_number(
         assert problem["field"] == field
         assert "ISO 8601" in problem["reason"]
     assert client.get("/api/runs", params={"since": "2026-11-01T00:00:00Z"}).status_code == 200
+
+
+def test_the_health_report_is_documented_for_200_and_503(client: TestClient) -> None:
+    response = client.get("/api/health")
+    assert response.status_code == 503  # no scheduler runs here
+    report = HealthOut.model_validate(response.json())
+    assert report.status == "unhealthy" and report.problems
+    LiveOut.model_validate(client.get("/api/health/live").json())
+    documented = client.get("/openapi.json").json()["paths"]["/api/health"]["get"]["responses"]
+    assert documented["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/HealthOut"
+    }
+    unhealthy = documented["503"]["content"]["application/json"]["schema"]
+    assert {"$ref": "#/components/schemas/HealthOut"} in unhealthy["anyOf"]
