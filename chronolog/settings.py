@@ -21,9 +21,10 @@ from events.errors import ChronologError
 from worker import context as job_context
 
 PREFIX = "CHRONOLOG_"
-# Not settings: the test suite's service addresses, and what a worker tells each job
-# (so a job may itself run the chronolog CLI).
-IGNORED_PREFIXES = ("CHRONOLOG_TEST_",)
+# Not settings: the test suite's service addresses, the host address docker-compose.yml
+# publishes ports on, and what a worker tells each job (so a job may itself run the
+# chronolog CLI).
+IGNORED_PREFIXES = ("CHRONOLOG_TEST_", "CHRONOLOG_PUBLISH_ADDRESS")
 JOB_VARIABLES = job_context.VARIABLES
 
 
