@@ -82,6 +82,10 @@ class StoredBody(BaseModel):
     and then fail in the projector, so it is refused here, naming where it is.
     """
 
+    # Strict: a JSON value must already be of the documented type (``true`` is not the
+    # integer 1, ``"5"`` not 5): what the schema refuses, the API refuses.
+    model_config = ConfigDict(strict=True)
+
     @model_validator(mode="after")
     def _storable(self) -> StoredBody:
         values = {name: getattr(self, name) for name in type(self).model_fields}

@@ -78,3 +78,26 @@ def test_the_health_report_is_documented_for_200_and_503(client: TestClient) -> 
     }
     unhealthy = documented["503"]["content"]["application/json"]["schema"]
     assert {"$ref": "#/components/schemas/HealthOut"} in unhealthy["anyOf"]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [
+        ("priority", True, "valid integer"),
+        ("retries", "5", "valid integer"),
+        ("max_concurrency", 2.0, "valid integer"),
+        ("timeout", False, "valid number"),
+        ("retry_delay", "1.5", "valid number"),
+        ("non_retryable_exit_codes", [True], "valid integer"),
+    ],
+)
+def test_a_number_field_takes_only_json_numbers(
+    client: TestClient, field: str, value: object, reason: str
+) -> None:
+    # Pydantic's lax mode read `true` as 1 and "5" as 5: schema-invalid data was accepted.
+    response = client.post("/api/jobs", json={**DAILY_REPORT, field: value})
+    assert response.status_code == 422, response.text
+    problems = {p["field"]: p["reason"] for p in response.json()["errors"]}
+    named = f"{field}[0]" if isinstance(value, list) else field
+    assert reason in problems[named], problems
+    assert client.get("/api/jobs").json()["total"] == 0
