@@ -1,7 +1,8 @@
 """Schemathesis against the real API: every operation in ``/openapi.json``, bounded.
 
-The API runs as it does under ``chronolog up`` on the embedded defaults: uvicorn on a free
-port, a real SQLite log and read model, the projector thread (so writes are visible).
+The API runs as ``chronolog up`` runs it: uvicorn on a free port and the projector thread
+(so writes are visible), on the embedded defaults (SQLite log, read model and leases) and
+on Kafka + PostgreSQL + Redis.
 The state is seeded first (a job of each type, runs in several states, a worker) and the
 fuzzer is given those ids as well as made-up ones, so it reaches past the 404s.
 
@@ -23,9 +24,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx2 as httpx
 import pytest
+import redis
 import schemathesis
 import uvicorn
 from hypothesis import HealthCheck, given, settings
@@ -43,7 +46,7 @@ from schemathesis.core.result import Ok
 
 from api.app import create_app
 from chronolog.serving import api_context
-from chronolog.settings import Settings
+from chronolog.settings import load_settings
 from chronolog.wiring import Runtime, build_runtime, open_read_model, start_projector
 from events.model import (
     Event,
@@ -57,7 +60,9 @@ from events.model import (
     WorkerRegistered,
 )
 from tests.conftest import wait_until
+from tests.e2e.conftest import production_env
 from tests.services.ports import free_port
+from tests.services.postgres import database_factory
 
 log = logging.getLogger(__name__)
 
@@ -116,12 +121,39 @@ class Served:
     seeded: Seeded
 
 
+FUZZ_REDIS_DATABASE = 2  # apart from the contract suite (0) and the e2e clusters (1)
+
+
+@pytest.fixture(scope="module", params=["embedded", "production"])
+def backends(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
+    """``CHRONOLOG_*`` variables: none (the SQLite log, read model and lease store), or a
+    fresh Kafka topic, PostgreSQL database and emptied Redis database."""
+    if request.param == "embedded":
+        yield {}
+        return
+    redis_url = urlsplit(request.getfixturevalue("redis_url"))
+    redis_url = redis_url._replace(path=f"/{FUZZ_REDIS_DATABASE}").geturl()
+    redis.Redis.from_url(redis_url).flushdb()
+    with database_factory(request.getfixturevalue("postgres_url")) as create:
+        yield production_env(
+            request.getfixturevalue("kafka_bootstrap"),
+            request.getfixturevalue("kafka_group_config"),
+            create(),
+            redis_url,
+        )
+    redis.Redis.from_url(redis_url).flushdb()
+
+
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory, admin_token: str | None) -> Iterator[Served]:
+def served(
+    tmp_path_factory: pytest.TempPathFactory,
+    backends: dict[str, str],
+    admin_token: str | None,
+) -> Iterator[Served]:
     data = tmp_path_factory.mktemp("fuzz") / "data"
-    url = f"sqlite:///{data / 'readmodel.db'}"
-    open_read_model(url, upgrade=True).dispose()
-    runtime = build_runtime(Settings(data_dir=data, partitions=4, database_url=url))
+    settings = load_settings(backends, data_dir=data, partitions=4)
+    open_read_model(settings.database, upgrade=True).dispose()
+    runtime = build_runtime(settings)
     stop = threading.Event()
     projector = start_projector(runtime, stop)
     # No scheduler runs: a trigger answers at once instead of waiting for its decision.
