@@ -14,6 +14,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException
 
+from api import audit_routes
 from api.changes import add_change_routes
 from api.commands import JobCommands, Written
 from api.context import ApiContext
@@ -78,6 +79,8 @@ def create_app(context: ApiContext) -> FastAPI:
     app.add_exception_handler(OperationalError, _database_unavailable)  # type: ignore[arg-type]
     app.add_exception_handler(DBAPIError, _database_failed)  # type: ignore[arg-type]
     app.add_exception_handler(PoolTimeout, _database_busy)  # type: ignore[arg-type]
+    app.state.context = context  # what module-level routers' routes depend on
+    app.include_router(audit_routes.router)
     _add_job_routes(app, context)
     add_run_routes(app, context)
     add_live_output_route(app, context)

@@ -15,6 +15,7 @@ from api.appending import api_event, append_and_wait
 from api.context import ApiContext
 from api.errors import Conflict, FieldProblem, Invalid, NotFound
 from api.schemas import JobFields, NewJob
+from api.secret_refs import split_headers
 from api.validation import check_spec, find_cycle
 from events.ids import new_job_id
 from events.model import (
@@ -177,6 +178,8 @@ def build_spec(values: dict[str, Any], base: JobSpec | None) -> JobSpec:
         command = values["command"]
         values["argv"] = tuple(command) if isinstance(command, list) else None
         values["command"] = command if isinstance(command, str) else None
+    if "headers" in values:  # secret references live in their own map (schema v3)
+        values["headers"], values["secret_headers"] = split_headers(values["headers"])
     if "body" in values:  # text stays text; a JSON object or array goes as JSON
         body = values["body"]
         values["json_body"] = None if isinstance(body, str) else body

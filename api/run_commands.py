@@ -9,7 +9,8 @@ from sqlalchemy.orm import Session
 
 from api.appending import api_event, append_and_wait
 from api.context import ApiContext
-from api.errors import Conflict, NotFound
+from api.errors import Conflict, Invalid, NotFound
+from api.validation import check_parameters
 from events.dispatch import CANCEL_CHANNEL, CANCEL_FLAG_TTL, cancel_flag
 from events.ids import idempotency_run_id, new_run_id
 from events.model import RunCancelled, RunCancelRequested, RunRequested, RunRetryRequested
@@ -31,6 +32,8 @@ class RunCommands:
         self, job_ref: str, parameters: dict[str, Any], idempotency_key: str | None
     ) -> Triggered:
         """Request a manual run; answer once the scheduler has queued or skipped it (bounded)."""
+        if problems := check_parameters(parameters):
+            raise Invalid.of(problems)
         with Session(self._ctx.engine) as session:
             job = api_reads.find_job(session, job_ref)
             if job is None:

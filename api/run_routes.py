@@ -123,4 +123,4 @@ def add_run_routes(app: FastAPI, ctx: ApiContext) -> None:  # noqa: C901 - one c
         with Session(ctx.engine) as session:
             summaries = api_reads.list_workers(session, include_gone)
         live = ctx.leases.inspect([worker_lease_key(s.worker.id) for s in summaries])
-        return [worker_out(s, worker_lease_key(s.worker.id) in live) for s in summaries]
+        return [worker_out(s, live.get(worker_lease_key(s.worker.id))) for s in summaries]

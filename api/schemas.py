@@ -20,6 +20,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from api.secret_refs import HeaderValue
 from projector.run_projection import RunStatus
 from projector.storable import INT64_MAX, find_unstorable
 
@@ -144,7 +145,7 @@ class JobFields(JobSettings):
     command: Command | None = None
     url: Url | None = None
     method: Method | None = None
-    headers: dict[str, str] | None = None
+    headers: dict[str, HeaderValue] | None = None  # a value or {"secret": NAME}
     body: HttpBody = None
 
 
@@ -209,7 +210,7 @@ class HttpJob(_NewJob):
     type: Literal["http"]
     url: Url
     method: Method | None = None
-    headers: dict[str, str] | None = None
+    headers: dict[str, HeaderValue] | None = None  # a value or {"secret": NAME}
     body: HttpBody = None
     function: None = None
     command: None = None
@@ -265,7 +266,7 @@ class JobOut(BaseModel):
     command: str | list[str] | None = None
     url: str | None = None
     method: str | None = None
-    headers: dict[str, str] | None = None
+    headers: dict[str, HeaderValue] | None = None  # a value or {"secret": NAME}
     body: str | dict[str, Any] | list[Any] | None = None
     schedule: str | None
     schedule_type: str
@@ -313,6 +314,8 @@ class EventOut(BaseModel):
     causation_id: str | None
     payload: dict[str, Any]
     rejected: str | None
+    actor_role: str | None = None  # the API caller's role; None for the system's own events
+    request_id: str | None = None  # the API request that made the event
 
 
 class EventList(BaseModel):
@@ -423,6 +426,8 @@ class WorkerOut(BaseModel):
     hostname: str
     pid: int
     registered_at: str
+    # When its heartbeat lease was last taken or renewed; None without a live one.
+    last_heartbeat_at: str | None
 
 
 class HealthOut(BaseModel):

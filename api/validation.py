@@ -6,9 +6,11 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from urllib.parse import urlsplit
+from typing import Any
 
 from api.errors import FieldProblem
+from api.secret_refs import plain_secrets
+from events.job_urls import http_url_problem
 from events.model import JobSpec
 from events.schedules import InvalidSchedule, InvalidTimezone, parse_schedule
 
@@ -21,7 +23,7 @@ MAX_PARAMETERS_BYTES = 256 * 1024
 TYPE_FIELDS = {
     "python": ("function",),
     "shell": ("command", "argv"),
-    "http": ("url", "method", "headers", "body", "json_body"),
+    "http": ("url", "method", "headers", "secret_headers", "body", "json_body"),
 }
 
 
@@ -31,11 +33,18 @@ def check_spec(
     """Everything wrong with ``spec`` that can be told without looking at other jobs."""
     problems = _check_type_fields(spec)
     problems += _check_schedule(spec, now, schedule_changed)
+    problems += plain_secrets("headers", spec.headers) + plain_secrets("body", spec.json_body)
+    problems += check_parameters(spec.parameters)
     if len(json.dumps(spec.parameters)) > MAX_PARAMETERS_BYTES:
         problems.append(
             FieldProblem("parameters", f"larger than {MAX_PARAMETERS_BYTES} bytes as JSON")
         )
     return problems
+
+
+def check_parameters(parameters: dict[str, Any]) -> list[FieldProblem]:
+    """A job's or a trigger's parameters: no plain secrets (``api.secret_refs``)."""
+    return plain_secrets("parameters", parameters)
 
 
 def _check_type_fields(spec: JobSpec) -> list[FieldProblem]:
@@ -58,7 +67,7 @@ def _check_type_fields(spec: JobSpec) -> list[FieldProblem]:
 
 
 # Users write the argv form as "command" and a JSON body as "body"; speak their language.
-_USER_NAMES = {"argv": "command", "json_body": "body"}
+_USER_NAMES = {"argv": "command", "json_body": "body", "secret_headers": "headers"}
 
 
 def _user_name(problem: FieldProblem) -> FieldProblem:
@@ -82,9 +91,9 @@ def _check_http(spec: JobSpec) -> list[FieldProblem]:
     if spec.url is None:
         return [FieldProblem("url", "required for http jobs")]
     problems = []
-    parts = urlsplit(spec.url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        problems.append(FieldProblem("url", f"{spec.url!r} is not an absolute http(s) URL"))
+    url_problem = http_url_problem(spec.url)  # what no worker's policy could ever send
+    if url_problem is not None:
+        problems.append(FieldProblem("url", url_problem))
     if spec.method not in HTTP_METHODS:
         problems.append(
             FieldProblem("method", f"{spec.method!r} is not one of {', '.join(HTTP_METHODS)}")

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 
 from api.schemas import AttemptOut, EventOut, JobOut, RunOut, WorkerOut
+from api.secret_refs import join_headers
 from events import job_timing
 from events.job_timing import JobStatus
+from leases.port import Lease
 from projector.api_reads import EventEntry, WorkerSummary, schedule_type
 from projector.job_projection import JobRow
 from projector.run_projection import AttemptRow, RunRow
@@ -46,7 +48,12 @@ def job_out(
         typed["command"] = list(spec.argv) if spec.argv is not None else spec.command
     else:
         body = spec.body if spec.body is not None else spec.json_body
-        typed.update(url=spec.url, method=spec.method, headers=dict(spec.headers), body=body)
+        typed.update(
+            url=spec.url,
+            method=spec.method,
+            headers=join_headers(spec.headers, spec.secret_headers),
+            body=body,
+        )
     return JobOut(
         id=job.id,
         name=spec.name,
@@ -138,16 +145,19 @@ def run_out(run: RunRow, job_name: str | None) -> RunOut:
     )
 
 
-def worker_out(summary: WorkerSummary, alive: bool) -> WorkerOut:
+def worker_out(summary: WorkerSummary, heartbeat: Lease | None) -> WorkerOut:
+    """``heartbeat``: the worker's live heartbeat lease, if it has one."""
     worker = summary.worker
+    beat = heartbeat.renewed_at if heartbeat is not None else None
     return WorkerOut(
         id=worker.id,
         tags=list(worker.tags),
         concurrency=worker.concurrency,
         active_jobs=summary.active_jobs,
         status=worker.status,
-        alive=alive,
+        alive=heartbeat is not None,
         hostname=worker.hostname,
         pid=worker.pid,
         registered_at=iso(worker.registered_at) or "",
+        last_heartbeat_at=None if beat is None else iso(datetime.fromtimestamp(beat, UTC)),
     )

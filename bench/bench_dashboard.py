@@ -308,7 +308,11 @@ CALLBACKS: Final[tuple[CallbackCase, ...]] = (
         trigger=1,
     ),
     CallbackCase("workers: page", ROUTER, route(lambda s: "/workers")),
-    CallbackCase("workers: table", (("workers-table", "children"),), lambda s: [LIVE]),
+    CallbackCase(
+        "workers: table",
+        (("workers-table", "children"),),
+        lambda s: [LIVE, ("workers-tick", "n_intervals", None)],
+    ),
     CallbackCase("dag: page", ROUTER, route(lambda s: "/dag")),
     CallbackCase(
         "dag: graph", DAG, lambda s: [LIVE, ("dag-correlation-shown", "data", None)], trigger=1

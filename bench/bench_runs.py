@@ -82,7 +82,8 @@ def wait(condition: Callable[[], bool], timeout: float, interval: float = 0.05) 
 
 def env(extra: dict[str, str]) -> dict[str, str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("CHRONOLOG_")}
-    return {**base, "PYTHONPATH": str(REPO), **extra}
+    # The measured jobs are shell no-ops: these workers run shell (off by default).
+    return {**base, "PYTHONPATH": str(REPO), "CHRONOLOG_WORKER_JOB_TYPES": "python,shell", **extra}
 
 
 @contextmanager

@@ -14,7 +14,13 @@ import typer
 
 from chronolog import replaying, roles, wiring
 from chronolog.logs import configure_logging
-from chronolog.settings import Settings, SettingsError, database_url_option, load_settings
+from chronolog.settings import (
+    Settings,
+    SettingsError,
+    database_url_option,
+    job_types_option,
+    load_settings,
+)
 from events.errors import ChronologError
 from projector import schema
 from projector.database import create_read_model_engine
@@ -92,6 +98,7 @@ def up(
     )
     with _reported():
         settings = dataclasses.replace(settings, app_dir=roles.app_dir(settings))  # for workers
+        roles.check_secrets_file(settings)  # refused here, not by every worker it starts
     with _reported(), wiring.projector_lock(settings):
         typer.echo(
             f"Chronolog is up: API http://{settings.api_host}:{settings.api_port} "
@@ -185,9 +192,23 @@ def worker_command(
             min=0,
         ),
     ] = None,
+    job_types: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated job types this worker runs, of python,shell,http "
+            "[default: CHRONOLOG_WORKER_JOB_TYPES, else python,http]"
+        ),
+    ] = None,
 ) -> None:
     """Run a worker: take runs from the queues named by --tags and execute them."""
-    settings = _settings(data_dir=data_dir, app_dir=app_dir, max_runs_per_child=max_runs_per_child)
+    with _reported():
+        types = None if job_types is None else job_types_option("--job-types", job_types)
+    settings = _settings(
+        data_dir=data_dir,
+        app_dir=app_dir,
+        max_runs_per_child=max_runs_per_child,
+        worker_job_types=types,
+    )
     queues = [tag.strip() for tag in tags.split(",") if tag.strip()]
     if not queues:
         raise _fail("--tags needs at least one queue name, e.g. --tags default")

@@ -18,6 +18,7 @@ from scheduler.loop import Scheduler, SchedulerConfig
 from worker.executors import Executors
 from worker.prefork import ChildOptions
 from worker.runner import Worker, WorkerConfig
+from worker.secrets import SecretExecutor, load_secrets
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,11 @@ def app_dir(settings: Settings) -> Path:
     return path
 
 
+def check_secrets_file(settings: Settings) -> None:
+    """Stop at start-up if the workers' secrets file is unusable (the reason is given)."""
+    load_secrets(settings.secrets_file, {})
+
+
 def run_worker(
     settings: Settings,
     queues: Sequence[str],
@@ -76,6 +82,16 @@ def run_worker(
         "python jobs import from the app dir first",
         extra={"app_dir": str(options.app_dir), "max_runs_per_child": options.max_runs_per_child},
     )
+    policy = settings.executor_policy()
+    log.info(
+        "executor policy",
+        extra={
+            "job_types": ",".join(policy.job_types),
+            "python_modules": ",".join(policy.python_modules) or "the app dir's",
+            "http_allow": ",".join(entry.text for entry in policy.http_allow) or "none",
+        },
+    )
+    secrets = load_secrets(settings.secrets_file, os.environ)  # a bad file stops it here
     event_log = wiring.open_event_log(settings)
     leases = wiring.open_lease_store(settings)
     config = WorkerConfig(
@@ -89,8 +105,9 @@ def run_worker(
         drain_timeout=settings.drain_timeout,
     )
     stop = stop_on_signals()
-    with Executors(concurrency, settings.kill_grace, options) as executors:
-        worker = Worker(config, event_log, EventCodec.default(), leases, executors)
+    with Executors(concurrency, settings.kill_grace, options, policy) as executors:
+        executor = SecretExecutor(executors, secrets, config.worker_id)
+        worker = Worker(config, event_log, EventCodec.default(), leases, executor)
         worker.register()
         announce(f"Worker {config.worker_id} registered")
         announce("Listening for jobs...")

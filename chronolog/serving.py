@@ -6,6 +6,7 @@ web stack: each starts about a second sooner.
 
 from __future__ import annotations
 
+import logging
 import signal
 import sys
 import threading
@@ -20,6 +21,9 @@ from api.context import ApiContext
 from chronolog import wiring
 from chronolog.settings import Settings
 from chronolog.supervision import Backoff, Supervisor
+from worker.policy import JOB_TYPES
+
+log = logging.getLogger(__name__)
 
 
 class GracefulServer(uvicorn.Server):
@@ -75,13 +79,26 @@ def child_commands(
     data = ["--data-dir", str(settings.data_dir)]
     commands = [("scheduler", [*base, "scheduler", *data])] if scheduler else []
     worker = [*base, "worker", *data, "--app-dir", str(settings.app_dir)]
-    worker += ["--concurrency", str(concurrency)]
+    worker += ["--concurrency", str(concurrency), *_first_run_job_types(settings, workers)]
     commands += [(f"worker-{i + 1}", worker) for i in range(workers)]
     if dashboard:
         web = ["--port", str(settings.dashboard_port), "--host", settings.dashboard_host]
         web += ["--api-url", settings.api_base_url]
         commands.append(("dashboard", [*base, "dashboard", *data, *web]))
     return commands
+
+
+def _first_run_job_types(settings: Settings, workers: int) -> list[str]:
+    """On the embedded defaults, with no job types configured, ``up``'s own workers run
+    shell jobs too: the one-machine first run, where the API listens on this machine."""
+    if workers == 0 or settings.worker_job_types or not settings.embedded:
+        return []
+    log.warning(
+        "shell jobs are on for this up's workers (embedded defaults); set "
+        "CHRONOLOG_WORKER_JOB_TYPES=python,http to turn them off",
+        extra={"job_types": ",".join(JOB_TYPES)},
+    )
+    return ["--job-types", ",".join(JOB_TYPES)]
 
 
 # --- everything in one process (chronolog up) and the API alone -----------------------

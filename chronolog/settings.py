@@ -19,6 +19,8 @@ from sqlalchemy.exc import ArgumentError
 from api.origins import normalize_origin
 from events.errors import ChronologError
 from worker import context as job_context
+from worker import policy
+from worker.policy import ExecutorPolicy
 
 PREFIX = "CHRONOLOG_"
 # Not settings: the test suite's service addresses, the host address docker-compose.yml
@@ -66,11 +68,32 @@ class Settings:
     dashboard_host: str = "127.0.0.1"
     dashboard_port: int = 8050
     api_url: str = ""  # where the dashboard sends actions; default: this API's address
+    # Workers: a JSON object of secret names to values, looked up before the environment.
+    secrets_file: Path | None = None
+
+    # Executor policy (worker.policy). Empty job types: python and http, and `up` on the
+    # embedded defaults adds shell for its own workers; empty modules: the app dir's.
+    worker_job_types: tuple[str, ...] = ()
+    worker_python_modules: tuple[str, ...] = ()
+    http_allow: tuple[str, ...] = ()
+
     # Browser pages (other than the API's own) allowed to call the API; none: CORS off.
     cors_origins: tuple[str, ...] = ()
     # Token bucket per caller (bearer token, else client address); 0 turns it off.
     api_rate_limit: float = 200.0  # requests per second
     api_rate_burst: int = 1000
+
+    @property
+    def embedded(self) -> bool:
+        """Every backend is the embedded default: the first-run, single-machine shape."""
+        return not (self.event_log or self.database_url or self.redis_url)
+
+    def executor_policy(self) -> ExecutorPolicy:
+        return ExecutorPolicy(
+            job_types=self.worker_job_types or policy.DEFAULT_JOB_TYPES,
+            python_modules=self.worker_python_modules,
+            http_allow=policy.parse_allow(",".join(self.http_allow)),
+        )
 
     @property
     def event_log_url(self) -> str:
@@ -118,6 +141,14 @@ def _non_negative_int(name: str, raw: str) -> int:
 def _directory(name: str, raw: str) -> Path:
     if not raw.strip():
         raise SettingsError(f"{name} is empty; give a directory, e.g. {name}=/app")
+    return Path(raw)
+
+
+def _file(name: str, raw: str) -> Path:
+    if not raw.strip():
+        raise SettingsError(
+            f"{name} is empty; give a file, e.g. {name}=/run/secrets/chronolog.json"
+        )
     return Path(raw)
 
 
@@ -226,6 +257,22 @@ def _http_url(name: str, raw: str) -> str:
     return raw
 
 
+def _policy(parse: Callable[[str], Any]) -> Callable[[str, str], Any]:
+    """A ``worker.policy`` parser, its complaint prefixed with the variable."""
+
+    def parse_named(name: str, raw: str) -> Any:
+        try:
+            return parse(raw)
+        except policy.PolicyError as exc:
+            raise SettingsError(f"{name}={raw!r}: {exc}") from None
+
+    return parse_named
+
+
+def _allow_entries(raw: str) -> tuple[str, ...]:
+    return tuple(entry.text for entry in policy.parse_allow(raw))
+
+
 def _origins(name: str, raw: str) -> tuple[str, ...]:
     origins = []
     for item in (part.strip() for part in raw.split(",")):
@@ -283,10 +330,20 @@ PARSERS: dict[str, Callable[[str, str], Any]] = {
     "dashboard_port": _port,
     "api_url": _http_url,
     "change_streams_max": _positive_int,
+    "secrets_file": _file,
+    "worker_job_types": _policy(policy.parse_job_types),
+    "worker_python_modules": _policy(policy.parse_module_prefixes),
+    "http_allow": _policy(_allow_entries),
     "cors_origins": _origins,
     "api_rate_limit": _non_negative_float,
     "api_rate_burst": _positive_int,
 }
+
+
+def job_types_option(option: str, raw: str) -> tuple[str, ...]:
+    """Job types given on the command line, validated like the setting."""
+    parsed: tuple[str, ...] = _policy(policy.parse_job_types)(option, raw)
+    return parsed
 
 
 def load_settings(environ: Mapping[str, str], **overrides: Any) -> Settings:

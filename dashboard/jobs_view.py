@@ -15,7 +15,7 @@ from dash import dcc, html
 from dashboard.jobs_format import payload_summary
 from dashboard.jobs_stats import RunStats, buckets, success_label, summarise
 from dashboard.jobs_timing import in_zone
-from dashboard.widgets import duration, status_badge, when
+from dashboard.widgets import actor, duration, status_badge, when
 from events.job_timing import job_status, next_fires
 from projector.dashboard_reads import HistoryEntry, JobDetail, RunSample, RunSummary
 
@@ -30,6 +30,8 @@ _FIELDS: Final = (
     ("argv", "Command (argv)"),
     ("url", "URL"),
     ("method", "Method"),
+    ("headers", "Headers"),
+    ("secret_headers", "Secret headers (header: secret name)"),  # names; values live on workers
     ("timezone", "Timezone"),
     ("parameters", "Parameters"),
     ("timeout", "Timeout (s)"),
@@ -194,7 +196,7 @@ def history_table(entries: list[HistoryEntry]) -> html.Div:
             [
                 html.Td(when(e.occurred_at)),
                 html.Td(e.type + (f" (rejected: {e.rejected})" if e.rejected else "")),
-                html.Td(e.actor),
+                html.Td(actor(e.actor, e.actor_role)),
                 html.Td(html.A(e.run_id, href=f"/runs/{e.run_id}") if e.run_id else "—"),
                 html.Td(payload_summary(e.payload), className="small"),
             ]

@@ -32,11 +32,29 @@ def status_badge(status: str | None) -> dbc.Badge:
     return dbc.Badge(label, color=colour, text_color=text, className="status-badge")
 
 
+def actor(name: str, role: str | None) -> list[Any]:
+    """Who made an event, and the role it acted in when an API caller made it."""
+    if role is None:
+        return [name]
+    return [name, " ", dbc.Badge(role, color="light", text_color="dark", className="actor-role")]
+
+
 def when(moment: datetime | None, now: datetime | None = None) -> str:
     """``2026-12-02 09:00:00Z`` (UTC, to the second), or an em dash."""
     if moment is None:
         return "—"
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def ago(moment: datetime, now: datetime) -> str:
+    """``3 s ago``, ``4 min ago``, ``2 h ago``, ``5 d ago`` (whole units, rounded down).
+
+    A moment slightly after ``now`` (clocks of two machines) reads ``0 s ago``."""
+    seconds = max(0, int((now - moment).total_seconds()))
+    for unit, size in (("d", 86_400), ("h", 3_600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds // size} {unit} ago"
+    return f"{seconds} s ago"
 
 
 def duration(ms: int | float | None) -> str:

@@ -19,6 +19,9 @@ class Lease:
     owner: str
     token: int  # fencing token: strictly greater than every token handed out before
     expires_at: float  # seconds since the epoch, store clock
+    # When it was last taken or renewed (store clock): a holder's heartbeat. None only
+    # for a lease taken by an older build that did not record it, until its next renewal.
+    renewed_at: float | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +70,8 @@ class LeaseStore(ABC):
 
     @abstractmethod
     def renew(self, key: str, token: int, ttl: float) -> bool:
-        """Extend the lease with ``token`` to ``ttl`` s from now; False if it is lost."""
+        """Extend the lease with ``token`` to ``ttl`` s from now and record now as its
+        ``renewed_at``; False if it is lost."""
 
     @abstractmethod
     def release(self, key: str, token: int) -> bool:

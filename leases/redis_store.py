@@ -7,7 +7,8 @@ from ``leases/lua/``, loaded at start-up. Redis runs a script with nothing inter
 
 Time: expiry is Redis's own (``PEXPIREAT``, ``SET PX``) on the server's clock, so clients
 whose clocks disagree still agree on who holds a lease; ``Lease.expires_at`` is the
-server's ``TIME`` plus the ttl, kept with the lease so ``inspect`` reports the same value.
+server's ``TIME`` plus the ttl, kept with the lease so ``inspect`` reports the same value;
+``Lease.renewed_at`` is that ``TIME`` (of the acquire or the last renewal), kept likewise.
 
 Keys: every key and channel starts with ``prefix`` followed by one Redis Cluster hash tag,
 ``{leases}`` unless the prefix brings its own (``chronolog:{leases}:lease:run:42``).
@@ -192,8 +193,8 @@ class RedisLeaseStore(LeaseStore):
         )
         if reply is None:
             return None
-        token, expires_ms = reply
-        return Lease(key, owner, int(token), int(expires_ms) / 1000)
+        token, expires_ms, renewed_ms = reply
+        return Lease(key, owner, int(token), int(expires_ms) / 1000, int(renewed_ms) / 1000)
 
     def renew(self, key: str, token: int, ttl: float) -> bool:
         ttl_ms = _ttl_ms(ttl, f"lease {key!r}")
@@ -544,11 +545,13 @@ def _is_message(raw: Any) -> bool:
 
 
 def _leases_of(chunk: Sequence[str], reply: Sequence[Any]) -> Iterator[Lease]:
-    """The leases in a reply of inspect.lua: (key number, owner, token, expiry ms)..."""
-    for at in range(0, len(reply), 4):
-        number, owner, token, expires_ms = reply[at : at + 4]
+    """The leases in a reply of inspect.lua: (key number, owner, token, expiry ms,
+    renewal ms or None)..."""
+    for at in range(0, len(reply), 5):
+        number, owner, token, expires_ms, renewed_ms = reply[at : at + 5]
         key = chunk[int(number) - 1]
-        yield Lease(key, owner.decode(), int(token), int(expires_ms) / 1000)
+        renewed_at = None if renewed_ms is None else int(renewed_ms) / 1000
+        yield Lease(key, owner.decode(), int(token), int(expires_ms) / 1000, renewed_at)
 
 
 def _rank(item: QueueItem) -> str:

@@ -22,6 +22,7 @@ disk), and nothing outlives ``MESSAGE_RETENTION``. The file gives freed pages ba
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import sqlite3
 import threading
@@ -45,8 +46,10 @@ from leases.port import (
 )
 
 Clock = Callable[[], float]
+logger = logging.getLogger(__name__)
 
-FORMAT_VERSION: Final = "1"
+FORMAT_VERSION: Final = "2"
+"""2 added ``leases.renewed_at``; a format 1 file is migrated in place when opened."""
 RECHECK_INTERVAL: Final = 0.005
 """Seconds between looks at the file for pushes of other processes (dispatch latency)."""
 MESSAGE_RECHECK_INTERVAL: Final = 0.05
@@ -62,6 +65,7 @@ Counted in bytes, not messages, so a burst of small cancel signals is never trim
 WAL_LIMIT: Final = 4 * 1024 * 1024
 """Bytes the write-ahead log is truncated to after a checkpoint (it never shrinks else)."""
 
+_MIGRATABLE: Final = frozenset({"1", FORMAT_VERSION})  # formats _migrate brings up to date
 _INCREMENTAL: Final = 2  # PRAGMA auto_vacuum's value for INCREMENTAL
 _VACUUM_PAGES: Final = 16_384  # 64 MiB of 4 KiB pages: bounds the work of one prune
 _CHUNK: Final = 500  # keys per IN (...) list, well under SQLite's variable limit
@@ -83,7 +87,8 @@ _SCHEMA: Final = (
         key TEXT PRIMARY KEY,
         owner TEXT NOT NULL,
         token INTEGER NOT NULL,
-        expires_at REAL NOT NULL
+        expires_at REAL NOT NULL,
+        renewed_at REAL
     ) WITHOUT ROWID""",
     """CREATE TABLE IF NOT EXISTS queue_items (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -108,8 +113,14 @@ _SCHEMA: Final = (
     "CREATE INDEX IF NOT EXISTS messages_created ON messages (created_at)",
 )
 _SELECT_LEASE: Final = "SELECT owner, expires_at FROM leases WHERE key = ?"
-_PUT_LEASE: Final = "INSERT OR REPLACE INTO leases VALUES (?, ?, ?, ?)"
-_RENEW: Final = "UPDATE leases SET expires_at = ? WHERE key = ? AND token = ? AND expires_at > ?"
+_PUT_LEASE: Final = (
+    "INSERT OR REPLACE INTO leases (key, owner, token, expires_at, renewed_at)"
+    " VALUES (?, ?, ?, ?, ?)"
+)
+_RENEW: Final = (
+    "UPDATE leases SET expires_at = ?, renewed_at = ?"
+    " WHERE key = ? AND token = ? AND expires_at > ?"
+)
 _NEXT_TOKEN: Final = "UPDATE token_counter SET value = value + 1 WHERE id = 0"
 _TOKEN: Final = "SELECT value FROM token_counter WHERE id = 0"
 _PUSH: Final = (
@@ -177,13 +188,13 @@ class SqliteLeaseStore(LeaseStore):
                 return None
             conn.execute(_NEXT_TOKEN)
             token: int = conn.execute(_TOKEN).fetchone()[0]
-            conn.execute(_PUT_LEASE, (key, owner, token, now + ttl))
-        return Lease(key, owner, token, now + ttl)
+            conn.execute(_PUT_LEASE, (key, owner, token, now + ttl, now))
+        return Lease(key, owner, token, now + ttl, now)
 
     def renew(self, key: str, token: int, ttl: float) -> bool:
         _check_ttl(ttl, f"lease {key!r}")
         with self._writing(f"renewal of lease {key!r} (token {token})") as (conn, now):
-            renewed = conn.execute(_RENEW, (now + ttl, key, token, now)).rowcount
+            renewed = conn.execute(_RENEW, (now + ttl, now, key, token, now)).rowcount
         return renewed == 1
 
     def release(self, key: str, token: int) -> bool:
@@ -197,7 +208,7 @@ class SqliteLeaseStore(LeaseStore):
         for chunk in _chunks(list(dict.fromkeys(keys))):
             marks = ", ".join("?" * len(chunk))
             query = (
-                "SELECT key, owner, token, expires_at FROM leases"
+                "SELECT key, owner, token, expires_at, renewed_at FROM leases"
                 f" WHERE key IN ({marks}) AND expires_at > ?"
             )
             with self._reading(f"inspection of {len(chunk)} leases from {chunk[0]!r}") as (
@@ -318,13 +329,14 @@ class SqliteLeaseStore(LeaseStore):
                 for statement in _SCHEMA:
                     conn.execute(statement)
                 self._check_format(conn)
+                _migrate(conn, self._path)
         except sqlite3.Error as e:
             raise translate(e, "opening the lease store", self._path) from e
 
     def _check_format(self, conn: sqlite3.Connection) -> None:
         conn.execute("INSERT OR IGNORE INTO store_meta VALUES ('format', ?)", (FORMAT_VERSION,))
         found = conn.execute("SELECT value FROM store_meta WHERE name = 'format'").fetchone()[0]
-        if found != FORMAT_VERSION:
+        if found not in _MIGRATABLE:
             raise LeaseError(f"{self._path} has lease store format {found!r}")
 
     def _try_pop(self, queues: tuple[str, ...]) -> tuple[str, QueueItem] | None:
@@ -459,6 +471,18 @@ def _best_head(conn: sqlite3.Connection, queues: tuple[str, ...]) -> tuple[str, 
     if not present:
         return None
     return max(present, key=lambda head: (head[1][2], -head[1][0]))
+
+
+def _migrate(conn: sqlite3.Connection, path: Path) -> None:
+    """Bring a format 1 file to FORMAT_VERSION, inside the opening transaction (processes
+    opening it at once migrate it once). Its leases keep a NULL ``renewed_at`` until
+    renewed. The new format number makes an older build refuse the file when it opens it,
+    not fail on its first lease."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(leases)")}
+    if "renewed_at" not in columns:
+        conn.execute("ALTER TABLE leases ADD COLUMN renewed_at REAL")
+        logger.info("lease store migrated: leases.renewed_at added", extra={"path": str(path)})
+    conn.execute("UPDATE store_meta SET value = ? WHERE name = 'format'", (FORMAT_VERSION,))
 
 
 def _use_incremental_vacuum(conn: sqlite3.Connection) -> None:

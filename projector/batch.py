@@ -352,6 +352,8 @@ def _index_row(record: LogRecord, event: Event | str, rejected: str | None) -> d
         "causation_id": event.causation_id,
         "payload": event.payload,  # serialised by the engine's orjson
         "rejected": rejected,
+        "actor_role": event.actor_role,
+        "request_id": event.request_id,
     }
 
 

@@ -156,6 +156,7 @@ class HistoryEntry:
     attempt: int | None
     payload: dict[str, Any]
     rejected: str | None
+    actor_role: str | None = None  # the API caller's role (schema v3), else None
 
 
 def job_page(
@@ -369,6 +370,7 @@ def job_history(
         record.attempt,
         record.payload,
         record.rejected,
+        record.actor_role,
     ).where(record.job_id == job_id)
     if before is not None:
         query = query.where(tuple_(record.partition, record.offset) < tuple_(*before))
@@ -510,6 +512,7 @@ class RunEventItem:
     attempt: int | None
     payload: dict[str, Any]
     rejected: str | None  # why the projection did not apply it, else None
+    actor_role: str | None = None  # the API caller's role (schema v3), else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -531,7 +534,7 @@ def run_detail(session: Session, run_id: str) -> RunDetail | None:
         .limit(RUN_EVENTS_MAX)
     )
     events = tuple(
-        RunEventItem(r.type, r.actor, r.occurred_at, r.attempt, r.payload, r.rejected)
+        RunEventItem(r.type, r.actor, r.occurred_at, r.attempt, r.payload, r.rejected, r.actor_role)
         for r in session.scalars(query)
     )
     return RunDetail(run, _job_names(session, [run.job_id]).get(run.job_id), events)

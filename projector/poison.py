@@ -23,7 +23,15 @@ UNPROJECTABLE: Final = "unprojectable: "
 REASON_LIMIT: Final = 1000
 # An event nests a job's parameters three levels down (event, payload, spec).
 EVENT_DEPTH: Final = MAX_DEPTH + 8
-_ENVELOPE: Final = ("event_id", "job_id", "run_id", "actor", "correlation_id", "causation_id")
+_ENVELOPE: Final = (
+    "event_id",
+    "job_id",
+    "run_id",
+    "actor",
+    "correlation_id",
+    "causation_id",
+    "actor_role",
+)
 # Errors of an event, not of the database: a value that failed to convert, a row refused.
 _EVENT_ERRORS: Final = (ValueError, TypeError, KeyError, AttributeError, ArithmeticError)
 
@@ -90,6 +98,7 @@ def refused_index_row(record: LogRecord, event: Event | None, reason: str) -> di
         "attempt": event.attempt if event is not None else None,
         "occurred_at": event.occurred_at if event is not None else record.timestamp,
         "actor": envelope["actor"] or "unknown",
+        "request_id": _fit(getattr(event, "request_id", None), None),
         "payload": {"event_id": envelope["event_id"], **_payload(event)},
         "rejected": reason,
     }
@@ -100,5 +109,5 @@ def _payload(event: Event | None) -> dict[str, Any]:
     return copy if isinstance(copy, dict) else {"value": copy}
 
 
-def _fit(value: str | None, length: int) -> str | None:
+def _fit(value: str | None, length: int | None) -> str | None:
     return None if value is None else safe_text(value, length)

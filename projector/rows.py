@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from events.disclosure import public_payload
 from events.model import spec_from_dict
 from events.schedules import parse_schedule
 from projector.activity import JobActivity
@@ -212,8 +213,10 @@ class EventEntry:
     actor: str
     correlation_id: str | None
     causation_id: str | None
-    payload: dict[str, Any]
+    payload: dict[str, Any]  # without secrets (``events.disclosure``)
     rejected: str | None
+    actor_role: str | None = None  # the API caller's role (schema v3)
+    request_id: str | None = None
 
 
 def event_entry(record: EventIndexRecord) -> EventEntry:
@@ -229,6 +232,8 @@ def event_entry(record: EventIndexRecord) -> EventEntry:
         actor=record.actor,
         correlation_id=record.correlation_id,
         causation_id=record.causation_id,
-        payload=record.payload,
+        payload=public_payload(record.type, record.payload),
         rejected=record.rejected,
+        actor_role=record.actor_role,
+        request_id=record.request_id,
     )

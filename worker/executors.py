@@ -3,17 +3,28 @@
 Executors return an ``ExecutionResult`` for everything a job can cause (a bad command, an
 exception, a crash, a timeout). They raise only when the worker itself is at fault, such
 as a closed pool or a machine that cannot start processes.
+
+Before any executor sees a run, the worker's policy (``worker.policy``) may refuse it:
+a job type this worker does not run, a python function outside its modules. A refused
+run fails at once, not retryable, with the reason and the setting that would allow it.
 """
 
 from __future__ import annotations
 
+import logging
+import time
+from pathlib import Path
 from threading import Event
 
 from worker.execution import ExecutionRequest, ExecutionResult, Executor
 from worker.http_executor import HttpExecutor
+from worker.policy import ExecutorPolicy, module_of
 from worker.prefork import DEFAULT_GRACE, ChildOptions
 from worker.python_executor import PythonExecutor
+from worker.results import failed
 from worker.shell_executor import ShellExecutor
+
+log = logging.getLogger(__name__)
 
 
 class Executors(Executor):
@@ -22,6 +33,8 @@ class Executors(Executor):
     ``python_processes`` bounds how many python jobs run at once: give it the number of
     threads that may run jobs, so no thread waits for a free child. ``python_options``
     says where python jobs' code is loaded from and when children are replaced.
+    ``policy`` says what this worker agrees to run (by default: no shell, app-dir python
+    modules, no HTTP to loopback, link-local or private addresses).
     """
 
     def __init__(
@@ -29,11 +42,17 @@ class Executors(Executor):
         python_processes: int = 2,
         grace: float = DEFAULT_GRACE,
         python_options: ChildOptions | None = None,
+        policy: ExecutorPolicy | None = None,
     ) -> None:
+        self.policy = policy or ExecutorPolicy()
+        app_dir = python_options.app_dir if python_options is not None else None
+        self.app_dir = app_dir or Path.cwd()
         self.by_type: dict[str, Executor] = {
-            "python": PythonExecutor(python_processes, grace, python_options),
+            "python": PythonExecutor(
+                python_processes, grace, python_options, self.policy.python_modules
+            ),
             "shell": ShellExecutor(grace),
-            "http": HttpExecutor(),
+            "http": HttpExecutor(self.policy.http_allow),
         }
 
     def for_type(self, job_type: str) -> Executor:
@@ -44,7 +63,24 @@ class Executors(Executor):
         return executor
 
     def execute(self, request: ExecutionRequest, cancel: Event) -> ExecutionResult:
+        refusal = self.refusal(request)
+        if refusal is not None:
+            log.warning(
+                "run refused by the worker's policy",
+                extra={"run_id": request.run_id, "job_id": request.job_id, "reason": refusal},
+            )
+            return failed(refusal, time.monotonic(), retryable=False)
         return self.for_type(request.spec.type).execute(request, cancel)
+
+    def refusal(self, request: ExecutionRequest) -> str | None:
+        """Why this worker's policy refuses ``request``, or None."""
+        spec = request.spec
+        refusal = self.policy.type_refusal(spec.type)
+        if refusal is None and spec.type == "python" and spec.function:
+            top = module_of(spec.function).split(".")[0]
+            in_app_dir = (self.app_dir / top).is_dir() or (self.app_dir / f"{top}.py").is_file()
+            refusal = self.policy.module_refusal(spec.function, in_app_dir)
+        return refusal
 
     def close(self) -> None:
         for executor in self.by_type.values():

@@ -4,7 +4,12 @@ Every attempt of a run carries ``Idempotency-Key: <run id>``, so a receiver can 
 retry from a new run. The request runs on its own thread while the caller watches the
 deadline and the cancel signal; on either, the caller shuts the socket down (which wakes
 the thread at once when connected) and reports without waiting for the thread.
-Redirects are not followed: a 3xx answer is a failure that names its location.
+
+Where it connects (``worker.policy``): the host is resolved once, every address it
+resolves to must pass the SSRF rules (or ``CHRONOLOG_HTTP_ALLOW``), and the connection
+goes to the checked address (``worker.pinned_http``). Redirects are followed by hand, at
+most ``MAX_REDIRECTS``, each hop checked the same way (``worker.http_redirects``). A
+refusal fails the run at once, not retryable: another attempt would be refused again.
 
 What is sent: the job's ``body`` (text as given, or a JSON value as ``application/json``).
 The run's parameters go in the query string for GET, HEAD, DELETE and OPTIONS, and as a
@@ -27,8 +32,18 @@ from urllib.parse import urlencode, urlsplit
 
 import orjson
 
+from events.job_urls import http_url_problem
 from worker.execution import ExecutionRequest, ExecutionResult, Executor, OutcomeStatus
+from worker.http_redirects import (
+    DEFAULT_PORTS,
+    MAX_REDIRECTS,
+    RedirectRefused,
+    next_call,
+    url_of,
+)
 from worker.output import TailBuffer
+from worker.pinned_http import Resolver, pinned_connection, resolve
+from worker.policy import AllowEntry, Target, check_target
 from worker.prefork_child import RESULT_LIMIT
 from worker.results import cancelled_before_start, elapsed_ms, failed, timed_out_error
 from worker.streams import CANCEL_POLL, Ending
@@ -56,9 +71,11 @@ class HttpCall:
 def build_call(request: ExecutionRequest) -> HttpCall:
     """Decide method, target, headers and body for ``request``; ValueError if impossible."""
     spec = request.spec
+    problem = http_url_problem(spec.url or "")  # an event older than the API's check
+    if problem is not None:
+        raise ValueError(f"HTTP job {request.job_id} has no URL it may call: {problem}")
     parts = urlsplit(spec.url or "")
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"HTTP job {request.job_id} has no http(s) URL: {spec.url!r}")
+    host = (parts.hostname or "").encode("idna").decode()  # what DNS and the Host header take
     method = (spec.method or "GET").upper()
     headers = _headers(request, dict(spec.headers))
     body = _body(request, method, headers)
@@ -66,7 +83,7 @@ def build_call(request: ExecutionRequest) -> HttpCall:
     if request.parameters and method in QUERY_METHODS:
         query = "&".join(q for q in (query, query_string(request.parameters)) if q)
     target = (parts.path or "/") + (f"?{query}" if query else "")
-    return HttpCall(method, parts.scheme, parts.hostname, parts.port, target, headers, body)
+    return HttpCall(method, parts.scheme, host, parts.port, target, headers, body)
 
 
 def query_string(parameters: dict[str, Any]) -> str:
@@ -114,9 +131,14 @@ def _set_default(headers: dict[str, str], name: str, value: str) -> None:
 class _Exchange:
     """One HTTP request and its response, performed on a thread of its own."""
 
-    def __init__(self, call: HttpCall, timeout: float) -> None:
+    def __init__(
+        self, call: HttpCall, timeout: float, allow: tuple[AllowEntry, ...], resolver: Resolver
+    ) -> None:
         self.call = call
         self.timeout = timeout
+        self.allow = allow
+        self.resolver = resolver
+        self.refusal: str | None = None  # why the policy stopped it: not worth retrying
         self.done = threading.Event()
         self.body = TailBuffer()
         self.status: int | None = None
@@ -128,16 +150,44 @@ class _Exchange:
 
     def run(self) -> None:
         try:
-            self._conn = self._connection()
-            call = self.call
-            self._conn.request(call.method, call.target, call.body, call.headers)
-            self._read(self._conn.getresponse())
+            self._follow(self.call)
+        except RedirectRefused as exc:
+            self.refusal = str(exc)
         except (OSError, http.client.HTTPException) as exc:
             self.error = exc
         finally:
             if self._conn is not None:
                 self._conn.close()
             self.done.set()
+
+    def _follow(self, call: HttpCall) -> None:
+        for hop in range(MAX_REDIRECTS + 1):
+            response = self._send(call, redirected=hop > 0)
+            if response is None:
+                return
+            following = next_call(call, response.status, response.getheader("Location"))
+            if following is None:
+                self._read(response)
+                return
+            call = following
+        self.refusal = (
+            f"more than {MAX_REDIRECTS} redirects from {url_of(self.call)}; "
+            f"the last went to {url_of(call)}"
+        )
+
+    def _send(self, call: HttpCall, *, redirected: bool) -> http.client.HTTPResponse | None:
+        """The response to ``call`` sent to its checked address, or None if refused."""
+        port = call.port or DEFAULT_PORTS[call.scheme]
+        addresses = self.resolver(call.host, port)  # the only lookup: the connect is pinned
+        checked, refusal = check_target(Target(call.host, port, addresses), self.allow)
+        if refusal is not None:
+            self.refusal = f"redirected to {url_of(call)}: {refusal}" if redirected else refusal
+            return None
+        if self._conn is not None:
+            self._conn.close()
+        self._conn = pinned_connection(call.scheme, call.host, call.port, checked, self.timeout)
+        self._conn.request(call.method, call.target, call.body, call.headers)
+        return self._conn.getresponse()
 
     def abort(self) -> None:
         """Wake the thread if it waits on the socket; it then ends on its own."""
@@ -146,11 +196,6 @@ class _Exchange:
             # Not connected yet, or closed already: then the socket timeout ends the thread.
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-
-    def _connection(self) -> http.client.HTTPConnection:
-        if self.call.scheme == "https":
-            return http.client.HTTPSConnection(self.call.host, self.call.port, timeout=self.timeout)
-        return http.client.HTTPConnection(self.call.host, self.call.port, timeout=self.timeout)
 
     def _read(self, response: http.client.HTTPResponse) -> None:
         self.status, self.reason = response.status, response.reason
@@ -161,7 +206,15 @@ class _Exchange:
 
 
 class HttpExecutor(Executor):
-    """Runs HTTP jobs with the standard library's ``http.client``."""
+    """Runs HTTP jobs with the standard library's ``http.client``.
+
+    ``allow`` lets through addresses the SSRF rules refuse (``CHRONOLOG_HTTP_ALLOW``);
+    ``resolver`` is ``getaddrinfo`` unless a test brings its own.
+    """
+
+    def __init__(self, allow: tuple[AllowEntry, ...] = (), resolver: Resolver = resolve) -> None:
+        self.allow = allow
+        self.resolver = resolver
 
     def execute(self, request: ExecutionRequest, cancel: threading.Event) -> ExecutionResult:
         started = time.monotonic()
@@ -171,7 +224,7 @@ class HttpExecutor(Executor):
             call = build_call(request)
         except ValueError as exc:  # a request it can never send: retrying cannot help
             return failed(str(exc), started, retryable=False)
-        exchange = _Exchange(call, request.timeout)
+        exchange = _Exchange(call, request.timeout, self.allow, self.resolver)
         name = f"http-{request.run_id}"
         threading.Thread(target=exchange.run, name=name, daemon=True).start()
         ending = _wait(exchange, started + request.timeout, cancel)
@@ -203,6 +256,7 @@ def _result(exchange: _Exchange, ending: Ending, started: float, timeout: float)
         stderr=answer.note,
         result=answer.result,
         error=error,
+        retryable=exchange.refusal is None,
     )
 
 
@@ -240,11 +294,13 @@ def _judge(exchange: _Exchange, ending: Ending, timeout: float) -> tuple[Outcome
         return "timed_out", timed_out_error(timeout)
     if ending == "cancelled":
         return "cancelled", "cancelled"
+    if exchange.refusal is not None and ending == "finished":
+        return "failed", exchange.refusal
     if exchange.error is not None or exchange.status is None:
         return "failed", f"request failed: {type(exchange.error).__name__}: {exchange.error}"
     if 200 <= exchange.status < 300:
         return "succeeded", None
     error = f"HTTP {exchange.status} {exchange.reason}".rstrip()
     if exchange.location is not None and 300 <= exchange.status < 400:
-        error += f" (redirects are not followed; Location: {exchange.location})"
+        error += f" (Location: {exchange.location})"
     return "failed", error

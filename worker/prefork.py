@@ -22,7 +22,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -247,12 +247,16 @@ class PreforkPool:
         *,
         on_output: OutputListener | None = None,
         context: RunContext | None = None,
+        defined_in: Sequence[str] | None = None,
     ) -> ExecutionResult:
-        """Call ``function(**parameters)`` in a child; never longer than ``timeout`` seconds."""
+        """Call ``function(**parameters)`` in a child; never longer than ``timeout`` seconds.
+        ``defined_in``: the packages the function must be defined in (None: any)."""
         started = time.monotonic()
         task: dict[str, Any] = {"function": function, "parameters": parameters}
         if context is not None:
             task["context"] = context.to_wire()
+        if defined_in is not None:
+            task["defined_in"] = list(defined_in)
         try:
             payload = orjson.dumps(task)
         except TypeError as exc:

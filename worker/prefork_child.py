@@ -5,8 +5,9 @@ starts fast. Its stdout and stderr are pipes the pool reads per task; the reply 
 on a socket.
 
 Protocol (orjson documents, one per message):
-- task: ``{"function": "module:function", "parameters": {...}, "context": {...}}``
-  (``context``: ``RunContext.to_wire()``, optional)
+- task: ``{"function": "module:function", "parameters": {...}, "context": {...},
+  "defined_in": ["package", ...]}`` (``context``: ``RunContext.to_wire()``, optional;
+  ``defined_in``: the packages the function must be defined in, optional: any)
 - reply: ``{"status": "succeeded", "result": <JSON>}`` or
   ``{"status": "failed", "error": "...", "exit_code": <int or null>, "retryable": <bool>}``;
   either may carry ``"watch": {path: mtime_ns}``, the job-code files the task imported,
@@ -114,6 +115,25 @@ def signature_of(function: JobFunction) -> inspect.Signature | None:
         return None  # some builtins: the call itself will tell
 
 
+def check_defined_in(ref: str, function: JobFunction, packages: list[str] | None) -> None:
+    """``CannotLoad`` unless ``function`` is defined in one of ``packages`` (None: any).
+
+    The worker's policy checks the module a reference names; this checks where the
+    object found there comes from, so ``reports:subprocess.run`` (a module the job's
+    module imported) does not pass for a function of ``reports``.
+    """
+    if packages is None:
+        return
+    module = getattr(function, "__module__", None) or ""
+    if any(module == p or module.startswith(p + ".") for p in packages):
+        return
+    allowed = ", ".join(p + "." for p in packages)
+    raise CannotLoad(
+        f"{ref!r} is defined in module {module!r}, outside this worker's python modules "
+        f"({allowed}); refer to a function defined in them (CHRONOLOG_WORKER_PYTHON_MODULES)"
+    )
+
+
 def check_arguments(
     ref: str, signature: inspect.Signature | None, parameters: dict[str, Any]
 ) -> None:
@@ -160,14 +180,17 @@ class TaskRunner:
         parameters: dict[str, Any] = task["parameters"]
         switch_to(None if raw_context is None else RunContext.from_wire(raw_context, parameters))
         try:
-            reply = self._run(task["function"], parameters)
+            reply = self._run(task["function"], parameters, task.get("defined_in"))
         finally:
             _restore_streams()
         return self._with_new_modules(reply)
 
-    def _run(self, ref: str, parameters: dict[str, Any]) -> dict[str, Any]:
+    def _run(
+        self, ref: str, parameters: dict[str, Any], defined_in: list[str] | None
+    ) -> dict[str, Any]:
         try:
             function, signature = self._function(ref)
+            check_defined_in(ref, function, defined_in)
             check_arguments(ref, signature, parameters)
         except CannotLoad as exc:
             if isinstance(exc.__cause__, (ImportError, SyntaxError)):

@@ -10,20 +10,27 @@ import time
 from threading import Event
 
 from worker.execution import ExecutionRequest, ExecutionResult, Executor
+from worker.policy import defined_in
 from worker.prefork import DEFAULT_GRACE, ChildOptions, PreforkPool
 from worker.results import failed
 
 
 class PythonExecutor(Executor):
-    """Runs python jobs on its own prefork pool of ``processes`` children."""
+    """Runs python jobs on its own prefork pool of ``processes`` children.
+
+    ``modules``: the worker's ``CHRONOLOG_WORKER_PYTHON_MODULES``; the child refuses a
+    function defined outside them (``worker.policy.defined_in``).
+    """
 
     def __init__(
         self,
         processes: int = 2,
         grace: float = DEFAULT_GRACE,
         options: ChildOptions | None = None,
+        modules: tuple[str, ...] = (),
     ) -> None:
         self.pool = PreforkPool(processes, grace, options)
+        self.modules = modules
 
     def execute(self, request: ExecutionRequest, cancel: Event) -> ExecutionResult:
         function = request.spec.function
@@ -37,6 +44,7 @@ class PythonExecutor(Executor):
             cancel,
             on_output=request.on_output,
             context=request.context(),
+            defined_in=defined_in(self.modules, function),
         )
 
     def close(self) -> None:

@@ -13,7 +13,7 @@ from dash import Input, Output, State, callback, clientside_callback, dcc, html
 
 from dashboard.context import current
 from dashboard.live import touches_run
-from dashboard.widgets import done, duration, not_found, refusal, status_badge, when
+from dashboard.widgets import actor, done, duration, not_found, refusal, status_badge, when
 from projector.dashboard_reads import RunDetail, RunEventItem, run_detail
 from projector.run_projection import TERMINAL, AttemptRow, RunRow
 
@@ -182,7 +182,7 @@ def _events(events: tuple[RunEventItem, ...]) -> dbc.Table:
             [
                 html.Td(when(e.occurred_at)),
                 html.Td(e.type + (" (not applied)" if e.rejected else "")),
-                html.Td(e.actor),
+                html.Td(actor(e.actor, e.actor_role)),
                 html.Td("—" if e.attempt is None else str(e.attempt)),
                 html.Td(payload_summary(e.payload, e.rejected)),
             ]

@@ -154,7 +154,7 @@ def test_runs_filter_and_page_through_the_url(
     expect(page.locator(".ag-row .status-badge")).to_have_text("queued")
 
 
-def test_workers_page_lists_the_worker_with_its_concurrency(
+def test_workers_page_lists_the_worker_with_its_concurrency_and_heartbeat(
     dashboard: Dashboard, api: httpx.Client, page: Page
 ) -> None:
     worker = api.get("/api/workers").json()[0]
@@ -164,6 +164,16 @@ def test_workers_page_lists_the_worker_with_its_concurrency(
     row = page.locator("tr.worker-active", has_text=worker["id"])
     expect(row).to_contain_text("alive")
     expect(row.locator(".worker-concurrency")).to_have_text("1")
+    expect(page.locator("th", has_text="Last heartbeat")).to_be_visible()
+    # Heartbeats come every second here: a few seconds ago at most, the time on hover.
+    beat = row.locator(".worker-heartbeat")
+    expect(beat).to_have_text(re.compile(r"^[0-5] s ago$"))
+    exact = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ$")
+    expect(beat).to_have_attribute("title", exact)
+    first = beat.get_attribute("title")
+    # Heartbeats are not events: the page looks again by itself, without a reload.
+    expect(beat).not_to_have_attribute("title", first or "", timeout=15_000)
+    expect(beat).to_have_attribute("title", exact)
     screenshot(page, "workers")
 
 

@@ -31,6 +31,8 @@ FAST = {
     "CHRONOLOG_LEADER_TTL": "2",
     "CHRONOLOG_DRAIN_TIMEOUT": "5",
 }
+# The tests' jobs are shell and python jobs; test_policy.py takes shell away where it looks.
+JOB_TYPES = {"CHRONOLOG_WORKER_JOB_TYPES": "python,shell,http"}
 
 
 def cluster_env(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -40,6 +42,7 @@ def cluster_env(extra: dict[str, str] | None = None) -> dict[str, str]:
         if not k.startswith("CHRONOLOG_") or k.startswith("CHRONOLOG_TEST_")
     }
     env.update(FAST)
+    env.update(JOB_TYPES)
     env["PYTHONPATH"] = str(REPO)  # so python jobs in tests.jobs import
     env.update(extra or {})
     return env

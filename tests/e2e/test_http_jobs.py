@@ -57,7 +57,10 @@ def receiver() -> Iterator[_Server]:
 
 @pytest.fixture
 def cluster(tmp_path: Path, stack: dict[str, str]) -> Iterator[Cluster]:
-    running = start_cluster(tmp_path / "data", workers=1, env=stack)
+    # The receiver listens on loopback, which HTTP jobs reach only when allowed.
+    running = start_cluster(
+        tmp_path / "data", workers=1, env={**stack, "CHRONOLOG_HTTP_ALLOW": "127.0.0.1"}
+    )
     yield running
     running.stop()
 

@@ -182,7 +182,8 @@ def test_max_runs_per_child_replaces_the_child(
 
 
 def test_a_job_whose_module_does_not_exist_fails_for_good(cluster: Cluster, app_dir: Path) -> None:
-    start_worker(cluster, app_dir)
+    # Any module: by default the policy would refuse it first, as it is not in the app dir.
+    start_worker(cluster, app_dir, env={"CHRONOLOG_WORKER_PYTHON_MODULES": "*"})
     error = "cannot import module 'no_such_module_xyz': No module named 'no_such_module_xyz'"
     with cluster.api() as api:
         # Retries left, and a long delay: a retry would show as a second attempt.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,23 @@ def test_a_sigkilled_worker_is_recorded_lost(cluster: Cluster) -> None:
         wait_until(lambda: workers(api) == [], timeout=30)
         (gone,) = workers(api, include_gone=True)
         assert (gone["id"], gone["status"], gone["alive"]) == (registered["id"], "lost", False)
+        assert gone["last_heartbeat_at"] is None  # no live heartbeat lease any more
         assert api.get("/api/health").json()["workers"] == {"registered": 0, "alive": 0}
+
+
+def _heartbeat(api: httpx.Client) -> datetime:
+    (worker,) = workers(api)
+    return datetime.fromisoformat(worker["last_heartbeat_at"])
+
+
+def test_a_live_worker_shows_its_last_heartbeat_moving(cluster: Cluster) -> None:
+    cluster.start_worker()
+    with cluster.api() as api:
+        wait_until(lambda: len(workers(api)) == 1, timeout=30)
+        first = _heartbeat(api)
+        # Heartbeats come every 1 s here: the last one is recent, and the next one moves it.
+        assert datetime.now(UTC) - first < timedelta(seconds=3)
+        wait_until(lambda: _heartbeat(api) > first, timeout=5)
 
 
 def test_health_names_a_queue_nobody_serves_until_a_worker_comes(cluster: Cluster) -> None:

@@ -43,6 +43,14 @@ def assert_refused(response: Any, status: int, field: str, reason_part: str = ""
         ({"function": "nodots"}, "function", "module"),
         ({"type": "shell", "function": None}, "command", "required"),
         ({"type": "http", "function": None}, "url", "required"),
+        ({"type": "http", "function": None, "url": "file:///etc/passwd"}, "url", "'file'"),
+        ({"type": "http", "function": None, "url": "gopher://h:70/x"}, "url", "http:// or"),
+        ({"type": "http", "function": None, "url": "http:///nohost"}, "url", "names no host"),
+        ({"type": "http", "function": None, "url": "http://:80/x"}, "url", "names no host"),
+        ({"type": "http", "function": None, "url": "http://h:99999/"}, "url", "port"),
+        ({"type": "http", "function": None, "url": "http://[zz]/"}, "url", "not a valid URL"),
+        ({"type": "http", "function": None, "url": "http://a b/"}, "url", "spaces"),
+        ({"type": "http", "function": None, "url": "http://a..b/"}, "url", "host name"),
         ({"depends_on": ["no-such-job"]}, "depends_on", "no-such-job"),
         ({"timeout": -1}, "timeout", "greater than 0"),
         ({"retries": -1}, "retries", "greater than or equal to 0"),
@@ -126,6 +134,17 @@ def test_update_with_bad_fields_appends_nothing(client: TestClient, running: Run
         client.put("/api/jobs/daily-report", json={"command": "ls"}), 422, "command", "shell"
     )
     assert client.put("/api/jobs/nope", json={"retries": 1}).status_code == 404
+    assert events_in_log(running) == before
+
+
+def test_an_update_to_a_url_no_worker_could_call_is_refused(
+    client: TestClient, running: Runtime
+) -> None:
+    hook = {"name": "hook", "type": "http", "url": "https://example.com/hook"}
+    assert client.post("/api/jobs", json=hook).status_code == 201
+    before = events_in_log(running)
+    response = client.put("/api/jobs/hook", json={"url": "file:///etc/passwd"})
+    assert_refused(response, 422, "url", "http:// or https:// URLs only")
     assert events_in_log(running) == before
 
 

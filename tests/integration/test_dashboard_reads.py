@@ -92,11 +92,12 @@ def engine(read_model_url: str) -> Iterator[Engine]:
             "run_id": None,
             "attempt": None,
             "occurred_at": T0 + timedelta(seconds=n),
-            "actor": "api",
+            "actor": "alice" if n % 2 else "api",
             "correlation_id": None,
             "causation_id": None,
             "payload": {"n": n},
             "rejected": None,
+            "actor_role": "operator" if n % 2 else None,
         }
         for n in range(7)
     ]
@@ -191,3 +192,8 @@ def test_the_job_page_reads(engine: Engine) -> None:
     assert [e.offset for e in newest] == [6, 5, 4]
     assert [e.offset for e in older] == [3, 2, 1]
     assert older[0].payload == {"n": 3}
+    assert [(e.actor, e.actor_role) for e in older] == [
+        ("alice", "operator"),
+        ("api", None),
+        ("alice", "operator"),
+    ]

@@ -62,6 +62,7 @@ def run(
             run_id=run_id,
             attempt=1,
             correlation_id=correlation or run_id,
+            actor_role="operator" if index == 0 else None,  # requested by an API caller
         )
         for index, payload in enumerate(steps)
     ]
@@ -158,6 +159,7 @@ def test_a_run_comes_with_its_attempts_job_and_events(projected: Runtime) -> Non
     ]
     types = [e.type for e in detail.events]
     assert types == ["RunRequested", "RunQueued", "RunStarted", "RunSucceeded"]
+    assert [e.actor_role for e in detail.events] == ["operator", None, None, None]
 
 
 def test_workers_alive_first_with_their_running_runs(projected: Runtime) -> None:

@@ -1,4 +1,5 @@
-"""The HTTP executor against a real HTTP server on 127.0.0.1."""
+"""The HTTP executor against a real HTTP server on 127.0.0.1 (allowed by its allowlist:
+the SSRF rules refuse loopback, see test_http_ssrf.py)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from tests.jobs.builders import make_request
 from worker.execution import OUTPUT_LIMIT, ExecutionRequest, ExecutionResult
 from worker.http_executor import HttpExecutor, build_call
 from worker.output import truncation_marker
+from worker.policy import parse_allow
 from worker.prefork_child import RESULT_LIMIT
 
 BIG_BODY = 200_000
@@ -86,6 +88,8 @@ class _Handler(BaseHTTPRequestHandler):
             return 503, {}, b"down for maintenance"
         if seen.path == "/redirect":
             return 302, {"Location": "/ok"}, b""
+        if seen.path == "/redirect-nowhere":
+            return 302, {}, b""
         if seen.path == "/big":
             return 200, {}, b"z" * BIG_BODY
         if seen.path in JSON_ROUTES:
@@ -125,7 +129,7 @@ def seen(server: Server) -> list[Seen]:
 
 @pytest.fixture
 def executor() -> HttpExecutor:
-    return HttpExecutor()
+    return HttpExecutor(parse_allow("127.0.0.1"))
 
 
 def run(executor: HttpExecutor, request: ExecutionRequest) -> ExecutionResult:
@@ -153,10 +157,18 @@ def test_5xx_fails_and_names_the_status(executor: HttpExecutor, server: Server) 
     assert result.stdout == "down for maintenance"
 
 
-def test_redirects_are_not_followed(executor: HttpExecutor, server: Server) -> None:
+def test_redirects_are_followed(executor: HttpExecutor, server: Server, seen: list[Seen]) -> None:
     result = run(executor, http(server.url("/redirect")))
+    assert (result.status, result.stdout) == ("succeeded", "hello")
+    assert [s.path for s in seen] == ["/redirect", "/ok"]
+
+
+def test_a_redirect_without_location_fails_and_names_the_status(
+    executor: HttpExecutor, server: Server
+) -> None:
+    result = run(executor, http(server.url("/redirect-nowhere")))
     assert result.status == "failed"
-    assert result.error == "HTTP 302 Found (redirects are not followed; Location: /ok)"
+    assert result.error == "HTTP 302 Found"
 
 
 def test_connection_refused_fails_with_the_reason(executor: HttpExecutor) -> None:
@@ -325,11 +337,13 @@ def test_cancel_abandons_the_request(
     assert (result.status, result.error) == ("cancelled", "cancelled")
 
 
-@pytest.mark.parametrize("url", [None, "ftp://example.com/x", "http:///nohost"])
+@pytest.mark.parametrize(
+    "url", [None, "ftp://example.com/x", "http:///nohost", "file:///etc/passwd"]
+)
 def test_a_job_without_an_http_url_fails_for_good(executor: HttpExecutor, url: str | None) -> None:
     result = run(executor, http(url))  # type: ignore[arg-type]
     assert result.status == "failed"
-    assert "has no http(s) URL" in (result.error or "")
+    assert "has no URL it may call" in (result.error or "")
     assert result.retryable is False  # no later attempt can send it
 
 

@@ -31,6 +31,7 @@ from leases.port import AsyncSubscription, Lease, LeaseStore, Message, QueueItem
 from leases.redis_store import RedisLeaseStore
 from leases.sqlite_store import (
     CHANNEL_BYTES,
+    FORMAT_VERSION,
     MESSAGE_RETENTION,
     PRUNE_INTERVAL,
     WAL_LIMIT,
@@ -130,7 +131,12 @@ class FastTimeStore(LeaseStore):
         self._inner.close()
 
     def _scaled(self, lease: Lease) -> Lease:
-        return dataclasses.replace(lease, expires_at=self._fast.from_real(lease.expires_at))
+        renewed = lease.renewed_at
+        return dataclasses.replace(
+            lease,
+            expires_at=self._fast.from_real(lease.expires_at),
+            renewed_at=None if renewed is None else self._fast.from_real(renewed),
+        )
 
 
 @dataclass(frozen=True)
@@ -259,6 +265,8 @@ def test_acquire_gives_a_lease_with_owner_token_and_expiry(
     assert (lease.key, lease.owner) == ("run:1", "worker-a")
     assert lease.token > 0
     assert lease.expires_at == pytest.approx(backend.now() + 30, abs=1)
+    assert lease.renewed_at == pytest.approx(backend.now(), abs=1)
+    assert store.inspect(["run:1"])["run:1"] == lease
 
 
 def test_live_lease_is_refused_to_another_owner(store: LeaseStore, backend: Backend) -> None:
@@ -299,6 +307,24 @@ def test_renew_extends_the_lease_held_with_the_current_token(
     renewed = store.inspect(["run:1"])["run:1"]
     assert renewed.token == lease.token
     assert renewed.expires_at == pytest.approx(backend.now() + 2, abs=1)
+    assert lease.renewed_at is not None and renewed.renewed_at is not None
+    assert renewed.renewed_at - lease.renewed_at == pytest.approx(8, abs=1)
+
+
+def test_renewed_at_moves_only_with_a_successful_renewal(
+    store: LeaseStore, backend: Backend
+) -> None:
+    lease = store.acquire("worker:w1", "w1", ttl=10)
+    assert lease is not None
+    backend.advance(3)
+    assert not store.renew("worker:w1", lease.token + 1, ttl=10)  # a fenced-off holder
+    assert store.inspect(["worker:w1"])["worker:w1"].renewed_at == lease.renewed_at
+    assert store.renew("worker:w1", lease.token, ttl=10)
+    renewed_at = store.inspect(["worker:w1"])["worker:w1"].renewed_at
+    assert renewed_at == pytest.approx(backend.now(), abs=1)
+    again = store.acquire("worker:w1", "w1", ttl=10)  # re-taking one's own lease is a renewal
+    assert again is not None and again.renewed_at is not None and renewed_at is not None
+    assert again.renewed_at >= renewed_at
 
 
 def test_renew_with_a_wrong_token_or_unknown_key_fails(store: LeaseStore) -> None:
@@ -831,6 +857,62 @@ def test_sqlite_a_file_without_incremental_vacuum_is_converted(tmp_path: Path) -
     check.close()
 
 
+def _format_1_file(path: Path, lease_expires_at: float) -> None:
+    """A lease store file as the build before ``renewed_at`` left it, with one live lease."""
+    old = sqlite3.connect(path)
+    old.executescript(
+        """
+        PRAGMA auto_vacuum=INCREMENTAL;
+        CREATE TABLE store_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+        INSERT INTO store_meta VALUES ('format', '1');
+        CREATE TABLE token_counter (id INTEGER PRIMARY KEY CHECK (id = 0), value INTEGER NOT NULL);
+        INSERT INTO token_counter VALUES (0, 7);
+        CREATE TABLE leases (
+            key TEXT PRIMARY KEY, owner TEXT NOT NULL, token INTEGER NOT NULL,
+            expires_at REAL NOT NULL
+        ) WITHOUT ROWID;
+        """
+    )
+    old.execute("INSERT INTO leases VALUES ('worker:w1', 'w1', 7, ?)", (lease_expires_at,))
+    old.commit()
+    old.close()
+
+
+def test_sqlite_a_format_1_file_is_migrated_in_place_and_keeps_its_leases(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "leases.db"
+    clock = FakeClock()
+    _format_1_file(path, clock.now + 30)
+    store = SqliteLeaseStore(path, clock=clock)
+    held = store.inspect(["worker:w1"])["worker:w1"]
+    assert (held.owner, held.token, held.renewed_at) == ("w1", 7, None)  # not recorded then
+    clock.advance(5)
+    assert store.renew("worker:w1", 7, ttl=30)  # the fencing token still holds
+    assert store.inspect(["worker:w1"])["worker:w1"].renewed_at == clock.now
+    taken = store.acquire("run:1", "w1", ttl=30)
+    assert taken is not None and taken.token == 8 and taken.renewed_at == clock.now
+    store.close()
+    SqliteLeaseStore(path, clock=clock).close()  # opening again is a no-op
+    check = sqlite3.connect(path)
+    columns = [row[1] for row in check.execute("PRAGMA table_info(leases)")]
+    found = check.execute("SELECT value FROM store_meta WHERE name = 'format'").fetchone()[0]
+    check.close()
+    assert columns.count("renewed_at") == 1
+    assert found == FORMAT_VERSION
+
+
+def test_sqlite_a_file_of_an_unknown_format_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "leases.db"
+    SqliteLeaseStore(path).close()
+    newer = sqlite3.connect(path)
+    newer.execute("UPDATE store_meta SET value = '99' WHERE name = 'format'")
+    newer.commit()
+    newer.close()
+    with pytest.raises(LeaseError, match="format '99'"):
+        SqliteLeaseStore(path)
+
+
 # --- Redis adapter specifics -------------------------------------------------------
 
 
@@ -873,6 +955,21 @@ def test_redis_tokens_above_float_precision_stay_exact(redis_store: RedisLeaseSt
     assert redis_store.inspect(["run:1"])["run:1"].token == floor + 1
     with pytest.raises(ValueError, match=r"2\*\*53"):
         redis_store.ensure_token_floor(2**53)
+
+
+def test_redis_a_lease_taken_before_renewed_at_was_recorded_still_counts(
+    redis_store: RedisLeaseStore, redis_admin: redis.Redis, redis_prefix: str
+) -> None:
+    lease = redis_store.acquire("worker:w1", "w1", ttl=30)
+    assert lease is not None
+    key = f"{redis_prefix}{{leases}}:lease:worker:w1"
+    assert redis_admin.hdel(key, "renewed") == 1  # as the build before renewed_at wrote it
+    held = redis_store.inspect(["worker:w1"])["worker:w1"]
+    assert (held.token, held.expires_at, held.renewed_at) == (lease.token, lease.expires_at, None)
+    assert redis_store.renew("worker:w1", lease.token, ttl=30)
+    renewed_at = redis_store.inspect(["worker:w1"])["worker:w1"].renewed_at
+    assert lease.renewed_at is not None and renewed_at is not None
+    assert renewed_at >= lease.renewed_at
 
 
 def test_redis_queues_order_the_whole_64_bit_priority_range(

@@ -10,8 +10,11 @@ from dashboard.jobs_format import parse_parameters, payload_summary
 from dashboard.jobs_query import parse_query, parse_sort, query_string, sort_from_grid
 from dashboard.jobs_stats import buckets, percentile, success_label, summarise
 from dashboard.jobs_timing import in_zone
+from dashboard.jobs_view import configuration, history_table
 from events.job_timing import job_status, next_fires, next_run
-from projector.dashboard_reads import JobFilters, JobSort, RunSample
+from events.model import JobSpec
+from projector.dashboard_reads import HistoryEntry, JobDetail, JobFilters, JobSort, RunSample
+from projector.job_projection import JobRow
 
 NOW = datetime(2026, 12, 2, 10, 30, tzinfo=UTC)
 
@@ -161,3 +164,32 @@ def test_a_payload_summary_keeps_what_says_something_and_stays_short() -> None:
     many = payload_summary({f"field{i}": "v" * 50 for i in range(10)})
     assert len(many) == 200  # and the whole line at 200
     assert many.endswith("…")
+
+
+def test_the_history_shows_the_callers_role_next_to_the_actor() -> None:
+    def entry(actor: str, role: str | None) -> HistoryEntry:
+        at = datetime(2026, 12, 1, tzinfo=UTC)
+        return HistoryEntry(0, 1, "JobPaused", actor, at, None, None, {}, None, role)
+
+    table = history_table([entry("alice", "operator"), entry("scheduler", None)])
+    rows = table.children.children[1].children
+    actor_cells = [row.children[2].children for row in rows]
+    assert actor_cells[0][0] == "alice"
+    assert actor_cells[0][2].children == "operator"
+    assert actor_cells[1] == ["scheduler"]
+
+
+def test_the_configuration_shows_secret_names_never_values() -> None:
+    spec = JobSpec(
+        name="export",
+        type="http",
+        url="https://example.com",
+        headers={"Accept": "text/csv"},
+        secret_headers={"Authorization": "REPORTS_TOKEN"},
+        parameters={"password": {"secret": "DB_PASSWORD"}},
+    )
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    detail = JobDetail(JobRow("job-1", spec, now, now, 1), None, None, [], [])
+    shown = str(configuration(detail))  # the component tree, every text in it
+    assert '{"Authorization": "REPORTS_TOKEN"}' in shown
+    assert '{"password": {"secret": "DB_PASSWORD"}}' in shown

@@ -35,3 +35,16 @@ def test_an_api_on_every_interface_is_reached_on_loopback() -> None:
     assert Settings(api_url="https://chronolog.example/").api_base_url == (
         "https://chronolog.example"
     )
+
+
+def test_ups_workers_run_shell_jobs_on_the_embedded_defaults_only() -> None:
+    embedded = dict(child_commands(Settings(), scheduler=False, workers=1, concurrency=1))
+    assert embedded["worker-1"][-2:] == ["--job-types", "python,shell,http"]
+
+    production = Settings(redis_url="redis://127.0.0.1:6379/0")
+    on_servers = dict(child_commands(production, scheduler=False, workers=1, concurrency=1))
+    assert "--job-types" not in on_servers["worker-1"]
+
+    chosen = Settings(worker_job_types=("python",))
+    configured = dict(child_commands(chosen, scheduler=False, workers=1, concurrency=1))
+    assert "--job-types" not in configured["worker-1"]  # the operator's choice stands

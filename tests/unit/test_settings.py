@@ -28,6 +28,12 @@ def test_job_code_settings() -> None:
     assert (settings.app_dir, settings.max_runs_per_child) == (Path("/app"), 0)
 
 
+def test_the_secrets_file_is_a_path() -> None:
+    assert Settings().secrets_file is None
+    settings = load_settings({"CHRONOLOG_SECRETS_FILE": "/run/secrets/chronolog.json"})
+    assert settings.secrets_file == Path("/run/secrets/chronolog.json")
+
+
 def test_cors_is_off_by_default_and_takes_explicit_origins() -> None:
     assert Settings().cors_origins == ()
     env = {"CHRONOLOG_CORS_ORIGINS": " https://Ops.Example.com:443, http://localhost:3000/ ,"}
@@ -90,6 +96,7 @@ def test_test_variables_are_not_settings() -> None:
             "CHRONOLOG_MAX_RUNS_PER_CHILD='many' is not an integer",
         ),
         ({"CHRONOLOG_APP_DIR": " "}, "CHRONOLOG_APP_DIR is empty; give a directory"),
+        ({"CHRONOLOG_SECRETS_FILE": ""}, "CHRONOLOG_SECRETS_FILE is empty; give a file"),
         ({"CHRONOLOG_CORS_ORIGINS": "*"}, "CHRONOLOG_CORS_ORIGINS: '*' would let every web page"),
         (
             {"CHRONOLOG_CORS_ORIGINS": "https://a.example,ops.example.com"},
