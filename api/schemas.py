@@ -42,7 +42,7 @@ def _as_utc(moment: datetime) -> datetime:
 _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 
 
-def _not_a_number(moment: Any) -> Any:
+def not_a_unix_time(moment: Any) -> Any:
     """Pydantic reads ``9`` as a Unix time; the API documents ISO 8601 date-times only."""
     text = moment.strip() if isinstance(moment, str) else moment
     if isinstance(text, int | float) or (isinstance(text, str) and _NUMBER.fullmatch(text)):
@@ -50,7 +50,7 @@ def _not_a_number(moment: Any) -> Any:
     return moment
 
 
-UtcDatetime = Annotated[datetime, BeforeValidator(_not_a_number), AfterValidator(_as_utc)]
+UtcDatetime = Annotated[datetime, BeforeValidator(not_a_unix_time), AfterValidator(_as_utc)]
 Offset = Annotated[int, Field(ge=0, le=MAX_OFFSET)]
 
 Name = Annotated[str, Field(min_length=1, max_length=200, pattern=NAME_PATTERN)]

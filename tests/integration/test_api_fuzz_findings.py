@@ -66,6 +66,18 @@ def test_a_time_filter_must_be_a_date_time_not_a_unix_number(
     assert client.get("/api/runs", params={"since": "2026-11-01T00:00:00Z"}).status_code == 200
 
 
+@pytest.mark.parametrize("value", ["14", "1700000000.5"])
+def test_an_audit_time_filter_must_be_a_date_time_not_a_unix_number(
+    client: TestClient, value: str
+) -> None:
+    for field in ("since", "until"):
+        response = client.get("/api/audit", params={field: value})
+        assert response.status_code == 422, response.text  # was read as a Unix time
+        (problem,) = response.json()["errors"]
+        assert (problem["field"], "ISO 8601" in problem["reason"]) == (field, True)
+    assert client.get("/api/audit", params={"until": "2026-11-01T00:00:00Z"}).status_code == 200
+
+
 def test_the_health_report_is_documented_for_200_and_503(client: TestClient) -> None:
     response = client.get("/api/health")
     assert response.status_code == 503  # no scheduler runs here
