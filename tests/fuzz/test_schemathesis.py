@@ -182,7 +182,13 @@ def served(
 SEED_JOBS: list[dict[str, Any]] = [
     {"name": "fuzz-python", "type": "python", "function": "reports.daily", "schedule": "every 1h"},
     {"name": "fuzz-shell", "type": "shell", "command": ["true"], "tags": ["fuzz"]},
-    {"name": "fuzz-http", "type": "http", "url": "https://example.com/hook", "method": "POST"},
+    {
+        "name": "fuzz-http",
+        "type": "http",
+        "url": "https://example.com/hook",
+        "method": "POST",
+        "headers": {"Authorization": {"secret": "FUZZ_TOKEN"}, "Accept": "application/json"},
+    },
 ]
 
 
