@@ -6,6 +6,7 @@ import logging
 from collections.abc import Sequence
 from datetime import datetime
 
+from api.auth import Caller
 from api.context import ApiContext
 from api.errors import Unavailable
 from events.errors import EventLogError
@@ -16,8 +17,9 @@ log = logging.getLogger(__name__)
 
 def api_event(
     ctx: ApiContext,
+    caller: Caller,
     payload: Payload,
-    job_id: str,
+    job_id: str | None,
     *,
     run_id: str | None = None,
     attempt: int | None = None,
@@ -27,11 +29,13 @@ def api_event(
     return Event(
         payload=payload,
         occurred_at=to_millis(at or ctx.clock()),
-        actor="api",
+        actor=caller.name,
         job_id=job_id,
         run_id=run_id,
         attempt=attempt,
         correlation_id=correlation_id,
+        actor_role=caller.role,
+        request_id=caller.request_id,
     )
 
 
@@ -51,6 +55,7 @@ def append_and_wait(ctx: ApiContext, events: Sequence[Event]) -> bool:
             "event appended",
             extra={
                 "event_type": event.type,
+                "actor": event.actor,
                 "job_id": event.job_id,
                 "run_id": event.run_id,
                 "partition": position.partition,

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy.orm import Session
 
 from api.audit_schemas import AuditItem, AuditList, AuditQuery, decode_cursor, encode_cursor
+from api.auth import VIEWER
 from api.context import ApiContext
 from api.errors import FieldProblem, Invalid
 from api.views import iso
@@ -22,7 +23,7 @@ def _context(request: Request) -> ApiContext:
     return context
 
 
-@router.get("/api/audit")
+@router.get("/api/audit", dependencies=[VIEWER])
 def audit(
     params: Annotated[AuditQuery, Query()], ctx: Annotated[ApiContext, Depends(_context)]
 ) -> AuditList:

@@ -16,9 +16,10 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Final
 
-from fastapi import FastAPI, Header, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
+from api.auth import VIEWER
 from api.change_hub import ChangeHub, ReadModelSource, Subscriber
 from api.change_messages import (
     KINDS,
@@ -34,6 +35,7 @@ from api.change_messages import (
     parse_position,
 )
 from api.context import ApiContext
+from api.dependencies import Context
 from api.errors import FieldProblem, Invalid
 from api.live_output import TooManyStreams, _LiveStream
 
@@ -52,44 +54,52 @@ JOB_HELP = "Only this job's changes (its id or its name)."
 TYPES_HELP = "Only these kinds of change, comma-separated: job, run, worker (default: all)."
 
 
-def add_change_routes(app: FastAPI, ctx: ApiContext) -> None:
-    hub = ChangeHub(ReadModelSource(ctx.engine, PAGE), ctx.change_poll_interval)
+router = APIRouter(tags=["changes"])
 
-    @app.get("/api/changes", tags=["changes"], response_class=StreamingResponse)
-    async def change_stream(
-        request: Request,
-        after: Annotated[str | None, Query(description=AFTER_HELP)] = None,
-        job: Annotated[str | None, Query(description=JOB_HELP)] = None,
-        types: Annotated[str | None, Query(description=TYPES_HELP)] = None,
-        last_event_id: Annotated[str | None, Header()] = None,
-    ) -> StreamingResponse:
-        """Projected job, run and worker changes as server-sent events (see the README)."""
-        wanted = ChangeFilter(kinds=_kinds(types), job=job or None)
-        start = _start(after, last_event_id)
-        if not ctx.change_streams.take(ctx.change_stream_limit):
-            raise TooManyStreams(
-                f"{ctx.change_stream_limit} change streams are open on this API process "
-                "(CHRONOLOG_CHANGE_STREAMS_MAX); try again later"
-            )
-        try:
-            cursor = await _first_position(hub, start)
-        except BaseException:
+
+def change_hub(ctx: ApiContext) -> ChangeHub:
+    """The one tailer of an API process, shared by its change streams."""
+    return ChangeHub(ReadModelSource(ctx.engine, PAGE), ctx.change_poll_interval)
+
+
+@router.get("/api/changes", response_class=StreamingResponse, dependencies=[VIEWER])
+async def change_stream(
+    request: Request,
+    ctx: Context,
+    *,
+    after: Annotated[str | None, Query(description=AFTER_HELP)] = None,
+    job: Annotated[str | None, Query(description=JOB_HELP)] = None,
+    types: Annotated[str | None, Query(description=TYPES_HELP)] = None,
+    last_event_id: Annotated[str | None, Header()] = None,
+) -> StreamingResponse:
+    """Projected job, run and worker changes as server-sent events (see the README)."""
+    hub: ChangeHub = request.app.state.change_hub
+    wanted = ChangeFilter(kinds=_kinds(types), job=job or None)
+    start = _start(after, last_event_id)
+    if not ctx.change_streams.take(ctx.change_stream_limit):
+        raise TooManyStreams(
+            f"{ctx.change_stream_limit} change streams are open on this API process "
+            "(CHRONOLOG_CHANGE_STREAMS_MAX); try again later"
+        )
+    try:
+        cursor = await _first_position(hub, start)
+    except BaseException:
+        ctx.change_streams.give_back()
+        raise
+    subscriber = Subscriber.at(cursor, wanted, ctx.change_queue_size)
+    released = False
+
+    async def release() -> None:
+        nonlocal released
+        if not released:
+            released = True
+            hub.detach(subscriber)
             ctx.change_streams.give_back()
-            raise
-        subscriber = Subscriber.at(cursor, wanted, ctx.change_queue_size)
-        released = False
 
-        async def release() -> None:
-            nonlocal released
-            if not released:
-                released = True
-                hub.detach(subscriber)
-                ctx.change_streams.give_back()
+    async def ended() -> bool:
+        return ctx.stopping.is_set() or await request.is_disconnected()
 
-        async def ended() -> bool:
-            return ctx.stopping.is_set() or await request.is_disconnected()
-
-        return _LiveStream(_stream(hub, subscriber, ended), release)
+    return _LiveStream(_stream(hub, subscriber, ended), release)
 
 
 def _kinds(types: str | None) -> frozenset[Kind]:

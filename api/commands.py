@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from api.appending import api_event, append_and_wait
+from api.auth import Caller
 from api.context import ApiContext
 from api.errors import Conflict, FieldProblem, Invalid, NotFound
 from api.schemas import JobFields, NewJob
@@ -54,8 +55,9 @@ class Written:
 
 
 class JobCommands:
-    def __init__(self, context: ApiContext) -> None:
+    def __init__(self, context: ApiContext, caller: Caller) -> None:
         self._ctx = context
+        self._caller = caller
 
     def create(self, fields: NewJob) -> Written:
         with self._serialized() as session:
@@ -158,7 +160,7 @@ class JobCommands:
             raise Invalid.of(problems)
 
     def _event(self, job_id: str, payload: Payload) -> Event:
-        return api_event(self._ctx, payload, job_id)
+        return api_event(self._ctx, self._caller, payload, job_id)
 
     def _write(self, current: JobRow | None, event: Event) -> Written:
         if append_and_wait(self._ctx, [event]):

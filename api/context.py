@@ -47,6 +47,10 @@ class ApiContext:
     # Commands that check invariants across jobs (unique names, the DAG) run one at a
     # time, so each sees the previous one's effect. See docs/decisions.md.
     command_lock: threading.Lock = field(default_factory=threading.Lock)
+    # Open mode (no token needed while none was ever made) only when the API listens on
+    # loopback addresses alone: see api/auth.py and docs/decisions.md.
+    open_mode: bool = True
+    token_cache_ttl: float = 1.0  # seconds a valid token is trusted unchecked (revocation lag)
     cors_origins: tuple[str, ...] = ()  # normalized origins whose pages may call the API
     rate_limit: float = 0.0  # requests per second per caller; 0: no limit
     rate_burst: int = 1

@@ -16,11 +16,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
 from api.context import ApiContext
+from api.dependencies import Context
 from api.schemas import ErrorBody, HealthOut, LiveOut
 from events.dispatch import SCHEDULER_LEADER_KEY, worker_lease_key
 from projector import api_reads
@@ -95,52 +96,52 @@ def _serving(ctx: ApiContext, session: Session) -> tuple[dict[str, int], int, in
     return serving, len(workers), len(alive)
 
 
-def add_health_routes(app: FastAPI, ctx: ApiContext) -> None:
+router = APIRouter(tags=["system"])  # no token needed: probes for supervisors
+
+
+@router.get("/api/health/live", response_model=LiveOut)
+async def live(request: Request) -> dict[str, Any]:
+    """200 whenever this API process answers (for supervisors and load balancers)."""
+    return {"status": "ok", "version": request.app.version}
+
+
+UNHEALTHY = "the same report when something is wrong (its problems say what)"
+FAILED = "the read-model database failed (not a report: the usual error body)"
+
+
+@router.get(
+    "/api/health",
+    response_model=HealthOut,
+    responses={503: {"model": HealthOut | ErrorBody, "description": f"{UNHEALTHY}; or {FAILED}"}},
+)
+def health(request: Request, ctx: Context) -> JSONResponse:
+    """Is Chronolog doing its job? 503 naming what is wrong when not."""
     limits = HealthLimits(ctx.health_max_lag, ctx.health_stall_after)
-    watch = ProgressWatch()
-
-    @app.get("/api/health/live", tags=["system"], response_model=LiveOut)
-    async def live() -> dict[str, Any]:
-        """200 whenever this API process answers (for supervisors and load balancers)."""
-        return {"status": "ok", "version": app.version}
-
-    unhealthy = "the same report when something is wrong (its problems say what)"
-    failed = "the read-model database failed (not a report: the usual error body)"
-
-    @app.get(
-        "/api/health",
-        tags=["system"],
-        response_model=HealthOut,
-        responses={
-            503: {"model": HealthOut | ErrorBody, "description": f"{unhealthy}; or {failed}"}
-        },
+    watch: ProgressWatch = request.app.state.progress_watch
+    checkpoints = ctx.progress.checkpoints()
+    ends = {p: marks.high for p, marks in ctx.log.all_watermarks().items()}
+    lag = sum(end - checkpoints.get(p, 0) for p, end in ends.items())
+    lease = ctx.leases.inspect([SCHEDULER_LEADER_KEY]).get(SCHEDULER_LEADER_KEY)
+    with Session(ctx.engine) as session:
+        rejected = api_reads.count_unprojectable(session)
+        queued = api_reads.queued_by_queue(session)
+        serving, registered, alive = _serving(ctx, session)
+    facts = HealthFacts(
+        lag, watch.unchanged_for(checkpoints), lease.owner if lease else None, queued, serving
     )
-    def health() -> JSONResponse:
-        """Is Chronolog doing its job? 503 naming what is wrong when not."""
-        checkpoints = ctx.progress.checkpoints()
-        ends = {p: marks.high for p, marks in ctx.log.all_watermarks().items()}
-        lag = sum(end - checkpoints.get(p, 0) for p, end in ends.items())
-        lease = ctx.leases.inspect([SCHEDULER_LEADER_KEY]).get(SCHEDULER_LEADER_KEY)
-        with Session(ctx.engine) as session:
-            rejected = api_reads.count_unprojectable(session)
-            queued = api_reads.queued_by_queue(session)
-            serving, registered, alive = _serving(ctx, session)
-        facts = HealthFacts(
-            lag, watch.unchanged_for(checkpoints), lease.owner if lease else None, queued, serving
-        )
-        found = problems(facts, limits)
-        body = {
-            "status": "unhealthy" if found else "ok",
-            "version": app.version,
-            "problems": found,
-            "event_log": {"partitions": ctx.log.partitions, "events": sum(ends.values())},
-            "projector": {"lag": lag, "rejected": rejected},
-            "scheduler": {"leader": facts.leader},
-            "workers": {"registered": registered, "alive": alive},
-            "queues": {
-                queue: {"queued": queued.get(queue, 0), "live_workers": serving.get(queue, 0)}
-                for queue in sorted(queued.keys() | serving.keys())
-            },
-            "live_output": {"streams": ctx.live_streams.open, "limit": ctx.live_stream_limit},
-        }
-        return JSONResponse(body, status_code=503 if found else 200)
+    found = problems(facts, limits)
+    body = {
+        "status": "unhealthy" if found else "ok",
+        "version": request.app.version,
+        "problems": found,
+        "event_log": {"partitions": ctx.log.partitions, "events": sum(ends.values())},
+        "projector": {"lag": lag, "rejected": rejected},
+        "scheduler": {"leader": facts.leader},
+        "workers": {"registered": registered, "alive": alive},
+        "queues": {
+            queue: {"queued": queued.get(queue, 0), "live_workers": serving.get(queue, 0)}
+            for queue in sorted(queued.keys() | serving.keys())
+        },
+        "live_output": {"streams": ctx.live_streams.open, "limit": ctx.live_stream_limit},
+    }
+    return JSONResponse(body, status_code=503 if found else 200)

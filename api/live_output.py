@@ -13,13 +13,15 @@ import codecs
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Final
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.types import Receive, Scope, Send
 
+from api.auth import VIEWER
 from api.context import ApiContext
+from api.dependencies import Context
 from api.errors import ApiError, NotFound
 from events.dispatch import decode_output, output_channel
 from events.errors import MalformedEvent
@@ -83,40 +85,46 @@ class _LiveStream(StreamingResponse):
             await self._release()
 
 
-def add_live_output_route(app: FastAPI, ctx: ApiContext) -> None:
-    def current(run_id: str) -> RunRow | None:
-        with Session(ctx.engine) as session:
-            return api_reads.get_run(session, run_id)
+router = APIRouter(tags=["runs"])
+
+
+def _current(ctx: ApiContext, run_id: str) -> RunRow | None:
+    with Session(ctx.engine) as session:
+        return api_reads.get_run(session, run_id)
+
+
+@router.get(
+    "/api/runs/{run_id}/output/live", response_class=StreamingResponse, dependencies=[VIEWER]
+)
+async def live_output(run_id: str, request: Request, ctx: Context) -> StreamingResponse:
+    """The run's output while it runs (server-sent events); ends when the attempt does."""
 
     async def read_run(run_id: str) -> RunRow | None:
-        return await run_in_threadpool(current, run_id)
+        return await run_in_threadpool(_current, ctx, run_id)
 
-    @app.get("/api/runs/{run_id}/output/live", tags=["runs"], response_class=StreamingResponse)
-    async def live_output(run_id: str, request: Request) -> StreamingResponse:
-        """The run's output while it runs (server-sent events); ends when the attempt does."""
-        if await read_run(run_id) is None:
-            raise NotFound(f"no run {run_id!r}")
-        if not ctx.live_streams.take(ctx.live_stream_limit):
-            raise TooManyStreams(
-                f"{ctx.live_stream_limit} live-output streams are open on this API process "
-                "(CHRONOLOG_LIVE_OUTPUT_MAX_STREAMS); try again later"
-            )
-        try:
-            subscription = await ctx.leases.subscribe_async([output_channel(run_id)])
-        except BaseException:
+    if await read_run(run_id) is None:
+        raise NotFound(f"no run {run_id!r}")
+    if not ctx.live_streams.take(ctx.live_stream_limit):
+        raise TooManyStreams(
+            f"{ctx.live_stream_limit} live-output streams are open on this API process "
+            "(CHRONOLOG_LIVE_OUTPUT_MAX_STREAMS); try again later"
+        )
+    try:
+        subscription = await ctx.leases.subscribe_async([output_channel(run_id)])
+    except BaseException:
+        ctx.live_streams.give_back()
+        raise
+    released = False
+
+    async def release() -> None:
+        nonlocal released
+        if not released:
+            released = True
             ctx.live_streams.give_back()
-            raise
-        released = False
+            await subscription.close()
 
-        async def release() -> None:
-            nonlocal released
-            if not released:
-                released = True
-                ctx.live_streams.give_back()
-                await subscription.close()
-
-        events = _events(run_id, subscription, read_run, request.is_disconnected)
-        return _LiveStream(events, release)
+    events = _events(run_id, subscription, read_run, request.is_disconnected)
+    return _LiveStream(events, release)
 
 
 async def _events(

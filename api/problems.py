@@ -14,7 +14,9 @@ from api.errors import ApiError, FieldProblem
 
 
 async def api_error_response(request: Request, exc: ApiError) -> JSONResponse:
-    return _response(exc.status, exc.code, exc.message, exc.problems)
+    response = _response(exc.status, exc.code, exc.message, exc.problems)
+    response.headers.update(getattr(exc, "headers", {}))  # e.g. a 401's WWW-Authenticate
+    return response
 
 
 async def validation_error_response(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from api.appending import api_event, append_and_wait
+from api.auth import Caller
 from api.context import ApiContext
 from api.errors import Conflict, Invalid, NotFound
 from api.validation import check_parameters
@@ -25,8 +26,9 @@ class Triggered:
 
 
 class RunCommands:
-    def __init__(self, context: ApiContext) -> None:
+    def __init__(self, context: ApiContext, caller: Caller) -> None:
         self._ctx = context
+        self._caller = caller
 
     def trigger(
         self, job_ref: str, parameters: dict[str, Any], idempotency_key: str | None
@@ -46,7 +48,13 @@ class RunCommands:
         merged = {**job.spec.parameters, **parameters}
         request = RunRequested(trigger="manual", parameters=merged, idempotency_key=idempotency_key)
         event = api_event(
-            self._ctx, request, job.id, run_id=run_id, attempt=1, correlation_id=run_id
+            self._ctx,
+            self._caller,
+            request,
+            job.id,
+            run_id=run_id,
+            attempt=1,
+            correlation_id=run_id,
         )
         append_and_wait(self._ctx, [event])
         self._ctx.progress.wait_until(
@@ -66,6 +74,7 @@ class RunCommands:
         events = [
             api_event(
                 self._ctx,
+                self._caller,
                 RunCancelRequested(reason),
                 run.job_id,
                 run_id=run_id,
@@ -75,7 +84,12 @@ class RunCommands:
         if self._nobody_runs(run):
             events.append(
                 api_event(
-                    self._ctx, RunCancelled(reason), run.job_id, run_id=run_id, attempt=run.attempt
+                    self._ctx,
+                    self._caller,
+                    RunCancelled(reason),
+                    run.job_id,
+                    run_id=run_id,
+                    attempt=run.attempt,
                 )
             )
         append_and_wait(self._ctx, events)
@@ -100,7 +114,9 @@ class RunCommands:
         if run.status != "failed":
             raise Conflict(f"run {run_id} is {run.status}; only failed runs can be retried")
         retry = RunRetryRequested(next_attempt=run.attempt + 1, reason="retried by hand")
-        event = api_event(self._ctx, retry, run.job_id, run_id=run_id, attempt=run.attempt + 1)
+        event = api_event(
+            self._ctx, self._caller, retry, run.job_id, run_id=run_id, attempt=run.attempt + 1
+        )
         append_and_wait(self._ctx, [event])
         return self._run(run_id)
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Body, FastAPI, Header, Query, Response
+from fastapi import APIRouter, Body, Header, Query, Response
 from sqlalchemy.orm import Session
 
+from api.auth import VIEWER, Operator
 from api.context import ApiContext
+from api.dependencies import Context
 from api.errors import NotFound
 from api.run_commands import RunCommands
 from api.schemas import (
@@ -32,95 +34,111 @@ REPLAYED: dict[int | str, dict[str, Any]] = {
 }
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
 
+router = APIRouter(tags=["runs"])
 
-def add_run_routes(app: FastAPI, ctx: ApiContext) -> None:  # noqa: C901 - one closure per route
-    commands = RunCommands(ctx)
 
-    def render(run: RunRow) -> RunOut:
-        with Session(ctx.engine) as session:
-            names = api_reads.job_names(session, [run.job_id])
-        return run_out(run, names.get(run.job_id))
+def render(ctx: ApiContext, run: RunRow) -> RunOut:
+    with Session(ctx.engine) as session:
+        names = api_reads.job_names(session, [run.job_id])
+    return run_out(run, names.get(run.job_id))
 
-    @app.post("/api/jobs/{ref}/trigger", status_code=201, tags=["runs"], responses=REPLAYED)
-    def trigger(
-        ref: str,
-        response: Response,
-        idempotency_key: IdempotencyKey = None,
-        body: Annotated[TriggerBody | None, Body()] = None,
-    ) -> TriggerOut:
-        """Run the job now. The same ``Idempotency-Key`` always answers with the same run."""
-        triggered = commands.trigger(ref, body.parameters if body else {}, idempotency_key)
-        run = triggered.run
-        response.status_code = 201 if triggered.created else 200
-        response.headers["Location"] = f"/api/runs/{run.id}"
-        return TriggerOut(run_id=run.id, job_id=run.job_id, status=run.status, reason=run.reason)
 
-    @app.get("/api/runs/{run_id}", tags=["runs"])
-    def get_run(run_id: str) -> RunOut:
-        with Session(ctx.engine) as session:
-            run = api_reads.get_run(session, run_id)
-        if run is None:
-            raise NotFound(f"no run {run_id!r}")
-        return render(run)
+@router.post("/api/jobs/{ref}/trigger", status_code=201, responses=REPLAYED)
+def trigger(
+    ref: str,
+    response: Response,
+    *,
+    ctx: Context,
+    caller: Operator,
+    idempotency_key: IdempotencyKey = None,
+    body: Annotated[TriggerBody | None, Body()] = None,
+) -> TriggerOut:
+    """Run the job now. The same ``Idempotency-Key`` always answers with the same run."""
+    commands = RunCommands(ctx, caller)
+    triggered = commands.trigger(ref, body.parameters if body else {}, idempotency_key)
+    run = triggered.run
+    response.status_code = 201 if triggered.created else 200
+    response.headers["Location"] = f"/api/runs/{run.id}"
+    return TriggerOut(run_id=run.id, job_id=run.job_id, status=run.status, reason=run.reason)
 
-    @app.get("/api/runs", tags=["runs"])
-    def list_runs(params: Annotated[RunQuery, Query()]) -> RunList:
-        """Runs, newest first; ``job_id`` takes a job id or name."""
-        with Session(ctx.engine) as session:
-            job_id = params.job_id
-            if job_id is not None and (job := api_reads.find_job(session, job_id)) is not None:
-                job_id = job.id
-            criteria = api_reads.RunFilter(
-                job_id, params.status, params.since, params.until, None, params.limit, params.offset
-            )
-            runs, total = api_reads.list_runs(session, criteria)
-            names = api_reads.job_names(session, {r.job_id for r in runs})
-        page = [run_out(r, names.get(r.job_id)) for r in runs]
-        return RunList(runs=page, total=total, limit=params.limit, offset=params.offset)
 
-    @app.post("/api/runs/{run_id}/cancel", tags=["runs"])
-    def cancel_run(run_id: str, body: Annotated[ReasonBody | None, Body()] = None) -> RunOut:
-        """Kill a running run (its whole process tree) or drop a waiting one."""
-        return render(commands.cancel(run_id, body.reason if body else None))
+@router.get("/api/runs/{run_id}", dependencies=[VIEWER])
+def get_run(run_id: str, ctx: Context) -> RunOut:
+    with Session(ctx.engine) as session:
+        run = api_reads.get_run(session, run_id)
+    if run is None:
+        raise NotFound(f"no run {run_id!r}")
+    return render(ctx, run)
 
-    @app.post("/api/runs/{run_id}/retry", tags=["runs"])
-    def retry_run(run_id: str) -> RunOut:
-        """Give a failed or dead-lettered run another attempt now."""
-        return render(commands.retry(run_id))
 
-    @app.get("/api/runs/{run_id}/events", tags=["runs"])
-    def run_events(run_id: str) -> RunEventList:
-        with Session(ctx.engine) as session:
-            entries = api_reads.run_events(session, run_id)
-        if not entries:
-            raise NotFound(f"no run {run_id!r}")
-        return RunEventList(
-            run_id=run_id, events=[event_out(e) for e in entries], total=len(entries)
-        )
-
-    @app.get("/api/dead-letter", tags=["runs"])
-    def dead_letter(
-        limit: Annotated[int, Query(ge=1, le=500)] = 50,
-        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
-    ) -> RunList:
-        """Runs that failed for good (retry them with ``POST /api/runs/{id}/retry``)."""
+@router.get("/api/runs", dependencies=[VIEWER])
+def list_runs(params: Annotated[RunQuery, Query()], ctx: Context) -> RunList:
+    """Runs, newest first; ``job_id`` takes a job id or name."""
+    with Session(ctx.engine) as session:
+        job_id = params.job_id
+        if job_id is not None and (job := api_reads.find_job(session, job_id)) is not None:
+            job_id = job.id
         criteria = api_reads.RunFilter(
-            status="failed", dead_lettered=True, limit=limit, offset=offset
+            job_id, params.status, params.since, params.until, None, params.limit, params.offset
         )
-        with Session(ctx.engine) as session:
-            runs, total = api_reads.list_runs(session, criteria)
-            names = api_reads.job_names(session, {r.job_id for r in runs})
-        return RunList(
-            runs=[run_out(r, names.get(r.job_id)) for r in runs],
-            total=total,
-            limit=limit,
-            offset=offset,
-        )
+        runs, total = api_reads.list_runs(session, criteria)
+        names = api_reads.job_names(session, {r.job_id for r in runs})
+    page = [run_out(r, names.get(r.job_id)) for r in runs]
+    return RunList(runs=page, total=total, limit=params.limit, offset=params.offset)
 
-    @app.get("/api/workers", tags=["workers"])
-    def workers(include_gone: bool = False) -> list[WorkerOut]:
-        """Registered workers; ``alive`` tells whether their heartbeat is current."""
-        with Session(ctx.engine) as session:
-            summaries = api_reads.list_workers(session, include_gone)
-        live = ctx.leases.inspect([worker_lease_key(s.worker.id) for s in summaries])
-        return [worker_out(s, live.get(worker_lease_key(s.worker.id))) for s in summaries]
+
+@router.post("/api/runs/{run_id}/cancel")
+def cancel_run(
+    run_id: str,
+    ctx: Context,
+    caller: Operator,
+    body: Annotated[ReasonBody | None, Body()] = None,
+) -> RunOut:
+    """Kill a running run (its whole process tree) or drop a waiting one."""
+    return render(ctx, RunCommands(ctx, caller).cancel(run_id, body.reason if body else None))
+
+
+@router.post("/api/runs/{run_id}/retry")
+def retry_run(run_id: str, ctx: Context, caller: Operator) -> RunOut:
+    """Give a failed or dead-lettered run another attempt now."""
+    return render(ctx, RunCommands(ctx, caller).retry(run_id))
+
+
+@router.get("/api/runs/{run_id}/events", dependencies=[VIEWER])
+def run_events(run_id: str, ctx: Context) -> RunEventList:
+    with Session(ctx.engine) as session:
+        entries = api_reads.run_events(session, run_id)
+    if not entries:
+        raise NotFound(f"no run {run_id!r}")
+    return RunEventList(run_id=run_id, events=[event_out(e) for e in entries], total=len(entries))
+
+
+@router.get("/api/dead-letter", dependencies=[VIEWER])
+def dead_letter(
+    ctx: Context,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+) -> RunList:
+    """Runs that failed for good (retry them with ``POST /api/runs/{id}/retry``)."""
+    criteria = api_reads.RunFilter(status="failed", dead_lettered=True, limit=limit, offset=offset)
+    with Session(ctx.engine) as session:
+        runs, total = api_reads.list_runs(session, criteria)
+        names = api_reads.job_names(session, {r.job_id for r in runs})
+    return RunList(
+        runs=[run_out(r, names.get(r.job_id)) for r in runs],
+        total=total,
+        limit=limit,
+        offset=offset,
+    )
+
+
+workers_router = APIRouter(tags=["workers"])
+
+
+@workers_router.get("/api/workers", dependencies=[VIEWER])
+def workers(ctx: Context, include_gone: bool = False) -> list[WorkerOut]:
+    """Registered workers; ``alive`` tells whether their heartbeat is current."""
+    with Session(ctx.engine) as session:
+        summaries = api_reads.list_workers(session, include_gone)
+    live = ctx.leases.inspect([worker_lease_key(s.worker.id) for s in summaries])
+    return [worker_out(s, live.get(worker_lease_key(s.worker.id))) for s in summaries]

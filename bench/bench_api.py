@@ -23,6 +23,12 @@ from pathlib import Path
 
 import httpx2 as httpx
 
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # run as a file: sys.path[0] is bench/
+    sys.path.insert(0, str(REPO))
+
+from bench.auth import admin_headers  # noqa: E402
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -53,9 +59,9 @@ def job(i: int) -> dict[str, object]:
     }
 
 
-def measure(url: str, start: int, count: int) -> list[float]:
+def measure(url: str, start: int, count: int, headers: dict[str, str]) -> list[float]:
     latencies = []
-    with httpx.Client(base_url=url) as api:
+    with httpx.Client(base_url=url, headers=headers) as api:
         for i in range(start, start + count):
             began = time.perf_counter()
             response = api.post("/api/jobs", json=job(i))
@@ -90,8 +96,9 @@ def main() -> None:
         server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             wait_healthy(url, time.monotonic() + 30)
-            measure(url, 0, 100)  # warm-up
-            latencies = measure(url, 100, args.requests)
+            headers = admin_headers(data_dir)  # up's first token
+            measure(url, 0, 100, headers)  # warm-up
+            latencies = measure(url, 100, args.requests, headers)
         finally:
             server.send_signal(signal.SIGTERM)
             server.wait(timeout=20)

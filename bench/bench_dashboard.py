@@ -54,6 +54,7 @@ RESULTS = REPO / "bench" / "results"
 if str(REPO) not in sys.path:  # run as a file: sys.path[0] is bench/
     sys.path.insert(0, str(REPO))
 
+from bench.auth import admin_headers  # noqa: E402
 from chronolog.settings import load_settings  # noqa: E402
 from events.ids import idempotency_run_id  # noqa: E402
 from projector.database import create_read_model_engine  # noqa: E402
@@ -877,7 +878,8 @@ def trigger_when(
     """Trigger ``job_id`` from a thread (the answer waits for the queue); with a
     ``status``, return once the API shows the run in it ("" for any)."""
     key = key or f"bench-{time.time_ns()}"
-    thread = threading.Thread(target=send_trigger, args=(str(api.base_url), job_id, key))
+    auth = api.headers.get("Authorization", "")
+    thread = threading.Thread(target=send_trigger, args=(str(api.base_url), job_id, key, auth))
     thread.start()
     if status is not None:
         run_id = idempotency_run_id(job_id, key)
@@ -913,11 +915,10 @@ def run_status(api: httpx.Client, run_id: str) -> str | None:
     return str(answer.json()["status"]) if answer.status_code == 200 else None
 
 
-def send_trigger(api_url: str, job_id: str, key: str) -> None:
+def send_trigger(api_url: str, job_id: str, key: str, auth: str) -> None:
     with httpx.Client(base_url=api_url, timeout=30) as client:
-        answer = client.post(
-            f"/api/jobs/{job_id}/trigger", json={}, headers={"Idempotency-Key": key}
-        )
+        headers = {"Idempotency-Key": key, "Authorization": auth}
+        answer = client.post(f"/api/jobs/{job_id}/trigger", json={}, headers=headers)
         answer.raise_for_status()
 
 
@@ -962,7 +963,7 @@ def bench_live(data_dir: Path, env: dict[str, str], runs: int) -> list[Timing]:
     with (
         chronolog_up(data_dir, env) as (api_url, root),
         chromium() as browser,
-        httpx.Client(base_url=api_url, timeout=30) as api,
+        httpx.Client(base_url=api_url, timeout=30, headers=admin_headers(data_dir)) as api,
     ):
         jobs = live_jobs(api)
         page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()

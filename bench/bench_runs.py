@@ -57,6 +57,7 @@ RESULTS = REPO / "bench" / "results"
 if str(REPO) not in sys.path:  # run as a file: sys.path[0] is bench/
     sys.path.insert(0, str(REPO))
 
+from bench.auth import admin_headers  # noqa: E402
 from bench.stack import Backend, backends, describe, selected  # noqa: E402
 
 TARGETS: dict[str, tuple[str, str, float]] = {  # mode: (metric, comparison, goal) of issue 4
@@ -136,7 +137,7 @@ def cluster(
             )
             for _ in range(workers)
         ]
-        with httpx.Client(base_url=url, timeout=30) as api:
+        with httpx.Client(base_url=url, timeout=30, headers=admin_headers(data)) as api:
             wait(lambda: len(api.get("/api/workers").json()) == workers, 30)
         try:
             yield url, data, pool
@@ -167,7 +168,10 @@ def latency(args: argparse.Namespace, backend: dict[str, str]) -> dict[str, Any]
     to_start: list[float] = []
     to_done: list[float] = []
     client: list[float] = []
-    with cluster(1, 2, backend) as (url, _, _), httpx.Client(base_url=url, timeout=30) as api:
+    with (
+        cluster(1, 2, backend) as (url, data, _),
+        httpx.Client(base_url=url, timeout=30, headers=admin_headers(data)) as api,
+    ):
         api.post("/api/jobs", json={"name": "noop", "type": "shell", "command": "true"})
         for _ in range(args.runs):
             began = time.perf_counter()
@@ -194,7 +198,7 @@ def latency(args: argparse.Namespace, backend: dict[str, str]) -> dict[str, Any]
 def throughput(args: argparse.Namespace, backend: dict[str, str]) -> dict[str, Any]:
     with (
         cluster(args.workers, args.concurrency, backend) as (url, data, _),
-        httpx.Client(base_url=url, timeout=60) as api,
+        httpx.Client(base_url=url, timeout=60, headers=admin_headers(data)) as api,
     ):
         job = api.post(
             "/api/jobs",
@@ -255,8 +259,8 @@ def lost(args: argparse.Namespace, backend: dict[str, str]) -> dict[str, Any]:
     to_rerun: list[float] = []
     extra = {**backend, "CHRONOLOG_RUN_LEASE_TTL": str(ttl)}
     with (
-        cluster(2, 1, extra) as (url, _, pool),
-        httpx.Client(base_url=url) as api,
+        cluster(2, 1, extra) as (url, data, pool),
+        httpx.Client(base_url=url, headers=admin_headers(data)) as api,
     ):
         api.post(
             "/api/jobs",

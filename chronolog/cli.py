@@ -21,6 +21,7 @@ from chronolog.settings import (
     job_types_option,
     load_settings,
 )
+from chronolog.token_cli import token_app
 from events.errors import ChronologError
 from projector import schema
 from projector.database import create_read_model_engine
@@ -115,6 +116,7 @@ def up(
             workers=workers,
             concurrency=concurrency,
             dashboard=dashboard,
+            announce=typer.echo,
         )
 
 
@@ -229,6 +231,8 @@ def projector_command(
         wiring.run_projector(runtime, roles.stop_on_signals(), batch_size=batch_size)
         runtime.close()
 
+
+app.add_typer(token_app, name="token")
 
 db_app = typer.Typer(help="The read-model database's schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")

@@ -7,10 +7,11 @@ web stack: each starts about a second sooner.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 
@@ -18,7 +19,7 @@ import uvicorn
 
 from api.app import create_app
 from api.context import ApiContext
-from chronolog import wiring
+from chronolog import access, wiring
 from chronolog.settings import Settings
 from chronolog.supervision import Backoff, Supervisor
 from worker.policy import JOB_TYPES
@@ -64,6 +65,7 @@ def api_context(runtime: wiring.Runtime) -> ApiContext:
         health_stall_after=runtime.settings.health_stall_after,
         live_stream_limit=runtime.settings.live_output_max_streams,
         change_stream_limit=runtime.settings.change_streams_max,
+        open_mode=access.is_loopback(runtime.settings.api_host),
         cors_origins=runtime.settings.cors_origins,
         rate_limit=runtime.settings.api_rate_limit,
         rate_burst=runtime.settings.api_rate_burst,
@@ -112,34 +114,46 @@ def serve(
     workers: int,
     concurrency: int,
     dashboard: bool = False,
+    announce: Callable[[str], None] | None = None,
 ) -> None:
-    """Serve the API (until SIGINT/SIGTERM) with the other roles alongside."""
+    """Serve the API (until SIGINT/SIGTERM) with the other roles alongside.
+
+    With ``announce`` (``chronolog up``), the first start makes the admin token and
+    announces it; the dashboard child gets a token in ``CHRONOLOG_TOKEN``.
+    """
     runtime = wiring.build_runtime(settings)
     stop = threading.Event()
     threads = [wiring.start_projector(runtime, stop)] if projector else []
-    children = Supervisor.start(
-        child_commands(
-            settings,
-            scheduler=scheduler,
-            workers=workers,
-            concurrency=concurrency,
-            dashboard=dashboard,
-        ),
-        stop_timeout=settings.drain_timeout + 10,
-        backoff=Backoff(),
-    )
-    context = api_context(runtime)
-    config = uvicorn.Config(
-        create_app(context),
-        host=settings.api_host,
-        port=settings.api_port,
-        log_config=None,
-        access_log=False,
-    )
+    children: Supervisor | None = None
     try:
+        access.check_bind(settings, runtime)  # before a first token is made for us
+        if announce is not None:
+            token = access.ensure_admin_token(runtime, announce)
+            if token:  # the children inherit it; the dashboard sends it to the API
+                os.environ["CHRONOLOG_TOKEN"] = token
+        children = Supervisor.start(
+            child_commands(
+                settings,
+                scheduler=scheduler,
+                workers=workers,
+                concurrency=concurrency,
+                dashboard=dashboard,
+            ),
+            stop_timeout=settings.drain_timeout + 10,
+            backoff=Backoff(),
+        )
+        context = api_context(runtime)
+        config = uvicorn.Config(
+            create_app(context),
+            host=settings.api_host,
+            port=settings.api_port,
+            log_config=None,
+            access_log=False,
+        )
         GracefulServer(config, context.stopping).run()  # returns on SIGINT / SIGTERM
     finally:
-        children.stop()
+        if children is not None:
+            children.stop()
         stop.set()
         for thread in threads:
             thread.join(timeout=10)

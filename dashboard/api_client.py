@@ -24,9 +24,18 @@ class ApiAnswer:
 
 
 class ApiClient:
-    def __init__(self, base_url: str, transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        transport: httpx.BaseTransport | None = None,
+        token: str | None = None,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
-        self._http = httpx.Client(base_url=self.base_url, timeout=TIMEOUT, transport=transport)
+        # Interim, until the dashboard signs users in: one token (CHRONOLOG_TOKEN) for all.
+        self.auth_headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(
+            base_url=self.base_url, timeout=TIMEOUT, transport=transport, headers=self.auth_headers
+        )
 
     def post(self, path: str, body: Any = None) -> ApiAnswer:
         return self._send("POST", path, body)

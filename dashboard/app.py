@@ -63,7 +63,7 @@ def _callback_failed(error: Exception) -> None:
 
 def _change_stream_proxy(context: DashboardContext):  # type: ignore[no-untyped-def]
     async def changes(request: Request) -> StreamingResponse:
-        headers = {}
+        headers = dict(context.api.auth_headers)
         if last := request.headers.get("last-event-id"):
             headers["Last-Event-ID"] = last
         return StreamingResponse(

@@ -23,7 +23,9 @@ def add_stream_proxies(server: FastAPI, context: DashboardContext, relay: Relay)
     async def run_output(run_id: str) -> StreamingResponse:
         url = f"{base}/api/runs/{quote(run_id, safe='')}/output/live"
         return StreamingResponse(
-            relay(url, {}, {}), media_type="text/event-stream", headers=SSE_HEADERS
+            relay(url, dict(context.api.auth_headers), {}),
+            media_type="text/event-stream",
+            headers=SSE_HEADERS,
         )
 
     server.add_api_route("/runs/{run_id}/output", run_output, methods=["GET"])

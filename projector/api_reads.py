@@ -28,6 +28,7 @@ from projector.rows import (
 )
 from projector.run_projection import RunRow
 from projector.tables import (
+    ApiTokenRecord,
     EventIndexRecord,
     JobActivityRecord,
     JobDependencyRecord,
@@ -36,28 +37,35 @@ from projector.tables import (
     RunRecord,
     WorkerRecord,
 )
+from projector.token_projection import TokenRow
+from projector.token_rows import token_row
 from projector.worker_projection import WorkerRow
 
 __all__ = [
     "EventEntry",
     "JobFilter",
     "RunFilter",
+    "TokenRow",
     "WorkerSummary",
+    "any_token",
     "count_unprojectable",
     "dependency_graph",
     "dependents",
     "find_job",
+    "find_token",
     "get_run",
     "job_events",
     "job_names",
     "last_fires",
     "list_jobs",
     "list_runs",
+    "list_tokens",
     "list_workers",
     "queued_by_queue",
     "resolve_jobs",
     "run_events",
     "schedule_type",
+    "token_by_hash",
 ]
 
 _T = TypeVar("_T")
@@ -266,3 +274,28 @@ def queued_by_queue(session: Session) -> dict[str, int]:
         .group_by(RunRecord.queue)
     )
     return {queue: count for queue, count in session.execute(query).all() if queue is not None}
+
+
+# --- API tokens --------------------------------------------------------------------
+
+
+def token_by_hash(session: Session, token_hash: str) -> TokenRow | None:
+    """The token with this SHA-256 (revoked and expired ones too: the caller decides)."""
+    record = session.scalars(
+        select(ApiTokenRecord).where(ApiTokenRecord.token_hash == token_hash)
+    ).first()
+    return token_row(record) if record is not None else None
+
+
+def find_token(session: Session, name: str) -> TokenRow | None:
+    record = session.get(ApiTokenRecord, name)
+    return token_row(record) if record is not None else None
+
+
+def list_tokens(session: Session) -> list[TokenRow]:
+    return [token_row(r) for r in session.scalars(select(ApiTokenRecord).order_by("name"))]
+
+
+def any_token(session: Session) -> bool:
+    """Whether a token was ever made (a revoked one counts: the API stays closed)."""
+    return session.scalars(select(ApiTokenRecord.name).limit(1)).first() is not None

@@ -45,6 +45,8 @@ from projector.tables import (
     ProjectorCheckpoint,
     core_table,
 )
+from projector.token_projection import TOKEN_EVENTS, TokenRow, apply_token_event
+from projector.token_rows import load_tokens, replace_tokens
 from projector.worker_projection import WORKER_EVENTS, WorkerRow, apply_worker_event
 
 log = logging.getLogger(__name__)
@@ -99,6 +101,7 @@ class BatchState:
     runs: Fold[RunRow]
     activity: Fold[JobActivity]
     workers: Fold[WorkerRow]
+    tokens: Fold[TokenRow]
     # Each applied run and worker event as a row change, for the roll-ups.
     changes: list[Change] = field(default_factory=list)
 
@@ -112,6 +115,7 @@ class BatchState:
             runs=Fold(rows.load_runs(session, keys(RUN_EVENTS, lambda e: e.run_id))),
             activity=Fold(rows.load_activity(session, keys(RUN_EVENTS, lambda e: e.job_id))),
             workers=Fold(rows.load_workers(session, keys(WORKER_EVENTS, _worker_id))),
+            tokens=Fold(load_tokens(session, keys(TOKEN_EVENTS, _token_name))),
         )
 
     def apply(self, event: Event) -> str | None:
@@ -125,6 +129,10 @@ class BatchState:
             return self._apply_run(event)
         if isinstance(payload, WORKER_EVENTS):
             return self._apply_worker(event, payload.worker_id)
+        if isinstance(payload, TOKEN_EVENTS):
+            return self._put(
+                self.tokens, payload.name, apply_token_event(self.tokens.get(payload.name), event)
+            )
         return None
 
     def _apply_worker(self, event: Event, worker_id: str) -> str | None:
@@ -162,11 +170,16 @@ class BatchState:
         rows.replace_runs(session, *self.runs.changes())
         rows.replace_activity(session, *self.activity.changes())
         rows.replace_workers(session, *self.workers.changes())
+        replace_tokens(session, *self.tokens.changes())
         write_rollups(session, rollup_deltas(self.changes))
 
 
 def _worker_id(event: Event) -> str | None:
     return getattr(event.payload, "worker_id", None)
+
+
+def _token_name(event: Event) -> str | None:
+    return getattr(event.payload, "name", None)
 
 
 def apply_batch(session: Session, records: Sequence[LogRecord], codec: EventCodec) -> BatchResult:

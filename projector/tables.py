@@ -227,6 +227,20 @@ class EventIndexRecord(Base):
     request_id: Mapped[str | None] = mapped_column(Text)
 
 
+class ApiTokenRecord(Base):
+    """API tokens by name (issue 10): only the SHA-256 of a token is kept."""
+
+    __tablename__ = "api_tokens"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    created_by: Mapped[str] = mapped_column(String(200))
+
+
 class ProjectorCheckpoint(Base):
     """Next offset to apply, per partition. Written in the same transaction as the events."""
 

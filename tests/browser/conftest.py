@@ -100,7 +100,7 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
 
 @pytest.fixture
 def api(dashboard: Dashboard) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=dashboard.url, timeout=10) as client:
+    with dashboard.client(timeout=10) as client:
         yield client
 
 

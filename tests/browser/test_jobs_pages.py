@@ -42,7 +42,7 @@ def _job(i: int) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def jobs(dashboard: Dashboard) -> list[str]:
-    with httpx.Client(base_url=dashboard.url, timeout=10) as api:
+    with dashboard.client(timeout=10) as api:
         for i in range(len(NAMES)):
             created = api.post("/api/jobs", json=_job(i))
             assert created.status_code == 201, created.text

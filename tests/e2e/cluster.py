@@ -62,7 +62,7 @@ class Cluster:
         return self.server.url
 
     def api(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=10)
+        return self.server.client(timeout=10)
 
     def start_worker(
         self, concurrency: int = 2, tags: str = "default", env: dict[str, str] | None = None

@@ -62,6 +62,19 @@ class Server:
         wait_until(self._healthy, timeout=30, interval=0.1)
 
     @property
+    def token(self) -> str:
+        """The admin token ``up`` made on its first start (``<data-dir>/admin-token``)."""
+        return (self.data_dir / "admin-token").read_text().strip()
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def client(self, **options: Any) -> httpx.Client:
+        """An HTTP client for the API, signed in with the admin token."""
+        return httpx.Client(base_url=self.url, headers=self.headers, **options)
+
+    @property
     def log_path(self) -> Path:
         return self.data_dir.parent / f"up-{self.port}.log"
 

@@ -121,7 +121,7 @@ def test_up_gives_its_workers_its_app_dir(tmp_path: Path, app_dir: Path) -> None
     server = Server(tmp_path / "data", free_port(), extra_args=args, env=env)
     server.start()
     try:
-        with httpx.Client(base_url=server.url, timeout=10) as api:
+        with server.client(timeout=10) as api:
             create_job(api, name="hello", type="python", function=f"{module}:hello")
             wait_until(lambda: api.get("/api/health").json()["scheduler"]["leader"] is not None)
             run = run_job(api, "hello")

@@ -35,7 +35,10 @@ def open_streams(api: httpx.Client) -> int:
 async def watch_many(url: str, run_id: str, api: httpx.Client) -> None:
     """Open LIMIT streams, check the API around them, then drop them all."""
     path = f"/api/runs/{run_id}/output/live"
-    async with httpx.AsyncClient(base_url=url, timeout=30) as client, AsyncExitStack() as streams:
+    async with (
+        httpx.AsyncClient(base_url=url, timeout=30, headers=api.headers) as client,
+        AsyncExitStack() as streams,
+    ):
         for _ in range(LIMIT):
             response = await streams.enter_async_context(client.stream("GET", path))
             assert response.status_code == 200
@@ -61,7 +64,9 @@ def test_streams_are_bounded_do_not_block_the_api_and_are_released_on_disconnect
         asyncio.run(watch_many(cluster.url, run_id, api))
         wait_until(lambda: open_streams(api) == 0, timeout=15)
         assert get_status(api, run_id) == "running"  # released before the run ended
-        with httpx.stream("GET", f"{cluster.url}/api/runs/{run_id}/output/live") as response:
+        with httpx.stream(
+            "GET", f"{cluster.url}/api/runs/{run_id}/output/live", headers=cluster.server.headers
+        ) as response:
             assert response.status_code == 200
             assert next(response.iter_lines()) in ("event: stdout", "")
         api.post(f"/api/runs/{run_id}/cancel")

@@ -115,7 +115,7 @@ def test_a_worker_refuses_shell_jobs_and_internal_addresses_for_good(
 
 
 def test_up_on_the_embedded_defaults_runs_shell_jobs_and_says_so(server: Server) -> None:
-    with httpx.Client(base_url=server.url, timeout=10) as api:
+    with server.client(timeout=10) as api:
         create_job(api, name="hello", type="shell", command="echo first run")
         run = wait_for_run(api, trigger(api, "hello"), lambda r: r["status"] == "completed")
     assert run["output"] == "first run\n"

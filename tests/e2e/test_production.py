@@ -289,7 +289,7 @@ def test_a_paused_broker_never_gives_a_false_success(
     stop = threading.Event()
 
     def load() -> None:
-        with httpx.Client(base_url=cluster.url, timeout=60) as client:
+        with cluster.server.client(timeout=60) as client:
             sent = 0
             while not stop.is_set():
                 key = f"load-{sent}"

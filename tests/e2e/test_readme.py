@@ -101,6 +101,7 @@ class Tour:
     port: int
     dashboard_port: int = 0
     run_id: str | None = None
+    exported: dict[str, str] = field(default_factory=dict)  # the tour's `export NAME=...`
 
     @property
     def env(self) -> dict[str, str]:
@@ -108,7 +109,19 @@ class Tour:
         # The README's `chronolog up` as written; only the dashboard's port is moved off
         # 8050 (the one setting it has no flag for in the command), so tests never collide.
         dashboard = {"CHRONOLOG_DASHBOARD_PORT": str(self.dashboard_port)}
-        return {**clean, **dashboard, "PATH": f"{VENV_BIN}{os.pathsep}{clean.get('PATH', '')}"}
+        path = f"{VENV_BIN}{os.pathsep}{clean.get('PATH', '')}"
+        return {**clean, **dashboard, **self.exported, "PATH": path}
+
+    def export(self, command: Command) -> None:
+        """The README's ``export NAME=...`` line, run by bash; later commands see NAME."""
+        name = command.text.removeprefix("export ").split("=", 1)[0]
+        script = f'{command.text.split(" #", 1)[0]}; printf %s "${name}"'
+        done = subprocess.run(
+            ["bash", "-c", script], cwd=self.app_dir, env=self.env, capture_output=True,
+            text=True, timeout=10, check=True,
+        )  # fmt: skip
+        assert done.stdout, f"{command.text} set nothing"
+        self.exported[name] = done.stdout
 
     def localise(self, text: str) -> str:
         text = text.replace(f"localhost:{README_PORT}", f"127.0.0.1:{self.port}")
@@ -205,9 +218,10 @@ def start_worker(tour: Tour, command: Command) -> subprocess.Popen[str]:
 def wait_for_completion(tour: Tour) -> dict[str, Any]:
     url = f"http://127.0.0.1:{tour.port}/api/runs/{tour.run_id}"
     seen: dict[str, Any] = {}
+    headers = {"Authorization": f"Bearer {tour.exported['TOKEN']}"}
 
     def completed() -> bool:
-        seen.update(httpx.get(url, timeout=5).json())
+        seen.update(httpx.get(url, timeout=5, headers=headers).json())
         return seen["status"] in ("completed", "failed")
 
     wait_until(completed, timeout=60, interval=0.1)
@@ -224,6 +238,9 @@ def test_the_readme_tour_works_as_written(tour: Tour) -> None:
         for command in commands:
             if command.text.startswith("chronolog worker"):
                 worker = start_worker(tour, command)
+                continue
+            if command.text.startswith("export "):
+                tour.export(command)
                 continue
             assert command.text.startswith("curl"), f"not part of the tour test: {command.text}"
             status, body = tour.curl(command)
@@ -258,7 +275,7 @@ def test_the_tour_is_read_whole() -> None:
     assert create.text.endswith('"tags": ["reports"]}\'')
     assert {"id", "schedule_type", "next_run", "status", "version"} <= create.shown_keys
     assert create.shown_status == 201
-    put = next(c for c in commands if c.text.startswith("curl -X PUT"))
+    put = next(c for c in commands if c.text.startswith("curl") and " -X PUT " in c.text)
     assert "every 30m" in put.text
     refused = next(c for c in commands if "61 * * * *" in c.text)
     assert refused.shown_status == 422

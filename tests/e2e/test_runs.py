@@ -278,7 +278,7 @@ def test_live_output_streams_while_the_job_runs_then_the_kept_output(cluster: Cl
         wait_for_run(api, run_id, lambda r: r["status"] == "running")
         received: list[tuple[str, str, str]] = []  # event, data, run status at arrival
         url = f"{cluster.url}/api/runs/{run_id}/output/live"
-        with httpx.stream("GET", url, timeout=30) as response:
+        with httpx.stream("GET", url, timeout=30, headers=cluster.server.headers) as response:
             assert response.status_code == 200
             assert response.headers["content-type"].startswith("text/event-stream")
             for event, data in read_events(response):
@@ -292,7 +292,7 @@ def test_live_output_streams_while_the_job_runs_then_the_kept_output(cluster: Cl
         assert received[-1][0] == "end"
 
         wait_for_run(api, run_id, lambda r: r["status"] == "completed")
-        with httpx.stream("GET", url, timeout=30) as response:
+        with httpx.stream("GET", url, timeout=30, headers=cluster.server.headers) as response:
             kept = list(read_events(response))
         # each line is one data line: no empty one after the last newline
         assert kept == [("stdout", "first\nsecond"), ("stderr", "oops"), ("end", "completed")]

@@ -15,7 +15,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import httpx2 as httpx
 import pytest
 import redis
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
@@ -109,7 +108,7 @@ def test_secrets_reach_their_target_and_nowhere_else(
     url = f"http://127.0.0.1:{receiver.server_address[1]}/hook"
     headers = {"Authorization": {"secret": "E2E_API_TOKEN"}}
     answers: list[str] = []
-    with httpx.Client(base_url=server.url, timeout=10) as api:
+    with server.client(timeout=10) as api:
         answers.append(
             json.dumps(
                 create_job(

@@ -47,7 +47,7 @@ def up(tmp_path: Path) -> Iterator[Server]:
 def test_a_killed_scheduler_and_worker_are_logged_and_restarted(up: Server) -> None:
     assert up.process is not None
     pid = up.process.pid
-    with httpx.Client(base_url=up.url, timeout=10) as api:
+    with up.client(timeout=10) as api:
         wait_until(lambda: leader(api) is not None, timeout=30)
         wait_until(lambda: children(pid).keys() == {"scheduler", "worker"}, timeout=30)
         before = children(pid)
@@ -85,7 +85,7 @@ def test_a_job_module_named_like_the_standard_library_breaks_no_role(tmp_path: P
     )
     server.start()  # API, scheduler and worker all started from that directory
     try:
-        with httpx.Client(base_url=server.url, timeout=10) as api:
+        with server.client(timeout=10) as api:
             wait_until(lambda: leader(api) is not None, timeout=30)
             create_job(api, name="reports", type="shell", command="true")
             run_id = trigger(api, "reports")

@@ -40,7 +40,7 @@ def history(api: httpx.Client, ref: str) -> list[str]:
 
 
 def test_demo_over_http(server: Server) -> None:
-    with httpx.Client(base_url=server.url) as api:
+    with server.client() as api:
         run_demo(api)
         assert api.get("/docs").status_code == 200
         assert (
@@ -49,13 +49,13 @@ def test_demo_over_http(server: Server) -> None:
 
 
 def test_jobs_and_histories_survive_a_restart(server: Server) -> None:
-    with httpx.Client(base_url=server.url) as api:
+    with server.client() as api:
         run_demo(api)
         api.post("/api/jobs/daily-report/pause")
         before = api.get("/api/jobs").json()
     assert server.stop() == 0
     server.start()
-    with httpx.Client(base_url=server.url) as api:
+    with server.client() as api:
         assert api.get("/api/jobs").json() == before
         assert history(api, "daily-report") == ["JobCreated", "JobPaused"]
         assert api.post("/api/jobs", json=DAILY_REPORT).status_code == 409
@@ -68,7 +68,7 @@ def test_a_second_up_on_the_same_data_is_refused(server: Server) -> None:
 
 
 def test_replay_recovers_a_deleted_read_model(server: Server) -> None:
-    with httpx.Client(base_url=server.url) as api:
+    with server.client() as api:
         run_demo(api)
         api.put("/api/jobs/daily-report", json={"retries": 5})
         before = api.get("/api/jobs").json()
@@ -79,12 +79,12 @@ def test_replay_recovers_a_deleted_read_model(server: Server) -> None:
     assert check.returncode == 1  # the live read model is gone, so it differs
     result = chronolog("replay", data_dir=server.data_dir)
     assert result.returncode == 0, result.stderr
-    assert "Replayed 3 events" in result.stdout
+    assert "Replayed 4 events" in result.stdout  # the admin token's, and the 3 of the jobs
     assert "replay" in result.stderr  # the progress bar
     assert chronolog("replay", "--check", data_dir=server.data_dir).returncode == 0
 
     server.start()
-    with httpx.Client(base_url=server.url) as api:
+    with server.client() as api:  # the replayed token table still knows the admin token
         assert api.get("/api/jobs").json() == before
         assert history(api, "daily-report") == ["JobCreated", "JobUpdated"]
 

@@ -165,7 +165,7 @@ def test_a_triggered_run_streams_its_statuses_in_order_with_rising_positions(
         job_id,
         "nightly",
         1,
-        "api",
+        "anonymous",  # the caller in open mode (no token made)
     )
     assert first["rejected"] is None and first["occurred_at"].endswith("Z")
     ids = [parse_position(m.id) for m in received]

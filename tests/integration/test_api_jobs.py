@@ -140,7 +140,7 @@ def test_event_history_is_the_log_oldest_first(client: TestClient) -> None:
     assert history["events"][0]["payload"]["spec"]["parameters"] == {
         "recipients": ["team@example.com"]
     }
-    assert all(e["actor"] == "api" and e["rejected"] is None for e in history["events"])
+    assert all(e["actor"] == "anonymous" and e["rejected"] is None for e in history["events"])
 
 
 def test_openapi_docs_are_served(client: TestClient) -> None:

@@ -15,6 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
+from chronolog.tokens import new_token, token_hash
 from chronolog.wiring import Runtime, open_read_model
 from events.log import Position
 from events.model import (
@@ -107,7 +108,13 @@ def append_raw(runtime: Runtime, records: list[tuple[str, bytes]]) -> list[Posit
 
 
 @pytest.fixture
-def history(running: Runtime) -> list[Position]:
+def history(running: Runtime, client: TestClient) -> list[Position]:
+    """HISTORY in the log; its tokens close the API's open mode, so the client signs in
+    with a viewer token of its own (made without a role: it stays out of the audit)."""
+    token = new_token()
+    made = TokenCreated("auditor", "viewer", token_hash(token))
+    append(running, [Event(made, _at(-1), actor="test-setup")])
+    client.headers["Authorization"] = f"Bearer {token}"
     return append(running, HISTORY)
 
 
