@@ -6,8 +6,10 @@ on Kafka + PostgreSQL + Redis.
 The state is seeded first (a job of each type, runs in several states, a worker) and the
 fuzzer is given those ids as well as made-up ones, so it reaches past the 404s.
 
-Checks: no 5xx, every status code documented, content types and bodies as documented,
-and data the schema calls invalid refused with a 4xx. Each operation gets
+It signs in with an admin token made for it (tokens close the API's open mode), and is
+given viewer tokens it may revoke. Checks: no 5xx, every status code documented, content
+types and bodies as documented, and data the schema calls invalid refused with a 4xx.
+Each operation gets
 ``EXAMPLES`` positive and ``EXAMPLES`` negative cases (``CHRONOLOG_TEST_FUZZ_EXAMPLES``
 to change it; ``CHRONOLOG_TEST_FUZZ_RANDOM=1`` for new random cases each run instead of
 the same derandomized ones). The summary (operations, examples, failures) is logged.
@@ -47,6 +49,7 @@ from schemathesis.core.result import Ok
 from api.app import create_app
 from chronolog.serving import api_context
 from chronolog.settings import load_settings
+from chronolog.tokens import new_token, token_hash
 from chronolog.wiring import Runtime, build_runtime, open_read_model, start_projector
 from events.model import (
     Event,
@@ -57,6 +60,7 @@ from events.model import (
     RunRequested,
     RunStarted,
     RunSucceeded,
+    TokenCreated,
     WorkerRegistered,
 )
 from tests.conftest import wait_until
@@ -92,14 +96,19 @@ WORKER = "worker-fuzz"
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 
 
-@pytest.fixture(scope="module")
-def admin_token() -> str | None:
-    """The token the fuzzer sends as ``Authorization: Bearer``; None in open mode.
+ADMIN = "fuzz-admin"
+VICTIMS = ("fuzz-victim-1", "fuzz-victim-2", "fuzz-victim-3")  # tokens DELETE may revoke
 
-    Authentication (issue 10, item 1) makes one for this runtime here, e.g. an admin
-    token created through the runtime's token store; nothing else has to change.
-    """
-    return None
+
+def make_tokens(runtime: Runtime) -> str:
+    """An admin token for the fuzzer, and viewer tokens for it to revoke, appended as the
+    token commands append them. Tokens close the API's open mode: every call signs in."""
+    admin = new_token()
+    made = [TokenCreated(ADMIN, "admin", token_hash(admin))]
+    made += [TokenCreated(name, "viewer", token_hash(new_token())) for name in VICTIMS]
+    events = [Event(payload=p, occurred_at=T0, actor="test") for p in made]
+    runtime.log.append([(e.key, runtime.codec.encode(e)) for e in events])
+    return admin
 
 
 @dataclass
@@ -108,17 +117,28 @@ class Seeded:
 
     jobs: list[str] = field(default_factory=list)
     runs: list[str] = field(default_factory=list)
+    tokens: list[str] = field(default_factory=lambda: list(VICTIMS))
 
     def values(self, parameter: str) -> list[str]:
-        return {"ref": self.jobs, "run_id": self.runs}.get(parameter, [])
+        return {"ref": self.jobs, "run_id": self.runs, "name": self.tokens}.get(parameter, [])
 
 
 @dataclass
 class Served:
     url: str
     runtime: Runtime
-    headers: dict[str, str]
+    token: str
     seeded: Seeded
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+def auth(token: str) -> dict[str, Any]:
+    """The token as the schema's bearer scheme: schemathesis then knows the header is
+    the API's authentication (a case without it is a case it made without auth)."""
+    return {"openapi": {"HTTPBearer": {"bearer": token}}}
 
 
 FUZZ_REDIS_DATABASE = 2  # apart from the contract suite (0) and the e2e clusters (1)
@@ -148,7 +168,6 @@ def backends(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
 def served(
     tmp_path_factory: pytest.TempPathFactory,
     backends: dict[str, str],
-    admin_token: str | None,
 ) -> Iterator[Served]:
     data = tmp_path_factory.mktemp("fuzz") / "data"
     settings = load_settings(backends, data_dir=data, partitions=4)
@@ -167,10 +186,11 @@ def served(
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     wait_until(lambda: server.started)
-    headers = {"Authorization": f"Bearer {admin_token}"} if admin_token else {}
+    token = make_tokens(runtime)
+    headers = {"Authorization": f"Bearer {token}"}
     base = f"http://127.0.0.1:{port}"
     try:
-        yield Served(base, runtime, headers, seed(base, headers, runtime))
+        yield Served(base, runtime, token, seed(base, headers, runtime))
     finally:
         server.should_exit = True
         thread.join(timeout=10)
@@ -195,6 +215,7 @@ SEED_JOBS: list[dict[str, Any]] = [
 def seed(base: str, headers: dict[str, str], runtime: Runtime) -> Seeded:
     seeded = Seeded()
     with httpx.Client(base_url=base, headers=headers, timeout=30) as client:
+        wait_until(lambda: client.get("/api/jobs").status_code == 200)  # the token projected
         for job in SEED_JOBS:
             ensure_job(client, job, seeded)
         for job_id in list(seeded.jobs):
@@ -287,13 +308,12 @@ def fuzz(operation: Any, mode: GenerationMode, served: Served, tally: Tally) -> 
     @given(case=st.one_of(strategies))
     def check(case: Any) -> None:
         tally.examples[label] += 1
-        response = case.call(base_url=served.url, headers=served.headers)
+        response = case.call(base_url=served.url)
         tally.statuses[operation.label][response.status_code] += 1
         case.validate_response(
             response,
             checks=CHECKS_FOR.get(operation.label, CHECKS),
-            headers=served.headers,
-            transport_kwargs={"base_url": served.url, "headers": served.headers},
+            transport_kwargs={"base_url": served.url},
         )
 
     return check
@@ -313,7 +333,7 @@ def test_the_api_survives_schemathesis(served: Served) -> None:
     schema = schemathesis.openapi.from_url(
         f"{served.url}/openapi.json",
         headers=served.headers,
-        config=schemathesis.Config.from_dict(CONFIG),
+        config=schemathesis.Config.from_dict({**CONFIG, "auth": auth(served.token)}),
     )
     tally = Tally()
     results = list(schema.get_all_operations())
