@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,10 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from chronolog.serving import api_context
 from chronolog.settings import load_settings
+from chronolog.tokens import new_token, token_hash
 from chronolog.wiring import Runtime, open_read_model
+from events.model import Event, TokenCreated
+from tests.conftest import wait_until
 
 
 @pytest.fixture
@@ -44,13 +48,24 @@ def test_a_caller_past_its_burst_gets_429_with_retry_after_and_a_reason(
 
 
 def test_each_token_has_its_own_bucket_and_health_probes_are_exempt(
-    limited: TestClient,
+    running: Runtime, client: TestClient, limited: TestClient
 ) -> None:
-    alice = {"authorization": "Bearer alice-token"}
-    bob = {"authorization": "Bearer bob-token"}
-    assert [limited.get("/api/jobs", headers=alice).status_code for _ in range(4)][-1] == 429
+    tokens = {name: new_token() for name in ("alice", "bob")}
+    made = [
+        Event(TokenCreated(name, "viewer", token_hash(token)), datetime.now(UTC), actor="test")
+        for name, token in tokens.items()
+    ]
+    running.log.append([(e.key, running.codec.encode(e)) for e in made])
+    alice, bob = ({"authorization": f"Bearer {token}"} for token in tokens.values())
+    # Through the unlimited app, so the limited one's buckets are still full.
+    wait_until(lambda: client.get("/api/jobs", headers=bob).status_code == 200)
+    assert [limited.get("/api/jobs", headers=alice).status_code for _ in range(4)] == [
+        200,
+        200,
+        200,
+        429,
+    ]
     assert limited.get("/api/jobs", headers=bob).status_code == 200
-    assert limited.get("/api/jobs").status_code == 200  # no token: the client address
     for _ in range(5):
         assert limited.get("/api/health/live", headers=alice).status_code == 200
         assert limited.get("/api/health", headers=alice).status_code != 429  # 503: no scheduler
