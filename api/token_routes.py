@@ -1,17 +1,25 @@
-"""Token routes (admin only): make a token (shown once), list them, revoke one."""
+"""Token routes: who a token is (any role); make one (shown once), list them, revoke one
+(admin)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 from sqlalchemy.orm import Session
 
-from api.auth import ADMIN, Admin, gate
+from api.auth import ADMIN, Admin, Viewer, gate
 from api.dependencies import Context
 from api.token_commands import TokenCommands
-from api.token_schemas import TokenCreate, TokenCreatedOut, TokenList, TokenOut
+from api.token_schemas import TokenCreate, TokenCreatedOut, TokenList, TokenOut, WhoAmI
 from projector import api_reads
 
 router = APIRouter(tags=["tokens"])
+
+
+@router.get("/api/whoami")
+def whoami(caller: Viewer) -> WhoAmI:
+    """The name and role of the token sent (``anonymous`` in open mode): how the dashboard
+    checks a token when someone signs in with it."""
+    return WhoAmI(name=caller.name, role=caller.role)
 
 
 @router.post("/api/tokens", status_code=201)

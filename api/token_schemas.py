@@ -33,6 +33,11 @@ class TokenCreatedOut(BaseModel):
     expires_at: datetime | None
 
 
+class WhoAmI(BaseModel):
+    name: str  # the token's name; "anonymous" in open mode
+    role: str
+
+
 class TokenOut(BaseModel):
     name: str
     role: str

@@ -3,8 +3,11 @@ start (``<data-dir>/admin-token``)."""
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
+
+import httpx2 as httpx
 
 
 def admin_headers(data_dir: Path | str, timeout: float = 30) -> dict[str, str]:
@@ -15,3 +18,19 @@ def admin_headers(data_dir: Path | str, timeout: float = 30) -> dict[str, str]:
             raise SystemExit(f"no {path}: did chronolog up start?")
         time.sleep(0.05)
     return {"Authorization": f"Bearer {path.read_text().strip()}"}
+
+
+def dashboard_session(dashboard_url: str, token: str) -> str:
+    """Sign in to the dashboard with ``token`` as its form does: the session cookie."""
+    with httpx.Client(base_url=dashboard_url, timeout=30) as client:
+        found = re.search(r'name="csrf" value="([^"]+)"', client.get("/login").text)
+        if found is None:
+            raise SystemExit(f"{dashboard_url}/login has no sign-in form")
+        answer = client.post(
+            "/login",
+            data={"token": token, "csrf": found.group(1), "next": "/"},
+            headers={"Origin": dashboard_url},
+        )
+        if answer.status_code != 303:
+            raise SystemExit(f"signing in to {dashboard_url} failed: {answer.text[:200]}")
+        return str(client.cookies["chronolog_session"])

@@ -54,7 +54,7 @@ RESULTS = REPO / "bench" / "results"
 if str(REPO) not in sys.path:  # run as a file: sys.path[0] is bench/
     sys.path.insert(0, str(REPO))
 
-from bench.auth import admin_headers  # noqa: E402
+from bench.auth import admin_headers, dashboard_session  # noqa: E402
 from chronolog.settings import load_settings  # noqa: E402
 from events.ids import idempotency_run_id  # noqa: E402
 from projector.database import create_read_model_engine  # noqa: E402
@@ -374,7 +374,8 @@ def missing(client: httpx.Client, body: dict[str, Any], known: set[str]) -> str 
 
 def bench_callbacks(url: str, s: Sample, repeat: int) -> list[Timing]:
     timings = []
-    with httpx.Client(base_url=url, timeout=30) as client:
+    # The dashboard refuses state-changing requests from other origins (its CSRF guard).
+    with httpx.Client(base_url=url, timeout=30, headers={"Origin": url}) as client:
         known = registered(client)
         for case in CALLBACKS:
             body = callback_body(case, s)
@@ -387,29 +388,30 @@ def bench_callbacks(url: str, s: Sample, repeat: int) -> list[Timing]:
 
 @contextmanager
 def dashboard_server(env: dict[str, str], data_dir: Path) -> Iterator[str]:
-    """``chronolog dashboard`` on the read model; stopped (by its pid) after."""
-    port = free_port()
-    child = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "chronolog",
-            "dashboard",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(data_dir),
-        ],
+    """``chronolog dashboard`` on the read model, with a ``chronolog api`` on the same data
+    for it to check sign-ins with (a seeded read model has no tokens: the API is in open
+    mode, and the dashboard lets the benchmark in as ``anonymous``); both stopped (by pid)
+    after."""
+    api_port, port = free_port(), free_port()
+    data = ["--data-dir", str(data_dir)]
+    api_url, url = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{port}"
+    chronolog = [sys.executable, "-m", "chronolog"]
+    api = subprocess.Popen(
+        [*chronolog, "api", "--api-port", str(api_port), *data], env=child_env(env), cwd=REPO
+    )
+    dashboard = subprocess.Popen(
+        [*chronolog, "dashboard", "--port", str(port), "--api-url", api_url, *data],
         env=child_env(env),
         cwd=REPO,
     )
-    url = f"http://127.0.0.1:{port}"
     try:
-        wait_for(lambda: answers(url), 60, f"chronolog dashboard on {url}")
+        wait_for(lambda: answers(f"{api_url}/api/health/live"), 60, f"chronolog api on {api_url}")
+        wait_for(lambda: answers(f"{url}/login"), 60, f"chronolog dashboard on {url}")
         yield url
     finally:
-        child.send_signal(signal.SIGTERM)
-        child.wait(timeout=30)
+        for child in (dashboard, api):
+            child.send_signal(signal.SIGTERM)
+            child.wait(timeout=30)
 
 
 def child_env(env: dict[str, str]) -> dict[str, str]:
@@ -949,7 +951,9 @@ def chronolog_up(data_dir: Path, env: dict[str, str]) -> Iterator[tuple[str, str
     child = subprocess.Popen(command, env=child_env(env), cwd=REPO)
     try:
         api_url, dash_url = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{dash_port}"
-        wait_for(lambda: answers(f"{api_url}/api/health/live") and answers(dash_url), 90, "up")
+        wait_for(
+            lambda: answers(f"{api_url}/api/health/live") and answers(f"{dash_url}/login"), 90, "up"
+        )
         yield api_url, dash_url
     finally:
         child.send_signal(signal.SIGTERM)
@@ -966,7 +970,10 @@ def bench_live(data_dir: Path, env: dict[str, str], runs: int) -> list[Timing]:
         httpx.Client(base_url=api_url, timeout=30, headers=admin_headers(data_dir)) as api,
     ):
         jobs = live_jobs(api)
-        page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        cookie = dashboard_session(root, admin_headers(data_dir)["Authorization"].split()[-1])
+        context.add_cookies([{"name": "chronolog_session", "value": cookie, "url": root}])
+        page = context.new_page()
         for name, on_run_page in (("overview running count", False), ("run page badge", True)):
             page.goto(root + "/")
             page.locator(RUNNING_COUNT).wait_for()

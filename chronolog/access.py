@@ -166,10 +166,9 @@ def log_end(runtime: wiring.Runtime) -> list[Position]:
     return [Position(p, m.high - 1) for p, m in marks.items() if m.high > m.low]
 
 
-def ensure_admin_token(runtime: wiring.Runtime, announce: Callable[[str], None]) -> str | None:
+def ensure_admin_token(runtime: wiring.Runtime, announce: Callable[[str], None]) -> None:
     """On the first start (no token ever made), make the ``admin`` token, keep it in
-    ``<data-dir>/admin-token`` (0600) and show it once. Answers the token the dashboard
-    should use: ``CHRONOLOG_TOKEN`` if set, else the kept admin token, if any."""
+    ``<data-dir>/admin-token`` (0600) and show it once."""
     settings = runtime.settings
     path = settings.data_dir / ADMIN_TOKEN_FILE
     # Tokens made while Chronolog was down must be seen before deciding none exists.
@@ -186,11 +185,9 @@ def ensure_admin_token(runtime: wiring.Runtime, announce: Callable[[str], None])
         )
         announce(f"  {made.token}")
         announce(f'  curl -H "Authorization: Bearer $(cat {path})" {url}/api/jobs')
+        announce("  (sign in to the dashboard with it too)")
     elif path.exists():
-        announce(f"API token 'admin' is in {path}")
-    if settings.token:
-        return settings.token
-    return path.read_text().strip() if path.exists() else None
+        announce(f"API token 'admin' is in {path} (for curl and the dashboard's sign-in)")
 
 
 def _write_private(path: Path, token: str) -> None:

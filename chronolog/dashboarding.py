@@ -16,7 +16,7 @@ def serve_dashboard(settings: Settings) -> None:
     """Serve until SIGINT/SIGTERM. The read model must be at this version's schema."""
     engine = create_read_only_engine(settings.database)
     schema.check(engine)  # an old schema names `chronolog db upgrade`, before serving
-    api = ApiClient(settings.api_base_url, token=settings.token or None)
+    api = ApiClient(settings.api_base_url)  # as each signed-in browser's token, never its own
     context = DashboardContext(engine, api, f"{settings.api_base_url}/api/changes")
     config = uvicorn.Config(
         create_app(context),

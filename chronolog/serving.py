@@ -7,7 +7,6 @@ web stack: each starts about a second sooner.
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import sys
 import threading
@@ -119,7 +118,7 @@ def serve(
     """Serve the API (until SIGINT/SIGTERM) with the other roles alongside.
 
     With ``announce`` (``chronolog up``), the first start makes the admin token and
-    announces it; the dashboard child gets a token in ``CHRONOLOG_TOKEN``.
+    announces it.
     """
     runtime = wiring.build_runtime(settings)
     stop = threading.Event()
@@ -128,9 +127,8 @@ def serve(
     try:
         access.check_bind(settings, runtime)  # before a first token is made for us
         if announce is not None:
-            token = access.ensure_admin_token(runtime, announce)
-            if token:  # the children inherit it; the dashboard sends it to the API
-                os.environ["CHRONOLOG_TOKEN"] = token
+            # The dashboard gets no token: each browser signs in with its own.
+            access.ensure_admin_token(runtime, announce)
         children = Supervisor.start(
             child_commands(
                 settings,

@@ -76,8 +76,6 @@ class Settings:
     worker_job_types: tuple[str, ...] = ()
     worker_python_modules: tuple[str, ...] = ()
     http_allow: tuple[str, ...] = ()
-    # An API token the dashboard sends as a Bearer token; kept out of repr (and logs).
-    token: str = dataclasses.field(default="", repr=False)
 
     # Browser pages (other than the API's own) allowed to call the API; none: CORS off.
     cors_origins: tuple[str, ...] = ()
@@ -336,7 +334,6 @@ PARSERS: dict[str, Callable[[str, str], Any]] = {
     "worker_job_types": _policy(policy.parse_job_types),
     "worker_python_modules": _policy(policy.parse_module_prefixes),
     "http_allow": _policy(_allow_entries),
-    "token": lambda _name, raw: raw,
     "cors_origins": _origins,
     "api_rate_limit": _non_negative_float,
     "api_rate_burst": _positive_int,

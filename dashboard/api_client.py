@@ -12,6 +12,8 @@ from typing import Any
 
 import httpx2 as httpx
 
+from dashboard.sessions import auth_headers
+
 TIMEOUT = httpx.Timeout(10.0, connect=3.0)
 
 
@@ -24,18 +26,9 @@ class ApiAnswer:
 
 
 class ApiClient:
-    def __init__(
-        self,
-        base_url: str,
-        transport: httpx.BaseTransport | None = None,
-        token: str | None = None,
-    ) -> None:
+    def __init__(self, base_url: str, transport: httpx.BaseTransport | None = None) -> None:
         self.base_url = base_url.rstrip("/")
-        # Interim, until the dashboard signs users in: one token (CHRONOLOG_TOKEN) for all.
-        self.auth_headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._http = httpx.Client(
-            base_url=self.base_url, timeout=TIMEOUT, transport=transport, headers=self.auth_headers
-        )
+        self._http = httpx.Client(base_url=self.base_url, timeout=TIMEOUT, transport=transport)
 
     def post(self, path: str, body: Any = None) -> ApiAnswer:
         return self._send("POST", path, body)
@@ -46,12 +39,22 @@ class ApiClient:
     def get(self, path: str) -> ApiAnswer:
         return self._send("GET", path, None)
 
+    def whoami(self, token: str | None) -> ApiAnswer:
+        """Who the API takes ``token`` (or no token) for: ``{"name", "role"}``."""
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return self._send("GET", "/api/whoami", None, headers=headers)
+
     def close(self) -> None:
         self._http.close()
 
-    def _send(self, method: str, path: str, body: Any) -> ApiAnswer:
+    def _send(
+        self, method: str, path: str, body: Any, *, headers: dict[str, str] | None = None
+    ) -> ApiAnswer:
+        # As the signed-in browser's caller: the API checks its role and records its name.
+        if headers is None:
+            headers = auth_headers()
         try:
-            response = self._http.request(method, path, json=body)
+            response = self._http.request(method, path, json=body, headers=headers)
         except httpx.TransportError as e:
             return ApiAnswer(False, 0, reason=f"the API at {self.base_url} is unreachable ({e})")
         content = _json(response)

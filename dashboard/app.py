@@ -22,6 +22,8 @@ from fastapi.responses import StreamingResponse
 from dashboard import shell
 from dashboard.context import DashboardContext
 from dashboard.proxies import add_stream_proxies
+from dashboard.sessions import SessionStore, auth_headers
+from dashboard.signin import add_sign_in
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,12 @@ def create_app(context: DashboardContext) -> FastAPI:
     for page in pkgutil.iter_modules([str(HERE / "pages")]):
         importlib.import_module(f"dashboard.pages.{page.name}")  # each registers its page
     app.layout = shell.layout
+    # Dash's FastAPI backend finds the assets (our scripts and CSS) in a hook that runs
+    # only for "/" and "/_dash-*" requests: a first visit straight to "/runs" after a
+    # start would get a page without them. Do it now, once, before serving.
+    app._setup_server()  # no public way to run it
+    # After Dash's own middleware, so the gate is outermost: nothing is served before it.
+    add_sign_in(server, context.api, SessionStore())
     return server
 
 
@@ -63,7 +71,7 @@ def _callback_failed(error: Exception) -> None:
 
 def _change_stream_proxy(context: DashboardContext):  # type: ignore[no-untyped-def]
     async def changes(request: Request) -> StreamingResponse:
-        headers = dict(context.api.auth_headers)
+        headers = auth_headers()
         if last := request.headers.get("last-event-id"):
             headers["Last-Event-ID"] = last
         return StreamingResponse(

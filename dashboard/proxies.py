@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from fastapi.responses import StreamingResponse
 
 from dashboard.context import DashboardContext
+from dashboard.sessions import auth_headers
 
 Relay = Callable[[str, dict[str, str], dict[str, str]], AsyncIterator[bytes]]
 SSE_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
@@ -23,9 +24,7 @@ def add_stream_proxies(server: FastAPI, context: DashboardContext, relay: Relay)
     async def run_output(run_id: str) -> StreamingResponse:
         url = f"{base}/api/runs/{quote(run_id, safe='')}/output/live"
         return StreamingResponse(
-            relay(url, dict(context.api.auth_headers), {}),
-            media_type="text/event-stream",
-            headers=SSE_HEADERS,
+            relay(url, auth_headers(), {}), media_type="text/event-stream", headers=SSE_HEADERS
         )
 
     server.add_api_route("/runs/{run_id}/output", run_output, methods=["GET"])

@@ -11,6 +11,7 @@ from dash import Input, Output, State, callback, clientside_callback, dcc, html
 
 from dashboard.context import current
 from dashboard.live import alarms
+from dashboard.sessions import current_caller
 
 NAV = (
     ("Overview", "/"),
@@ -54,7 +55,7 @@ def _navbar() -> dbc.Navbar:
                 dbc.NavbarBrand("Chronolog", href="/"),
                 dbc.NavbarToggler(id="nav-toggler", n_clicks=0),
                 dbc.Collapse(
-                    [dbc.Nav(links, navbar=True, className="me-auto"), live],
+                    [dbc.Nav(links, navbar=True, className="me-auto"), live, *_signed_in()],
                     id="nav-collapse",
                     is_open=False,
                     navbar=True,
@@ -67,6 +68,24 @@ def _navbar() -> dbc.Navbar:
         expand="md",
         className="mb-3",
     )
+
+
+def _signed_in() -> list[Any]:
+    """Who the browser acts as, and a way out; nothing in open mode (no tokens)."""
+    caller = current_caller.get()
+    if caller is None or caller.token is None:
+        return []
+    return [
+        html.Form(
+            [
+                html.Span(f"{caller.name} ({caller.role})", className="navbar-text me-2"),
+                html.Button("Sign out", type="submit", className="btn btn-sm btn-outline-light"),
+            ],
+            action="/logout",
+            method="POST",
+            className="signed-in ms-md-3 d-flex align-items-center",
+        )
+    ]
 
 
 @callback(

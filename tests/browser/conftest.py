@@ -15,11 +15,13 @@ from pathlib import Path
 
 import httpx2 as httpx
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
+from dashboard.sessions import COOKIE
 from tests.conftest import wait_until
 from tests.e2e.cluster import REPO, cluster_env
 from tests.e2e.conftest import Server, free_port
+from tests.sign_in import sign_in
 
 SCREENSHOTS = REPO / "docs" / "screenshots"
 # The real binary: /usr/bin/chromium is a wrapper script that prints a shell warning.
@@ -54,9 +56,10 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
+def page(browser: Browser, dashboard: Dashboard) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     context.set_default_timeout(10_000)
+    dashboard.sign_in(context)
     yield context.new_page()
     context.close()
 
@@ -77,9 +80,15 @@ class Dashboard(Server):
 
     def _dashboard_answers(self) -> bool:
         try:
-            return httpx.get(self.dashboard_url, timeout=1).status_code == 200
+            return httpx.get(f"{self.dashboard_url}/login", timeout=1).status_code == 200
         except httpx.TransportError:
             return False
+
+    def sign_in(self, context: BrowserContext, token: str | None = None) -> None:
+        """Give ``context`` a session signed in with ``token`` (default: the admin
+        token ``up`` made), through the real sign-in form."""
+        cookie = sign_in(self.dashboard_url, token or self.token)
+        context.add_cookies([{"name": COOKIE, "value": cookie, "url": self.dashboard_url}])
 
 
 def start_dashboard(data_dir: Path, extra_args: list[str] | None = None) -> Dashboard:

@@ -93,6 +93,7 @@ def test_the_charts_count_a_known_set_of_runs_and_follow_a_new_one(
 
 def test_a_bad_custom_range_says_why_on_a_phone(dashboard: Dashboard, browser: Browser) -> None:
     context = browser.new_context(viewport={"width": 390, "height": 844})
+    dashboard.sign_in(context)
     page = context.new_page()
     page.goto(f"{dashboard.dashboard_url}/analytics?since=2026-12-02T10:00Z&until=2026-12-02T09:00")
 

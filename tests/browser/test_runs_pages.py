@@ -236,6 +236,7 @@ def test_the_run_pages_fit_a_phone(
     create(api, "phone", type="shell", command="echo ok", function=None)
     run_id = trigger(api, "phone")
     context = browser.new_context(viewport=PHONE)
+    dashboard.sign_in(context)
     page = context.new_page()
     pages = {"/runs": ".ag-row", f"/runs/{run_id}": ".run-summary", "/workers": "tr.worker-active"}
     pages["/dag"] = "#dag-caption"

@@ -11,10 +11,12 @@ import httpx2 as httpx
 import pytest
 from playwright.sync_api import Browser, Page, ViewportSize, expect
 
+from dashboard.sessions import COOKIE
 from tests.browser.conftest import Dashboard, screenshot
 from tests.conftest import wait_until
 from tests.e2e.cluster import cluster_env
 from tests.e2e.conftest import free_port
+from tests.sign_in import sign_in
 
 PHONE: ViewportSize = {"width": 390, "height": 844}
 
@@ -41,6 +43,7 @@ def test_an_unknown_address_is_a_not_found_page(dashboard: Dashboard, page: Page
 
 def test_every_page_fits_a_phone_and_the_menu_opens(dashboard: Dashboard, browser: Browser) -> None:
     context = browser.new_context(viewport=PHONE)
+    dashboard.sign_in(context)
     page = context.new_page()
     page.goto(dashboard.dashboard_url)
     expect(page.locator("#count-jobs")).to_be_visible()
@@ -54,20 +57,18 @@ def test_every_page_fits_a_phone_and_the_menu_opens(dashboard: Dashboard, browse
     context.close()
 
 
-@pytest.fixture
-def dashboard_without_api(tmp_path: Path, dashboard: Dashboard) -> Iterator[str]:
-    """``chronolog dashboard`` alone, on the module's read model, aimed at a closed port."""
-    port = free_port()
-    command = [sys.executable, "-m", "chronolog", "dashboard", "--port", str(port)]
-    command += [
-        "--data-dir",
-        str(dashboard.data_dir),
-        "--api-url",
-        f"http://127.0.0.1:{free_port()}",
-    ]
-    log = (tmp_path / "dashboard.log").open("w")
-    process = subprocess.Popen(command, env=cluster_env(), stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+Popen = subprocess.Popen[bytes]
+
+
+def start(command: list[str], log: Path, url: str) -> Popen:
+    """A chronolog process, once ``url`` answers."""
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "chronolog", *command],
+            env=cluster_env(),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
 
     def answers() -> bool:
         try:
@@ -76,17 +77,63 @@ def dashboard_without_api(tmp_path: Path, dashboard: Dashboard) -> Iterator[str]
             return False
 
     wait_until(answers, timeout=30, interval=0.1)
-    yield url
+    return process
+
+
+@pytest.fixture
+def api_that_goes_away(tmp_path: Path, dashboard: Dashboard) -> Iterator[tuple[str, Popen]]:
+    """A second ``chronolog api`` on the module's data (its tokens too), for a test to stop:
+    its URL and process."""
+    port = free_port()
+    data = ["--data-dir", str(dashboard.data_dir)]
+    url = f"http://127.0.0.1:{port}"
+    process = start(
+        ["api", "--api-port", str(port), *data], tmp_path / "api.log", f"{url}/api/health/live"
+    )
+    yield url, process
     process.terminate()
     process.wait(timeout=10)
-    log.close()
 
 
 def test_an_unreachable_api_shows_a_banner_not_a_stack_trace(
-    dashboard_without_api: str, page: Page
+    tmp_path: Path, dashboard: Dashboard, api_that_goes_away: tuple[str, Popen], page: Page
 ) -> None:
-    page.goto(dashboard_without_api)
+    """Signed in while the API answered, then the API stops: the pages still show the read
+    model, with a banner saying actions will fail."""
+    api_url, api_process = api_that_goes_away
+    port = free_port()
+    command = ["dashboard", "--port", str(port), "--data-dir", str(dashboard.data_dir)]
+    command += ["--api-url", api_url]
+    url = f"http://127.0.0.1:{port}"
+    process = start(command, tmp_path / "dashboard.log", f"{url}/login")
+    try:
+        cookie = sign_in(url, dashboard.token)
+        page.context.add_cookies([{"name": COOKIE, "value": cookie, "url": url}])
+        api_process.terminate()
+        api_process.wait(timeout=10)
 
-    banner = page.locator(".api-down")
-    expect(banner).to_contain_text("The API is unreachable")
-    expect(page.locator("#count-jobs")).to_be_visible()  # the read model still shows
+        page.goto(url)
+        banner = page.locator(".api-down")
+        expect(banner).to_contain_text("The API is unreachable")
+        expect(page.locator("#count-jobs")).to_be_visible()  # the read model still shows
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_signing_in_while_the_api_is_unreachable_says_so(
+    tmp_path: Path, dashboard: Dashboard, page: Page
+) -> None:
+    port = free_port()
+    command = ["dashboard", "--port", str(port), "--data-dir", str(dashboard.data_dir)]
+    command += ["--api-url", f"http://127.0.0.1:{free_port()}"]
+    url = f"http://127.0.0.1:{port}"
+    process = start(command, tmp_path / "dashboard.log", f"{url}/login")
+    try:
+        page.goto(url)
+        page.fill("#token", dashboard.token)
+        page.click("button[type=submit]")
+        expect(page.locator(".alert-danger")).to_contain_text("The API cannot be reached")
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

@@ -12,9 +12,11 @@ from pathlib import Path
 import httpx2 as httpx
 import pytest
 
+from dashboard.sessions import COOKIE
 from tests.conftest import wait_until
 from tests.e2e.cluster import cluster_env
 from tests.e2e.conftest import Server, free_port
+from tests.sign_in import sign_in
 
 pytestmark = pytest.mark.e2e
 
@@ -113,7 +115,9 @@ def test_the_token_cli_with_and_without_a_running_chronolog(
     assert os.environ.get("CHRONOLOG_TOKEN") is None  # nothing leaked into the test process
 
 
-def test_up_hands_its_token_to_the_dashboard(tmp_path: Path) -> None:
+def test_ups_dashboard_asks_for_a_sign_in_and_relays_as_the_signed_in_token(
+    tmp_path: Path,
+) -> None:
     dashboard_port = free_port()
     args = ["--dashboard-port", str(dashboard_port)]
     server = Server(tmp_path / "data", free_port(), extra_args=args, env=cluster_env())
@@ -121,19 +125,21 @@ def test_up_hands_its_token_to_the_dashboard(tmp_path: Path) -> None:
     try:
         url = f"http://127.0.0.1:{dashboard_port}"
 
-        def relayed_first_line() -> str:
-            # The dashboard relays the API's change stream with its token; without one
-            # the relay would say ": the API answered 401".
-            with httpx.stream("GET", f"{url}/changes", timeout=5) as response:
-                return next(response.iter_lines())
-
         def answers() -> bool:
             try:
-                return httpx.get(url, timeout=1).status_code == 200
+                return httpx.get(f"{url}/login", timeout=1).status_code == 200
             except httpx.TransportError:
                 return False
 
         wait_until(answers, timeout=30, interval=0.1)
-        assert relayed_first_line() == ": connected"
+        page = httpx.get(url, headers={"Accept": "text/html"}, timeout=5)
+        assert page.status_code == 303 and page.headers["location"] == "/login?next=%2F"
+        assert httpx.get(f"{url}/changes", timeout=5).status_code == 401
+
+        # Signed in, the dashboard relays the API's change stream with the browser's
+        # token (the API would answer a relay without one 401).
+        cookies = {COOKIE: sign_in(url, server.token)}
+        with httpx.stream("GET", f"{url}/changes", cookies=cookies, timeout=5) as response:
+            assert next(response.iter_lines()) == ": connected"
     finally:
         server.stop()

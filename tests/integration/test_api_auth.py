@@ -46,6 +46,7 @@ EXPECTED: dict[tuple[str, str], str | None] = {
     ("GET", "/api/workers"): "viewer",
     ("GET", "/api/runs/{run_id}/output/live"): "viewer",
     ("GET", "/api/changes"): "viewer",
+    ("GET", "/api/whoami"): "viewer",
     ("POST", "/api/tokens"): "admin",
     ("GET", "/api/tokens"): "admin",
     ("DELETE", "/api/tokens/{name}"): "admin",
@@ -141,6 +142,15 @@ def test_open_mode_needs_a_loopback_binding(running: Runtime) -> None:
         assert answer.status_code == 401
         assert "chronolog token create" in answer.json()["message"]
         assert client.get("/api/health/live").status_code == 200
+
+
+def test_whoami_names_the_token_and_its_role(client: TestClient) -> None:
+    assert client.get("/api/whoami").json() == {"name": "anonymous", "role": "admin"}
+    admin = make_token(client, None, "root", "admin")
+    viewer = make_token(client, admin, "vera", "viewer")
+    answer = client.get("/api/whoami", headers={"Authorization": f"Bearer {viewer}"})
+    assert answer.json() == {"name": "vera", "role": "viewer"}
+    assert client.get("/api/whoami").status_code == 401
 
 
 def test_the_first_token_closes_open_mode(client: TestClient, tokens: dict[str, str]) -> None:
