@@ -6,10 +6,12 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.exceptions import HTTPException
 
 from api import audit_routes, changes, health, job_routes, live_output, run_routes, token_routes
 from api.auth import TokenGate
@@ -17,14 +19,20 @@ from api.changes import change_hub
 from api.context import ApiContext
 from api.errors import ApiError, Unavailable
 from api.health import ProgressWatch
-from api.middleware import BodyLimitMiddleware, JsonBodiesMiddleware, NoNulInUrlMiddleware
-from api.problems import api_error_response, validation_error_response
+from api.middleware import (
+    BodyLimitMiddleware,
+    JsonBodiesMiddleware,
+    NoNulInUrlMiddleware,
+    OriginGuardMiddleware,
+    RateLimitMiddleware,
+)
+from api.problems import api_error_response, http_error_response, validation_error_response
 from api.request_ids import RequestIdMiddleware, stamp_log_records
 from api.schemas import ErrorBody
 from projector.poison import describe
 
 ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorBody} for status in (401, 403, 404, 409, 413, 422, 503)
+    status: {"model": ErrorBody} for status in (401, 403, 404, 409, 413, 415, 422, 429, 503)
 }
 
 
@@ -36,11 +44,24 @@ def create_app(context: ApiContext) -> FastAPI:
         description="Event-sourced job scheduler. Every change is an event you can replay.",
         responses=ERRORS,
     )
+    # The last added runs first: NUL check, rate limit, origin, CORS, JSON-only, size.
     app.add_middleware(BodyLimitMiddleware, max_bytes=context.max_body_bytes)
     app.add_middleware(JsonBodiesMiddleware)
+    if context.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(context.cors_origins),
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID"],
+            expose_headers=["Location", "Retry-After", "Chronolog-Consistency"],
+        )
+    app.add_middleware(OriginGuardMiddleware, allowed=context.cors_origins)
+    if context.rate_limit > 0:
+        app.add_middleware(RateLimitMiddleware, rate=context.rate_limit, burst=context.rate_burst)
     app.add_middleware(NoNulInUrlMiddleware)
     app.add_middleware(RequestIdMiddleware)  # outermost: every answer carries the id
     app.add_exception_handler(ApiError, api_error_response)  # type: ignore[arg-type]
+    app.add_exception_handler(HTTPException, http_error_response)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, validation_error_response)  # type: ignore[arg-type]
     app.add_exception_handler(OperationalError, _database_unavailable)  # type: ignore[arg-type]
     app.add_exception_handler(DBAPIError, _database_failed)  # type: ignore[arg-type]

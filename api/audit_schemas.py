@@ -7,8 +7,17 @@ import binascii
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+)
 
+from api.schemas import not_a_unix_time
 from events.model import PAYLOAD_TYPES
 from projector.audit_reads import AUDIT_LIMIT, AuditKey
 from projector.storable import INT64_MAX
@@ -39,7 +48,7 @@ EventType = Annotated[
     WithJsonSchema({"type": "string", "enum": list(EVENT_TYPES)}),
 ]
 # With an offset: the audit is read across time zones, and a naive time is ambiguous.
-AuditTime = Annotated[AwareDatetime, AfterValidator(_in_utc)]
+AuditTime = Annotated[AwareDatetime, BeforeValidator(not_a_unix_time), AfterValidator(_in_utc)]
 
 
 def encode_cursor(key: AuditKey) -> str:

@@ -15,7 +15,7 @@ from api.appending import api_event, append_and_wait
 from api.auth import Caller
 from api.context import ApiContext
 from api.errors import Conflict, FieldProblem, Invalid, NotFound
-from api.schemas import JobFields
+from api.schemas import JobFields, NewJob
 from api.secret_refs import split_headers
 from api.validation import check_spec, find_cycle
 from events.ids import new_job_id
@@ -59,7 +59,7 @@ class JobCommands:
         self._ctx = context
         self._caller = caller
 
-    def create(self, fields: JobFields) -> Written:
+    def create(self, fields: NewJob) -> Written:
         with self._serialized() as session:
             spec = self._spec(session, fields.model_dump(exclude_unset=True), base=None)
             self._check(spec, schedule_changed=True)

@@ -51,3 +51,6 @@ class ApiContext:
     # loopback addresses alone: see api/auth.py and docs/decisions.md.
     open_mode: bool = True
     token_cache_ttl: float = 1.0  # seconds a valid token is trusted unchecked (revocation lag)
+    cors_origins: tuple[str, ...] = ()  # normalized origins whose pages may call the API
+    rate_limit: float = 0.0  # requests per second per caller; 0: no limit
+    rate_burst: int = 1

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from api.context import ApiContext
 from api.dependencies import Context
+from api.schemas import ErrorBody, HealthOut, LiveOut
 from events.dispatch import SCHEDULER_LEADER_KEY, worker_lease_key
 from projector import api_reads
 
@@ -98,13 +99,21 @@ def _serving(ctx: ApiContext, session: Session) -> tuple[dict[str, int], int, in
 router = APIRouter(tags=["system"])  # no token needed: probes for supervisors
 
 
-@router.get("/api/health/live")
+@router.get("/api/health/live", response_model=LiveOut)
 async def live(request: Request) -> dict[str, Any]:
     """200 whenever this API process answers (for supervisors and load balancers)."""
     return {"status": "ok", "version": request.app.version}
 
 
-@router.get("/api/health")
+UNHEALTHY = "the same report when something is wrong (its problems say what)"
+FAILED = "the read-model database failed (not a report: the usual error body)"
+
+
+@router.get(
+    "/api/health",
+    response_model=HealthOut,
+    responses={503: {"model": HealthOut | ErrorBody, "description": f"{UNHEALTHY}; or {FAILED}"}},
+)
 def health(request: Request, ctx: Context) -> JSONResponse:
     """Is Chronolog doing its job? 503 naming what is wrong when not."""
     limits = HealthLimits(ctx.health_max_lag, ctx.health_stall_after)

@@ -47,7 +47,7 @@ def render(ctx: ApiContext, written: Written, response: Response, created: bool 
 @router.post("/api/jobs", status_code=201)
 def create_job(body: JobCreate, response: Response, ctx: Context, caller: Admin) -> JobOut:
     """Create a job. Answers once the job is visible to reads."""
-    return render(ctx, JobCommands(ctx, caller).create(body), response, created=True)
+    return render(ctx, JobCommands(ctx, caller).create(body.root), response, created=True)
 
 
 @router.get("/api/jobs", dependencies=[VIEWER])

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 from api.errors import ApiError, FieldProblem
 
@@ -27,14 +29,44 @@ async def validation_error_response(request: Request, exc: RequestValidationErro
     return _response(422, "invalid", message, found)
 
 
+# A job body is one of these kinds: errors inside it are located under the kind first.
+_JOB_KINDS = ("python", "shell", "http")
+
+
+async def http_error_response(request: Request, exc: HTTPException) -> JSONResponse:
+    """Starlette's and FastAPI's own refusals in the API's error shape.
+
+    FastAPI answers a body it cannot decode (not UTF-8, nested past Python's recursion
+    limit) with a bare 400; to a client that is JSON it cannot parse, like any other: 422.
+    """
+    if exc.status_code == 400 and exc.__cause__ is not None:
+        reason = f"not valid JSON: {_decode_failure(exc.__cause__)}"
+        return _response(422, "invalid", f"body: {reason}", [FieldProblem("body", reason)])
+    phrase = HTTPStatus(exc.status_code).phrase
+    code = phrase.lower().replace(" ", "_").replace("-", "_")
+    response = _response(exc.status_code, code, str(exc.detail), [])
+    response.headers.update(exc.headers or {})
+    return response
+
+
+def _decode_failure(cause: BaseException) -> str:
+    if isinstance(cause, UnicodeDecodeError):
+        return f"not UTF-8 text (byte {cause.start})"
+    if isinstance(cause, RecursionError):
+        return "nested too deeply"
+    return type(cause).__name__
+
+
 def _problem(error: dict[str, Any]) -> FieldProblem:
     where, *path = error["loc"]
+    if where == "body" and len(path) > 1 and path[0] in _JOB_KINDS:
+        path = path[1:]
     field = _field_name(path) or str(where)
     if error["type"] == "extra_forbidden":
         return FieldProblem(field, "unknown field")
     if error["type"] == "missing":
         return FieldProblem(field, "required")
-    if error["type"] == "unstorable":  # raised by api.schemas.StoredBody
+    if error["type"] in ("unstorable", "other_type_field"):  # raised by api.schemas
         ctx = error["ctx"]
         return FieldProblem(ctx["path"] or field, ctx["reason"])
     if error["type"] == "json_invalid":

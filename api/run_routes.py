@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Query, Response
 from sqlalchemy.orm import Session
@@ -28,6 +28,10 @@ from events.dispatch import worker_lease_key
 from projector import api_reads
 from projector.run_projection import RunRow
 
+# The same Idempotency-Key again: the run it made the first time, 200 instead of 201.
+REPLAYED: dict[int | str, dict[str, Any]] = {
+    200: {"model": TriggerOut, "description": "the run an earlier trigger with this key made"}
+}
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
 
 router = APIRouter(tags=["runs"])
@@ -39,7 +43,7 @@ def render(ctx: ApiContext, run: RunRow) -> RunOut:
     return run_out(run, names.get(run.job_id))
 
 
-@router.post("/api/jobs/{ref}/trigger", status_code=201)
+@router.post("/api/jobs/{ref}/trigger", status_code=201, responses=REPLAYED)
 def trigger(
     ref: str,
     response: Response,

@@ -3,10 +3,21 @@ that need other jobs or the clock are in ``api.validation``."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    RootModel,
+    StrictBool,
+    ValidatorFunctionWrapHandler,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from api.secret_refs import HeaderValue
@@ -28,7 +39,18 @@ def _as_utc(moment: datetime) -> datetime:
         raise ValueError(f"{moment.isoformat()} is out of range once converted to UTC") from e
 
 
-UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
+_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+
+
+def not_a_unix_time(moment: Any) -> Any:
+    """Pydantic reads ``9`` as a Unix time; the API documents ISO 8601 date-times only."""
+    text = moment.strip() if isinstance(moment, str) else moment
+    if isinstance(text, int | float) or (isinstance(text, str) and _NUMBER.fullmatch(text)):
+        raise ValueError("an ISO 8601 date-time is expected, e.g. 2026-11-01T00:00:00Z")
+    return moment
+
+
+UtcDatetime = Annotated[datetime, BeforeValidator(not_a_unix_time), AfterValidator(_as_utc)]
 Offset = Annotated[int, Field(ge=0, le=MAX_OFFSET)]
 
 Name = Annotated[str, Field(min_length=1, max_length=200, pattern=NAME_PATTERN)]
@@ -61,6 +83,10 @@ class StoredBody(BaseModel):
     and then fail in the projector, so it is refused here, naming where it is.
     """
 
+    # Strict: a JSON value must already be of the documented type (``true`` is not the
+    # integer 1, ``"5"`` not 5): what the schema refuses, the API refuses.
+    model_config = ConfigDict(strict=True)
+
     @model_validator(mode="after")
     def _storable(self) -> StoredBody:
         values = {name: getattr(self, name) for name in type(self).model_fields}
@@ -72,24 +98,22 @@ class StoredBody(BaseModel):
         return self
 
 
-class JobFields(StoredBody):
-    """Every field a job has; all optional, so an update can name only what changes."""
+Function = Annotated[str, Field(min_length=1, max_length=500)]
+Command = (
+    Annotated[str, Field(min_length=1, max_length=100_000)]
+    | Annotated[list[str], Field(min_length=1, max_length=1000)]
+)
+Url = Annotated[str, Field(min_length=1, max_length=8192)]
+Method = Annotated[str, Field(min_length=1, max_length=16)]
+HttpBody = Annotated[Any, AfterValidator(check_body)]  # text, or JSON object/array
+
+
+class JobSettings(StoredBody):
+    """What every job type has besides its name and type; all optional."""
 
     model_config = ConfigDict(extra="forbid")
 
-    name: Name | None = None
-    type: JobTypeField | None = None
     description: Annotated[str, Field(max_length=2000)] | None = None
-    function: Annotated[str, Field(min_length=1, max_length=500)] | None = None
-    command: (
-        Annotated[str, Field(min_length=1, max_length=100_000)]
-        | Annotated[list[str], Field(min_length=1, max_length=1000)]
-        | None
-    ) = None
-    url: Annotated[str, Field(min_length=1, max_length=8192)] | None = None
-    method: Annotated[str, Field(min_length=1, max_length=16)] | None = None
-    headers: dict[str, HeaderValue] | None = None  # a value or {"secret": NAME}
-    body: Annotated[Any, AfterValidator(check_body)] = None  # text, or JSON object/array
     schedule: Annotated[str, Field(max_length=200)] | None = None
     timezone: Annotated[str, Field(min_length=1, max_length=64)] | None = None
     parameters: dict[str, Any] | None = None
@@ -112,11 +136,106 @@ class JobFields(StoredBody):
     ) = None
 
 
-class JobCreate(JobFields):
-    """``POST /api/jobs``: a name and a type are required."""
+class JobFields(JobSettings):
+    """Every field a job has; all optional, so an update can name only what changes."""
+
+    name: Name | None = None
+    type: JobTypeField | None = None
+    function: Function | None = None
+    command: Command | None = None
+    url: Url | None = None
+    method: Method | None = None
+    headers: dict[str, HeaderValue] | None = None  # a value or {"secret": NAME}
+    body: HttpBody = None
+
+
+# The fields of one job type only; the others may send them as null (or not at all).
+TYPE_OWNED = {
+    "function": "python",
+    "command": "shell",
+    "url": "http",
+    "method": "http",
+    "headers": "http",
+    "body": "http",
+}
+
+
+class _NewJob(JobSettings):
+    name: Name  # and ``type``, a literal per kind
+
+    @model_validator(mode="before")
+    @classmethod
+    def _only_own_fields(cls, data: Any) -> Any:
+        """``{"type": "shell", "body": {...}}`` says which type has ``body``, not only
+        that shell jobs do not (the field is ``null``-only in their schema)."""
+        if isinstance(data, dict):
+            kind = data.get("type")
+            for field, owner in TYPE_OWNED.items():
+                if owner != kind and data.get(field) is not None:
+                    raise PydanticCustomError(
+                        "other_type_field",
+                        "{path}: {reason}",
+                        {"path": field, "reason": f"only {owner} jobs have {field!r}"},
+                    )
+        return data
+
+
+class PythonJob(_NewJob):
+    """A python job runs ``function`` (``module.function`` or ``module:function``)."""
+
+    type: Literal["python"]
+    function: Function
+    command: None = None
+    url: None = None
+    method: None = None
+    headers: None = None
+    body: None = None
+
+
+class ShellJob(_NewJob):
+    """A shell job runs ``command``: a string for the shell, or an argv list."""
+
+    type: Literal["shell"]
+    command: Command
+    function: None = None
+    url: None = None
+    method: None = None
+    headers: None = None
+    body: None = None
+
+
+class HttpJob(_NewJob):
+    """An http job sends a request to ``url`` (``method`` GET unless given)."""
+
+    type: Literal["http"]
+    url: Url
+    method: Method | None = None
+    headers: dict[str, HeaderValue] | None = None  # a value or {"secret": NAME}
+    body: HttpBody = None
+    function: None = None
+    command: None = None
+
+
+NewJob = PythonJob | ShellJob | HttpJob
+
+
+class _UntypedJob(JobFields):
+    """What a body without a known ``type`` is checked against, to name every problem
+    (name missing too, unknown fields), not only the type."""
 
     name: Name
     type: JobTypeField
+
+
+class JobCreate(RootModel[Annotated[NewJob, Field(discriminator="type")]]):
+    """``POST /api/jobs``: one of the job types, told apart by ``type``."""
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _untyped(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        if isinstance(data, dict) and data.get("type") not in TYPE_OWNED.values():
+            _UntypedJob.model_validate(data)  # raises: type is missing or unknown
+        return handler(data)
 
 
 class ReasonBody(StoredBody):
@@ -309,3 +428,22 @@ class WorkerOut(BaseModel):
     registered_at: str
     # When its heartbeat lease was last taken or renewed; None without a live one.
     last_heartbeat_at: str | None
+
+
+class HealthOut(BaseModel):
+    """``GET /api/health``: 200 when ``problems`` is empty, else 503 with the same body."""
+
+    status: Literal["ok", "unhealthy"]
+    version: str
+    problems: list[str]
+    event_log: dict[str, int]  # partitions, events
+    projector: dict[str, int]  # lag, rejected
+    scheduler: dict[str, str | None]  # leader
+    workers: dict[str, int]  # registered, alive
+    queues: dict[str, dict[str, int]]  # queue -> queued, live_workers
+    live_output: dict[str, int]  # streams, limit
+
+
+class LiveOut(BaseModel):
+    status: Literal["ok"]
+    version: str

@@ -65,6 +65,9 @@ def api_context(runtime: wiring.Runtime) -> ApiContext:
         live_stream_limit=runtime.settings.live_output_max_streams,
         change_stream_limit=runtime.settings.change_streams_max,
         open_mode=access.is_loopback(runtime.settings.api_host),
+        cors_origins=runtime.settings.cors_origins,
+        rate_limit=runtime.settings.api_rate_limit,
+        rate_burst=runtime.settings.api_rate_burst,
     )
 
 

@@ -16,15 +16,17 @@ from urllib.parse import parse_qs, urlsplit
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from api.origins import normalize_origin
 from events.errors import ChronologError
 from worker import context as job_context
 from worker import policy
 from worker.policy import ExecutorPolicy
 
 PREFIX = "CHRONOLOG_"
-# Not settings: the test suite's service addresses, and what a worker tells each job
-# (so a job may itself run the chronolog CLI).
-IGNORED_PREFIXES = ("CHRONOLOG_TEST_",)
+# Not settings: the test suite's service addresses, the host address docker-compose.yml
+# publishes ports on, and what a worker tells each job (so a job may itself run the
+# chronolog CLI).
+IGNORED_PREFIXES = ("CHRONOLOG_TEST_", "CHRONOLOG_PUBLISH_ADDRESS")
 JOB_VARIABLES = job_context.VARIABLES
 
 
@@ -74,6 +76,12 @@ class Settings:
     worker_job_types: tuple[str, ...] = ()
     worker_python_modules: tuple[str, ...] = ()
     http_allow: tuple[str, ...] = ()
+
+    # Browser pages (other than the API's own) allowed to call the API; none: CORS off.
+    cors_origins: tuple[str, ...] = ()
+    # Token bucket per caller (bearer token, else client address); 0 turns it off.
+    api_rate_limit: float = 200.0  # requests per second
+    api_rate_burst: int = 1000
 
     @property
     def embedded(self) -> bool:
@@ -265,6 +273,36 @@ def _allow_entries(raw: str) -> tuple[str, ...]:
     return tuple(entry.text for entry in policy.parse_allow(raw))
 
 
+def _origins(name: str, raw: str) -> tuple[str, ...]:
+    origins = []
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        if item == "*":
+            raise SettingsError(
+                f"{name}: '*' would let every web page call the API; list the origins, "
+                "e.g. https://ops.example.com,http://localhost:3000"
+            )
+        canonical = normalize_origin(item)
+        if canonical is None:
+            raise SettingsError(
+                f"{name}: {item!r} is not an origin (scheme://host[:port], no path), "
+                "e.g. https://ops.example.com"
+            )
+        origins.append(canonical)
+    return tuple(dict.fromkeys(origins))
+
+
+def _non_negative_float(name: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a number") from None
+    if not value >= 0 or value == float("inf"):
+        raise SettingsError(f"{name}={raw!r} must be 0 (off) or a positive number")
+    return value
+
+
 PARSERS: dict[str, Callable[[str, str], Any]] = {
     "data_dir": lambda _name, raw: Path(raw),
     "event_log": _event_log_url,
@@ -296,6 +334,9 @@ PARSERS: dict[str, Callable[[str, str], Any]] = {
     "worker_job_types": _policy(policy.parse_job_types),
     "worker_python_modules": _policy(policy.parse_module_prefixes),
     "http_allow": _policy(_allow_entries),
+    "cors_origins": _origins,
+    "api_rate_limit": _non_negative_float,
+    "api_rate_burst": _positive_int,
 }
 
 

@@ -282,3 +282,13 @@ def test_the_tour_is_read_whole() -> None:
     refused = next(c for c in commands if "61 * * * *" in c.text)
     assert refused.shown_status == 422
     assert {"error", "message", "errors", "field", "reason"} <= refused.shown_keys
+
+
+def test_every_tour_command_with_a_body_sends_it_as_json() -> None:
+    # The API refuses any other body with 415 (no cross-site writes): a reader copying a
+    # command without the header would be refused.
+    commands = tour_commands(README.read_text())
+    with_body = [c.text for c in commands if re.search(r"\s(-d|--data(-\w+)?)\s", c.text)]
+    assert len(with_body) >= 5
+    for text in with_body:
+        assert '-H "Content-Type: application/json"' in text, text

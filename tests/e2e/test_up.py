@@ -25,9 +25,13 @@ def run_demo(api: httpx.Client) -> None:
     assert job["name"] == "daily-report"
     assert job["next_run"].endswith("T09:00:00Z")
     assert created.headers["location"] == f"/api/jobs/{job['id']}"
-    # As in the demo: `curl -X POST … -d '{…}'` with curl's default form content type.
+    # `curl -X POST … -d '{…}'` without the JSON header sends curl's default form content
+    # type, as a web page's form would: refused, and the answer says what to send.
     form = {"content-type": "application/x-www-form-urlencoded"}
-    send = api.post("/api/jobs", content=json.dumps(SEND_REPORT), headers=form)
+    refused = api.post("/api/jobs", content=json.dumps(SEND_REPORT), headers=form)
+    assert refused.status_code == 415, refused.text
+    assert "Content-Type: application/json" in refused.json()["message"]
+    send = api.post("/api/jobs", json=SEND_REPORT)
     assert send.status_code == 201, send.text
     listed = api.get("/api/jobs", params={"tag": "reports"}).json()
     assert (listed["total"], [j["name"] for j in listed["jobs"]]) == (1, ["daily-report"])

@@ -148,14 +148,16 @@ def test_openapi_docs_are_served(client: TestClient) -> None:
     assert "/api/jobs" in client.get("/openapi.json").json()["paths"]
 
 
-def test_json_sent_as_a_form_is_read_as_json(client: TestClient) -> None:
-    # `curl -d '{...}'` without -H "Content-Type: application/json" labels JSON as a form.
+def test_json_sent_as_a_form_is_refused_and_says_how_to_send_it(client: TestClient) -> None:
+    # `curl -d '{...}'` without -H "Content-Type: application/json" labels JSON as a form,
+    # and so does any web page's form: neither is read (see test_api_cross_site.py).
     form = {"content-type": "application/x-www-form-urlencoded"}
     response = client.post("/api/jobs", content=json.dumps(DAILY_REPORT), headers=form)
-    assert response.status_code == 201, response.text
-    bad = client.post("/api/jobs", content=b"name=daily-report&type=python", headers=form)
-    assert bad.status_code == 422
-    assert bad.json()["errors"][0]["field"] == "body"
+    assert response.status_code == 415, response.text
+    (problem,) = response.json()["errors"]
+    assert problem["field"] == "content-type"
+    assert "Content-Type: application/json" in problem["reason"]
+    assert client.get("/api/jobs").json()["total"] == 0
 
 
 HOOK = {"name": "hook", "type": "http", "url": "https://example.com/hook", "method": "POST"}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import subprocess
 import sys
 import tomllib
@@ -125,10 +126,45 @@ def test_each_service_runs_a_chronolog_subcommand_with_options_it_accepts(name: 
     assert subcommand == name.removesuffix("-a").removesuffix("-b")  # scheduler-a: scheduler
 
 
-def test_the_api_listens_on_every_interface_at_the_published_port() -> None:
+PUBLISH_ADDRESS = "${CHRONOLOG_PUBLISH_ADDRESS:-127.0.0.1}"
+# HOST:PORT:CONTAINER_PORT with the host address first; IPv6 addresses come in brackets.
+PUBLISHED = re.compile(r"^(?P<host>\$\{[^}]+\}|\[[^]]+\]|[^:]+):(?P<port>\d+):(?P<target>\d+)$")
+
+
+def _interpolate(value: str, env: dict[str, str]) -> str:
+    """Compose's ``${NAME:-default}``: the variable when set and not empty, else the default."""
+
+    def one(match: re.Match[str]) -> str:
+        return env.get(match["name"]) or match["default"]
+
+    return re.sub(r"\$\{(?P<name>\w+):-(?P<default>[^}]*)\}", one, value)
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES))
+def test_every_published_port_is_bound_to_loopback_unless_configured(name: str) -> None:
+    for mapping in SERVICES[name].get("ports", []):
+        assert isinstance(mapping, str), f"{name}: use HOST:PORT:PORT strings, not {mapping!r}"
+        parsed = PUBLISHED.match(mapping)
+        assert parsed, f"{name} publishes {mapping!r} on every interface"
+        assert parsed["host"] == PUBLISH_ADDRESS, f"{name}: {mapping!r}"
+        assert _interpolate(mapping, {}).startswith("127.0.0.1:")
+        assert _interpolate(mapping, {"CHRONOLOG_PUBLISH_ADDRESS": "0.0.0.0"}).startswith(
+            "0.0.0.0:"
+        )
+        assert _interpolate(mapping, {"CHRONOLOG_PUBLISH_ADDRESS": ""}).startswith("127.0.0.1:")
+
+
+def test_the_publish_address_is_not_mistaken_for_a_chronolog_setting() -> None:
+    # Exported in a shell for compose, it must not stop a local `chronolog up`.
+    assert load_settings({"CHRONOLOG_PUBLISH_ADDRESS": "0.0.0.0"}) == Settings()
+
+
+def test_the_api_listens_in_its_container_and_is_published_on_loopback() -> None:
     _, params = _parse_cli(SERVICES["api"]["command"])
-    assert params["api_host"] == "0.0.0.0"
-    assert SERVICES["api"]["ports"] == [f"{params['api_port']}:{params['api_port']}"]
+    assert params["api_host"] == "0.0.0.0"  # inside its container
+    assert SERVICES["api"]["ports"] == [
+        f"{PUBLISH_ADDRESS}:{params['api_port']}:{params['api_port']}"
+    ]
     health = " ".join(SERVICES["api"]["healthcheck"]["test"])
     assert f"http://localhost:{params['api_port']}/api/health" in health
 
@@ -181,7 +217,7 @@ def test_the_dashboard_calls_the_api_and_listens_on_loopback_only() -> None:
     dashboard = SERVICES["dashboard"]
     _, params = _parse_cli(dashboard["command"])
     assert params["host"] == "0.0.0.0"  # inside its container
-    assert dashboard["ports"] == [f"127.0.0.1:{params['port']}:{params['port']}"]
+    assert dashboard["ports"] == [f"{PUBLISH_ADDRESS}:{params['port']}:{params['port']}"]
     health = " ".join(dashboard["healthcheck"]["test"])
     assert f"http://localhost:{params['port']}/" in health
     assert dashboard["restart"] == "unless-stopped"

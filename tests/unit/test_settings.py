@@ -34,6 +34,18 @@ def test_the_secrets_file_is_a_path() -> None:
     assert settings.secrets_file == Path("/run/secrets/chronolog.json")
 
 
+def test_cors_is_off_by_default_and_takes_explicit_origins() -> None:
+    assert Settings().cors_origins == ()
+    env = {"CHRONOLOG_CORS_ORIGINS": " https://Ops.Example.com:443, http://localhost:3000/ ,"}
+    assert load_settings(env).cors_origins == ("https://ops.example.com", "http://localhost:3000")
+
+
+def test_rate_limits_are_generous_by_default_and_zero_turns_them_off() -> None:
+    assert (Settings().api_rate_limit, Settings().api_rate_burst) == (200.0, 1000)
+    env = {"CHRONOLOG_API_RATE_LIMIT": "0", "CHRONOLOG_API_RATE_BURST": "5"}
+    assert (load_settings(env).api_rate_limit, load_settings(env).api_rate_burst) == (0.0, 5)
+
+
 def test_test_variables_are_not_settings() -> None:
     assert load_settings({"CHRONOLOG_TEST_KAFKA": "127.0.0.1:9092"}) == Settings()
 
@@ -85,6 +97,21 @@ def test_test_variables_are_not_settings() -> None:
         ),
         ({"CHRONOLOG_APP_DIR": " "}, "CHRONOLOG_APP_DIR is empty; give a directory"),
         ({"CHRONOLOG_SECRETS_FILE": ""}, "CHRONOLOG_SECRETS_FILE is empty; give a file"),
+        ({"CHRONOLOG_CORS_ORIGINS": "*"}, "CHRONOLOG_CORS_ORIGINS: '*' would let every web page"),
+        (
+            {"CHRONOLOG_CORS_ORIGINS": "https://a.example,ops.example.com"},
+            "CHRONOLOG_CORS_ORIGINS: 'ops.example.com' is not an origin (scheme://host[:port]",
+        ),
+        (
+            {"CHRONOLOG_CORS_ORIGINS": "https://a.example/app"},
+            "CHRONOLOG_CORS_ORIGINS: 'https://a.example/app' is not an origin",
+        ),
+        (
+            {"CHRONOLOG_API_RATE_LIMIT": "-1"},
+            "CHRONOLOG_API_RATE_LIMIT='-1' must be 0 (off) or a positive number",
+        ),
+        ({"CHRONOLOG_API_RATE_LIMIT": "nan"}, "CHRONOLOG_API_RATE_LIMIT='nan' must be 0 (off)"),
+        ({"CHRONOLOG_API_RATE_BURST": "0"}, "CHRONOLOG_API_RATE_BURST='0' must be greater than 0"),
     ],
 )
 def test_bad_settings_name_the_variable_and_value(env: dict[str, str], message: str) -> None:
