@@ -16,9 +16,7 @@ from pydantic import ConfigDict, Field, with_config
 from typing_extensions import TypedDict
 
 from api.errors import FieldProblem
-
-SECRET_NAME_PATTERN: Final = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
-_SECRET_NAME = re.compile(SECRET_NAME_PATTERN)
+from events.secret_refs import SECRET_NAME_PATTERN, secret_name
 
 # Key endings (as words, after normalising) that mark a value as a secret. Matching the
 # end, not any word, keeps ``max_tokens``, ``token_count`` and ``session_id`` plain.
@@ -59,15 +57,6 @@ class SecretRef(TypedDict):
 
 
 HeaderValue = str | SecretRef  # a header's value as the API takes and answers it
-
-
-def secret_name(value: Any) -> str | None:
-    """NAME if ``value`` is a reference ``{"secret": "NAME"}``, else None."""
-    if isinstance(value, Mapping) and len(value) == 1:
-        name = value.get("secret")
-        if isinstance(name, str) and _SECRET_NAME.match(name):
-            return name
-    return None
 
 
 def split_headers(headers: Mapping[str, HeaderValue]) -> tuple[dict[str, str], dict[str, str]]:

@@ -29,6 +29,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from api.origins import foreign_origin
 from dashboard.api_client import ApiAnswer, ApiClient
 from dashboard.sessions import ANONYMOUS, COOKIE, SessionStore, SignedIn, current_caller
 
@@ -149,6 +150,9 @@ class SignInGate:
         self.api = api
         self.sessions = sessions
         self._open_until = 0.0  # monotonic time until which open mode is known to hold
+        # Once the API refused a caller without a token, open mode is over for good (it
+        # ends with the first token ever made): no more asking it on every request.
+        self._closed = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -190,11 +194,14 @@ class SignInGate:
         return ANONYMOUS if await self._open_mode() else None
 
     async def _open_mode(self) -> bool:
+        if self._closed:
+            return False
         if time.monotonic() < self._open_until:
             return True
         answer = await anyio.to_thread.run_sync(self.api.whoami, None)
         if answer.ok:
             self._open_until = time.monotonic() + OPEN_MODE_CACHE_SECONDS
+        self._closed = answer.status == 401
         return answer.ok
 
     def _to_sign_in(self, request: Request) -> Response:
@@ -206,13 +213,14 @@ class SignInGate:
 
 def same_origin(request: Request) -> bool:
     """The request came from a page of this dashboard: its Origin (or, without one, its
-    Referer) is this host. A request with neither is refused too."""
-    host = request.headers.get("host", "")
+    Referer's origin) is this host, by the API's own rule. A request with neither is
+    refused too."""
     source = request.headers.get("origin") or request.headers.get("referer")
-    if not source or source == "null":
+    if not source:
         return False
     parts = urlsplit(source)
-    return parts.scheme in ("http", "https") and parts.netloc == host
+    origin = f"{parts.scheme}://{parts.netloc}"
+    return not foreign_origin(origin, request.headers.get("host", ""), allowed=())
 
 
 def _refuse(status: int, reason: str) -> Response:

@@ -23,6 +23,7 @@ from threading import Event as CancelSignal
 from typing import Any, Final
 
 from events.errors import ChronologError
+from events.secret_refs import SECRET_NAME, secret_name
 from worker.execution import ExecutionRequest, ExecutionResult, Executor, OutputListener
 from worker.output import truncation_marker
 from worker.results import failed
@@ -30,7 +31,6 @@ from worker.results import failed
 log = logging.getLogger(__name__)
 
 MASK: Final = "***"
-SECRET_NAME: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")  # as the API's
 # Chronolog's own settings (a database URL with its password...) are not for jobs to read.
 RESERVED_PREFIX: Final = "CHRONOLOG_"
 _TRUNCATED = re.compile(re.escape(truncation_marker(0)).replace("0", r"\d+"))
@@ -106,15 +106,6 @@ def load_secrets(path: Path | None, environ: Mapping[str, str]) -> Secrets:
 
 
 # --- resolving -----------------------------------------------------------------------
-
-
-def secret_name(value: Any) -> str | None:
-    """NAME if ``value`` is ``{"secret": "NAME"}``, else None (the API's rule)."""
-    if isinstance(value, dict) and len(value) == 1:
-        name = value.get("secret")
-        if isinstance(name, str) and SECRET_NAME.match(name):
-            return name
-    return None
 
 
 def _resolve_value(value: Any, lookup: Callable[[str], str]) -> Any:

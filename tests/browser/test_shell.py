@@ -76,7 +76,12 @@ def start(command: list[str], log: Path, url: str) -> Popen:
         except httpx.TransportError:
             return False
 
-    wait_until(answers, timeout=30, interval=0.1)
+    try:
+        wait_until(answers, timeout=30, interval=0.1)
+    except AssertionError:
+        process.kill()  # never left running behind a failed test
+        process.wait(timeout=10)
+        raise
     return process
 
 

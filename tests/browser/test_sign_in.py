@@ -64,24 +64,21 @@ def test_the_dashboard_acts_as_the_signed_in_token(
     assert created.status_code == 201, created.text
     job_id = created.json()["id"]
 
-    viewer = browser.new_context()
-    dashboard.sign_in(viewer, make_token(api, "vera", "viewer"))
-    page = viewer.new_page()
-    page.goto(f"{dashboard.dashboard_url}/jobs/as-token")
-    expect(page.locator("#job-status")).to_be_visible()
-    page.get_by_role("button", name="Trigger now").click()
-    expect(page.locator(".action-refused")).to_contain_text("operator")
-    viewer.close()
-    assert api.get("/api/runs", params={"job_id": "as-token"}).json()["runs"] == []
+    def trigger_as(token: str, shows: str, where: str) -> None:
+        """Sign a fresh browser in with ``token``, press Trigger now on the job's page,
+        and expect ``shows`` in ``where``."""
+        context = browser.new_context()
+        dashboard.sign_in(context, token)
+        page = context.new_page()
+        page.goto(f"{dashboard.dashboard_url}/jobs/as-token")
+        expect(page.locator("#job-status")).to_be_visible()
+        page.get_by_role("button", name="Trigger now").click()
+        expect(page.locator(where)).to_contain_text(shows)
+        context.close()
 
-    operator = browser.new_context()
-    dashboard.sign_in(operator, make_token(api, "otto", "operator"))
-    page = operator.new_page()
-    page.goto(f"{dashboard.dashboard_url}/jobs/as-token")
-    expect(page.locator("#job-status")).to_be_visible()
-    page.get_by_role("button", name="Trigger now").click()
-    expect(page.locator("#job-action-result")).to_contain_text("Triggered: run")
-    operator.close()
+    trigger_as(make_token(api, "vera", "viewer"), "operator", ".action-refused")
+    assert api.get("/api/runs", params={"job_id": "as-token"}).json()["runs"] == []
+    trigger_as(make_token(api, "otto", "operator"), "Triggered: run", "#job-action-result")
 
     def requested_by_otto() -> bool:
         events = api.get(f"/api/jobs/{job_id}/events").json()["events"]

@@ -4,7 +4,6 @@ its JSON answer becomes the run's result."""
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.cluster import Cluster, create_job, start_cluster, trigger, wait_for_run
+from tests.http_server import serving
 
 pytestmark = pytest.mark.e2e
 
@@ -47,12 +47,8 @@ class _Server(ThreadingHTTPServer):
 def receiver() -> Iterator[_Server]:
     httpd = _Server(("127.0.0.1", 0), _Receiver)
     httpd.received = []
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield httpd
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join(timeout=5)
+    with serving(httpd):
+        yield httpd
 
 
 @pytest.fixture

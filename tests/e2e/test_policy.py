@@ -3,7 +3,6 @@ with the reason, on both backend sets; ``chronolog up``'s first run keeps shell 
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -21,6 +20,7 @@ from tests.e2e.cluster import (
     wait_for_run,
 )
 from tests.e2e.conftest import Server
+from tests.http_server import serving
 
 pytestmark = pytest.mark.e2e
 
@@ -48,13 +48,8 @@ class _InternalServer(ThreadingHTTPServer):
 
 @pytest.fixture
 def internal() -> Iterator[_InternalServer]:
-    httpd = _InternalServer(("127.0.0.1", 0), _Internal)
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield httpd
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join(timeout=5)
+    with serving(_InternalServer(("127.0.0.1", 0), _Internal)) as httpd:
+        yield httpd
 
 
 @pytest.fixture

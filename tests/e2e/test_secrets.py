@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,6 +23,7 @@ from chronolog.settings import parse_kafka_url
 from projector.run_projection import TERMINAL
 from tests.e2e.cluster import REPO, cluster_env, create_job, trigger, wait_for_run
 from tests.e2e.conftest import Server, free_port
+from tests.http_server import serving
 from tests.services.postgres import BIN_DIR
 
 pytestmark = pytest.mark.e2e
@@ -61,12 +61,8 @@ class _Server(ThreadingHTTPServer):
 def receiver() -> Iterator[_Server]:
     httpd = _Server(("127.0.0.1", 0), _Receiver)
     httpd.received = []
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield httpd
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join(timeout=5)
+    with serving(httpd):
+        yield httpd
 
 
 @pytest.fixture

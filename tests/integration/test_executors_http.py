@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl
 import pytest
 
 from tests.conftest import wait_until
+from tests.http_server import serving
 from tests.jobs.builders import make_request
 from worker.execution import OUTPUT_LIMIT, ExecutionRequest, ExecutionResult
 from worker.http_executor import HttpExecutor, build_call
@@ -112,13 +113,9 @@ class _Server(ThreadingHTTPServer):
 def server() -> Iterator[Server]:
     httpd = _Server(("127.0.0.1", 0), _Handler)
     httpd.state = Server(f"http://127.0.0.1:{httpd.server_address[1]}")
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield httpd.state
-    httpd.state.release.set()
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join(timeout=5)
+    with serving(httpd):
+        yield httpd.state
+        httpd.state.release.set()
 
 
 @pytest.fixture

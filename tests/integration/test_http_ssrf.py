@@ -17,6 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from tests.http_server import serving
 from tests.jobs.builders import make_request
 from worker.execution import ExecutionResult
 from worker.http_executor import HttpExecutor
@@ -73,12 +74,8 @@ class _Server6(_Server):
 def _serve(server_class: type[_Server], address: str) -> Iterator[Target]:
     httpd = server_class((address, 0), _Handler)
     httpd.target = Target(httpd.server_address[1])
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield httpd.target
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join(timeout=5)
+    with serving(httpd):
+        yield httpd.target
 
 
 @pytest.fixture
@@ -306,12 +303,8 @@ def tls_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TlsT
 
     context.sni_callback = record_sni
     httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield httpd.tls
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join(timeout=5)
+    with serving(httpd):
+        yield httpd.tls
 
 
 def test_https_connects_to_the_pinned_address_with_sni_and_certificate_for_the_name(

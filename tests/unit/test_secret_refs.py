@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from api.secret_refs import join_headers, looks_secret, plain_secrets, secret_name, split_headers
+from api.secret_refs import join_headers, looks_secret, plain_secrets, split_headers
+from events.secret_refs import secret_name
 
 
 @pytest.mark.parametrize(
