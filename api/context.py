@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 from sqlalchemy import Engine
 
 from api.stream_slots import StreamSlots
+from eventlog.port import EventLog
 from events.codec import EventCodec
-from events.log import EventLog
 from leases.port import LeaseStore
 from projector.progress import ProjectionProgress
 

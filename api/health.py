@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from api.context import ApiContext
 from api.dependencies import Context
 from api.schemas import ErrorBody, HealthOut, LiveOut
-from events.dispatch import SCHEDULER_LEADER_KEY, worker_lease_key
+from leases.dispatch import SCHEDULER_LEADER_KEY, worker_lease_key
 from projector import api_reads
 
 

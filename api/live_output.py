@@ -23,8 +23,8 @@ from api.auth import VIEWER
 from api.context import ApiContext
 from api.dependencies import Context
 from api.errors import ApiError, NotFound
-from events.dispatch import decode_output, output_channel
 from events.errors import MalformedEvent
+from leases.dispatch import decode_output, output_channel
 from leases.port import AsyncSubscription, Message
 from projector import api_reads
 from projector.run_projection import TERMINAL, RunRow

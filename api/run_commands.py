@@ -12,9 +12,9 @@ from api.auth import Caller
 from api.context import ApiContext
 from api.errors import Conflict, Invalid, NotFound
 from api.validation import check_parameters
-from events.dispatch import CANCEL_CHANNEL, CANCEL_FLAG_TTL, cancel_flag
 from events.ids import idempotency_run_id, new_run_id
 from events.model import RunCancelled, RunCancelRequested, RunRequested, RunRetryRequested
+from leases.dispatch import CANCEL_CHANNEL, CANCEL_FLAG_TTL, cancel_flag
 from projector import api_reads
 from projector.run_projection import TERMINAL, RunRow
 

@@ -24,7 +24,7 @@ from api.schemas import (
     WorkerOut,
 )
 from api.views import event_out, run_out, worker_out
-from events.dispatch import worker_lease_key
+from leases.dispatch import worker_lease_key
 from projector import api_reads
 from projector.run_projection import RunRow
 

@@ -12,7 +12,7 @@ from api.errors import FieldProblem
 from api.secret_refs import plain_secrets
 from events.job_urls import http_url_problem
 from events.model import JobSpec
-from events.schedules import InvalidSchedule, InvalidTimezone, parse_schedule
+from timing.schedules import InvalidSchedule, InvalidTimezone, parse_schedule
 
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
 FUNCTION_PATTERN = re.compile(rf"^{_IDENT}(\.{_IDENT})*(:{_IDENT}(\.{_IDENT})*|\.{_IDENT})$")

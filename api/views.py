@@ -8,12 +8,12 @@ from datetime import UTC, datetime
 
 from api.schemas import AttemptOut, EventOut, JobOut, RunOut, WorkerOut
 from api.secret_refs import join_headers
-from events import job_timing
-from events.job_timing import JobStatus
 from leases.port import Lease
 from projector.api_reads import EventEntry, WorkerSummary, schedule_type
 from projector.job_projection import JobRow
 from projector.run_projection import AttemptRow, RunRow
+from timing import job_timing
+from timing.job_timing import JobStatus
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -30,7 +30,7 @@ def next_run(job: JobRow, now: datetime) -> datetime | None:
 
 
 def job_status(job: JobRow, last_fire_at: datetime | None) -> JobStatus:
-    """``paused``, ``done`` (a one-time job that fired) or ``active``: ``events.job_timing``."""
+    """``paused``, ``done`` (a one-time job that fired) or ``active``: ``timing.job_timing``."""
     spec = job.spec
     return job_timing.job_status(spec.schedule, spec.timezone, spec.enabled, last_fire_at)
 

@@ -27,10 +27,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from eventlog.port import LogRecord
+from eventlog.sqlite import SqliteEventLog, Synchronous
 from events.codec import EventCodec
-from events.log import LogRecord
 from events.model import Event, JobCreated, JobSpec, RunRequested, to_millis
-from events.sqlite_log import SqliteEventLog, Synchronous
 
 RESULTS = Path(__file__).parent / "results" / "event_log.json"
 PARTITIONS = 12

@@ -52,8 +52,9 @@ from sqlalchemy.orm import Session
 
 from chronolog.settings import load_settings
 from chronolog.wiring import open_event_log, open_read_model
+from eventlog.port import EventLog
+from eventlog.sqlite import SqliteEventLog
 from events.codec import EventCodec
-from events.log import EventLog
 from events.model import (
     Event,
     JobCreated,
@@ -65,7 +66,6 @@ from events.model import (
     RunQueued,
     RunRequested,
 )
-from events.sqlite_log import SqliteEventLog
 from projector.batch import read_checkpoints
 from projector.loop import Projector
 from projector.replay import replay

@@ -59,7 +59,7 @@ import httpx2 as httpx
 
 from chronolog.settings import load_settings
 from chronolog.wiring import open_lease_store
-from events.dispatch import SCHEDULER_LEADER_KEY
+from leases.dispatch import SCHEDULER_LEADER_KEY
 from leases.port import Lease, LeaseStore
 
 REPO = Path(__file__).resolve().parents[1]

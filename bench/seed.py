@@ -48,9 +48,9 @@ from sqlalchemy.orm import Session
 
 from chronolog.settings import load_settings
 from chronolog.wiring import open_event_log, open_read_model
+from eventlog.port import EventLog
 from events.codec import EventCodec
 from events.ids import dependency_run_id, fire_run_id
-from events.log import EventLog
 from events.model import (
     Event,
     JobCreated,

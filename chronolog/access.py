@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session
 from chronolog import wiring
 from chronolog.settings import Settings, SettingsError
 from chronolog.tokens import name_problem, new_token, token_hash
+from eventlog.port import Position
 from events.errors import ChronologError
-from events.log import Position
 from events.model import Event, Payload, TokenCreated, TokenRevoked, to_millis
 from projector import api_reads
 from projector.loop import Projector

@@ -15,10 +15,10 @@ from typing import IO
 from sqlalchemy import Engine
 
 from chronolog.settings import Settings, SettingsError, parse_kafka_url
+from eventlog.kafka import KafkaEventLog
+from eventlog.port import EventLog
+from eventlog.sqlite import SqliteEventLog
 from events.codec import EventCodec
-from events.kafka_log import KafkaEventLog
-from events.log import EventLog
-from events.sqlite_log import SqliteEventLog
 from leases.port import LeaseStore
 from leases.redis_store import RedisLeaseStore
 from leases.sqlite_store import SqliteLeaseStore

@@ -1,5 +1,5 @@
 """How the dashboard shows a job's times (its status and fire times are
-``events.job_timing``'s, shared with the API)."""
+``timing.job_timing``'s, shared with the API)."""
 
 from __future__ import annotations
 

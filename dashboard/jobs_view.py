@@ -16,8 +16,8 @@ from dashboard.jobs_format import payload_summary
 from dashboard.jobs_stats import RunStats, buckets, success_label, summarise
 from dashboard.jobs_timing import in_zone
 from dashboard.widgets import actor, duration, status_badge, when
-from events.job_timing import job_status, next_fires
 from projector.dashboard_reads import HistoryEntry, JobDetail, RunSample, RunSummary
+from timing.job_timing import job_status, next_fires
 
 STATS_WINDOW: Final = 100  # finished runs the success rate and durations are taken over
 CHART_WINDOW: Final = 1000  # finished runs the chart is drawn from

@@ -33,9 +33,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Final
 
-from events.sqlite_tx import immediate
-from leases._sqlite import Signal, ThreadConnections, translate
-from leases.errors import LeaseError
+from embedded.sqlite import Signal, ThreadConnections, immediate, is_busy
+from leases.errors import LeaseError, LeaseStoreUnavailable
 from leases.port import (
     AsyncSubscription,
     Lease,
@@ -159,7 +158,10 @@ class SqliteLeaseStore(LeaseStore):
         self._clock = clock
         self._busy_timeout = busy_timeout
         self._connections = ThreadConnections(
-            self._path, busy_timeout=busy_timeout, pragmas=_PRAGMAS
+            self._path,
+            busy_timeout=busy_timeout,
+            pragmas=_PRAGMAS,
+            closed_error=lambda: LeaseError(f"lease store {self._path} is closed"),
         )
         self._write_lock = threading.Lock()
         self._pushed = Signal()
@@ -510,3 +512,11 @@ def _check_ttl(ttl: float, what: str) -> None:
 
 def _chunks(keys: list[str]) -> Iterable[list[str]]:
     return (keys[i : i + _CHUNK] for i in range(0, len(keys), _CHUNK))
+
+
+def translate(error: sqlite3.Error, what: str, path: Path) -> LeaseError:
+    """The lease-store error for a driver error: busy/locked means retry later."""
+    message = f"{what} failed on lease store {path}: {error}"
+    if is_busy(error):
+        return LeaseStoreUnavailable(message)
+    return LeaseError(message)

@@ -21,9 +21,9 @@ from sqlalchemy.dialects import postgresql as postgresql_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.orm import Session
 
+from eventlog.port import LogRecord
 from events.codec import EventCodec
 from events.errors import ChronologError, MalformedEvent
-from events.log import LogRecord
 from events.model import Event
 from projector import rows
 from projector.activity import JobActivity, apply_activity

@@ -9,8 +9,8 @@ from collections.abc import Callable, Mapping, Sequence
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from eventlog.port import EventLog, LogConsumer
 from events.codec import EventCodec
-from events.log import EventLog, LogConsumer
 from projector.batch import BatchResult, StaleBatch, commit_batch, read_checkpoints
 
 log = logging.getLogger(__name__)

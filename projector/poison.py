@@ -13,8 +13,8 @@ from typing import Any, Final
 
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 
+from eventlog.port import LogRecord
 from events.errors import ChronologError
-from events.log import LogRecord
 from events.model import Event
 from projector.storable import MAX_DEPTH, find_unstorable, safe_text, storable_copy
 from projector.tables import EventIndexRecord, core_table

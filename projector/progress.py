@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Mapping
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from events.log import Position
+from eventlog.port import Position
 from projector.batch import read_checkpoints
 
 

@@ -11,8 +11,8 @@ from typing import Any
 from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.orm import Session
 
+from eventlog.port import EventLog
 from events.codec import EventCodec
-from events.log import EventLog
 from projector.batch import commit_batch
 from projector.tables import Base, EventIndexRecord, ProjectorCheckpoint
 

@@ -17,7 +17,6 @@ from sqlalchemy.orm import Session
 
 from events.disclosure import public_payload
 from events.model import spec_from_dict
-from events.schedules import parse_schedule
 from projector.activity import JobActivity
 from projector.bulk import insert_rows
 from projector.job_projection import JobRow
@@ -34,6 +33,7 @@ from projector.tables import (
     core_table,
 )
 from projector.worker_projection import WorkerRow
+from timing.schedules import parse_schedule
 
 _RUN_COLUMNS = tuple(f.name for f in dataclasses.fields(RunRow) if f.name != "attempts")
 _ATTEMPT_COLUMNS = tuple(f.name for f in dataclasses.fields(AttemptRow))

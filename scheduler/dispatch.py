@@ -10,8 +10,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from events.dispatch import Ticket, encode_ticket, finished_flag, run_lease_key
 from events.model import Event, JobSpec, RunQueued, RunRequested
+from leases.dispatch import Ticket, encode_ticket, finished_flag, run_lease_key
 from leases.port import LeaseStore, QueueItem
 from projector import scheduler_reads as reads
 

@@ -32,9 +32,9 @@ from typing import Final
 
 from events.ids import fire_run_id
 from events.model import Event, RunRequested, RunSkipped
-from events.schedules import InvalidSchedule, InvalidTimezone, Schedule, parse_schedule
 from scheduler.envelope import new_run_event
 from scheduler.views import JobView
+from timing.schedules import InvalidSchedule, InvalidTimezone, Schedule, parse_schedule
 
 MAX_MISFIRE_RECORDS: Final = 100
 """Skipped fire times recorded per misfire (``catchup=False``)."""

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from events.dispatch import run_lease_key
+from leases.dispatch import run_lease_key
 from leases.port import LeaseStore
 from projector import scheduler_reads as reads
 from scheduler.decide import Failure, Snapshot

@@ -34,8 +34,8 @@ from collections.abc import Iterable, Mapping, Set
 from datetime import datetime, timedelta
 from typing import Final
 
-from events.dispatch import run_lease_key, worker_lease_key
 from events.model import Event, RunLost, RunTimedOut, WorkerLost
+from leases.dispatch import run_lease_key, worker_lease_key
 from projector.worker_projection import WorkerRow
 from scheduler.envelope import ACTOR, occurred_at, run_event
 from scheduler.views import JobView, RunView

@@ -19,17 +19,17 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from eventlog.port import EventLog, Position
 from events.codec import EventCodec
-from events.dispatch import (
+from events.errors import ChronologError
+from events.model import Event, RunCancelRequested, RunQueued, RunRequested
+from leases.dispatch import (
     CANCEL_CHANNEL,
     CANCEL_FLAG_TTL,
     SCHEDULER_LEADER_KEY,
     cancel_flag,
     worker_lease_key,
 )
-from events.errors import ChronologError
-from events.log import EventLog, Position
-from events.model import Event, RunCancelRequested, RunQueued, RunRequested
 from leases.port import Lease, LeaseStore
 from projector import scheduler_reads as reads
 from projector.progress import ProjectionProgress

@@ -6,8 +6,8 @@ import dataclasses
 import random
 from datetime import UTC, datetime, timedelta
 
+from eventlog.port import EventLog, Position
 from events.codec import EventCodec
-from events.log import EventLog, Position
 from events.model import (
     Event,
     JobCreated,

@@ -16,8 +16,8 @@ import threading
 from collections.abc import Iterable
 from typing import Final
 
-from events.dispatch import OUTPUT_END, encode_output, output_channel
 from events.errors import ChronologError
+from leases.dispatch import OUTPUT_END, encode_output, output_channel
 from leases.port import LeaseStore
 from worker.execution import OutputListener
 

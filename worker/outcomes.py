@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from events.dispatch import Ticket
 from events.model import Payload, RunCancelled, RunFailed, RunSucceeded, RunTimedOut
+from leases.dispatch import Ticket
 from worker.execution import ExecutionResult
 from worker.output import cap_middle
 

@@ -15,19 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from eventlog.port import EventLog
 from events.codec import EventCodec
-from events.dispatch import (
-    CANCEL_CHANNEL,
-    FINISHED_FLAG_TTL,
-    Ticket,
-    cancel_flag,
-    decode_ticket,
-    finished_flag,
-    run_lease_key,
-    worker_lease_key,
-)
 from events.errors import ChronologError, EventLogError, MalformedEvent
-from events.log import EventLog
 from events.model import (
     Event,
     Payload,
@@ -36,6 +26,16 @@ from events.model import (
     WorkerDeregistered,
     WorkerRegistered,
     to_millis,
+)
+from leases.dispatch import (
+    CANCEL_CHANNEL,
+    FINISHED_FLAG_TTL,
+    Ticket,
+    cancel_flag,
+    decode_ticket,
+    finished_flag,
+    run_lease_key,
+    worker_lease_key,
 )
 from leases.port import Lease, LeaseStore, QueueItem
 from worker.execution import ExecutionRequest, ExecutionResult, Executor

@@ -30,7 +30,6 @@ from dashboard.jobs_query import (
 )
 from dashboard.jobs_stats import RunStats, success_label
 from dashboard.widgets import STATUS_COLOURS, when
-from events.job_timing import job_status, next_run
 from projector.dashboard_reads import (
     JobListItem,
     JobSort,
@@ -41,6 +40,7 @@ from projector.dashboard_reads import (
     overview_counts,
     success_counts,
 )
+from timing.job_timing import job_status, next_run
 
 COUNTS = (
     ("jobs", "Jobs"),

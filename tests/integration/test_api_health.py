@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from chronolog.serving import api_context
 from chronolog.wiring import Runtime, start_projector
-from events.dispatch import SCHEDULER_LEADER_KEY
+from leases.dispatch import SCHEDULER_LEADER_KEY
 from tests.conftest import wait_until
 from tests.history import append_history
 from tests.samples import DAILY_REPORT

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from chronolog.tokens import new_token, token_hash
 from chronolog.wiring import Runtime, open_read_model
-from events.log import Position
+from eventlog.port import Position
 from events.model import (
     Event,
     JobCreated,

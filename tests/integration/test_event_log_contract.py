@@ -28,13 +28,13 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from chronolog.wiring import open_read_model
+from eventlog.kafka import KafkaEventLog
+from eventlog.port import EventLog, LogConsumer, LogRecord, OnAssign, OnRevoke, Position, Watermarks
+from eventlog.sqlite import SqliteEventLog
 from events.codec import EventCodec
 from events.errors import EventLogError
-from events.kafka_log import KafkaEventLog
-from events.log import EventLog, LogConsumer, LogRecord, OnAssign, OnRevoke, Position, Watermarks
 from events.model import to_millis
 from events.partitioning import partition_for
-from events.sqlite_log import SqliteEventLog
 from projector.batch import read_checkpoints
 from projector.loop import Projector
 from projector.replay import differences, replay

@@ -17,9 +17,9 @@ import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, ConfigResource  # type: ignore[attr-defined]
 
+from eventlog.kafka import KafkaEventLog
+from eventlog.port import LogConsumer, LogRecord
 from events.errors import EventLogUnavailable
-from events.kafka_log import KafkaEventLog
-from events.log import LogConsumer, LogRecord
 from events.partitioning import partition_for
 
 if TYPE_CHECKING:  # imported by pytest as a plugin: importing it here first breaks that

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from events.dispatch import OUTPUT_END, decode_output, output_channel
+from leases.dispatch import OUTPUT_END, decode_output, output_channel
 from leases.sqlite_store import SqliteLeaseStore
 from tests.conftest import wait_until
 from worker.live_output import MAX_PENDING_BYTES, LiveOutput

@@ -23,8 +23,8 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from chronolog.wiring import Runtime, open_read_model
+from eventlog.port import Position
 from events.codec import EventCodec
-from events.log import Position
 from events.model import Event, JobCreated, JobSpec, JobUpdated, RunRequested
 from projector import api_reads
 from projector.batch import read_checkpoints

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from chronolog.settings import Settings
 from chronolog.wiring import Runtime, open_read_model
-from events.log import Position
+from eventlog.port import Position
 from projector.batch import StaleBatch, apply_batch, read_checkpoints
 from projector.loop import Projector
 from projector.replay import differences, replay

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from bench.seed import WORKERS, NotEmpty, main, run_counts, seed
 from chronolog.wiring import open_read_model
-from events.sqlite_log import SqliteEventLog
+from eventlog.sqlite import SqliteEventLog
 from projector.tables import (
     EventIndexRecord,
     JobDependencyRecord,

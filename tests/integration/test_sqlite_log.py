@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from eventlog.port import Watermarks
+from eventlog.sqlite import SqliteEventLog
 from events.errors import EventLogError, EventLogUnavailable
-from events.log import Watermarks
-from events.sqlite_log import SqliteEventLog
 
 PARTITIONS = 4
 

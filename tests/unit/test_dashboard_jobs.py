@@ -11,10 +11,10 @@ from dashboard.jobs_query import parse_query, parse_sort, query_string, sort_fro
 from dashboard.jobs_stats import buckets, percentile, success_label, summarise
 from dashboard.jobs_timing import in_zone
 from dashboard.jobs_view import configuration, history_table
-from events.job_timing import job_status, next_fires, next_run
 from events.model import JobSpec
 from projector.dashboard_reads import HistoryEntry, JobDetail, JobFilters, JobSort, RunSample
 from projector.job_projection import JobRow
+from timing.job_timing import job_status, next_fires, next_run
 
 NOW = datetime(2026, 12, 2, 10, 30, tzinfo=UTC)
 

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 import orjson
 import pytest
 
-from events.dispatch import Ticket, decode_ticket, encode_ticket
 from events.errors import MalformedEvent
 from events.model import JobSpec
+from leases.dispatch import Ticket, decode_ticket, encode_ticket
 
 SPEC = JobSpec(name="report", type="python", function="reports:generate_daily")
 FIRE = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from api.live_output import LineBuffer, sse
-from events.dispatch import OUTPUT_END, decode_output, encode_output
 from events.errors import MalformedEvent
+from leases.dispatch import OUTPUT_END, decode_output, encode_output
 from worker.live_output import MAX_MESSAGE, _merged
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from events.dispatch import Ticket
 from events.model import JobSpec, RunCancelled, RunFailed
+from leases.dispatch import Ticket
 from worker.execution import ExecutionResult, OutcomeStatus
 from worker.outcomes import outcome_payload
 from worker.output import ERROR_LIMIT

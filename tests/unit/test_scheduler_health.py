@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from events.dispatch import run_lease_key, worker_lease_key
 from events.model import JobSpec, RunLost, RunTimedOut, WorkerLost
+from leases.dispatch import run_lease_key, worker_lease_key
 from projector.worker_projection import WorkerRow
 from scheduler.health import check_running, lost, lost_workers, overdue
 from scheduler.views import JobView, RunStatus, RunView

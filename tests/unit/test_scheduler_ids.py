@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from events.dispatch import run_lease_key
 from events.ids import (
     dependency_run_id,
     fire_run_id,
@@ -15,6 +14,7 @@ from events.ids import (
     new_run_id,
 )
 from events.model import RunQueued
+from leases.dispatch import run_lease_key
 from scheduler.envelope import ACTOR, new_run_event, occurred_at, run_event
 from scheduler.views import RunView
 

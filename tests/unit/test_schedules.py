@@ -1,4 +1,4 @@
-"""Schedule parsing and fire-time maths (``events.schedules``).
+"""Schedule parsing and fire-time maths (``timing.schedules``).
 
 DST dates used below (2026): America/New_York springs forward on 8 March (02:00 EST ->
 03:00 EDT) and falls back on 1 November (02:00 EDT -> 01:00 EST); Europe/Berlin springs
@@ -16,7 +16,7 @@ import pytest
 from croniter import croniter
 
 from events.errors import ChronologError
-from events.schedules import (
+from timing.schedules import (
     InvalidSchedule,
     InvalidTimezone,
     Schedule,

@@ -16,19 +16,17 @@ one member per consumer group on the embedded log.
 from __future__ import annotations
 
 import logging
-import os
 import sqlite3
 import threading
 import time
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Final, Literal
 
-from events.errors import EventLogError, EventLogUnavailable
-from events.log import (
+from embedded.sqlite import ThreadConnections, immediate
+from eventlog.port import (
     EventLog,
     LogConsumer,
     LogRecord,
@@ -38,7 +36,7 @@ from events.log import (
     Watermarks,
     start_offset,
 )
-from events.sqlite_tx import immediate
+from events.errors import EventLogError, EventLogUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -84,16 +82,6 @@ _SELECT_WATERMARKS: Final = (
 )
 
 
-class _Handle:
-    """One thread's connection; a finalizer closes it when the thread's locals go."""
-
-    __slots__ = ("__weakref__", "conn", "pid")
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-        self.pid = os.getpid()
-
-
 class SqliteEventLog(EventLog):
     """The ``EventLog`` port on a SQLite file (WAL), for one machine and many processes.
 
@@ -121,9 +109,12 @@ class SqliteEventLog(EventLog):
         self._partitions = partitions
         self._synchronous = synchronous
         self._busy_timeout = busy_timeout
-        self._local = threading.local()
-        self._handles_lock = threading.Lock()
-        self._finalizers: list[weakref.finalize[[], _Handle]] = []
+        self._connections = ThreadConnections(
+            self._path,
+            busy_timeout=busy_timeout,
+            pragmas=(f"PRAGMA synchronous={synchronous}",),
+            closed_error=lambda: EventLogError(f"event log {self._path} is closed"),
+        )
         self._append_lock = threading.Lock()
         self._pending_lock = threading.Lock()
         self._pending: list[_PendingAppend] = []
@@ -236,11 +227,8 @@ class SqliteEventLog(EventLog):
 
     def close(self) -> None:
         """Close every thread's connection; later calls raise ``EventLogError``."""
-        with self._handles_lock:
-            self._closed = True
-            finalizers, self._finalizers = self._finalizers, []
-        for finalizer in finalizers:
-            finalizer()
+        self._closed = True
+        self._connections.close()
         with self._appended:
             self._appended.notify_all()
 
@@ -297,33 +285,10 @@ class SqliteEventLog(EventLog):
             )
 
     def _connection(self) -> sqlite3.Connection:
-        handle: _Handle | None = getattr(self._local, "handle", None)
-        if handle is None or handle.pid != os.getpid():
-            handle = self._open_handle()
-            self._local.handle = handle
-        return handle.conn
-
-    def _open_handle(self) -> _Handle:
         try:
-            # check_same_thread=False only so close() may close it from another thread;
-            # each connection is used by the thread that opened it.
-            conn = sqlite3.connect(
-                self._path,
-                timeout=self._busy_timeout,
-                isolation_level=None,
-                check_same_thread=False,
-            )
-            conn.execute(f"PRAGMA synchronous={self._synchronous}")
+            return self._connections.get()
         except sqlite3.Error as e:
             raise self._error(e, "connecting") from e
-        handle = _Handle(conn)
-        with self._handles_lock:
-            if self._closed:
-                conn.close()
-                raise EventLogError(f"event log {self._path} is closed")
-            self._finalizers = [f for f in self._finalizers if f.alive]
-            self._finalizers.append(weakref.finalize(handle, conn.close))
-        return handle
 
     def _partitions_of(self, records: Sequence[tuple[str, bytes]]) -> list[int]:
         self._check_open()

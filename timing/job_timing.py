@@ -1,4 +1,4 @@
-"""A job's status and fire times, from its schedule (``events.schedules``): what the API
+"""A job's status and fire times, from its schedule (``timing.schedules``): what the API
 and the dashboard show of a job. Pure: the caller gives ``now``."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal, TypeAlias
 
-from events.schedules import parse_schedule
+from timing.schedules import parse_schedule
 
 JobStatus: TypeAlias = Literal["active", "paused", "done"]
 

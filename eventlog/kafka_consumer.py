@@ -27,8 +27,8 @@ from confluent_kafka import (
     TopicPartition,
 )
 
+from eventlog.port import LogConsumer, LogRecord, OnAssign, OnRevoke, Watermarks, start_offset
 from events.errors import EventLogError, EventLogUnavailable
-from events.log import LogConsumer, LogRecord, OnAssign, OnRevoke, Watermarks, start_offset
 
 logger = logging.getLogger(__name__)
 

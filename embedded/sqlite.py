@@ -1,18 +1,63 @@
-"""SQLite plumbing for the embedded lease store: per-thread connections, transactions,
-wake-up signals and error translation."""
+"""SQLite plumbing shared by the embedded adapters (the event log and the lease store):
+one connection per thread, write transactions on a file shared by several processes,
+and a wake-up signal between threads.
+
+SQLite's own busy handler backs off in steps up to 100 ms, so a process that finds the
+write lock taken sleeps far longer than the holder keeps it (well under a millisecond
+per append), and under load one process starves while another writes. So the write lock
+is taken with SQLite's busy handler switched off, retrying with short, jittered sleeps
+until a deadline; other statements keep the connection's busy timeout.
+"""
 
 from __future__ import annotations
 
 import os
+import random
 import sqlite3
 import threading
+import time
 import weakref
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Final
 
-from leases.errors import LeaseError, LeaseStoreUnavailable
+_BUSY = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+_FIRST_SLEEP = 0.0001
+_LONGEST_SLEEP = 0.002
 
-_BUSY_CODES: Final = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
+
+def is_busy(error: sqlite3.Error) -> bool:
+    return getattr(error, "sqlite_errorcode", 0) & 0xFF in _BUSY
+
+
+@contextmanager
+def immediate(conn: sqlite3.Connection, timeout: float) -> Iterator[None]:
+    """One write transaction that takes the write lock up front, waiting up to ``timeout`` s."""
+    conn.execute("PRAGMA busy_timeout = 0")
+    try:
+        _begin(conn, time.monotonic() + timeout)
+    finally:
+        conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+def _begin(conn: sqlite3.Connection, deadline: float) -> None:
+    sleep = _FIRST_SLEEP
+    while True:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as e:
+            if not is_busy(e) or time.monotonic() > deadline:
+                raise
+        time.sleep(sleep * random.uniform(0.5, 1.5))
+        sleep = min(sleep * 2, _LONGEST_SLEEP)
 
 
 class _Handle:
@@ -31,8 +76,16 @@ class ThreadConnections:
     sqlite3 connections must not be shared between threads; ``close`` closes them all.
     """
 
-    def __init__(self, path: Path, *, busy_timeout: float, pragmas: tuple[str, ...]) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        busy_timeout: float,
+        pragmas: tuple[str, ...],
+        closed_error: Callable[[], Exception],
+    ) -> None:
         self._path = path
+        self.closed_error = closed_error
         self._busy_timeout = busy_timeout
         self._pragmas = pragmas
         self._local = threading.local()
@@ -45,7 +98,7 @@ class ThreadConnections:
         return self._closed
 
     def get(self) -> sqlite3.Connection:
-        """This thread's connection, opened on first use; ``LeaseError`` once closed."""
+        """This thread's connection, opened on first use; ``closed_error()`` once closed."""
         handle: _Handle | None = getattr(self._local, "handle", None)
         if handle is None or handle.pid != os.getpid():
             handle = self._open()
@@ -60,9 +113,6 @@ class ThreadConnections:
             finalizers, self._finalizers = self._finalizers, []
         for finalizer in finalizers:
             finalizer()
-
-    def closed_error(self) -> LeaseError:
-        return LeaseError(f"lease store {self._path} is closed")
 
     def _open(self) -> _Handle:
         # check_same_thread=False only so close() may close it from another thread;
@@ -103,11 +153,3 @@ class Signal:
         with self._condition:
             if self._generation == seen:
                 self._condition.wait(timeout)
-
-
-def translate(error: sqlite3.Error, what: str, path: Path) -> LeaseError:
-    """The lease-store error for a driver error: busy/locked means retry later."""
-    message = f"{what} failed on lease store {path}: {error}"
-    if getattr(error, "sqlite_errorcode", 0) & 0xFF in _BUSY_CODES:
-        return LeaseStoreUnavailable(message)
-    return LeaseError(message)

@@ -7,7 +7,7 @@
 - Appends use an idempotent producer with ``acks=all`` and return positions from the
   delivery reports. A batch is not atomic across partitions: when ``append`` raises,
   some of its records may have been appended (events carry ids, so retries are safe).
-- Watermarks come from fetch responses (see ``events.kafka_consumer``), never from
+- Watermarks come from fetch responses (see ``eventlog.kafka_consumer``), never from
   ``ListOffsets``, which some Kafka-compatible brokers answer wrongly.
 - ``consumer`` returns a consumer-group member (``KafkaLogConsumer``) that starts every
   assigned partition where its owner's ``on_assign`` says; offsets are never committed
@@ -26,8 +26,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
-from events.errors import EventLogError, EventLogUnavailable
-from events.kafka_consumer import (
+from eventlog.kafka_consumer import (
     GROUP_DEFAULTS,
     READER_DEFAULTS,
     ClientConfig,
@@ -38,7 +37,8 @@ from events.kafka_consumer import (
     probe_watermarks,
     read_partition,
 )
-from events.log import EventLog, LogRecord, Position, Watermarks
+from eventlog.port import EventLog, LogRecord, Position, Watermarks
+from events.errors import EventLogError, EventLogUnavailable
 
 logger = logging.getLogger(__name__)
 

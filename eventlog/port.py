@@ -1,7 +1,7 @@
 """The ``EventLog`` port: an append-only, partitioned, keyed log with Kafka semantics.
 
 Keys map to partitions with a stable hash (``events.partitioning``); offsets are dense
-per partition, starting at 0. Adapters: ``events.sqlite_log`` (embedded) and, later,
+per partition, starting at 0. Adapters: ``eventlog.sqlite`` (embedded) and, later,
 Kafka. Every adapter passes the same contract suite (``tests/integration``).
 """
 
