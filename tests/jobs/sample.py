@@ -137,7 +137,7 @@ def fail_loudly(size: int) -> None:
 # --- async jobs: coroutines in the async pool's child --------------------------------
 
 
-async def async_sleep(seconds: float, label: str = "") -> dict[str, object]:
+async def async_sleep(seconds: float = 1.0, label: str = "") -> dict[str, object]:
     print(f"start {label}")  # noqa: T201 - output capture per run
     await asyncio.sleep(seconds)
     print(f"end {label}", file=sys.stderr)  # noqa: T201
