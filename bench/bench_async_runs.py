@@ -8,7 +8,9 @@ From the repository root:
 Starts ``chronolog up --workers 0`` plus W ``chronolog worker --concurrency C``
 processes, creates a job running ``bench.jobs:nap`` (``async def``: ``await
 asyncio.sleep(5)``), triggers N runs through the API (the batch ``POST /api/runs`` when
-the API has it, else single triggers over 16 parallel connections), and reports:
+the API has it, else single triggers over 16 parallel connections) or, with ``--trigger
+log``, appends N ``RunRequested`` to the log at once (a backfill: what the workers do,
+without the API's trigger path), and reports:
 
 - ``trigger_s``: from the first trigger to the last answer;
 - ``wall_s``: from the first trigger to the last outcome in the log (its ``occurred_at``);
@@ -20,7 +22,7 @@ the API has it, else single triggers over 16 parallel connections), and reports:
   included).
 
 Targets (issue 11): wall <= 10 s, peak RSS <= 300 MiB. Writes
-bench/results/async-runs[-production].json.
+bench/results/async-runs[-production]-<trigger>.json.
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ from bench.stack import backends, describe, selected  # noqa: E402
 from chronolog.settings import load_settings  # noqa: E402
 from chronolog.wiring import open_event_log  # noqa: E402
 from events.codec import EventCodec  # noqa: E402
+from events.ids import new_run_id  # noqa: E402
+from events.model import Event, RunRequested, to_millis  # noqa: E402
 
 BATCH = 1000  # items per POST /api/runs
 
@@ -124,6 +128,26 @@ def trigger_all(api: httpx.Client, runs: int) -> list[str]:
         return list(pool.map(single, range(runs)))
 
 
+def request_in_log(
+    data: Path, backend: dict[str, str], job_id: str, runs: int, sleep: float
+) -> list[str]:
+    """``runs`` ``RunRequested`` appended to the cluster's log in one call (a backfill)."""
+    log = open_event_log(load_settings(backend, data_dir=data))
+    codec = EventCodec.default()
+    now = to_millis(datetime.now(UTC))
+    ids = [new_run_id() for _ in range(runs)]
+    events = [
+        Event(RunRequested("backfill", parameters={"seconds": sleep}), now, "bench",  # noqa: E501 job_id=job_id, run_id=run_id,
+              attempt=1, correlation_id=run_id)
+        for run_id in ids
+    ]  # fmt: skip
+    try:
+        log.append([(event.key, codec.encode(event)) for event in events])
+    finally:
+        log.close()
+    return ids
+
+
 def log_events(data: Path, backend: dict[str, str]) -> list[tuple[str, str, datetime]]:
     """(type, run id, occurred_at) of every run event in the cluster's log."""
     log = open_event_log(load_settings(backend, data_dir=data))
@@ -160,7 +184,10 @@ def measure(args: argparse.Namespace, backend: dict[str, str]) -> dict[str, Any]
         created.raise_for_status()
         began_wall = datetime.now(UTC)
         began = time.perf_counter()
-        run_ids = trigger_all(api, args.runs)
+        if args.trigger == "api":
+            run_ids = trigger_all(api, args.runs)
+        else:
+            run_ids = request_in_log(data, backend, created.json()["id"], args.runs, args.sleep)
         trigger_s = time.perf_counter() - began
         deadline = time.monotonic() + 600
         while True:
@@ -178,11 +205,21 @@ def measure(args: argparse.Namespace, backend: dict[str, str]) -> dict[str, Any]
     )
     last = max(at for kind, _, at in events if kind == "RunSucceeded")
     wall_s = (last - began_wall).total_seconds()
+    phases = {
+        kind: {
+            "first_s": round((min(times) - began_wall).total_seconds(), 2),
+            "last_s": round((max(times) - began_wall).total_seconds(), 2),
+        }
+        for kind in ("RunQueued", "RunStarted", "RunSucceeded")
+        if (times := [at for k, _, at in events if k == kind])
+    }
     return {
+        "phases": phases,  # from the first trigger: when the scheduler queued, workers ran
         "runs": args.runs,
         "workers": args.workers,
         "concurrency": args.concurrency,
         "sleep_s": args.sleep,
+        "trigger": args.trigger,
         "trigger_s": round(trigger_s, 2),
         "wall_s": round(wall_s, 2),
         "after_triggering_s": round(wall_s - trigger_s, 2),
@@ -204,6 +241,12 @@ def main() -> None:
     parser.add_argument("--sleep", type=float, default=5.0)
     parser.add_argument("--backend", choices=["embedded", "production", "both"], default="embedded")
     parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--trigger",
+        choices=["api", "log"],
+        default="api",
+        help="api: through the API; log: RunRequested appended to the log at once",
+    )
     args = parser.parse_args()
     for name in selected(args.backend):
         with backends(name) as backend_env:
@@ -213,7 +256,7 @@ def main() -> None:
         result["when"] = datetime.now(UTC).isoformat(timespec="seconds")
         print(f"--- {name}")
         print(json.dumps(result, indent=2))
-        suffix = "" if name == "embedded" else f"-{name}"
+        suffix = ("" if name == "embedded" else f"-{name}") + f"-{args.trigger}"
         write(args.results / f"async-runs{suffix}.json", result)
 
 
