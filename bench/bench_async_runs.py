@@ -136,11 +136,19 @@ def request_in_log(
     codec = EventCodec.default()
     now = to_millis(datetime.now(UTC))
     ids = [new_run_id() for _ in range(runs)]
+    requested = RunRequested("backfill", parameters={"seconds": sleep})
     events = [
-        Event(RunRequested("backfill", parameters={"seconds": sleep}), now, "bench",  # noqa: E501 job_id=job_id, run_id=run_id,
-              attempt=1, correlation_id=run_id)
+        Event(
+            requested,
+            now,
+            "bench",
+            job_id=job_id,
+            run_id=run_id,
+            attempt=1,
+            correlation_id=run_id,
+        )
         for run_id in ids
-    ]  # fmt: skip
+    ]
     try:
         log.append([(event.key, codec.encode(event)) for event in events])
     finally:
