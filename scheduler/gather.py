@@ -6,7 +6,7 @@ facts into the views the rules read and adds what only the lease store knows.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session
 from leases.dispatch import run_lease_key
 from leases.port import LeaseStore
 from projector import scheduler_reads as reads
-from scheduler.decide import Failure, Snapshot
+from scheduler.decide import Snapshot
+from scheduler.open_runs import OpenRun
 from scheduler.views import DependencyState, JobView, RunView
 
 
@@ -26,31 +27,30 @@ class Gathered:
 
 
 def gather(
-    session: Session, leases: LeaseStore, completed_since: datetime, cache: reads.JobCache
+    session: Session,
+    leases: LeaseStore,
+    completed_since: datetime,
+    cache: reads.JobCache,
+    open_runs: Sequence[OpenRun],
 ) -> Gathered:
+    """One round's snapshot; ``open_runs``: the open runs, just refreshed (read before
+    the leases are inspected, or a run that ended in between would look lost)."""
     jobs = {job_id: JobView(*facts) for job_id, facts in cache.jobs(session).items()}
-    open_facts, queues = reads.open_runs(session)
-    open_runs = [RunView(*facts) for facts in open_facts]
-    running = [run_lease_key(r.run_id) for r in open_runs if r.status == "running"]
+    views = [run.view for run in open_runs]
+    queues = {run.view.run_id: run.queue for run in open_runs if run.queue is not None}
+    running = [run_lease_key(r.run_id) for r in views if r.status == "running"]
     live = set(leases.inspect(running)) if running else set()  # after reading the runs
     upstreams = {u for job in jobs.values() for u in job.spec.depends_on}
     completed = reads.completed_since(session, upstreams, completed_since)
     snapshot = Snapshot(
         jobs=jobs,
-        open_runs=open_runs,
+        open_runs=views,
         live_run_leases=live,
-        failures=_failures(session),
+        failures=[run.failure for run in open_runs if run.failure is not None],
         completed=[RunView(*facts) for facts in completed],
         dependencies=_dependency_state(session, jobs, upstreams),
     )
     return Gathered(snapshot, queues)
-
-
-def _failures(session: Session) -> list[Failure]:
-    return [
-        Failure(RunView(*f.run), f.outcome or "failed", f.exit_code, f.retryable, f.error)
-        for f in reads.failing_runs(session)
-    ]
 
 
 def _dependency_state(

@@ -39,6 +39,7 @@ from scheduler.dispatch import Dispatcher
 from scheduler.fires import invalid_schedules, next_wakeup
 from scheduler.gather import Gathered, gather
 from scheduler.health import lost_workers
+from scheduler.open_runs import OpenRuns
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,9 @@ class SchedulerConfig:
     min_round_interval: float = 0.02  # bounds the CPU a busy log can make rounds take
     dependency_lookback: timedelta = timedelta(hours=1)  # completions a new leader re-reads
     worker_check_interval: float = 1.0  # seconds between looks for workers that went silent
+    # Rounds read only the runs changed since the previous one; every this many seconds
+    # (and when it takes the lead) the leader reads all open runs again, as a safety net.
+    full_read_interval: float = 60.0
 
 
 class Scheduler:
@@ -79,6 +83,7 @@ class Scheduler:
         self._rng = rng or random.Random()
         self._dispatcher = Dispatcher(leases)
         self._jobs = reads.JobCache()
+        self._open = OpenRuns(timedelta(seconds=config.full_read_interval))
         self._invalid: set[str] = set()  # jobs already reported with uncomputable schedules
         self._seen: dict[int, int] = {}  # checkpoints when the last round started reading
         self._leadership: Lease | None = None
@@ -131,6 +136,7 @@ class Scheduler:
                 return True
             log.warning("lost the scheduler leadership", extra={"node": self.config.node_id})
             self._leadership = None
+            self._open.forget()
         self._leadership = self._leases.acquire(SCHEDULER_LEADER_KEY, self.config.node_id, ttl)
         if self._leadership is not None:
             self._become_leader(now)
@@ -139,6 +145,7 @@ class Scheduler:
     def _become_leader(self, now: datetime) -> None:
         self._renewed_at = now
         self._completed_since = now - self.config.dependency_lookback
+        self._open.forget()  # another leader decided meanwhile: read every open run again
         with Session(self._engine) as session:
             # The lease store is derived state; its token counter may have been lost.
             self._leases.ensure_token_floor(reads.max_lease_token(session))
@@ -155,7 +162,10 @@ class Scheduler:
         # Taken before reading: whatever is applied after it wakes the next round at once.
         self._seen = self._progress.checkpoints()
         with Session(self._engine) as session:
-            gathered = gather(session, self._leases, self._completed_since, self._jobs)
+            self._open.refresh(session, self._seen, now)
+            gathered = gather(
+                session, self._leases, self._completed_since, self._jobs, self._open.runs
+            )
         events = decide(gathered.snapshot, now, self._rng)
         events += self._cancel_queued(events, gathered)
         events += self._lost_workers(now)

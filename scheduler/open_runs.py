@@ -1,0 +1,92 @@
+"""The scheduler's view of the open runs, kept between rounds.
+
+A round reads only the runs that changed since the checkpoints the previous round saw
+(``scheduler_reads.runs_changed_since``) and merges them into this view; it reads every
+open run when it has no view yet (it just took the lead) and every ``full_read_interval``
+as a safety net. The merge is a pure function; ``OpenRuns`` holds the state and does the
+reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from projector import scheduler_reads as reads
+from projector.run_projection import OPEN
+from scheduler.decide import Failure
+from scheduler.views import RunView
+
+
+@dataclass(frozen=True, slots=True)
+class OpenRun:
+    view: RunView
+    queue: str | None  # the queue it was queued on, if it was
+    failure: Failure | None  # for a ``failing`` run: how its latest attempt ended
+
+
+def open_run(state: reads.RunState) -> OpenRun:
+    view = RunView(*state.run)
+    failure = None
+    if view.status == "failing":
+        kind = state.outcome or "failed"
+        failure = Failure(view, kind, state.exit_code, state.retryable, state.error)
+    return OpenRun(view, state.queue, failure)
+
+
+def merge(runs: Mapping[str, OpenRun], changed: Iterable[OpenRun]) -> dict[str, OpenRun]:
+    """``runs`` with the ``changed`` runs in their new state: open ones replace (or join)
+    what was there, the others (ended, skipped, cancelled) leave."""
+    merged = dict(runs)
+    for run in changed:
+        if run.view.status in OPEN:
+            merged[run.view.run_id] = run
+        else:
+            merged.pop(run.view.run_id, None)
+    return merged
+
+
+def in_request_order(runs: Iterable[OpenRun]) -> list[OpenRun]:
+    """Oldest request first, as a full read returns them (the rules' tie-breaks)."""
+    return sorted(runs, key=lambda run: (run.view.requested_at, run.view.run_id))
+
+
+class OpenRuns:
+    """The open runs as of the last ``refresh``."""
+
+    def __init__(self, full_read_interval: timedelta) -> None:
+        self._full_read_interval = full_read_interval
+        self._runs: dict[str, OpenRun] = {}
+        self._ordered: list[OpenRun] = []
+        self._since: dict[int, int] | None = None  # None: the next refresh reads everything
+        self._read_all_at = datetime.min
+
+    def forget(self) -> None:
+        """Read every open run on the next refresh (a new leader trusts no earlier view)."""
+        self._since = None
+
+    def refresh(self, session: Session, checkpoints: Mapping[int, int], now: datetime) -> int:
+        """Bring the view up to the read model; return how many rows were read.
+
+        ``checkpoints``: the projector's checkpoints, read *before* this refresh reads
+        any run, so what is committed after them is read again by the next refresh.
+        """
+        if self._since is None or now - self._read_all_at >= self._full_read_interval:
+            states = reads.open_runs(session)
+            self._runs = {run.view.run_id: run for run in map(open_run, states)}
+            self._ordered = list(self._runs.values())  # already in request order
+            self._read_all_at = now
+        else:
+            states = reads.runs_changed_since(session, self._since)
+            if states:
+                self._runs = merge(self._runs, map(open_run, states))
+                self._ordered = in_request_order(self._runs.values())
+        self._since = dict(checkpoints)
+        return len(states)
+
+    @property
+    def runs(self) -> list[OpenRun]:
+        return self._ordered
