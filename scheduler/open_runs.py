@@ -9,7 +9,7 @@ reads.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -54,6 +54,16 @@ def in_request_order(runs: Iterable[OpenRun]) -> list[OpenRun]:
     return sorted(runs, key=lambda run: (run.view.requested_at, run.view.run_id))
 
 
+def _reordered(
+    ordered: list[OpenRun], runs: Mapping[str, OpenRun], *, joined: Collection[str]
+) -> list[OpenRun]:
+    """``runs`` in request order; a sort only when runs joined (a request time never
+    changes, so the previous order holds for the others)."""
+    if joined:
+        return in_request_order(runs.values())
+    return [runs[r.view.run_id] for r in ordered if r.view.run_id in runs]
+
+
 class OpenRuns:
     """The open runs as of the last ``refresh``."""
 
@@ -82,8 +92,9 @@ class OpenRuns:
         else:
             states = reads.runs_changed_since(session, self._since)
             if states:
-                self._runs = merge(self._runs, map(open_run, states))
-                self._ordered = in_request_order(self._runs.values())
+                merged = merge(self._runs, map(open_run, states))
+                self._ordered = _reordered(self._ordered, merged, joined=merged.keys() - self._runs)
+                self._runs = merged
         self._since = dict(checkpoints)
         return len(states)
 
