@@ -23,19 +23,15 @@ from eventlog.port import EventLog, Position
 from events.codec import EventCodec
 from events.errors import ChronologError
 from events.model import Event, RunCancelRequested, RunQueued, RunRequested
-from leases.dispatch import (
-    CANCEL_CHANNEL,
-    CANCEL_FLAG_TTL,
-    SCHEDULER_LEADER_KEY,
-    cancel_flag,
-    worker_lease_key,
-)
+from leases.cancel_signal import signal_cancel
+from leases.dispatch import SCHEDULER_LEADER_KEY, worker_lease_key
 from leases.port import Lease, LeaseStore
 from projector import scheduler_reads as reads
 from projector.progress import ProjectionProgress
-from scheduler.concurrency import cancel_queued
+from scheduler.cancellation import cancel_events
 from scheduler.decide import decide
 from scheduler.dispatch import Dispatcher
+from scheduler.envelope import run_event
 from scheduler.fires import invalid_schedules, next_wakeup
 from scheduler.gather import Gathered, gather
 from scheduler.health import lost_workers
@@ -167,7 +163,7 @@ class Scheduler:
                 session, self._leases, self._completed_since, self._jobs, self._open.runs
             )
         events = decide(gathered.snapshot, now, self._rng)
-        events += self._cancel_queued(events, gathered)
+        events += self._signal_cancels(events, gathered)
         events += self._lost_workers(now)
         self._append(events)
         self._dispatch(events, gathered)
@@ -213,24 +209,22 @@ class Scheduler:
             )
         return events
 
-    def _cancel_queued(self, events: Sequence[Event], gathered: Gathered) -> list[Event]:
-        """Cancels the rules asked for (``replace``): signal, and drop what still waits."""
+    def _signal_cancels(self, events: Sequence[Event], gathered: Gathered) -> list[Event]:
+        """Signal the cancels the rules decided (``replace``); a run the signal took off
+        its queue is cancelled at once (``scheduler.cancellation``)."""
         extra: list[Event] = []
         views = {r.run_id: r for r in gathered.snapshot.open_runs}
         for event in events:
             if not isinstance(event.payload, RunCancelRequested) or event.run_id is None:
                 continue
-            self._leases.set_flag(cancel_flag(event.run_id), CANCEL_FLAG_TTL)
-            self._leases.publish(CANCEL_CHANNEL, event.run_id.encode())
             run = views.get(event.run_id)
-            queue = gathered.queues.get(event.run_id)
-            if (
-                run is not None
-                and run.status == "queued"
-                and queue
-                and self._leases.remove(queue, run.run_id)
-            ):
-                extra += cancel_queued(run, event.occurred_at, event.payload.reason)
+            queue = gathered.queues.get(event.run_id) if run and run.status == "queued" else None
+            if signal_cancel(self._leases, event.run_id, queue) and run is not None:
+                reason = event.payload.reason or "cancel requested"
+                payloads = cancel_events(
+                    run.status, reason, taken_off_queue=True, record_request=False
+                )
+                extra += [run_event(p, run, event.occurred_at) for p in payloads]
         return extra
 
     def _dispatch(self, events: Sequence[Event], gathered: Gathered) -> None:
