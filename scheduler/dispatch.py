@@ -37,7 +37,7 @@ class Dispatcher:
         ``fire_times``: the ``scheduled_for`` of runs requested earlier; runs requested
         by these events take theirs from the events."""
         fired = {**(fire_times or {}), **requested_fire_times(events)}
-        pushed = 0
+        items: list[tuple[str, QueueItem]] = []
         for event in events:
             if not isinstance(event.payload, RunQueued) or event.run_id is None:
                 continue
@@ -53,12 +53,8 @@ class Dispatcher:
                 event.correlation_id,
                 fired.get(event.run_id),
             )
-            pushed += self._push(event.payload.queue, event.payload.priority, ticket)
-        return pushed
-
-    def _push(self, queue: str, priority: int, ticket: Ticket) -> bool:
-        item = QueueItem(ticket.run_id, priority, encode_ticket(ticket))
-        return self._leases.push(queue, item)
+            items.append(_item(event.payload.queue, event.payload.priority, ticket))
+        return sum(self._leases.push_many(items)) if items else 0
 
     def reconcile(self, session: Session, now: datetime) -> int:
         """Re-push queued runs that no queue holds and no worker has; return how many.
@@ -83,14 +79,18 @@ class Dispatcher:
         missing = [r for r in unheld if r.run_id not in finished]
         specs = reads.job_specs(session, {r.job_id for r in missing})
         parameters = reads.run_parameters(session, [r.run_id for r in missing])
-        pushed = 0
-        for queue, priority, ticket in repush_tickets(missing, specs, parameters):
-            if self._push(queue, priority, ticket):
-                pushed += 1
+        items = [_item(*ticket) for ticket in repush_tickets(missing, specs, parameters)]
+        added = self._leases.push_many(items) if items else []
+        for (_, item), was_added in zip(items, added, strict=True):
+            if was_added:
                 log.warning(
-                    "re-pushed a queued run missing from its queue", extra={"run_id": ticket.run_id}
+                    "re-pushed a queued run missing from its queue", extra={"run_id": item.id}
                 )
-        return pushed
+        return sum(added)
+
+
+def _item(queue: str, priority: int, ticket: Ticket) -> tuple[str, QueueItem]:
+    return queue, QueueItem(ticket.run_id, priority, encode_ticket(ticket))
 
 
 def held_by_nobody(
