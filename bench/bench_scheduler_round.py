@@ -11,8 +11,13 @@ refresh the open runs, gather (jobs, leases of the running runs, dependencies), 
 - ``full``: every round reads every open run (what each round did before issue 11; the
   view is forgotten before each round);
 - ``incremental_idle``: rounds read only what changed, and nothing changed;
+- ``incremental_idle_between_lease_checks``: the same, in a round that does not inspect
+  the running runs' leases (the leader does every ``lease_check_interval``);
 - ``incremental_100``: 100 runs change between rounds (a ``RunCancelRequested`` each,
-  projected like any event), the rounds read those.
+  projected like any event), the rounds read those;
+- ``dispatch``: 1,000 queue items pushed one ``push`` each, against one ``push_many``;
+- ``wait_for_own_appends_ms_median``: the check a round makes that the projector applied
+  the scheduler's previous appends, when it has (the read it costs, not the wait).
 
 The embedded SQLite read model and lease store by default. Writes
 bench/results/scheduler-round-<backend>.json.
@@ -38,7 +43,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from chronolog.wiring import open_read_model
-from eventlog.port import LogRecord
+from eventlog.port import LogRecord, Position
 from events.codec import EventCodec
 from events.model import (
     Event,
@@ -51,11 +56,12 @@ from events.model import (
     RunStarted,
 )
 from leases.dispatch import run_lease_key
-from leases.port import LeaseStore
+from leases.port import LeaseStore, QueueItem
 from leases.redis_store import RedisLeaseStore
 from leases.sqlite_store import SqliteLeaseStore
 from projector import scheduler_reads as reads
 from projector.batch import commit_batch, read_checkpoints
+from projector.progress import ProjectionProgress
 from scheduler.decide import decide
 from scheduler.gather import gather
 from scheduler.open_runs import OpenRuns
@@ -126,6 +132,7 @@ def time_rounds(
     rounds: int,
     *,
     before_round: Callable[[OpenRuns], None],
+    check_leases: bool = True,
 ) -> dict[str, Any]:
     view = OpenRuns(full_read_interval=timedelta(hours=1))
     jobs = reads.JobCache()
@@ -143,7 +150,8 @@ def time_rounds(
         with Session(engine) as session:
             checkpoints = read_checkpoints(session)
             read.append(view.refresh(session, checkpoints, now))
-            gathered = gather(session, leases, now - timedelta(hours=1), jobs, view.runs)
+            since = now - timedelta(hours=1)
+            gathered = gather(session, leases, since, jobs, view, check_leases=check_leases)
         decided += len(decide(gathered.snapshot, now, rng))
         samples.append(time.perf_counter() - started)
     return {
@@ -154,6 +162,39 @@ def time_rounds(
         "round_ms_median": round(statistics.median(samples) * 1000, 2),
         "round_ms_p90": round(sorted(samples)[int(len(samples) * 0.9) - 1] * 1000, 2),
     }
+
+
+def time_dispatch(leases: LeaseStore, count: int) -> dict[str, float]:
+    """Pushing ``count`` queue items one call each, against one ``push_many``."""
+    payload = b"x" * 600  # about a ticket's size
+    one = [("bench-one", QueueItem(f"one-{i}", 0, payload)) for i in range(count)]
+    many = [("bench-many", QueueItem(f"many-{i}", 0, payload)) for i in range(count)]
+    started = time.perf_counter()
+    for queue, item in one:
+        leases.push(queue, item)
+    single = time.perf_counter() - started
+    started = time.perf_counter()
+    leases.push_many(many)
+    batched = time.perf_counter() - started
+    return {
+        "items": count,
+        "push_each_ms": round(single * 1000, 1),
+        "push_many_ms": round(batched * 1000, 1),
+    }
+
+
+def time_wait_check(engine: Engine, rounds: int) -> float:
+    """Median ms of the wait-for-own-appends check when the appends are already applied
+    (one checkpoint read: what the step costs a round besides waiting for the projector)."""
+    progress = ProjectionProgress(engine)
+    with Session(engine) as session:
+        positions = [Position(p, o - 1) for p, o in read_checkpoints(session).items()]
+    samples = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        assert progress.wait_for(positions, timeout=1.0)
+        samples.append(time.perf_counter() - started)
+    return round(statistics.median(samples) * 1000, 3)
 
 
 def main() -> None:
@@ -185,13 +226,18 @@ def main() -> None:
                 events.append(_event(RunCancelRequested("bench"), job, int(run[4:])))
             seeder.project(events)
 
-        results = {
+        results: dict[str, Any] = {
             "full": time_rounds(engine, leases, args.rounds, before_round=OpenRuns.forget),
             "incremental_idle": time_rounds(
                 engine, leases, args.rounds, before_round=lambda view: None
             ),
+            "incremental_idle_between_lease_checks": time_rounds(
+                engine, leases, args.rounds, before_round=lambda view: None, check_leases=False
+            ),
             "incremental_100": time_rounds(engine, leases, args.rounds, before_round=change_100),
         }
+        results["dispatch"] = time_dispatch(leases, 1000)
+        results["wait_for_own_appends_ms_median"] = time_wait_check(engine, args.rounds)
         leases.close()
         engine.dispose()
     report = {

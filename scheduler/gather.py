@@ -6,7 +6,7 @@ facts into the views the rules read and adds what only the lease store knows.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -16,7 +16,7 @@ from leases.dispatch import run_lease_key
 from leases.port import LeaseStore
 from projector import scheduler_reads as reads
 from scheduler.decide import Snapshot
-from scheduler.open_runs import OpenRun
+from scheduler.open_runs import OpenRuns
 from scheduler.views import DependencyState, JobView, RunView
 
 
@@ -31,26 +31,32 @@ def gather(
     leases: LeaseStore,
     completed_since: datetime,
     cache: reads.JobCache,
-    open_runs: Sequence[OpenRun],
+    open_runs: OpenRuns,
+    *,
+    check_leases: bool = True,
 ) -> Gathered:
     """One round's snapshot; ``open_runs``: the open runs, just refreshed (read before
-    the leases are inspected, or a run that ended in between would look lost)."""
+    the leases are inspected, or a run that ended in between would look lost).
+
+    ``check_leases=False`` skips inspecting the running runs' leases: every running run
+    counts as live this round (none is found lost; the next check finds it).
+    """
     jobs = {job_id: JobView(*facts) for job_id, facts in cache.jobs(session).items()}
-    views = [run.view for run in open_runs]
-    queues = {run.view.run_id: run.queue for run in open_runs if run.queue is not None}
+    views = open_runs.views
     running = [run_lease_key(r.run_id) for r in views if r.status == "running"]
-    live = set(leases.inspect(running)) if running else set()  # after reading the runs
+    # After reading the runs; unchecked, every running run counts as live.
+    live = set(leases.inspect(running)) if running and check_leases else set(running)
     upstreams = {u for job in jobs.values() for u in job.spec.depends_on}
     completed = reads.completed_since(session, upstreams, completed_since)
     snapshot = Snapshot(
         jobs=jobs,
         open_runs=views,
         live_run_leases=live,
-        failures=[run.failure for run in open_runs if run.failure is not None],
+        failures=open_runs.failures,
         completed=[RunView(*facts) for facts in completed],
         dependencies=_dependency_state(session, jobs, upstreams),
     )
-    return Gathered(snapshot, queues)
+    return Gathered(snapshot, open_runs.queues)
 
 
 def _dependency_state(

@@ -54,6 +54,10 @@ class SchedulerConfig:
     # Rounds read only the runs changed since the previous one; every this many seconds
     # (and when it takes the lead) the leader reads all open runs again, as a safety net.
     full_read_interval: float = 60.0
+    # Seconds between inspections of the running runs' leases (lost runs): one lookup per
+    # running run, too much for every round with thousands running. A lost run waits for
+    # its lease to expire anyway; this adds at most this much to it.
+    lease_check_interval: float = 0.5
 
 
 class Scheduler:
@@ -88,6 +92,7 @@ class Scheduler:
         self._completed_since = self._clock()
         self._reconciled_at = datetime.min.replace(tzinfo=UTC)
         self._workers_checked_at = datetime.min.replace(tzinfo=UTC)
+        self._leases_checked_at = datetime.min.replace(tzinfo=UTC)
 
     @property
     def is_leader(self) -> bool:
@@ -155,13 +160,7 @@ class Scheduler:
     # --- one round -------------------------------------------------------------------
 
     def _round(self, now: datetime) -> datetime:
-        # Taken before reading: whatever is applied after it wakes the next round at once.
-        self._seen = self._progress.checkpoints()
-        with Session(self._engine) as session:
-            self._open.refresh(session, self._seen, now)
-            gathered = gather(
-                session, self._leases, self._completed_since, self._jobs, self._open.runs
-            )
+        gathered = self._gather(now)
         events = decide(gathered.snapshot, now, self._rng)
         events += self._signal_cancels(events, gathered)
         events += self._lost_workers(now)
@@ -179,6 +178,26 @@ class Scheduler:
             self._reconciled_at = now
         self._report_invalid(gathered)
         return self._next_round(gathered, now)
+
+    def _gather(self, now: datetime) -> Gathered:
+        # Taken before reading: whatever is applied after it wakes the next round at once,
+        # and the next refresh reads what changed from there.
+        self._seen = self._progress.checkpoints()
+        interval = timedelta(seconds=self.config.lease_check_interval)
+        check_leases = now - self._leases_checked_at >= interval
+        with Session(self._engine) as session:
+            self._open.refresh(session, self._seen, now)
+            gathered = gather(
+                session,
+                self._leases,
+                self._completed_since,
+                self._jobs,
+                self._open,
+                check_leases=check_leases,
+            )
+        if check_leases:
+            self._leases_checked_at = now
+        return gathered
 
     def _report_invalid(self, gathered: Gathered) -> None:
         """Log each job whose schedule cannot be computed once, not every round."""

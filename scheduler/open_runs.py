@@ -71,6 +71,10 @@ class OpenRuns:
         self._full_read_interval = full_read_interval
         self._runs: dict[str, OpenRun] = {}
         self._ordered: list[OpenRun] = []
+        # Derived from ``_ordered`` once per change, not once per round.
+        self._views: list[RunView] = []
+        self._queues: dict[str, str] = {}
+        self._failures: list[Failure] = []
         self._since: dict[int, int] | None = None  # None: the next refresh reads everything
         self._read_all_at = datetime.min
 
@@ -89,15 +93,37 @@ class OpenRuns:
             self._runs = {run.view.run_id: run for run in map(open_run, states)}
             self._ordered = list(self._runs.values())  # already in request order
             self._read_all_at = now
+            self._derive()
         else:
             states = reads.runs_changed_since(session, self._since)
             if states:
                 merged = merge(self._runs, map(open_run, states))
                 self._ordered = _reordered(self._ordered, merged, joined=merged.keys() - self._runs)
                 self._runs = merged
+                self._derive()
         self._since = dict(checkpoints)
         return len(states)
+
+    def _derive(self) -> None:
+        self._views = [run.view for run in self._ordered]
+        self._queues = {r.view.run_id: r.queue for r in self._ordered if r.queue is not None}
+        self._failures = [r.failure for r in self._ordered if r.failure is not None]
 
     @property
     def runs(self) -> list[OpenRun]:
         return self._ordered
+
+    @property
+    def views(self) -> list[RunView]:
+        """The open runs as the rules read them, oldest request first."""
+        return self._views
+
+    @property
+    def queues(self) -> dict[str, str]:
+        """Open run id -> the queue it was queued on, for those that were."""
+        return self._queues
+
+    @property
+    def failures(self) -> list[Failure]:
+        """The ``failing`` runs and how their latest attempts ended."""
+        return self._failures
