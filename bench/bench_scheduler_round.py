@@ -20,7 +20,7 @@ refresh the open runs, gather (jobs, leases of the running runs, dependencies), 
   the scheduler's previous appends, when it has (the read it costs, not the wait).
 
 The embedded SQLite read model and lease store by default. Writes
-bench/results/scheduler-round-<backend>.json.
+bench/results/scheduler-round-<read model>-<lease store>.json.
 """
 
 from __future__ import annotations
@@ -250,7 +250,8 @@ def main() -> None:
     }
     print(json.dumps(report, indent=2))
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"scheduler-round-{backend}.json").write_text(json.dumps(report, indent=2) + "\n")
+    name = f"scheduler-round-{backend}-{report['lease_store']}.json"
+    (RESULTS / name).write_text(json.dumps(report, indent=2) + "\n")
 
 
 if __name__ == "__main__":
