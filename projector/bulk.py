@@ -1,55 +1,152 @@
-"""Inserting a batch's rows: PostgreSQL's COPY, else one executemany INSERT.
+"""Writing a batch's rows: one statement per table, with the driver doing the per-row work.
 
 The projector writes thousands of rows per batch (the audit index, runs, attempts).
-psycopg sends an executemany row by row through its pipeline, with Python work per row
-and per parameter; COPY streams the rows in one command, about twice as fast end to end.
+SQLAlchemy's executemany spends more Python time per row (building and converting each
+parameter dict) than SQLite spends storing it, and psycopg sends an executemany row by
+row. So rows go to the driver directly, converted by the same bind processors SQLAlchemy
+would use (JSON serialising, UTC normalising), so what is stored is exactly what an
+ORM insert would store:
+
+- SQLite: one prepared ``INSERT`` (or ``INSERT ... ON CONFLICT DO UPDATE``) run by the
+  driver's executemany;
+- PostgreSQL: ``COPY`` streams the rows in one command; an upsert copies them into a
+  temporary staging table first and merges them with one ``INSERT ... SELECT ... ON
+  CONFLICT DO UPDATE``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
+import sqlite3
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal
 
 import psycopg
 from psycopg import sql
-from sqlalchemy import Dialect, Table, insert
+from sqlalchemy import Dialect, Table
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+Conflict = Literal["replace", "add"]
+"""On a key already present: ``replace`` its other columns, or ``add`` to them."""
 
-def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+
+def insert_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
     """Insert ``rows`` (dicts keyed by column name; missing keys are NULL) into ``table``."""
-    if not rows:
-        return
+    if rows:
+        _write(session, table, rows, None)
+
+
+def upsert_rows(
+    session: Session, table: Table, rows: Sequence[Mapping[str, Any]], on_conflict: Conflict
+) -> None:
+    """Insert ``rows``; a row whose primary key exists updates that row in place.
+
+    The keys of ``rows`` must be distinct (PostgreSQL refuses to touch one row twice in
+    one statement).
+    """
+    if rows:
+        _write(session, table, rows, on_conflict)
+
+
+def _write(
+    session: Session, table: Table, rows: Sequence[Mapping[str, Any]], conflict: Conflict | None
+) -> None:
     connection = session.connection()
-    if connection.dialect.name != "postgresql":
-        session.execute(insert(table), list(rows))
-        return
-    names = [column.name for column in table.c]
-    convert = _bind_processors(table, connection.dialect)
-    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
-        sql.Identifier(table.name), sql.SQL(", ").join(map(sql.Identifier, names))
-    )
+    dialect = connection.dialect
     driver = connection.connection.driver_connection
     assert driver is not None
+    # The columns the rows name: one they all leave out keeps its server default.
+    provided = set().union(*(row.keys() for row in rows))
+    names = [column.name for column in table.c if column.name in provided]
+    convert = _bind_processors(table, names, dialect)
+    values = ([to_db(row.get(n)) for n, to_db in zip(names, convert, strict=True)] for row in rows)
+    if dialect.name == "postgresql":
+        _postgresql(driver, table, names, values, conflict)
+    else:
+        _sqlite(driver, table, names, values, conflict)
+
+
+def _sqlite(
+    driver: sqlite3.Connection,
+    table: Table,
+    names: list[str],
+    values: Any,
+    conflict: Conflict | None,
+) -> None:
+    columns = ", ".join(map(_quote, names))
+    statement = (
+        f"INSERT INTO {_quote(table.name)} ({columns}) VALUES ({', '.join('?' * len(names))})"
+    )
+    if conflict is not None:
+        statement += _on_conflict(table, names, conflict)
     try:
-        with driver.cursor() as cursor, cursor.copy(statement) as copy:
-            for row in rows:
-                copy.write_row([to_db(row.get(n)) for n, to_db in zip(names, convert, strict=True)])
+        driver.executemany(statement, values)
+    except sqlite3.Error as e:
+        raise DBAPIError.instance(statement, None, e, sqlite3.Error) from e
+
+
+def _postgresql(
+    driver: psycopg.Connection[Any],
+    table: Table,
+    names: list[str],
+    values: Any,
+    conflict: Conflict | None,
+) -> None:
+    target = table.name if conflict is None else f"_stage_{table.name}"
+    column_list = sql.SQL(", ").join(map(sql.Identifier, names))
+    copy = sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(target), column_list)
+    statement = copy
+    try:
+        with driver.cursor() as cursor:
+            if conflict is not None:
+                # Per connection, emptied at each commit: a batch sees only its own rows.
+                cursor.execute(
+                    sql.SQL(
+                        "CREATE TEMPORARY TABLE IF NOT EXISTS {} (LIKE {}) ON COMMIT DELETE ROWS"
+                    ).format(sql.Identifier(target), sql.Identifier(table.name))
+                )
+                cursor.execute(sql.SQL("DELETE FROM {}").format(sql.Identifier(target)))
+            with cursor.copy(copy) as stream:
+                for row in values:
+                    stream.write_row(row)
+            if conflict is not None:
+                statement = sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(
+                    sql.Identifier(table.name), column_list, column_list, sql.Identifier(target)
+                ) + sql.SQL(_on_conflict(table, names, conflict))
+                cursor.execute(statement)
     except psycopg.Error as e:
         # As SQLAlchemy would raise it: callers handle one family of database errors.
         raise DBAPIError.instance(statement.as_string(driver), None, e, psycopg.Error) from e
 
 
-def _bind_processors(table: Table, dialect: Dialect) -> list[Callable[[Any], Any]]:
+def _on_conflict(table: Table, names: list[str], conflict: Conflict) -> str:
+    keys = [column.name for column in table.primary_key.columns]
+    others = [name for name in names if name not in keys]
+    if conflict == "add":
+        changes = [
+            f"{_quote(n)} = {_quote(table.name)}.{_quote(n)} + excluded.{_quote(n)}" for n in others
+        ]
+    else:
+        changes = [f"{_quote(n)} = excluded.{_quote(n)}" for n in others]
+    action = f"DO UPDATE SET {', '.join(changes)}" if changes else "DO NOTHING"
+    return f" ON CONFLICT ({', '.join(map(_quote, keys))}) {action}"
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _bind_processors(
+    table: Table, names: list[str], dialect: Dialect
+) -> list[Callable[[Any], Any]]:
     """What SQLAlchemy does to each column's value before sending it (JSON serialising,
-    UTC normalising), so COPY stores exactly what an INSERT would."""
+    UTC normalising), so the driver stores exactly what an INSERT would."""
 
     def unchanged(value: Any) -> Any:
         return value
 
     processors: list[Callable[[Any], Any]] = []
-    for column in table.c:
-        process = column.type.dialect_impl(dialect).bind_processor(dialect)
+    for name in names:
+        process = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
         processors.append(process or unchanged)
     return processors
