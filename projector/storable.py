@@ -90,13 +90,14 @@ def _is_dataclass_instance(value: object) -> bool:
     return dataclasses.is_dataclass(value) and not isinstance(value, type)
 
 
-def _fields_fine(value: Any, depth: int) -> bool:
+def _fields_fine(value: object, depth: int) -> bool:
     """True when ``_walk(value, depth)`` of this dataclass would find nothing; False when
     it might (the walk then finds what and where). A flat loop over the fields: events
     are mostly short text, small integers and datetimes, and the walk runs on every one."""
     if depth <= 0:
         return False
-    return all(_field_fine(getattr(value, n), depth - 1) for n in _field_names(type(value)))
+    cls: type = type(value)
+    return all(_field_fine(getattr(value, n), depth - 1) for n in _field_names(cls))
 
 
 def _field_fine(item: object, depth: int) -> bool:
