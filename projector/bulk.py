@@ -11,13 +11,13 @@ ORM insert would store:
   driver's executemany;
 - PostgreSQL: ``COPY`` streams the rows in one command; an upsert copies them into a
   temporary staging table first and merges them with one ``INSERT ... SELECT ... ON
-  CONFLICT DO UPDATE``.
+  CONFLICT DO UPDATE`` (a few rows go as one pipelined executemany instead).
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 import psycopg
@@ -25,6 +25,8 @@ from psycopg import sql
 from sqlalchemy import Dialect, Table
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
+
+_FEW = 100  # rows an upsert sends as an executemany on PostgreSQL rather than staged
 
 Conflict = Literal["replace", "add"]
 """On a key already present: ``replace`` its other columns, or ``add`` to them."""
@@ -59,7 +61,9 @@ def _write(
     provided = set().union(*(row.keys() for row in rows))
     names = [column.name for column in table.c if column.name in provided]
     convert = _bind_processors(table, names, dialect)
-    values = ([to_db(row.get(n)) for n, to_db in zip(names, convert, strict=True)] for row in rows)
+    values = ([row.get(n) for n in names] for row in rows)
+    if convert:
+        values = (_converted(row, convert) for row in values)
     if dialect.name == "postgresql":
         _postgresql(driver, table, names, values, conflict)
     else:
@@ -89,31 +93,53 @@ def _postgresql(
     driver: psycopg.Connection[Any],
     table: Table,
     names: list[str],
-    values: Any,
+    values: Iterable[list[Any]],
     conflict: Conflict | None,
 ) -> None:
-    target = table.name if conflict is None else f"_stage_{table.name}"
     column_list = sql.SQL(", ").join(map(sql.Identifier, names))
-    copy = sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(target), column_list)
-    statement = copy
+    if conflict is None:
+        copy = sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(table.name), column_list)
+        _run(driver, copy, lambda cursor: _copy(cursor, copy, values))
+        return
+    merge = sql.SQL("INSERT INTO {} ({}) ").format(sql.Identifier(table.name), column_list)
+    resolve = sql.SQL(_on_conflict(table, names, conflict))
+    rows = list(values)
+    if len(rows) <= _FEW:
+        # A few rows: one pipelined executemany costs fewer round trips than staging.
+        marks = sql.SQL(", ").join(sql.Placeholder() * len(names))
+        statement = merge + sql.SQL("VALUES (") + marks + sql.SQL(")") + resolve
+        _run(driver, statement, lambda cursor: cursor.executemany(statement, rows))
+        return
+    stage = sql.Identifier(f"_stage_{table.name}")
+    copy = sql.SQL("COPY {} ({}) FROM STDIN").format(stage, column_list)
+    # Per connection, emptied at each commit (and here): a batch merges only its rows.
+    prepare = sql.SQL(
+        "CREATE TEMPORARY TABLE IF NOT EXISTS {} (LIKE {}) ON COMMIT DELETE ROWS; DELETE FROM {}"
+    ).format(stage, sql.Identifier(table.name), stage)
+    statement = merge + sql.SQL("SELECT {} FROM {}").format(column_list, stage) + resolve
+
+    def staged(cursor: psycopg.Cursor[Any]) -> None:
+        cursor.execute(prepare)
+        _copy(cursor, copy, rows)
+        cursor.execute(statement)
+
+    _run(driver, statement, staged)
+
+
+def _copy(cursor: psycopg.Cursor[Any], copy: sql.Composed, values: Iterable[list[Any]]) -> None:
+    with cursor.copy(copy) as stream:
+        for row in values:
+            stream.write_row(row)
+
+
+def _run(
+    driver: psycopg.Connection[Any],
+    statement: sql.Composed,
+    work: Callable[[psycopg.Cursor[Any]], None],
+) -> None:
     try:
         with driver.cursor() as cursor:
-            if conflict is not None:
-                # Per connection, emptied at each commit: a batch sees only its own rows.
-                cursor.execute(
-                    sql.SQL(
-                        "CREATE TEMPORARY TABLE IF NOT EXISTS {} (LIKE {}) ON COMMIT DELETE ROWS"
-                    ).format(sql.Identifier(target), sql.Identifier(table.name))
-                )
-                cursor.execute(sql.SQL("DELETE FROM {}").format(sql.Identifier(target)))
-            with cursor.copy(copy) as stream:
-                for row in values:
-                    stream.write_row(row)
-            if conflict is not None:
-                statement = sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(
-                    sql.Identifier(table.name), column_list, column_list, sql.Identifier(target)
-                ) + sql.SQL(_on_conflict(table, names, conflict))
-                cursor.execute(statement)
+            work(cursor)
     except psycopg.Error as e:
         # As SQLAlchemy would raise it: callers handle one family of database errors.
         raise DBAPIError.instance(statement.as_string(driver), None, e, psycopg.Error) from e
@@ -136,17 +162,21 @@ def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def _converted(row: list[Any], convert: list[tuple[int, Callable[[Any], Any]]]) -> list[Any]:
+    for index, to_db in convert:
+        row[index] = to_db(row[index])
+    return row
+
+
 def _bind_processors(
     table: Table, names: list[str], dialect: Dialect
-) -> list[Callable[[Any], Any]]:
-    """What SQLAlchemy does to each column's value before sending it (JSON serialising,
-    UTC normalising), so the driver stores exactly what an INSERT would."""
-
-    def unchanged(value: Any) -> Any:
-        return value
-
-    processors: list[Callable[[Any], Any]] = []
-    for name in names:
+) -> list[tuple[int, Callable[[Any], Any]]]:
+    """What SQLAlchemy does to a column's value before sending it (JSON serialising, UTC
+    normalising), so the driver stores exactly what an INSERT would: (position, function)
+    for the columns that need it."""
+    processors: list[tuple[int, Callable[[Any], Any]]] = []
+    for index, name in enumerate(names):
         process = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
-        processors.append(process or unchanged)
+        if process is not None:
+            processors.append((index, process))
     return processors

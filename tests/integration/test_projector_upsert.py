@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -26,8 +27,16 @@ from events.model import (
     RunSucceeded,
 )
 from projector.batch import apply_batch
+from projector.bulk import upsert_rows
 from projector.replay import differences, replay
-from projector.tables import JobDependencyRecord, JobTagRecord, RunAttemptRecord, RunRecord
+from projector.tables import (
+    JobDependencyRecord,
+    JobTagRecord,
+    RollupGaugeLevelRecord,
+    RunAttemptRecord,
+    RunRecord,
+    core_table,
+)
 
 T0 = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
 JOB = "job-upsert"
@@ -120,3 +129,44 @@ def test_a_second_batch_changes_tags_and_dependencies_in_place(runtime: Runtime)
         assert session.scalars(select(JobDependencyRecord.depends_on_id)).all() == ["y"]
         keys = session.execute(select(RunAttemptRecord.run_id, RunAttemptRecord.attempt))
         assert sorted(tuple(k) for k in keys) == [("r1", 1), ("r1", 2), ("r2", 1)]
+
+
+def test_many_existing_rows_are_updated_in_one_batch(runtime: Runtime, tmp_path: Path) -> None:
+    """Enough rows per table for PostgreSQL's staged upsert (COPY, then one merge)."""
+    runs = [f"r{i:03d}" for i in range(250)]
+    requested = [event(0, JobCreated(spec(("a",), ())))]
+    requested += [event(1, RunRequested(trigger="manual"), r, 1) for r in runs]
+    queued = [event(2, RunQueued(queue="default"), r, 1) for r in runs]
+    queued += [event(3, RunStarted(worker_id="w", lease_token=i), r, 1) for i, r in enumerate(runs)]
+    everything = requested + queued
+    runtime.log.append([(e.key, runtime.codec.encode(e)) for e in everything])
+    records = runtime.log.read(runtime.log.partition_for(JOB), 0, 1000)
+    for batch in (records[: len(requested)], records[len(requested) :]):
+        with Session(runtime.engine) as session, session.begin():
+            assert apply_batch(session, batch, runtime.codec).rejected == 0
+
+    with Session(runtime.engine) as session:
+        statuses = session.execute(select(RunRecord.status, RunRecord.lease_token)).all()
+        assert sorted(tuple(s) for s in statuses) == [("running", i) for i in range(250)]
+        attempts = session.scalars(select(RunAttemptRecord.status)).all()
+        assert attempts == ["running"] * 250
+    fresh = open_read_model(f"sqlite:///{tmp_path / 'fresh.db'}")
+    replay(runtime.log, fresh, runtime.codec)
+    assert differences(runtime.engine, fresh) == []
+    fresh.dispose()
+
+
+@pytest.mark.parametrize("count", [3, 250])  # a pipelined executemany, and a staged merge
+def test_an_adding_upsert_adds_to_existing_counts_and_inserts_new_ones(
+    runtime: Runtime, count: int
+) -> None:
+    table = core_table(RollupGaugeLevelRecord)
+    first = [{"gauge": "queue", "key": f"q{i:03d}", "level": i} for i in range(count)]
+    second = [{"gauge": "queue", "key": f"q{i:03d}", "level": 10} for i in range(1, count + 1)]
+    for rows in (first, second):
+        with Session(runtime.engine) as session, session.begin():
+            upsert_rows(session, table, rows, "add")
+    with Session(runtime.engine) as session:
+        levels = {key: level for key, level in session.execute(select(table.c.key, table.c.level))}
+    expected = {f"q{i:03d}": i + 10 * (i >= 1) for i in range(count)} | {f"q{count:03d}": 10}
+    assert levels == expected
