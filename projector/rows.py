@@ -9,7 +9,7 @@ attempts, a job's tags and dependencies) are written only where they changed.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -164,14 +164,21 @@ def attempt_row(record: RunAttemptRecord) -> AttemptRow:
     return AttemptRow(**{name: getattr(record, name) for name in _ATTEMPT_COLUMNS})
 
 
-def write_runs(session: Session, changes: Changes[RunRow]) -> None:
+def write_runs(
+    session: Session,
+    changes: Changes[RunRow],
+    positions: Mapping[str, tuple[int, int]] | None = None,
+) -> None:
+    """Write the batch's run rows; ``positions``: run id -> (partition, offset) of the
+    last event applied to it, kept as the row's change position (migration 0009)."""
     if changes.gone:
         gone = changes.gone
         session.execute(delete(RunAttemptRecord).where(RunAttemptRecord.run_id.in_(gone)))
         session.execute(delete(RunRecord).where(RunRecord.id.in_(gone)))
     if not changes.live:
         return
-    values = [{n: getattr(r, n) for n in _RUN_COLUMNS} for r in changes.live]
+    stamps = positions or {}
+    values = [_run_values(r, stamps.get(r.id)) for r in changes.live]
     upsert_rows(session, core_table(RunRecord), values, "replace")
     attempts: list[dict[str, Any]] = []
     dropped: list[tuple[str, int]] = []
@@ -188,6 +195,13 @@ def write_runs(session: Session, changes: Changes[RunRow]) -> None:
         table = core_table(RunAttemptRecord)
         session.execute(delete(table).where(tuple_(table.c.run_id, table.c.attempt).in_(dropped)))
     upsert_rows(session, core_table(RunAttemptRecord), attempts, "replace")
+
+
+def _run_values(run: RunRow, position: tuple[int, int] | None) -> dict[str, Any]:
+    values = {n: getattr(run, n) for n in _RUN_COLUMNS}
+    if position is not None:
+        values["change_partition"], values["change_offset"] = position
+    return values
 
 
 # --- job activity and workers ------------------------------------------------------
