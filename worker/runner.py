@@ -101,6 +101,10 @@ class Worker:
         self._live = LiveOutput(leases)
         self._io = ThreadPoolExecutor(IO_THREADS, thread_name_prefix="worker-io")
         self._appender: Appender | None = None
+        # Attempts this worker is taking or holding, until their lease is given up: a
+        # duplicate queue entry popped meanwhile must not re-acquire this worker's own
+        # lease (which would give it a new token) and run the attempt again.
+        self._holding: set[tuple[str, int]] = set()
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -269,6 +273,20 @@ class Worker:
         except MalformedEvent:
             log.exception("dropped an unreadable queue entry", extra={"run_id": item.id})
             return
+        attempt = (ticket.run_id, ticket.attempt)
+        if attempt in self._holding:
+            log.info(
+                "attempt already held here; duplicate queue entry dropped",
+                extra={"run_id": ticket.run_id},
+            )
+            return
+        self._holding.add(attempt)
+        try:
+            await self._take(ticket)
+        finally:
+            self._holding.discard(attempt)
+
+    async def _take(self, ticket: Ticket) -> None:
         c = self.config
         key = run_lease_key(ticket.run_id)
         finished = finished_flag(ticket.run_id, ticket.attempt)
