@@ -25,6 +25,20 @@ class Lease:
 
 
 @dataclass(frozen=True, slots=True)
+class Taken:
+    """What taking a run found: its lease (None unless taken), and its flags.
+
+    ``finished``: the attempt already ran (a duplicate queue entry): nothing is taken.
+    ``cancelled``: a cancel was asked for before it started (the lease is taken, so the
+    taker can report the cancel with its token).
+    """
+
+    lease: Lease | None
+    finished: bool = False
+    cancelled: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class QueueItem:
     id: str  # the run id
     priority: int  # higher first; FIFO among equal priorities
@@ -80,6 +94,29 @@ class LeaseStore(ABC):
     @abstractmethod
     def inspect(self, keys: Sequence[str]) -> dict[str, Lease]:
         """The live leases among ``keys`` (expired ones are absent)."""
+
+    def renew_many(self, leases: Sequence[tuple[str, int]], ttl: float) -> list[bool]:
+        """``renew`` of every (key, token), in one round trip where the adapter can; one
+        result per lease, in order: a lost lease fails alone."""
+        return [self.renew(key, token, ttl) for key, token in leases]
+
+    def take_run(
+        self, key: str, owner: str, ttl: float, finished_flag: str, cancel_flag: str
+    ) -> Taken:
+        """Take a run's lease unless its attempt has finished, and read its cancel flag:
+        ``acquire`` + two ``has_flag``, in one round trip where the adapter can."""
+        if self.has_flag(finished_flag):
+            return Taken(None, finished=True)
+        lease = self.acquire(key, owner, ttl)
+        if lease is None:
+            return Taken(None)
+        return Taken(lease, cancelled=self.has_flag(cancel_flag))
+
+    def finish_run(self, key: str, token: int, finished_flag: str, flag_ttl: float) -> bool:
+        """Raise the attempt's finished flag, then ``release`` the lease, in one round trip
+        where the adapter can; the release's result."""
+        self.set_flag(finished_flag, flag_ttl)
+        return self.release(key, token)
 
     @abstractmethod
     def ensure_token_floor(self, floor: int) -> None:

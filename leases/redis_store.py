@@ -56,6 +56,7 @@ from leases.port import (
     Message,
     QueueItem,
     Subscription,
+    Taken,
 )
 
 WAKE_RECHECK: Final = 0.5
@@ -123,6 +124,9 @@ class _Scripts:
     push: Script
     pop: Script
     remove: Script
+    take_run: Script
+    finish_run: Script
+    renew_many: Script
 
     @classmethod
     def load(cls, client: redis.Redis) -> _Scripts:
@@ -201,6 +205,46 @@ class RedisLeaseStore(LeaseStore):
         what = f"renewal of lease {key!r} (token {token})"
         reply = self._run(self._scripts.renew, what, [self._keys.lease(key)], [token, ttl_ms])
         return reply is not None
+
+    def renew_many(self, leases: Sequence[tuple[str, int]], ttl: float) -> list[bool]:
+        ttl_ms = _ttl_ms(ttl, f"{len(leases)} leases")
+        results: list[bool] = []
+        for start in range(0, len(leases), _CHUNK):
+            chunk = leases[start : start + _CHUNK]
+            keys = [self._keys.lease(key) for key, _ in chunk]
+            what = f"renewal of {len(chunk)} leases from {chunk[0][0]!r}"
+            reply = self._run(
+                self._scripts.renew_many, what, keys, [ttl_ms, *(t for _, t in chunk)]
+            )
+            results.extend(_succeeded(one) for one in reply)
+        return results
+
+    def take_run(
+        self, key: str, owner: str, ttl: float, finished_flag: str, cancel_flag: str
+    ) -> Taken:
+        ttl_ms = _ttl_ms(ttl, f"lease {key!r}")
+        keys = [
+            self._keys.lease(key),
+            self._keys.tokens,
+            self._keys.flag(finished_flag),
+            self._keys.flag(cancel_flag),
+        ]
+        reply = self._run(
+            self._scripts.take_run, f"taking run lease {key!r}", keys, [owner, ttl_ms]
+        )
+        if reply[0] == b"finished":
+            return Taken(None, finished=True)
+        if reply[0] == b"held":
+            return Taken(None)
+        _, token, expires_ms, renewed_ms, cancelled = reply
+        lease = Lease(key, owner, int(token), int(expires_ms) / 1000, int(renewed_ms) / 1000)
+        return Taken(lease, cancelled=cancelled == 1)
+
+    def finish_run(self, key: str, token: int, finished_flag: str, flag_ttl: float) -> bool:
+        ttl_ms = _ttl_ms(flag_ttl, f"flag {finished_flag!r}")
+        keys = [self._keys.lease(key), self._keys.flag(finished_flag)]
+        what = f"finishing run lease {key!r} (token {token})"
+        return _succeeded(self._run(self._scripts.finish_run, what, keys, [token, ttl_ms]))
 
     def release(self, key: str, token: int) -> bool:
         what = f"release of lease {key!r} (token {token})"

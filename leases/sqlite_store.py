@@ -42,6 +42,7 @@ from leases.port import (
     Message,
     QueueItem,
     Subscription,
+    Taken,
 )
 
 Clock = Callable[[], float]
@@ -120,6 +121,9 @@ _RENEW: Final = (
     "UPDATE leases SET expires_at = ?, renewed_at = ?"
     " WHERE key = ? AND token = ? AND expires_at > ?"
 )
+_RELEASE: Final = "DELETE FROM leases WHERE key = ? AND token = ? AND expires_at > ?"
+_SET_FLAG: Final = "INSERT OR REPLACE INTO flags VALUES (?, ?)"
+_FLAG: Final = "SELECT 1 FROM flags WHERE key = ? AND expires_at > ?"
 _NEXT_TOKEN: Final = "UPDATE token_counter SET value = value + 1 WHERE id = 0"
 _TOKEN: Final = "SELECT value FROM token_counter WHERE id = 0"
 _PUSH: Final = (
@@ -199,10 +203,42 @@ class SqliteLeaseStore(LeaseStore):
             renewed = conn.execute(_RENEW, (now + ttl, now, key, token, now)).rowcount
         return renewed == 1
 
+    def renew_many(self, leases: Sequence[tuple[str, int]], ttl: float) -> list[bool]:
+        _check_ttl(ttl, f"{len(leases)} leases")
+        if not leases:
+            return []
+        with self._writing(f"renewal of {len(leases)} leases") as (conn, now):
+            return [
+                conn.execute(_RENEW, (now + ttl, now, key, token, now)).rowcount == 1
+                for key, token in leases
+            ]
+
+    def take_run(
+        self, key: str, owner: str, ttl: float, finished_flag: str, cancel_flag: str
+    ) -> Taken:
+        _check_ttl(ttl, f"lease {key!r}")
+        with self._writing(f"taking run lease {key!r} by {owner!r}") as (conn, now):
+            if conn.execute(_FLAG, (finished_flag, now)).fetchone() is not None:
+                return Taken(None, finished=True)
+            held = conn.execute(_SELECT_LEASE, (key,)).fetchone()
+            if held is not None and held[0] != owner and held[1] > now:
+                return Taken(None)
+            conn.execute(_NEXT_TOKEN)
+            token: int = conn.execute(_TOKEN).fetchone()[0]
+            conn.execute(_PUT_LEASE, (key, owner, token, now + ttl, now))
+            cancelled = conn.execute(_FLAG, (cancel_flag, now)).fetchone() is not None
+        return Taken(Lease(key, owner, token, now + ttl, now), cancelled=cancelled)
+
+    def finish_run(self, key: str, token: int, finished_flag: str, flag_ttl: float) -> bool:
+        _check_ttl(flag_ttl, f"flag {finished_flag!r}")
+        with self._writing(f"finishing run lease {key!r} (token {token})") as (conn, now):
+            conn.execute(_SET_FLAG, (finished_flag, now + flag_ttl))
+            released = conn.execute(_RELEASE, (key, token, now)).rowcount
+        return released == 1
+
     def release(self, key: str, token: int) -> bool:
         with self._writing(f"release of lease {key!r} (token {token})") as (conn, now):
-            query = "DELETE FROM leases WHERE key = ? AND token = ? AND expires_at > ?"
-            released = conn.execute(query, (key, token, now)).rowcount
+            released = conn.execute(_RELEASE, (key, token, now)).rowcount
         return released == 1
 
     def inspect(self, keys: Sequence[str]) -> dict[str, Lease]:
@@ -276,12 +312,11 @@ class SqliteLeaseStore(LeaseStore):
     def set_flag(self, key: str, ttl: float) -> None:
         _check_ttl(ttl, f"flag {key!r}")
         with self._writing(f"raising flag {key!r}") as (conn, now):
-            conn.execute("INSERT OR REPLACE INTO flags VALUES (?, ?)", (key, now + ttl))
+            conn.execute(_SET_FLAG, (key, now + ttl))
 
     def has_flag(self, key: str) -> bool:
-        query = "SELECT 1 FROM flags WHERE key = ? AND expires_at > ?"
         with self._reading(f"reading flag {key!r}") as (conn, now):
-            return conn.execute(query, (key, now)).fetchone() is not None
+            return conn.execute(_FLAG, (key, now)).fetchone() is not None
 
     # --- ephemeral pub/sub -------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -81,9 +82,18 @@ class _Current:
     run: RunContext | None = None
 
 
+# Async jobs share one process, each in its own asyncio task: their run is per task.
+_TASK_RUN: ContextVar[RunContext | None] = ContextVar("chronolog_task_run", default=None)
+
+
+def set_task_run(context: RunContext | None) -> None:
+    """Make ``context`` the current run of this asyncio task (and tasks it starts)."""
+    _TASK_RUN.set(context)
+
+
 def current_run() -> RunContext:
     """The run this python job executes for; ``NoCurrentRun`` outside one."""
-    current = _Current.run
+    current = _TASK_RUN.get() or _Current.run
     if current is None:
         raise NoCurrentRun(
             "chronolog.current_run() is only available while a Chronolog worker runs a "

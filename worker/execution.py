@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -68,11 +70,63 @@ class ExecutionResult:
     retryable: bool = True
 
 
+class RunCancel(threading.Event):
+    """A run's cancel signal: an Event for executors that wait in a thread, plus
+    callbacks for those that wait on an event loop (called on the thread that sets it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._callbacks: list[Callable[[], None]] = []
+        self._lock = threading.Lock()
+
+    def set(self) -> None:
+        super().set()
+        with self._lock:
+            callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            callback()
+
+    def on_set(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once when the signal is set (now, if it already is)."""
+        with self._lock:
+            if not self.is_set():
+                self._callbacks.append(callback)
+                return
+        callback()
+
+    def wake_loop(self, loop: asyncio.AbstractEventLoop) -> asyncio.Event:
+        """An asyncio event on ``loop`` that is set with this signal."""
+        event = asyncio.Event()
+
+        def wake() -> None:
+            loop.call_soon_threadsafe(event.set)
+
+        self.on_set(wake)
+        return event
+
+
 class Executor(ABC):
-    """Runs one kind of job. ``cancel`` is set when the run must stop now."""
+    """Runs one kind of job. ``cancel`` is set when the run must stop now.
+
+    ``execute`` blocks a thread; ``execute_async`` is what the worker's event loop awaits.
+    By default it runs ``execute`` on a thread of the loop's default executor, which the
+    worker sizes to its concurrency (threads are made only as runs need them); executors
+    that can wait without a thread (async python jobs) override it.
+    """
 
     @abstractmethod
     def execute(self, request: ExecutionRequest, cancel: CancelSignal) -> ExecutionResult: ...
 
+    async def execute_async(self, request: ExecutionRequest, cancel: RunCancel) -> ExecutionResult:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(None, self.execute, request, cancel)
+        except asyncio.CancelledError:
+            cancel.set()  # the thread cannot be cancelled; the job is told to stop
+            raise
+
     def close(self) -> None:  # noqa: B027 - optional hook for executors holding processes
         """Stop child processes and release resources."""
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
+        """Release what ``execute_async`` holds on the running loop; before the loop ends."""

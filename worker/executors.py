@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from threading import Event
 
-from worker.execution import ExecutionRequest, ExecutionResult, Executor
+from worker.execution import ExecutionRequest, ExecutionResult, Executor, RunCancel
 from worker.http_executor import HttpExecutor
 from worker.policy import ExecutorPolicy, module_of
 from worker.prefork import DEFAULT_GRACE, ChildOptions
@@ -63,14 +63,26 @@ class Executors(Executor):
         return executor
 
     def execute(self, request: ExecutionRequest, cancel: Event) -> ExecutionResult:
-        refusal = self.refusal(request)
-        if refusal is not None:
-            log.warning(
-                "run refused by the worker's policy",
-                extra={"run_id": request.run_id, "job_id": request.job_id, "reason": refusal},
-            )
-            return failed(refusal, time.monotonic(), retryable=False)
+        refused = self._refused(request)
+        if refused is not None:
+            return refused
         return self.for_type(request.spec.type).execute(request, cancel)
+
+    async def execute_async(self, request: ExecutionRequest, cancel: RunCancel) -> ExecutionResult:
+        refused = self._refused(request)
+        if refused is not None:
+            return refused
+        return await self.for_type(request.spec.type).execute_async(request, cancel)
+
+    def _refused(self, request: ExecutionRequest) -> ExecutionResult | None:
+        refusal = self.refusal(request)
+        if refusal is None:
+            return None
+        log.warning(
+            "run refused by the worker's policy",
+            extra={"run_id": request.run_id, "job_id": request.job_id, "reason": refusal},
+        )
+        return failed(refusal, time.monotonic(), retryable=False)
 
     def refusal(self, request: ExecutionRequest) -> str | None:
         """Why this worker's policy refuses ``request``, or None."""
@@ -85,6 +97,10 @@ class Executors(Executor):
     def close(self) -> None:
         for executor in self.by_type.values():
             executor.close()
+
+    async def aclose(self) -> None:
+        for executor in self.by_type.values():
+            await executor.aclose()
 
     def __enter__(self) -> Executors:
         return self

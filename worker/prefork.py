@@ -3,7 +3,8 @@
 Each child is a fresh interpreter (not a fork of the worker, whose threads, sockets and
 locks must not leak into job code) that leads its own process group, so a timeout can
 kill the job together with anything it spawned. A thread checks a child out, runs one
-task on it and checks it back in; the pool size is the concurrency. A child that is
+task on it and checks it back in; the pool size is the concurrency. One child per core is
+started with the pool, the others when first needed. A child that is
 killed (timeout, cancel) or dies is replaced by a fresh one, and so is one whose job code
 changed on disk since it imported it, or that has run ``max_runs_per_child`` tasks.
 
@@ -235,7 +236,12 @@ class PreforkPool:
         self._closed = False
         self._lock = threading.Lock()  # closing and checking in never interleave
         self._idle: queue.LifoQueue[_PoolChild | None] = queue.LifoQueue()
-        for _ in range(size):
+        # A worker with --concurrency 5000 for async jobs must not start 5000 children:
+        # one per core start now, the rest (None slots) when a checkout needs them.
+        started = min(size, os.cpu_count() or 1)
+        for _ in range(size - started):
+            self._idle.put(None)
+        for _ in range(started):  # last in, first out: the started ones are taken first
             self._idle.put(_PoolChild.spawn(self._path))
 
     def run(

@@ -2,6 +2,11 @@
 
 The call happens in a child of the prefork pool (see ``worker.prefork``), so a timeout or
 a cancel can kill it, and whatever it spawned, without touching the worker.
+
+On the worker's event loop (``execute_async``), an ``async def`` function runs instead as
+a coroutine in the async pool's child (``worker.async_pool``), thousands at once. Which
+kind a function is, the async child finds when it loads it; a plain function is then
+remembered and goes to the prefork pool from there on (one round trip to learn it).
 """
 
 from __future__ import annotations
@@ -9,7 +14,8 @@ from __future__ import annotations
 import time
 from threading import Event
 
-from worker.execution import ExecutionRequest, ExecutionResult, Executor
+from worker.async_pool import AsyncPool
+from worker.execution import ExecutionRequest, ExecutionResult, Executor, RunCancel
 from worker.policy import defined_in
 from worker.prefork import DEFAULT_GRACE, ChildOptions, PreforkPool
 from worker.results import failed
@@ -30,7 +36,9 @@ class PythonExecutor(Executor):
         modules: tuple[str, ...] = (),
     ) -> None:
         self.pool = PreforkPool(processes, grace, options)
+        self.async_pool = AsyncPool(grace, options)
         self.modules = modules
+        self._sync_functions: set[str] = set()  # learnt from the async child: not async
 
     def execute(self, request: ExecutionRequest, cancel: Event) -> ExecutionResult:
         function = request.spec.function
@@ -47,7 +55,29 @@ class PythonExecutor(Executor):
             defined_in=defined_in(self.modules, function),
         )
 
+    async def execute_async(self, request: ExecutionRequest, cancel: RunCancel) -> ExecutionResult:
+        function = request.spec.function
+        if not function or function in self._sync_functions:
+            return await super().execute_async(request, cancel)
+        result = await self.async_pool.run(
+            function,
+            request.parameters,
+            request.timeout,
+            cancel,
+            on_output=request.on_output,
+            context=request.context(),
+            defined_in=defined_in(self.modules, function),
+        )
+        if result is None:
+            self._sync_functions.add(function)
+            return await super().execute_async(request, cancel)
+        return result
+
+    async def aclose(self) -> None:
+        await self.async_pool.aclose()
+
     def close(self) -> None:
+        self.async_pool.close()
         self.pool.close()
 
     def __enter__(self) -> PythonExecutor:

@@ -4,16 +4,28 @@ A run is taken only with its lease and fencing token; the lease is renewed while
 job runs, and every event the worker appends carries the token, so an outcome from a
 worker that lost its lease is rejected by the projection (and recorded as stale).
 The worker reports outcomes; the scheduler decides retries.
+
+Structure: one asyncio event loop drives every run. Each running run is a coroutine
+(take the lease, append the start, await the executor, append the outcome, finish), not
+a thread, so ``concurrency`` (running runs per worker) can be thousands: async python
+jobs wait on the async pool's socket, other jobs on a thread of the loop's default
+executor (made only while such a job runs). Blocking lease-store and log calls go to a
+few I/O threads; appends are group-committed (``worker.appender``); every held run lease
+is renewed by one ``renew_many`` per period (``LeaseKeeper``). The heartbeat, the cancel
+listener and the lease keeper stay threads of their own: a busy loop must not delay them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any, Final, TypeVar
 
 from eventlog.port import EventLog
 from events.codec import EventCodec
@@ -38,11 +50,16 @@ from leases.dispatch import (
     worker_lease_key,
 )
 from leases.port import Lease, LeaseStore, QueueItem
-from worker.execution import ExecutionRequest, ExecutionResult, Executor
+from worker.appender import Appender
+from worker.execution import ExecutionRequest, ExecutionResult, Executor, RunCancel
 from worker.live_output import LiveOutput
 from worker.outcomes import outcome_payload
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+IO_THREADS: Final = 4  # threads for lease-store and log calls of the loop
+MAX_POPPERS: Final = 4  # pops in flight at once (each holds a thread while it waits)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +68,7 @@ class WorkerConfig:
     hostname: str
     pid: int
     queues: tuple[str, ...] = ("default",)
-    concurrency: int = 1
+    concurrency: int = 1  # runs running at once in this worker
     heartbeat_interval: float = 30.0  # seconds between heartbeats
     run_lease_ttl: float = 15.0  # a run whose worker stops renewing is lost after this
     poll_timeout: float = 0.5
@@ -76,13 +93,18 @@ class Worker:
         self._leases = leases
         self._executor = executor
         self._clock = clock
-        self._draining = threading.Event()
         self._handing_back = threading.Event()
-        self._running: dict[str, threading.Event] = {}  # run id -> its cancel signal
+        self._running: dict[str, RunCancel] = {}  # run id -> its cancel signal
         self._running_lock = threading.Lock()
         self._heartbeat: Lease | None = None
         self._keeper = LeaseKeeper(leases, config.run_lease_ttl)
         self._live = LiveOutput(leases)
+        self._io = ThreadPoolExecutor(IO_THREADS, thread_name_prefix="worker-io")
+        self._appender: Appender | None = None
+        # Attempts this worker is taking or holding, until their lease is given up: a
+        # duplicate queue entry popped meanwhile must not re-acquire this worker's own
+        # lease (which would give it a new token) and run the attempt again.
+        self._holding: set[tuple[str, int]] = set()
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -97,30 +119,55 @@ class Worker:
 
     def run(self, stop: threading.Event) -> None:
         """Serve until ``stop`` is set, then drain: finish running jobs or hand them back."""
-        slots = [
-            threading.Thread(target=self._serve, name=f"slot-{i}", daemon=True)
-            for i in range(self.config.concurrency)
-        ]
+        served = threading.Event()  # the loop is done: no lease left to renew
         helpers = [
             threading.Thread(target=self._beat, args=(stop,), name="heartbeat", daemon=True),
             threading.Thread(
                 target=self._listen_for_cancels, args=(stop,), name="cancels", daemon=True
             ),
-            threading.Thread(target=self._keeper.run, args=(stop,), name="leases", daemon=True),
+            threading.Thread(target=self._keeper.run, args=(served,), name="leases", daemon=True),
         ]
-        for thread in (*slots, *helpers):
+        for thread in helpers:
             thread.start()
-        stop.wait()
-        self._draining.set()
-        deadline = time.monotonic() + self.config.drain_timeout
-        for thread in slots:
-            thread.join(max(0.0, deadline - time.monotonic()))
-        if any(thread.is_alive() for thread in slots):
-            self._hand_back()
-            for thread in slots:
-                thread.join(self.config.drain_timeout)
+        try:
+            asyncio.run(self._serve(stop))
+        finally:
+            served.set()
+            self._io.shutdown(wait=True)
         self._live.close()
         self._deregister()
+
+    async def _serve(self, stop: threading.Event) -> None:
+        loop = asyncio.get_running_loop()
+        jobs = ThreadPoolExecutor(self.config.concurrency, thread_name_prefix="job")
+        loop.set_default_executor(jobs)  # sync executors' threads, one per such running run
+        appender = self._appender = Appender(
+            self._log, self._codec, self._io, self.config.append_retry_for
+        )
+        appending = loop.create_task(appender.run())
+        slots = asyncio.Semaphore(self.config.concurrency)
+        runs: set[asyncio.Task[None]] = set()
+        poppers = min(MAX_POPPERS, self.config.concurrency)
+        with ThreadPoolExecutor(poppers, thread_name_prefix="pop") as popping:
+            await asyncio.gather(
+                *(self._take_runs(stop, slots, runs, popping) for _ in range(poppers))
+            )
+        await self._drain(runs)
+        await appender.close()
+        await appending
+        await self._executor.aclose()
+        log.info(
+            "appends group-committed",
+            extra={"events": appender.appended, "batches": appender.batches},
+        )
+
+    async def _drain(self, runs: set[asyncio.Task[None]]) -> None:
+        if not runs:
+            return
+        _, late = await asyncio.wait(set(runs), timeout=self.config.drain_timeout)
+        if late:
+            self._hand_back()
+            await asyncio.wait(late, timeout=self.config.drain_timeout)
 
     def _deregister(self) -> None:
         c = self.config
@@ -135,8 +182,9 @@ class Worker:
         elsewhere. (A cancel outcome would end runs nobody asked to cancel.)"""
         self._handing_back.set()
         with self._running_lock:
-            for cancel in self._running.values():
-                cancel.set()
+            cancels = list(self._running.values())
+        for cancel in cancels:
+            cancel.set()
 
     def _beat(self, stop: threading.Event) -> None:
         while not stop.wait(self.config.heartbeat_interval):
@@ -185,71 +233,138 @@ class Worker:
 
     # --- taking and running runs -----------------------------------------------------
 
-    def _serve(self) -> None:
-        while not self._draining.is_set():
+    async def _take_runs(
+        self,
+        stop: threading.Event,
+        slots: asyncio.Semaphore,
+        runs: set[asyncio.Task[None]],
+        popping: ThreadPoolExecutor,
+    ) -> None:
+        """Pop while a slot is free, starting a coroutine per run, until ``stop``."""
+        loop = asyncio.get_running_loop()
+        c = self.config
+        while not stop.is_set():
+            await slots.acquire()
             try:
-                popped = self._leases.pop(self.config.queues, self.config.poll_timeout)
-                if popped is not None:
-                    self.take(popped[1])
-            except ChronologError:
-                log.exception(
-                    "could not take a run; carrying on", extra={"worker_id": self.config.worker_id}
+                popped = await loop.run_in_executor(
+                    popping, self._leases.pop, c.queues, c.poll_timeout
                 )
-                self._draining.wait(1.0)
+            except ChronologError:
+                slots.release()
+                log.exception("could not take a run; carrying on", extra={"worker_id": c.worker_id})
+                await asyncio.sleep(1.0)
+                continue
+            if popped is None:
+                slots.release()
+                continue
+            run = loop.create_task(self.take(popped[1]))
+            runs.add(run)
 
-    def take(self, item: QueueItem) -> None:
+            def ended(done: asyncio.Task[None]) -> None:
+                runs.discard(done)
+                slots.release()
+
+            run.add_done_callback(ended)
+
+    async def take(self, item: QueueItem) -> None:
         """Run one queue entry if this worker can lease it and it still needs running."""
         try:
             ticket = decode_ticket(item.payload)
         except MalformedEvent:
             log.exception("dropped an unreadable queue entry", extra={"run_id": item.id})
             return
-        lease = self._leases.acquire(
-            run_lease_key(ticket.run_id), self.config.worker_id, self.config.run_lease_ttl
-        )
-        if lease is None:
-            log.info("run is held by another worker", extra={"run_id": ticket.run_id})
+        attempt = (ticket.run_id, ticket.attempt)
+        if attempt in self._holding:
+            log.info(
+                "attempt already held here; duplicate queue entry dropped",
+                extra={"run_id": ticket.run_id},
+            )
             return
+        self._holding.add(attempt)
         try:
-            self._run_leased(ticket, lease)
+            await self._take(ticket)
         finally:
-            self._leases.release(lease.key, lease.token)
+            self._holding.discard(attempt)
 
-    def _run_leased(self, ticket: Ticket, lease: Lease) -> None:
-        if self._leases.has_flag(finished_flag(ticket.run_id, ticket.attempt)):
+    async def _take(self, ticket: Ticket) -> None:
+        c = self.config
+        key = run_lease_key(ticket.run_id)
+        finished = finished_flag(ticket.run_id, ticket.attempt)
+        try:
+            taken = await self._in_thread(
+                self._leases.take_run,
+                key,
+                c.worker_id,
+                c.run_lease_ttl,
+                finished,
+                cancel_flag(ticket.run_id),
+            )
+        except ChronologError:
+            log.exception("could not take a run; carrying on", extra={"run_id": ticket.run_id})
+            return
+        if taken.finished:
             log.info(
                 "attempt already ran; duplicate queue entry dropped",
                 extra={"run_id": ticket.run_id},
             )
             return
-        if self._leases.has_flag(cancel_flag(ticket.run_id)):
+        if taken.lease is None:
+            log.info("run is held by another worker", extra={"run_id": ticket.run_id})
+            return
+        await self._run_and_finish(ticket, taken.lease, taken.cancelled)
+
+    async def _run_and_finish(self, ticket: Ticket, lease: Lease, cancelled: bool) -> None:
+        reported = False
+        try:
+            reported = await self._run_leased(ticket, lease, cancelled)
+        except ChronologError:
+            log.exception("run not completed; carrying on", extra={"run_id": ticket.run_id})
+        finally:
+            try:
+                if reported:  # the outcome is durable: no queue entry may run it again
+                    flag = finished_flag(ticket.run_id, ticket.attempt)
+                    await self._in_thread(
+                        self._leases.finish_run, lease.key, lease.token, flag, FINISHED_FLAG_TTL
+                    )
+                else:
+                    await self._in_thread(self._leases.release, lease.key, lease.token)
+            except ChronologError:
+                log.exception("run lease not released", extra={"run_id": ticket.run_id})
+
+    async def _run_leased(self, ticket: Ticket, lease: Lease, cancelled: bool) -> bool:
+        """Run the attempt; True once its outcome is in the log."""
+        if cancelled:
             reason = "cancelled before it started"
-            self._append(
+            await self._append_async(
                 self._run_event(ticket, RunCancelled(reason, self.config.worker_id, lease.token))
             )
-            return
-        self._append(self._run_event(ticket, RunStarted(self.config.worker_id, lease.token)))
-        result, lost = self._execute(ticket, lease)
+            return False
+        await self._append_async(
+            self._run_event(ticket, RunStarted(self.config.worker_id, lease.token))
+        )
+        result, lost = await self._execute(ticket, lease)
         if self._handing_back.is_set():
             log.warning("run handed back on shutdown", extra={"run_id": ticket.run_id})
-            return
+            return False
         if lost and result.status == "cancelled":
             # Stopped because the lease could not be renewed: the run is someone else's to
             # retry (the scheduler sees it lost), so this worker reports nothing.
             log.warning("run stopped: its lease was lost", extra={"run_id": ticket.run_id})
-            return
-        self._append(
+            return False
+        await self._append_async(
             self._run_event(
                 ticket, outcome_payload(ticket, result, self.config.worker_id, lease.token)
             )
         )
-        self._leases.set_flag(finished_flag(ticket.run_id, ticket.attempt), FINISHED_FLAG_TTL)
+        return True
 
-    def _execute(self, ticket: Ticket, lease: Lease) -> tuple[ExecutionResult, bool]:
+    async def _execute(self, ticket: Ticket, lease: Lease) -> tuple[ExecutionResult, bool]:
         """Run the job; the result, and whether the lease was lost meanwhile."""
-        cancel = threading.Event()
+        cancel = RunCancel()
         with self._running_lock:
             self._running[ticket.run_id] = cancel
+        if self._handing_back.is_set():
+            cancel.set()  # taken while the drain ended: stop at once
         self._keeper.hold(lease, on_lost=cancel.set)
         request = ExecutionRequest(
             ticket.run_id,
@@ -265,7 +380,7 @@ class Worker:
             extra={"run_id": ticket.run_id, "job_id": ticket.job_id, "attempt": ticket.attempt},
         )
         try:
-            result = self._executor.execute(request, cancel)
+            result = await self._executor.execute_async(request, cancel)
         finally:
             self._live.finish(ticket.run_id)
             lost = self._keeper.drop(lease)
@@ -275,6 +390,9 @@ class Worker:
             log.warning("run lease lost while running", extra={"run_id": ticket.run_id})
         log.info("run finished", extra={"run_id": ticket.run_id, "status": result.status})
         return result, lost
+
+    async def _in_thread(self, call: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._io, call, *args)
 
     # --- events ----------------------------------------------------------------------
 
@@ -297,8 +415,13 @@ class Worker:
             job_id=job_id,
         )
 
+    async def _append_async(self, event: Event) -> None:
+        """Append with the starts and outcomes of other runs (group commit)."""
+        assert self._appender is not None, "appends of runs happen inside run()"
+        await self._appender.append(event)
+
     def _append(self, event: Event) -> None:
-        """Append, retrying while the log is unavailable (bounded)."""
+        """Append, retrying while the log is unavailable (bounded); outside the loop."""
         give_up = time.monotonic() + self.config.append_retry_for
         while True:
             try:
@@ -315,8 +438,9 @@ class Worker:
 
 
 class LeaseKeeper:
-    """Renews every run lease a worker holds, from one thread; a run whose lease cannot be
-    kept (the worker was frozen past its TTL, say) is told to stop."""
+    """Renews every run lease a worker holds, from one thread, with one ``renew_many``
+    per period (one round trip for thousands of runs); a run whose lease cannot be kept
+    (the worker was frozen past its TTL, say) is told to stop, and only that run."""
 
     def __init__(self, leases: LeaseStore, ttl: float) -> None:
         self._leases = leases
@@ -339,18 +463,26 @@ class LeaseKeeper:
 
     def run(self, stop: threading.Event) -> None:
         while not stop.wait(self._ttl / 3):
-            with self._lock:
-                held = list(self._held.values())
-            for lease, on_lost in held:
-                self._renew(lease, on_lost)
+            self.renew_all()
 
-    def _renew(self, lease: Lease, on_lost: Callable[[], None]) -> None:
+    def renew_all(self) -> None:
+        """One renewal round: every held lease in one call."""
+        with self._lock:
+            held = list(self._held.values())
+        if not held:
+            return
         try:
-            kept = self._leases.renew(lease.key, lease.token, self._ttl)
+            kept = self._leases.renew_many(
+                [(lease.key, lease.token) for lease, _ in held], self._ttl
+            )
         except ChronologError:
-            return  # the store is briefly unavailable; the lease may still be ours
-        if not kept:
+            return  # the store is briefly unavailable; the leases may still be ours
+        for (lease, on_lost), renewed in zip(held, kept, strict=True):
+            if renewed:
+                continue
             with self._lock:
+                if self._held.get(lease.key, (None,))[0] is not lease:
+                    continue  # dropped meanwhile: its run has ended
                 self._lost.add(lease.key)
                 self._held.pop(lease.key, None)
             on_lost()

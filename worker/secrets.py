@@ -24,7 +24,13 @@ from typing import Any, Final
 
 from events.errors import ChronologError
 from events.secret_refs import SECRET_NAME, secret_name
-from worker.execution import ExecutionRequest, ExecutionResult, Executor, OutputListener
+from worker.execution import (
+    ExecutionRequest,
+    ExecutionResult,
+    Executor,
+    OutputListener,
+    RunCancel,
+)
 from worker.output import truncation_marker
 from worker.results import failed
 
@@ -249,6 +255,36 @@ class SecretExecutor(Executor):
         self._worker_id = worker_id
 
     def execute(self, request: ExecutionRequest, cancel: CancelSignal) -> ExecutionResult:
+        prepared = self._prepare(request)
+        if isinstance(prepared, ExecutionResult):
+            return prepared
+        resolved, redactor, flush = prepared
+        if redactor is None:
+            return self._inner.execute(resolved, cancel)
+        try:
+            result = self._inner.execute(resolved, cancel)
+        finally:
+            flush()
+        return redactor.result(result)
+
+    async def execute_async(self, request: ExecutionRequest, cancel: RunCancel) -> ExecutionResult:
+        prepared = self._prepare(request)
+        if isinstance(prepared, ExecutionResult):
+            return prepared
+        resolved, redactor, flush = prepared
+        if redactor is None:
+            return await self._inner.execute_async(resolved, cancel)
+        try:
+            result = await self._inner.execute_async(resolved, cancel)
+        finally:
+            flush()
+        return redactor.result(result)
+
+    def _prepare(
+        self, request: ExecutionRequest
+    ) -> ExecutionResult | tuple[ExecutionRequest, Redactor | None, Callable[[], None]]:
+        """The failure of a reference this worker cannot resolve, or the resolved request
+        (masking its live output), its redactor (None: no secrets) and the output flush."""
         started = time.monotonic()
         try:
             resolved, values = resolve_request(request, self._secrets)
@@ -261,17 +297,16 @@ class SecretExecutor(Executor):
                 retryable=False,
             )
         if not values:
-            return self._inner.execute(request, cancel)
+            return request, None, lambda: None
         redactor = Redactor(values)
         listener, flush = _masked_listener(request.on_output, redactor)
-        try:
-            result = self._inner.execute(dataclasses.replace(resolved, on_output=listener), cancel)
-        finally:
-            flush()
-        return redactor.result(result)
+        return dataclasses.replace(resolved, on_output=listener), redactor, flush
 
     def close(self) -> None:
         self._inner.close()
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
 
 
 def _masked_listener(

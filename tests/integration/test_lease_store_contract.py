@@ -27,7 +27,15 @@ import redis
 from redis.crc import key_slot
 
 from leases.errors import LeaseError, LeaseStoreUnavailable
-from leases.port import AsyncSubscription, Lease, LeaseStore, Message, QueueItem, Subscription
+from leases.port import (
+    AsyncSubscription,
+    Lease,
+    LeaseStore,
+    Message,
+    QueueItem,
+    Subscription,
+    Taken,
+)
 from leases.redis_store import RedisLeaseStore
 from leases.sqlite_store import (
     CHANNEL_BYTES,
@@ -93,6 +101,20 @@ class FastTimeStore(LeaseStore):
 
     def release(self, key: str, token: int) -> bool:
         return self._inner.release(key, token)
+
+    def renew_many(self, leases: Sequence[tuple[str, int]], ttl: float) -> list[bool]:
+        return self._inner.renew_many(leases, ttl / self._fast.speed)
+
+    def take_run(
+        self, key: str, owner: str, ttl: float, finished_flag: str, cancel_flag: str
+    ) -> Taken:
+        taken = self._inner.take_run(key, owner, ttl / self._fast.speed, finished_flag, cancel_flag)
+        if taken.lease is None:
+            return taken
+        return dataclasses.replace(taken, lease=self._scaled(taken.lease))
+
+    def finish_run(self, key: str, token: int, finished_flag: str, flag_ttl: float) -> bool:
+        return self._inner.finish_run(key, token, finished_flag, flag_ttl / self._fast.speed)
 
     def inspect(self, keys: Sequence[str]) -> dict[str, Lease]:
         return {key: self._scaled(lease) for key, lease in self._inner.inspect(keys).items()}
@@ -378,6 +400,79 @@ def test_lease_expires_in_real_time(
     poll_until(taken_over)
     assert taken[0] > lost.token
     assert not store.renew("leader", lost.token, ttl=10)
+
+
+def test_renew_many_renews_each_held_lease_and_fails_only_the_lost_ones(
+    store: LeaseStore, other: LeaseStore, backend: Backend
+) -> None:
+    a = store.acquire("a", "w1", 10)
+    b = store.acquire("b", "w1", 10)
+    c = store.acquire("c", "w1", 10)
+    assert a is not None and b is not None and c is not None
+    assert store.release("b", b.token)
+    backend.advance(8)
+    kept = store.renew_many([("a", a.token), ("b", b.token), ("c", c.token + 99), ("d", 1)], 10)
+    assert kept == [True, False, False, False]
+    backend.advance(8)  # past the first expiry: only the renewed lease lives
+    assert set(other.inspect(["a", "b", "c"])) == {"a"}
+    assert store.renew_many([], 10) == []
+
+
+def test_renew_many_handles_more_leases_than_one_script_call(store: LeaseStore) -> None:
+    held = [store.acquire(f"k{i}", "w1", 30) for i in range(1200)]
+    pairs = [(lease.key, lease.token) for lease in held if lease is not None]
+    lost = pairs[700]
+    assert store.release(*lost)
+    kept = store.renew_many(pairs, 30)
+    assert len(kept) == 1200
+    assert [i for i, ok in enumerate(kept) if not ok] == [700]
+
+
+def test_take_run_acquires_and_reads_the_cancel_flag(
+    store: LeaseStore, other: LeaseStore, backend: Backend
+) -> None:
+    taken = store.take_run("run:1", "w1", 10, "finished:1:1", "cancel:1")
+    assert taken.lease is not None and not taken.finished and not taken.cancelled
+    assert taken.lease.owner == "w1"
+    assert taken.lease.expires_at == pytest.approx(backend.now() + 10, abs=0.5)
+    assert other.inspect(["run:1"])["run:1"].token == taken.lease.token
+    refused = other.take_run("run:1", "w2", 10, "finished:1:1", "cancel:1")
+    assert refused == Taken(None)
+    other.set_flag("cancel:2", 60)
+    cancelled = store.take_run("run:2", "w1", 10, "finished:2:1", "cancel:2")
+    assert cancelled.cancelled and cancelled.lease is not None
+    assert cancelled.lease.token > taken.lease.token
+
+
+def test_take_run_takes_nothing_once_the_attempt_finished(
+    store: LeaseStore, other: LeaseStore
+) -> None:
+    other.set_flag("finished:1:1", 60)
+    assert store.take_run("run:1", "w1", 10, "finished:1:1", "cancel:1") == Taken(
+        None, finished=True
+    )
+    assert other.inspect(["run:1"]) == {}
+    # Another attempt of the same run is not finished.
+    assert store.take_run("run:1", "w1", 10, "finished:1:2", "cancel:1").lease is not None
+
+
+def test_finish_run_raises_the_flag_and_releases_with_the_current_token_only(
+    store: LeaseStore, other: LeaseStore, backend: Backend
+) -> None:
+    taken = store.take_run("run:1", "w1", 10, "finished:1:1", "cancel:1")
+    assert taken.lease is not None
+    assert store.finish_run("run:1", taken.lease.token, "finished:1:1", 60)
+    assert other.inspect(["run:1"]) == {}
+    assert other.has_flag("finished:1:1")
+    assert other.take_run("run:1", "w2", 10, "finished:1:1", "cancel:1").finished
+    # A worker that lost its lease still raises the flag, but releases nothing of others.
+    again = other.take_run("run:1", "w2", 10, "finished:1:2", "cancel:1")
+    assert again.lease is not None
+    assert not store.finish_run("run:1", taken.lease.token, "finished:1:3", 60)
+    assert other.has_flag("finished:1:3")
+    assert other.inspect(["run:1"])["run:1"].token == again.lease.token
+    backend.advance(61)
+    assert not other.has_flag("finished:1:1")
 
 
 def test_release_needs_the_current_token(store: LeaseStore) -> None:

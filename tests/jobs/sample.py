@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import os
 import signal
@@ -131,3 +132,30 @@ def rendezvous(mine: str, other: str, wait: float = 5.0) -> bool:
 def fail_loudly(size: int) -> None:
     """Raise an exception whose message is ``size`` characters long."""
     raise RuntimeError("x" * size)
+
+
+# --- async jobs: coroutines in the async pool's child --------------------------------
+
+
+async def async_sleep(seconds: float = 1.0, label: str = "") -> dict[str, object]:
+    print(f"start {label}")  # noqa: T201 - output capture per run
+    await asyncio.sleep(seconds)
+    print(f"end {label}", file=sys.stderr)  # noqa: T201
+    return {"label": label, "run_id": chronolog.current_run().run_id, "pid": os.getpid()}
+
+
+async def async_wait_forever(ready_file: str, done_file: str) -> None:
+    Path(ready_file).touch()
+    try:
+        await asyncio.sleep(3600)
+    finally:
+        Path(done_file).touch()  # cancellation runs the job's finally blocks
+
+
+async def async_fail(message: str = "async boom") -> None:
+    await asyncio.sleep(0)
+    raise ValueError(message)
+
+
+async def async_block(seconds: float) -> None:
+    time.sleep(seconds)  # a blocking call: the whole event loop stops with it

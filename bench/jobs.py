@@ -1,0 +1,10 @@
+"""Job functions the benchmarks run (``bench.jobs:<name>``; the repository is the app dir)."""
+
+from __future__ import annotations
+
+import asyncio
+
+
+async def nap(seconds: float = 5.0) -> None:
+    """The issue's ``async def job(): await asyncio.sleep(5)``."""
+    await asyncio.sleep(seconds)
