@@ -9,6 +9,7 @@ from datetime import datetime
 from api.auth import Caller
 from api.context import ApiContext
 from api.errors import Unavailable
+from eventlog.port import Position
 from events.errors import EventLogError
 from events.model import Event, Payload, to_millis
 
@@ -45,6 +46,19 @@ def append_and_wait(ctx: ApiContext, events: Sequence[Event]) -> bool:
     Returns False if the read model did not catch up in time (the events are still
     appended). Raises ``Unavailable`` if the log refused them: nothing was appended.
     """
+    positions = append_events(ctx, events)
+    if ctx.progress.wait_for(positions, ctx.ryw_timeout):
+        return True
+    log.warning("read model lagging behind a write", extra={"job_id": events[0].job_id})
+    return False
+
+
+def append_events(ctx: ApiContext, events: Sequence[Event]) -> list[Position]:
+    """Append ``events`` durably in one log call; where each landed, in order.
+
+    Raises ``Unavailable`` if the log refused them (nothing, or with Kafka possibly part
+    of them, was appended: events carry ids and run ids are derived, so a retry is safe).
+    """
     try:
         positions = ctx.log.append([(e.key, ctx.codec.encode(e)) for e in events])
     except EventLogError as e:
@@ -62,7 +76,4 @@ def append_and_wait(ctx: ApiContext, events: Sequence[Event]) -> bool:
                 "offset": position.offset,
             },
         )
-    if ctx.progress.wait_for(positions, ctx.ryw_timeout):
-        return True
-    log.warning("read model lagging behind a write", extra={"job_id": events[0].job_id})
-    return False
+    return positions

@@ -17,7 +17,6 @@ the same derandomized ones). The summary (operations, examples, failures) is log
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import threading
@@ -175,8 +174,7 @@ def served(
     runtime = build_runtime(settings)
     stop = threading.Event()
     projector = start_projector(runtime, stop)
-    # No scheduler runs: a trigger answers at once instead of waiting for its decision.
-    context = dataclasses.replace(api_context(runtime), decision_wait=0.0)
+    context = api_context(runtime)
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(
