@@ -69,7 +69,7 @@ def _problem(error: dict[str, Any]) -> FieldProblem:
     if error["type"] in ("unstorable", "other_type_field"):  # raised by api.schemas
         ctx = error["ctx"]
         # Inside a list of bodies (a batch's ``runs``) the path is the item's own.
-        within = _field_name(path)
+        within = _field_name(path) if any(isinstance(p, int) for p in path) else ""
         inner = f"{within}.{ctx['path']}" if within and ctx["path"] else ctx["path"]
         return FieldProblem(inner or field, ctx["reason"])
     if error["type"] == "json_invalid":

@@ -69,6 +69,30 @@ def trigger(
     )
 
 
+@router.get("/api/runs/{run_id}", dependencies=[VIEWER])
+def get_run(run_id: str, ctx: Context) -> RunOut:
+    run = load_run(ctx, run_id)
+    if run is None:
+        raise NotFound(f"no run {run_id!r}")
+    return render(ctx, run)
+
+
+@router.get("/api/runs", dependencies=[VIEWER])
+def list_runs(params: Annotated[RunQuery, Query()], ctx: Context) -> RunList:
+    """Runs, newest first; ``job_id`` takes a job id or name."""
+    with Session(ctx.engine) as session:
+        job_id = params.job_id
+        if job_id is not None and (job := api_reads.find_job(session, job_id)) is not None:
+            job_id = job.id
+        criteria = api_reads.RunFilter(
+            job_id, params.status, params.since, params.until, None, params.limit, params.offset
+        )
+        runs, total = api_reads.list_runs(session, criteria)
+        names = api_reads.job_names(session, {r.job_id for r in runs})
+    page = [run_out(r, names.get(r.job_id)) for r in runs]
+    return RunList(runs=page, total=total, limit=params.limit, offset=params.offset)
+
+
 BATCH_REPLAYED: dict[int | str, dict[str, Any]] = {
     200: {"model": BatchTriggerOut, "description": "every item named a run made earlier"}
 }
@@ -97,30 +121,6 @@ def trigger_batch(
             for a in answers
         ]
     )
-
-
-@router.get("/api/runs/{run_id}", dependencies=[VIEWER])
-def get_run(run_id: str, ctx: Context) -> RunOut:
-    run = load_run(ctx, run_id)
-    if run is None:
-        raise NotFound(f"no run {run_id!r}")
-    return render(ctx, run)
-
-
-@router.get("/api/runs", dependencies=[VIEWER])
-def list_runs(params: Annotated[RunQuery, Query()], ctx: Context) -> RunList:
-    """Runs, newest first; ``job_id`` takes a job id or name."""
-    with Session(ctx.engine) as session:
-        job_id = params.job_id
-        if job_id is not None and (job := api_reads.find_job(session, job_id)) is not None:
-            job_id = job.id
-        criteria = api_reads.RunFilter(
-            job_id, params.status, params.since, params.until, None, params.limit, params.offset
-        )
-        runs, total = api_reads.list_runs(session, criteria)
-        names = api_reads.job_names(session, {r.job_id for r in runs})
-    page = [run_out(r, names.get(r.job_id)) for r in runs]
-    return RunList(runs=page, total=total, limit=params.limit, offset=params.offset)
 
 
 @router.post("/api/runs/{run_id}/cancel")
