@@ -204,7 +204,7 @@ def test_a_batch_of_a_thousand_is_taken_and_one_more_refused(
     assert answer.status_code == 201, answer.text
     assert len({r["run_id"] for r in answer.json()["runs"]}) == MAX_BATCH_RUNS
     assert log.appends == [MAX_BATCH_RUNS]
-    params = {"job_id": "fan-out", "limit": 1}
+    params: dict[str, str | int] = {"job_id": "fan-out", "limit": 1}
     wait_until(lambda: client.get("/api/runs", params=params).json()["total"] == MAX_BATCH_RUNS)
     too_many = client.post("/api/runs", json={"runs": [*many, {"job": "fan-out"}]})
     assert too_many.status_code == 422, too_many.text
