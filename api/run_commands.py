@@ -11,7 +11,7 @@ from api.accepted import AcceptedRun
 from api.appending import api_event, append_and_wait, append_events
 from api.auth import Caller
 from api.context import ApiContext
-from api.errors import Conflict, Invalid, NotFound, Unavailable
+from api.errors import ApiError, Conflict, Invalid, NotFound, Unavailable
 from api.triggers import (
     NewRun,
     TriggerAnswer,
@@ -39,21 +39,27 @@ class RunCommands:
         """Request a manual run; answer once its event is durable (status ``pending``)."""
         if problems := check_parameters(parameters):
             raise Invalid.of(problems)
-        with Session(self._ctx.engine) as session:
-            if api_reads.find_job(session, job_ref) is None:
-                raise NotFound(f"no job with id or name {job_ref!r}")
         request = TriggerRequest(job_ref, parameters, idempotency_key)
-        [answer] = self.trigger_many([request], where=lambda _: "")
+        [answer] = self.trigger_many([request], where=lambda _: "", unknown_job=NotFound)
         return answer
 
     def trigger_many(
-        self, requests: Sequence[TriggerRequest], where: Callable[[int], str]
+        self,
+        requests: Sequence[TriggerRequest],
+        where: Callable[[int], str],
+        unknown_job: type[ApiError] = Invalid,
     ) -> list[TriggerAnswer]:
         """Request runs, all or none: any invalid request refuses the whole batch (422,
-        fields prefixed by ``where(i)``). Their events are appended in one log call."""
+        fields prefixed by ``where(i)``). Their events are appended in one log call.
+
+        Round trips: one read of the jobs, one of the keyed runs (if any keys), one append.
+        """
         with Session(self._ctx.engine) as session:
             jobs = api_reads.find_jobs(session, {r.job for r in requests})
             if problems := request_problems(requests, jobs, where):
+                unknown = [p for p in problems if p.field.endswith("job")]
+                if unknown_job is not Invalid and unknown:
+                    raise unknown_job(unknown[0].reason)
                 raise Invalid.of(problems)
             projected = api_reads.run_states(session, keyed_run_ids(requests, jobs))
         accepted = self._ctx.accepted
