@@ -22,10 +22,11 @@ from api.triggers import (
 )
 from api.validation import check_parameters
 from events.ids import new_run_id
-from events.model import Event, RunCancelled, RunCancelRequested, RunRequested, RunRetryRequested
-from leases.dispatch import CANCEL_CHANNEL, CANCEL_FLAG_TTL, cancel_flag
+from events.model import Event, RunRequested, RunRetryRequested
+from leases.cancel_signal import signal_cancel
 from projector import api_reads
 from projector.run_projection import TERMINAL, RunRow
+from scheduler.cancellation import cancel_events
 
 
 class RunCommands:
@@ -95,42 +96,15 @@ class RunCommands:
         if run.status in TERMINAL:
             raise Conflict(f"run {run_id} is already {run.status}")
         reason = reason or "cancelled by request"
-        # The flag stops a worker that pops the run later; the message stops one running it.
-        self._ctx.leases.set_flag(cancel_flag(run_id), CANCEL_FLAG_TTL)
-        self._ctx.leases.publish(CANCEL_CHANNEL, run_id.encode())
+        queue = run.queue if run.status == "queued" else None
+        taken = signal_cancel(self._ctx.leases, run_id, queue)
+        payloads = cancel_events(run.status, reason, taken_off_queue=taken, record_request=True)
         events = [
-            api_event(
-                self._ctx,
-                self._caller,
-                RunCancelRequested(reason),
-                run.job_id,
-                run_id=run_id,
-                attempt=run.attempt,
-            )
+            api_event(self._ctx, self._caller, p, run.job_id, run_id=run_id, attempt=run.attempt)
+            for p in payloads
         ]
-        if self._nobody_runs(run):
-            events.append(
-                api_event(
-                    self._ctx,
-                    self._caller,
-                    RunCancelled(reason),
-                    run.job_id,
-                    run_id=run_id,
-                    attempt=run.attempt,
-                )
-            )
         append_and_wait(self._ctx, events)
         return self._run(run_id)
-
-    def _nobody_runs(self, run: RunRow) -> bool:
-        """True when no worker has the run, or can get it any more."""
-        if run.status in ("pending", "failing", "retrying"):
-            return True
-        return (
-            run.status == "queued"
-            and run.queue is not None
-            and self._ctx.leases.remove(run.queue, run.id)
-        )
 
     def retry(self, run_id: str) -> RunRow:
         """Give a run that failed for good (dead-lettered) one more attempt, now.

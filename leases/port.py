@@ -92,6 +92,11 @@ class LeaseStore(ABC):
         """Add ``item`` to ``queue``; False (and no change) if its id is already there."""
 
     @abstractmethod
+    def push_many(self, items: Sequence[tuple[str, QueueItem]]) -> list[bool]:
+        """``push`` each (queue, item) in order, in one round trip or transaction; for
+        each, whether it was added (False: its id was already in that queue)."""
+
+    @abstractmethod
     def pop(self, queues: Sequence[str], timeout: float) -> tuple[str, QueueItem] | None:
         """Remove and return the highest-priority item of any of ``queues`` (oldest first
         among equals), waiting up to ``timeout`` s; None if all stay empty."""

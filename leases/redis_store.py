@@ -230,6 +230,24 @@ class RedisLeaseStore(LeaseStore):
         what = f"push of {item.id!r} to queue {queue!r}"
         return _succeeded(self._run(self._scripts.push, what, keys, args))
 
+    def push_many(self, items: Sequence[tuple[str, QueueItem]]) -> list[bool]:
+        if not items:
+            return []
+        # One pipelined round trip; each push stays one atomic script.
+        with self._translating(f"push of {len(items)} items from {items[0][1].id!r}"):
+            pipe = self._client.pipeline(transaction=False)
+            for queue, item in items:
+                keys = [self._keys.order(queue), self._keys.items(queue), self._keys.sequence]
+                args: list[str | bytes] = [
+                    item.id,
+                    _rank(item),
+                    item.payload,
+                    self._keys.wake(queue),
+                ]
+                self._scripts.push(keys=keys, args=args, client=pipe)
+            replies = pipe.execute()
+        return [_succeeded(reply) for reply in replies]
+
     def pop(self, queues: Sequence[str], timeout: float) -> tuple[str, QueueItem] | None:
         names = tuple(dict.fromkeys(queues))
         if not names or timeout < 0:

@@ -236,6 +236,18 @@ class SqliteLeaseStore(LeaseStore):
             self._pushed.notify()
         return added
 
+    def push_many(self, items: Sequence[tuple[str, QueueItem]]) -> list[bool]:
+        if not items:
+            return []
+        with self._writing(f"push of {len(items)} items from {items[0][1].id!r}") as (conn, _):
+            added = [
+                conn.execute(_PUSH, (queue, item.id, item.priority, item.payload)).rowcount == 1
+                for queue, item in items
+            ]
+        if any(added):
+            self._pushed.notify()
+        return added
+
     def pop(self, queues: Sequence[str], timeout: float) -> tuple[str, QueueItem] | None:
         names = tuple(dict.fromkeys(queues))
         if not names or timeout < 0:

@@ -104,6 +104,9 @@ class BatchState:
     tokens: Fold[TokenRow]
     # Each applied run and worker event as a row change, for the roll-ups.
     changes: list[Change] = field(default_factory=list)
+    # Run id -> log position (partition, offset) of the last event applied to it: the
+    # scheduler reads the runs changed since the checkpoints it saw (migration 0009).
+    run_positions: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     @classmethod
     def load(cls, session: Session, events: Sequence[Event]) -> BatchState:
@@ -158,6 +161,11 @@ class BatchState:
         self.changes.append(RunChange(before, outcome, event.occurred_at))
         return None
 
+    def mark_position(self, event: Event, partition: int, offset: int) -> None:
+        """Remember where the applied ``event`` is in the log, if it changed a run."""
+        if event.run_id is not None and isinstance(event.payload, RUN_EVENTS):
+            self.run_positions[event.run_id] = (partition, offset)
+
     @staticmethod
     def _put(fold: Fold[R], key: str, outcome: R | Rejected | None) -> str | None:
         if isinstance(outcome, Rejected):
@@ -167,7 +175,7 @@ class BatchState:
 
     def flush(self, session: Session) -> None:
         rows.replace_jobs(session, *self.jobs.changes())
-        rows.replace_runs(session, *self.runs.changes())
+        rows.replace_runs(session, *self.runs.changes(), positions=self.run_positions)
         rows.replace_activity(session, *self.activity.changes())
         rows.replace_workers(session, *self.workers.changes())
         replace_tokens(session, *self.tokens.changes())
@@ -220,7 +228,10 @@ def _fold(state: BatchState, record: LogRecord, event: Event) -> str | None:
     problem = unprojectable_reason(event)
     if problem is None:
         try:
-            return state.apply(event)
+            reason = state.apply(event)
+            if reason is None:
+                state.mark_position(event, record.partition, record.offset)
+            return reason
         except Exception as e:  # a pure fold: the event's fault, never the database's
             problem = describe(e)
     _log_unprojectable(record, event, problem)

@@ -8,7 +8,7 @@ diffing and one statement per table.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -137,15 +137,21 @@ def attempt_row(record: RunAttemptRecord) -> AttemptRow:
     return AttemptRow(**{name: getattr(record, name) for name in _ATTEMPT_COLUMNS})
 
 
-def replace_runs(session: Session, existing: Sequence[str], live: Sequence[RunRow]) -> None:
+def replace_runs(
+    session: Session,
+    existing: Sequence[str],
+    live: Sequence[RunRow],
+    positions: Mapping[str, tuple[int, int]] | None = None,
+) -> None:
+    """Write the batch's run rows; ``positions``: run id -> (partition, offset) of the
+    last event applied to it, kept as the row's change position (migration 0009)."""
     if existing:
         session.execute(delete(RunAttemptRecord).where(RunAttemptRecord.run_id.in_(existing)))
         session.execute(delete(RunRecord).where(RunRecord.id.in_(existing)))
     if not live:
         return
-    insert_rows(
-        session, core_table(RunRecord), [{n: getattr(r, n) for n in _RUN_COLUMNS} for r in live]
-    )
+    stamps = positions or {}
+    insert_rows(session, core_table(RunRecord), [_run_values(r, stamps.get(r.id)) for r in live])
     attempts = [
         {"run_id": run.id, **{n: getattr(a, n) for n in _ATTEMPT_COLUMNS}}
         for run in live
@@ -153,6 +159,13 @@ def replace_runs(session: Session, existing: Sequence[str], live: Sequence[RunRo
     ]
     if attempts:
         insert_rows(session, core_table(RunAttemptRecord), attempts)
+
+
+def _run_values(run: RunRow, position: tuple[int, int] | None) -> dict[str, Any]:
+    values = {n: getattr(run, n) for n in _RUN_COLUMNS}
+    if position is not None:
+        values["change_partition"], values["change_offset"] = position
+    return values
 
 
 # --- job activity and workers ------------------------------------------------------

@@ -9,12 +9,12 @@ the projector does not import the scheduler).
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select, true
 from sqlalchemy.orm import Session
 
 from events.model import JobSpec, RunTrigger, spec_from_dict
@@ -49,16 +49,6 @@ class RunFacts(NamedTuple):
     next_retry_at: datetime | None
     worker_id: str | None
     lease_token: int | None
-
-
-class FailingRun(NamedTuple):
-    """A ``failing`` run and the facts of its latest attempt's bad ending."""
-
-    run: RunFacts
-    outcome: str | None
-    exit_code: int | None
-    retryable: bool
-    error: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,29 +157,57 @@ def last_dependency_requests(session: Session, job_ids: Collection[str]) -> dict
 # --- runs --------------------------------------------------------------------------
 
 
-def open_runs(session: Session) -> tuple[list[RunFacts], dict[str, str]]:
-    """The open runs, oldest request first, and the queue of each one that was queued."""
+class RunState(NamedTuple):
+    """A run as the scheduler keeps it between rounds: its facts, the queue it was queued
+    on, and how its latest attempt ended (what a ``failing`` run's retry rule reads)."""
+
+    run: RunFacts
+    queue: str | None
+    outcome: str | None
+    exit_code: int | None
+    retryable: bool
+    error: str | None
+
+
+_STATE_COLUMNS = (
+    *_RUN_COLUMNS,
+    RunRecord.queue,
+    RunRecord.outcome,
+    RunRecord.exit_code,
+    RunRecord.retryable,
+    RunRecord.error,
+)
+_FACTS = len(_RUN_COLUMNS)
+
+
+def _state(values: Sequence[Any]) -> RunState:
+    return RunState(RunFacts(*values[:_FACTS]), *values[_FACTS:])
+
+
+def open_runs(session: Session) -> list[RunState]:
+    """Every open run (the scheduler's full read), oldest request first."""
     query = (
-        select(*_RUN_COLUMNS, RunRecord.queue)
+        select(*_STATE_COLUMNS)
         .where(RunRecord.status.in_(OPEN))
         .order_by(RunRecord.requested_at, RunRecord.id)
     )
-    runs, queues = [], {}
-    for *values, queue in session.execute(query):
-        runs.append(_facts(values))
-        if queue is not None:
-            queues[values[0]] = queue
-    return runs, queues
+    return [_state(values) for values in session.execute(query)]
 
 
-def failing_runs(session: Session) -> list[FailingRun]:
-    """The ``failing`` runs, which wait for a retry or a dead letter."""
-    outcome = (RunRecord.outcome, RunRecord.exit_code, RunRecord.retryable, RunRecord.error)
-    query = select(*_RUN_COLUMNS, *outcome).where(RunRecord.status == "failing")
-    return [
-        FailingRun(_facts(values), kind, code, retryable, error)
-        for *values, kind, code, retryable, error in session.execute(query)
+def runs_changed_since(session: Session, seen: Mapping[int, int]) -> list[RunState]:
+    """The runs, open or not, that an event at or after ``seen`` (partition -> next
+    offset, checkpoints read before the previous read) changed.
+
+    A partition absent from ``seen`` had nothing projected then: all of its runs count.
+    Rows projected before migration 0009 carry no position and are never listed here.
+    """
+    after = [
+        (RunRecord.change_partition == partition) & (RunRecord.change_offset >= offset)
+        for partition, offset in seen.items()
     ]
+    unseen = RunRecord.change_partition.not_in(list(seen)) if seen else true()
+    query = select(*_STATE_COLUMNS).where(or_(unseen, *after))
+    return [_state(values) for values in session.execute(query)]
 
 
 def completed_since(session: Session, job_ids: Collection[str], since: datetime) -> list[RunFacts]:

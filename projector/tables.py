@@ -106,6 +106,9 @@ class RunRecord(Base):
         # The first also serves every lookup by status (the scheduler's open runs).
         Index("ix_runs_status_requested", "status", "requested_at", "id"),
         Index("ix_runs_trigger_requested", "trigger", "requested_at", "id"),
+        # The scheduler's incremental read: rows changed since the checkpoints it saw
+        # (migration 0009).
+        Index("ix_runs_change", "change_partition", "change_offset"),
     )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -138,6 +141,10 @@ class RunRecord(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     dead_lettered: Mapped[bool] = mapped_column(index=True)
     cancel_requested: Mapped[bool]
+    # The log position of the last event applied to the row (not part of ``RunRow``: the
+    # projector stamps it when it writes the row; the scheduler reads changes by it).
+    change_partition: Mapped[int | None] = mapped_column(Integer)
+    change_offset: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class RunAttemptRecord(Base):

@@ -38,12 +38,11 @@ from events.model import (
     ConcurrencyPolicy,
     Event,
     JobSpec,
-    RunCancelled,
-    RunCancelRequested,
     RunQueued,
     RunSkipped,
     RunTrigger,
 )
+from scheduler.cancellation import cancel_events
 from scheduler.envelope import run_event
 from scheduler.views import JobView, RunStatus, RunView
 
@@ -52,8 +51,6 @@ SLOT_HOLDERS: Final[frozenset[RunStatus]] = frozenset({"queued", "running", "fai
 AUTOMATIC_TRIGGERS: Final[frozenset[RunTrigger]] = frozenset({"schedule", "dependency"})
 """Triggers whose pending runs a paused job skips."""
 
-_CANCELLABLE: Final[frozenset[RunStatus]] = frozenset({"pending", "queued", "failing", "retrying"})
-_HELD_BY_NOBODY: Final[frozenset[RunStatus]] = frozenset({"failing", "retrying"})
 _SHOWN_IDS: Final = 3
 
 _Policy: TypeAlias = Callable[[JobSpec, list[RunView], Sequence[RunView], datetime], list[Event]]
@@ -92,21 +89,10 @@ def due_retries(
     for run in sorted(due, key=_oldest_first):
         job = jobs.get(run.job_id)
         if job is None:
-            events.append(run_event(RunCancelled(reason="job deleted"), run, now))
+            events += _cancel(run, "job deleted", now)
         else:
             events.append(_queued(run, job.spec, now))
     return events
-
-
-def cancel_queued(run: RunView, now: datetime, reason: str | None = None) -> list[Event]:
-    """Cancel a run no worker holds (``pending``, ``queued``, ``failing`` or ``retrying``).
-
-    The loop also removes a queued run from its dispatch queue. A ``running`` run is
-    cancelled by its worker (through the ``cancel:<run id>`` flag): nothing here.
-    """
-    if run.status not in _CANCELLABLE:
-        return []
-    return [run_event(RunCancelled(reason=reason or "cancel requested"), run, now)]
 
 
 def _retry_due(run: RunView, now: datetime) -> bool:
@@ -168,7 +154,7 @@ def _replace(
         return []
     *older, newest = pending
     reason = f"replaced by {newest.run_id}"
-    events = [_cancel_active(run, reason, newest, now) for run in active]
+    events = [e for run in active for e in _cancel(run, reason, now, caused_by=newest.run_id)]
     events += [_skip(run, now, "replaced", reason, caused_by=newest.run_id) for run in older]
     events.append(_queued(newest, spec, now))
     return events
@@ -210,10 +196,10 @@ def _overlap_detail(holders: Sequence[RunView], limit: int) -> str:
     return f"{len(holders)} active run(s), at most {limit} allowed: {shown}{more}"
 
 
-def _cancel_active(run: RunView, reason: str, newest: RunView, now: datetime) -> Event:
-    if run.status in _HELD_BY_NOBODY:  # no worker and no queue entry to reach: cancel outright
-        return run_event(RunCancelled(reason=reason), run, now, causation_id=newest.run_id)
-    return run_event(RunCancelRequested(reason=reason), run, now, causation_id=newest.run_id)
+def _cancel(run: RunView, reason: str, now: datetime, caused_by: str | None = None) -> list[Event]:
+    # Before any signal: a queued run counts as held (the loop takes it off its queue).
+    payloads = cancel_events(run.status, reason, taken_off_queue=False, record_request=False)
+    return [run_event(p, run, now, causation_id=caused_by) for p in payloads]
 
 
 def _queued(run: RunView, spec: JobSpec, now: datetime) -> Event:

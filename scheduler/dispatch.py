@@ -4,7 +4,7 @@ with the read model (the queues are derived state; losing them loses no run)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -14,6 +14,7 @@ from events.model import Event, JobSpec, RunQueued, RunRequested
 from leases.dispatch import Ticket, encode_ticket, finished_flag, run_lease_key
 from leases.port import LeaseStore, QueueItem
 from projector import scheduler_reads as reads
+from projector.scheduler_reads import QueuedRun
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ class Dispatcher:
         ``fire_times``: the ``scheduled_for`` of runs requested earlier; runs requested
         by these events take theirs from the events."""
         fired = {**(fire_times or {}), **requested_fire_times(events)}
-        pushed = 0
+        items: list[tuple[str, QueueItem]] = []
         for event in events:
             if not isinstance(event.payload, RunQueued) or event.run_id is None:
                 continue
@@ -52,33 +53,68 @@ class Dispatcher:
                 event.correlation_id,
                 fired.get(event.run_id),
             )
-            pushed += self._push(event.payload.queue, event.payload.priority, ticket)
-        return pushed
-
-    def _push(self, queue: str, priority: int, ticket: Ticket) -> bool:
-        item = QueueItem(ticket.run_id, priority, encode_ticket(ticket))
-        return self._leases.push(queue, item)
+            items.append(_item(event.payload.queue, event.payload.priority, ticket))
+        return sum(self._leases.push_many(items)) if items else 0
 
     def reconcile(self, session: Session, now: datetime) -> int:
-        """Re-push queued runs that no queue holds and no worker has; return how many."""
+        """Re-push queued runs that no queue holds and no worker has; return how many.
+
+        Reads in batches (the queued runs, each queue's ids once, the runs' leases in
+        one call), decides with pure functions, then pushes.
+        """
         # Old enough that a worker holding one would show its lease by now.
         queued = reads.queued_before(session, now - RECONCILE_GRACE)
         if not queued:
             return 0
         in_queues = {q: self._leases.queued_ids(q) for q in {r.queue for r in queued}}
         leased = self._leases.inspect([run_lease_key(r.run_id) for r in queued])
-        missing = [
-            r
-            for r in queued
-            if r.run_id not in in_queues[r.queue]
-            and run_lease_key(r.run_id) not in leased
-            and not self._leases.has_flag(finished_flag(r.run_id, r.attempt))
-        ]
+        unheld = held_by_nobody(queued, in_queues, leased.keys())
+        if not unheld:
+            return 0
+        # Per run, but only for the few no queue or worker holds (a finished attempt
+        # whose outcome the read model has not applied yet).
+        finished = {
+            r.run_id for r in unheld if self._leases.has_flag(finished_flag(r.run_id, r.attempt))
+        }
+        missing = [r for r in unheld if r.run_id not in finished]
         specs = reads.job_specs(session, {r.job_id for r in missing})
         parameters = reads.run_parameters(session, [r.run_id for r in missing])
-        pushed = 0
-        for run in (r for r in missing if r.job_id in specs):
-            ticket = Ticket(
+        items = [_item(*ticket) for ticket in repush_tickets(missing, specs, parameters)]
+        added = self._leases.push_many(items) if items else []
+        for (_, item), was_added in zip(items, added, strict=True):
+            if was_added:
+                log.warning(
+                    "re-pushed a queued run missing from its queue", extra={"run_id": item.id}
+                )
+        return sum(added)
+
+
+def _item(queue: str, priority: int, ticket: Ticket) -> tuple[str, QueueItem]:
+    return queue, QueueItem(ticket.run_id, priority, encode_ticket(ticket))
+
+
+def held_by_nobody(
+    queued: Sequence[QueuedRun], in_queues: Mapping[str, Set[str]], leased: Set[str]
+) -> list[QueuedRun]:
+    """The queued runs that their queue does not hold and no worker has leased."""
+    return [
+        r
+        for r in queued
+        if r.run_id not in in_queues.get(r.queue, ()) and run_lease_key(r.run_id) not in leased
+    ]
+
+
+def repush_tickets(
+    missing: Sequence[QueuedRun],
+    specs: Mapping[str, JobSpec],
+    parameters: Mapping[str, dict[str, Any]],
+) -> list[tuple[str, int, Ticket]]:
+    """(queue, priority, ticket) to push again for each missing run whose job still exists."""
+    return [
+        (
+            run.queue,
+            run.priority,
+            Ticket(
                 run.run_id,
                 run.job_id,
                 run.attempt,
@@ -86,13 +122,11 @@ class Dispatcher:
                 parameters.get(run.run_id, {}),
                 run.correlation_id,
                 run.scheduled_for,
-            )
-            if self._push(run.queue, run.priority, ticket):
-                pushed += 1
-                log.warning(
-                    "re-pushed a queued run missing from its queue", extra={"run_id": run.run_id}
-                )
-        return pushed
+            ),
+        )
+        for run in missing
+        if run.job_id in specs
+    ]
 
 
 def requested_fire_times(events: Sequence[Event]) -> dict[str, datetime | None]:

@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session
 from leases.dispatch import run_lease_key
 from leases.port import LeaseStore
 from projector import scheduler_reads as reads
-from scheduler.decide import Failure, Snapshot
+from scheduler.decide import Snapshot
+from scheduler.open_runs import OpenRuns
 from scheduler.views import DependencyState, JobView, RunView
 
 
@@ -26,31 +27,36 @@ class Gathered:
 
 
 def gather(
-    session: Session, leases: LeaseStore, completed_since: datetime, cache: reads.JobCache
+    session: Session,
+    leases: LeaseStore,
+    completed_since: datetime,
+    cache: reads.JobCache,
+    open_runs: OpenRuns,
+    *,
+    check_leases: bool = True,
 ) -> Gathered:
+    """One round's snapshot; ``open_runs``: the open runs, just refreshed (read before
+    the leases are inspected, or a run that ended in between would look lost).
+
+    ``check_leases=False`` skips inspecting the running runs' leases: every running run
+    counts as live this round (none is found lost; the next check finds it).
+    """
     jobs = {job_id: JobView(*facts) for job_id, facts in cache.jobs(session).items()}
-    open_facts, queues = reads.open_runs(session)
-    open_runs = [RunView(*facts) for facts in open_facts]
-    running = [run_lease_key(r.run_id) for r in open_runs if r.status == "running"]
-    live = set(leases.inspect(running)) if running else set()  # after reading the runs
+    views = open_runs.views
+    running = [run_lease_key(r.run_id) for r in views if r.status == "running"]
+    # After reading the runs; unchecked, every running run counts as live.
+    live = set(leases.inspect(running)) if running and check_leases else set(running)
     upstreams = {u for job in jobs.values() for u in job.spec.depends_on}
     completed = reads.completed_since(session, upstreams, completed_since)
     snapshot = Snapshot(
         jobs=jobs,
-        open_runs=open_runs,
+        open_runs=views,
         live_run_leases=live,
-        failures=_failures(session),
+        failures=open_runs.failures,
         completed=[RunView(*facts) for facts in completed],
         dependencies=_dependency_state(session, jobs, upstreams),
     )
-    return Gathered(snapshot, queues)
-
-
-def _failures(session: Session) -> list[Failure]:
-    return [
-        Failure(RunView(*f.run), f.outcome or "failed", f.exit_code, f.retryable, f.error)
-        for f in reads.failing_runs(session)
-    ]
+    return Gathered(snapshot, open_runs.queues)
 
 
 def _dependency_state(

@@ -23,22 +23,19 @@ from eventlog.port import EventLog, Position
 from events.codec import EventCodec
 from events.errors import ChronologError
 from events.model import Event, RunCancelRequested, RunQueued, RunRequested
-from leases.dispatch import (
-    CANCEL_CHANNEL,
-    CANCEL_FLAG_TTL,
-    SCHEDULER_LEADER_KEY,
-    cancel_flag,
-    worker_lease_key,
-)
+from leases.cancel_signal import signal_cancel
+from leases.dispatch import SCHEDULER_LEADER_KEY, worker_lease_key
 from leases.port import Lease, LeaseStore
 from projector import scheduler_reads as reads
 from projector.progress import ProjectionProgress
-from scheduler.concurrency import cancel_queued
+from scheduler.cancellation import cancel_events
 from scheduler.decide import decide
 from scheduler.dispatch import Dispatcher
+from scheduler.envelope import run_event
 from scheduler.fires import invalid_schedules, next_wakeup
 from scheduler.gather import Gathered, gather
 from scheduler.health import lost_workers
+from scheduler.open_runs import OpenRuns
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +51,13 @@ class SchedulerConfig:
     min_round_interval: float = 0.02  # bounds the CPU a busy log can make rounds take
     dependency_lookback: timedelta = timedelta(hours=1)  # completions a new leader re-reads
     worker_check_interval: float = 1.0  # seconds between looks for workers that went silent
+    # Rounds read only the runs changed since the previous one; every this many seconds
+    # (and when it takes the lead) the leader reads all open runs again, as a safety net.
+    full_read_interval: float = 60.0
+    # Seconds between inspections of the running runs' leases (lost runs): one lookup per
+    # running run, too much for every round with thousands running. A lost run waits for
+    # its lease to expire anyway; this adds at most this much to it.
+    lease_check_interval: float = 0.5
 
 
 class Scheduler:
@@ -79,6 +83,7 @@ class Scheduler:
         self._rng = rng or random.Random()
         self._dispatcher = Dispatcher(leases)
         self._jobs = reads.JobCache()
+        self._open = OpenRuns(timedelta(seconds=config.full_read_interval))
         self._invalid: set[str] = set()  # jobs already reported with uncomputable schedules
         self._seen: dict[int, int] = {}  # checkpoints when the last round started reading
         self._leadership: Lease | None = None
@@ -87,6 +92,7 @@ class Scheduler:
         self._completed_since = self._clock()
         self._reconciled_at = datetime.min.replace(tzinfo=UTC)
         self._workers_checked_at = datetime.min.replace(tzinfo=UTC)
+        self._leases_checked_at = datetime.min.replace(tzinfo=UTC)
 
     @property
     def is_leader(self) -> bool:
@@ -131,6 +137,7 @@ class Scheduler:
                 return True
             log.warning("lost the scheduler leadership", extra={"node": self.config.node_id})
             self._leadership = None
+            self._open.forget()
         self._leadership = self._leases.acquire(SCHEDULER_LEADER_KEY, self.config.node_id, ttl)
         if self._leadership is not None:
             self._become_leader(now)
@@ -139,6 +146,7 @@ class Scheduler:
     def _become_leader(self, now: datetime) -> None:
         self._renewed_at = now
         self._completed_since = now - self.config.dependency_lookback
+        self._open.forget()  # another leader decided meanwhile: read every open run again
         with Session(self._engine) as session:
             # The lease store is derived state; its token counter may have been lost.
             self._leases.ensure_token_floor(reads.max_lease_token(session))
@@ -152,12 +160,9 @@ class Scheduler:
     # --- one round -------------------------------------------------------------------
 
     def _round(self, now: datetime) -> datetime:
-        # Taken before reading: whatever is applied after it wakes the next round at once.
-        self._seen = self._progress.checkpoints()
-        with Session(self._engine) as session:
-            gathered = gather(session, self._leases, self._completed_since, self._jobs)
+        gathered = self._gather(now)
         events = decide(gathered.snapshot, now, self._rng)
-        events += self._cancel_queued(events, gathered)
+        events += self._signal_cancels(events, gathered)
         events += self._lost_workers(now)
         self._append(events)
         self._dispatch(events, gathered)
@@ -173,6 +178,26 @@ class Scheduler:
             self._reconciled_at = now
         self._report_invalid(gathered)
         return self._next_round(gathered, now)
+
+    def _gather(self, now: datetime) -> Gathered:
+        # Taken before reading: whatever is applied after it wakes the next round at once,
+        # and the next refresh reads what changed from there.
+        self._seen = self._progress.checkpoints()
+        interval = timedelta(seconds=self.config.lease_check_interval)
+        check_leases = now - self._leases_checked_at >= interval
+        with Session(self._engine) as session:
+            self._open.refresh(session, self._seen, now)
+            gathered = gather(
+                session,
+                self._leases,
+                self._completed_since,
+                self._jobs,
+                self._open,
+                check_leases=check_leases,
+            )
+        if check_leases:
+            self._leases_checked_at = now
+        return gathered
 
     def _report_invalid(self, gathered: Gathered) -> None:
         """Log each job whose schedule cannot be computed once, not every round."""
@@ -203,24 +228,22 @@ class Scheduler:
             )
         return events
 
-    def _cancel_queued(self, events: Sequence[Event], gathered: Gathered) -> list[Event]:
-        """Cancels the rules asked for (``replace``): signal, and drop what still waits."""
+    def _signal_cancels(self, events: Sequence[Event], gathered: Gathered) -> list[Event]:
+        """Signal the cancels the rules decided (``replace``); a run the signal took off
+        its queue is cancelled at once (``scheduler.cancellation``)."""
         extra: list[Event] = []
         views = {r.run_id: r for r in gathered.snapshot.open_runs}
         for event in events:
             if not isinstance(event.payload, RunCancelRequested) or event.run_id is None:
                 continue
-            self._leases.set_flag(cancel_flag(event.run_id), CANCEL_FLAG_TTL)
-            self._leases.publish(CANCEL_CHANNEL, event.run_id.encode())
             run = views.get(event.run_id)
-            queue = gathered.queues.get(event.run_id)
-            if (
-                run is not None
-                and run.status == "queued"
-                and queue
-                and self._leases.remove(queue, run.run_id)
-            ):
-                extra += cancel_queued(run, event.occurred_at, event.payload.reason)
+            queue = gathered.queues.get(event.run_id) if run and run.status == "queued" else None
+            if signal_cancel(self._leases, event.run_id, queue) and run is not None:
+                reason = event.payload.reason or "cancel requested"
+                payloads = cancel_events(
+                    run.status, reason, taken_off_queue=True, record_request=False
+                )
+                extra += [run_event(p, run, event.occurred_at) for p in payloads]
         return extra
 
     def _dispatch(self, events: Sequence[Event], gathered: Gathered) -> None:

@@ -103,6 +103,9 @@ class FastTimeStore(LeaseStore):
     def push(self, queue: str, item: QueueItem) -> bool:
         return self._inner.push(queue, item)
 
+    def push_many(self, items: Sequence[tuple[str, QueueItem]]) -> list[bool]:
+        return self._inner.push_many(items)
+
     def pop(self, queues: Sequence[str], timeout: float) -> tuple[str, QueueItem] | None:
         return self._inner.pop(queues, timeout)
 
@@ -544,6 +547,23 @@ def test_push_is_idempotent_per_queue_and_id(store: LeaseStore) -> None:
     assert store.push("gpu", item("run-1", 1))
     assert store.pop(["default"], 0) == ("default", item("run-1", 1))
     assert store.pop(["default"], 0) is None
+
+
+def test_push_many_pushes_in_order_and_says_which_were_new(store: LeaseStore) -> None:
+    assert store.push_many([]) == []
+    store.push("default", item("run-1", 1))
+    added = store.push_many(
+        [
+            ("default", item("run-1", 1)),  # already there
+            ("default", item("run-2", 1)),
+            ("gpu", item("run-1", 1)),  # another queue
+            ("default", item("run-3", 5)),
+            ("default", item("run-2", 9)),  # pushed earlier in this call
+        ]
+    )
+    assert added == [False, True, True, True, False]
+    assert pop_all(store, ["default"]) == ["run-3", "run-1", "run-2"]
+    assert pop_all(store, ["gpu"]) == ["run-1"]
 
 
 def test_remove_drops_a_queued_item(store: LeaseStore) -> None:

@@ -11,13 +11,12 @@ import pytest
 from events.model import (
     Event,
     JobSpec,
-    RunCancelled,
     RunCancelRequested,
     RunQueued,
     RunSkipped,
     RunTrigger,
 )
-from scheduler.concurrency import admit, cancel_queued, due_retries
+from scheduler.concurrency import admit, due_retries
 from scheduler.views import JobView, RunStatus, RunView
 
 T0 = datetime(2026, 7, 1, 9, tzinfo=UTC)
@@ -201,29 +200,3 @@ def test_given_due_retry_when_queued_then_for_the_announced_attempt() -> None:
     [event] = due_retries([given], {"job-1": job(queue="q", priority=2)}, NOW)
 
     assert (event.attempt, event.payload) == (3, RunQueued(queue="q", priority=2))
-
-
-# --- cancel -----------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("status", "expected"),
-    [
-        ("pending", [RunCancelled(reason="cancel requested")]),
-        ("queued", [RunCancelled(reason="cancel requested")]),
-        ("retrying", [RunCancelled(reason="cancel requested")]),
-        ("running", []),
-        ("completed", []),
-        ("cancelled", []),
-    ],
-)
-def test_given_run_when_cancel_queued_then_cancelled_unless_a_worker_has_it(
-    status: RunStatus, expected: list[RunCancelled]
-) -> None:
-    assert [e.payload for e in cancel_queued(run("r", status), NOW)] == expected
-
-
-def test_given_reason_when_cancel_queued_then_kept() -> None:
-    [event] = cancel_queued(run("r", "queued"), NOW, reason="by alice")
-
-    assert event.payload == RunCancelled(reason="by alice")

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from events.model import JobSpec, RunDeadLettered, RunRetryScheduled
-from scheduler.concurrency import admit, cancel_queued
+from scheduler.concurrency import admit
 from scheduler.decide import Failure, Snapshot, decide
 from scheduler.retries import after_failure
 from scheduler.views import JobView, RunStatus, RunView
@@ -99,7 +99,3 @@ def test_replace_cancels_a_failing_run_outright() -> None:
         [newest], {"j": [run("r1", "failing")]}, {"j": job(concurrency_policy="replace")}, NOW
     )
     assert types(events) == [("RunCancelled", "r1"), ("RunQueued", "r2")]
-
-
-def test_a_failing_run_can_be_cancelled_by_the_scheduler() -> None:
-    assert types(cancel_queued(run("r1", "failing"), NOW)) == [("RunCancelled", "r1")]
