@@ -45,9 +45,10 @@ from events.codec import EventCodec
 from events.model import JobSpec
 from projector.audit_reads import AuditFilter, AuditKey, audit_page, audit_query
 from projector.bulk import insert_rows
+from projector.fold import Changes
 from projector.job_projection import JobRow
 from projector.replay import replay
-from projector.rows import replace_jobs
+from projector.rows import write_jobs
 from projector.tables import EventIndexRecord, core_table
 
 RESULTS: Final = Path(__file__).parent / "results"
@@ -152,7 +153,7 @@ def fill(engine: Engine, events: int, audited: float) -> None:
             for n in range(JOBS)
             if n % 100 != 2
         ]
-        replace_jobs(session, [], jobs)
+        write_jobs(session, Changes(jobs))
     with engine.begin() as connection:
         connection.execute(text("ANALYZE"))
     print(f"filled {events:,} events in {time.perf_counter() - started:.0f} s")

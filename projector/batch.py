@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, Executable, Table, select
 from sqlalchemy.dialects import postgresql as postgresql_dialect
@@ -28,6 +28,7 @@ from events.model import Event
 from projector import rows
 from projector.activity import JobActivity, apply_activity
 from projector.bulk import insert_rows
+from projector.fold import Fold
 from projector.job_projection import JOB_EVENTS, JobRow, Rejected, apply_job_event
 from projector.poison import (
     UNPROJECTABLE,
@@ -46,7 +47,7 @@ from projector.tables import (
     core_table,
 )
 from projector.token_projection import TOKEN_EVENTS, TokenRow, apply_token_event
-from projector.token_rows import load_tokens, replace_tokens
+from projector.token_rows import load_tokens, write_tokens
 from projector.worker_projection import WORKER_EVENTS, WorkerRow, apply_worker_event
 
 log = logging.getLogger(__name__)
@@ -71,28 +72,6 @@ class BatchResult:
 
 
 R = TypeVar("R")
-
-
-class Fold(Generic[R]):
-    """The rows of one table a batch touches: loaded once, folded in memory, written once."""
-
-    def __init__(self, loaded: dict[str, R]) -> None:
-        self._loaded = set(loaded)
-        self._rows: dict[str, R | None] = dict(loaded)
-        self._touched: set[str] = set()
-
-    def get(self, key: str) -> R | None:
-        return self._rows.get(key)
-
-    def put(self, key: str, row: R | None) -> None:
-        self._rows[key] = row
-        self._touched.add(key)
-
-    def changes(self) -> tuple[list[str], list[R]]:
-        """Touched keys that exist in the database, and the touched rows still alive."""
-        existing = [key for key in self._touched if key in self._loaded]
-        live = [row for key in self._touched if (row := self._rows[key]) is not None]
-        return existing, live
 
 
 @dataclass(frozen=True)
@@ -174,11 +153,11 @@ class BatchState:
         return None
 
     def flush(self, session: Session) -> None:
-        rows.replace_jobs(session, *self.jobs.changes())
-        rows.replace_runs(session, *self.runs.changes(), positions=self.run_positions)
-        rows.replace_activity(session, *self.activity.changes())
-        rows.replace_workers(session, *self.workers.changes())
-        replace_tokens(session, *self.tokens.changes())
+        rows.write_jobs(session, self.jobs.changes())
+        rows.write_runs(session, self.runs.changes(), positions=self.run_positions)
+        rows.write_activity(session, self.activity.changes())
+        rows.write_workers(session, self.workers.changes())
+        write_tokens(session, self.tokens.changes())
         write_rollups(session, rollup_deltas(self.changes))
 
 

@@ -1,55 +1,182 @@
-"""Inserting a batch's rows: PostgreSQL's COPY, else one executemany INSERT.
+"""Writing a batch's rows: one statement per table, with the driver doing the per-row work.
 
 The projector writes thousands of rows per batch (the audit index, runs, attempts).
-psycopg sends an executemany row by row through its pipeline, with Python work per row
-and per parameter; COPY streams the rows in one command, about twice as fast end to end.
+SQLAlchemy's executemany spends more Python time per row (building and converting each
+parameter dict) than SQLite spends storing it, and psycopg sends an executemany row by
+row. So rows go to the driver directly, converted by the same bind processors SQLAlchemy
+would use (JSON serialising, UTC normalising), so what is stored is exactly what an
+ORM insert would store:
+
+- SQLite: one prepared ``INSERT`` (or ``INSERT ... ON CONFLICT DO UPDATE``) run by the
+  driver's executemany;
+- PostgreSQL: ``COPY`` streams the rows in one command; an upsert copies them into a
+  temporary staging table first and merges them with one ``INSERT ... SELECT ... ON
+  CONFLICT DO UPDATE`` (a few rows go as one pipelined executemany instead).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
+import sqlite3
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Literal
 
 import psycopg
 from psycopg import sql
-from sqlalchemy import Dialect, Table, insert
+from sqlalchemy import Dialect, Table
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+_FEW = 100  # rows an upsert sends as an executemany on PostgreSQL rather than staged
 
-def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+Conflict = Literal["replace", "add"]
+"""On a key already present: ``replace`` its other columns, or ``add`` to them."""
+
+
+def insert_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
     """Insert ``rows`` (dicts keyed by column name; missing keys are NULL) into ``table``."""
-    if not rows:
-        return
+    if rows:
+        _write(session, table, rows, None)
+
+
+def upsert_rows(
+    session: Session, table: Table, rows: Sequence[Mapping[str, Any]], on_conflict: Conflict
+) -> None:
+    """Insert ``rows``; a row whose primary key exists updates that row in place.
+
+    The keys of ``rows`` must be distinct (PostgreSQL refuses to touch one row twice in
+    one statement).
+    """
+    if rows:
+        _write(session, table, rows, on_conflict)
+
+
+def _write(
+    session: Session, table: Table, rows: Sequence[Mapping[str, Any]], conflict: Conflict | None
+) -> None:
     connection = session.connection()
-    if connection.dialect.name != "postgresql":
-        session.execute(insert(table), list(rows))
-        return
-    names = [column.name for column in table.c]
-    convert = _bind_processors(table, connection.dialect)
-    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
-        sql.Identifier(table.name), sql.SQL(", ").join(map(sql.Identifier, names))
-    )
+    dialect = connection.dialect
     driver = connection.connection.driver_connection
     assert driver is not None
+    # The columns the rows name: one they all leave out keeps its server default.
+    provided = set().union(*(row.keys() for row in rows))
+    names = [column.name for column in table.c if column.name in provided]
+    convert = _bind_processors(table, names, dialect)
+    values = ([row.get(n) for n in names] for row in rows)
+    if convert:
+        values = (_converted(row, convert) for row in values)
+    if dialect.name == "postgresql":
+        _postgresql(driver, table, names, values, conflict)
+    else:
+        _sqlite(driver, table, names, values, conflict)
+
+
+def _sqlite(
+    driver: sqlite3.Connection,
+    table: Table,
+    names: list[str],
+    values: Any,
+    conflict: Conflict | None,
+) -> None:
+    columns = ", ".join(map(_quote, names))
+    statement = (
+        f"INSERT INTO {_quote(table.name)} ({columns}) VALUES ({', '.join('?' * len(names))})"
+    )
+    if conflict is not None:
+        statement += _on_conflict(table, names, conflict)
     try:
-        with driver.cursor() as cursor, cursor.copy(statement) as copy:
-            for row in rows:
-                copy.write_row([to_db(row.get(n)) for n, to_db in zip(names, convert, strict=True)])
+        driver.executemany(statement, values)
+    except sqlite3.Error as e:
+        raise DBAPIError.instance(statement, None, e, sqlite3.Error) from e
+
+
+def _postgresql(
+    driver: psycopg.Connection[Any],
+    table: Table,
+    names: list[str],
+    values: Iterable[list[Any]],
+    conflict: Conflict | None,
+) -> None:
+    column_list = sql.SQL(", ").join(map(sql.Identifier, names))
+    if conflict is None:
+        copy = sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(table.name), column_list)
+        _run(driver, copy, lambda cursor: _copy(cursor, copy, values))
+        return
+    merge = sql.SQL("INSERT INTO {} ({}) ").format(sql.Identifier(table.name), column_list)
+    resolve = sql.SQL(_on_conflict(table, names, conflict))
+    rows = list(values)
+    if len(rows) <= _FEW:
+        # A few rows: one pipelined executemany costs fewer round trips than staging.
+        marks = sql.SQL(", ").join(sql.Placeholder() * len(names))
+        statement = merge + sql.SQL("VALUES (") + marks + sql.SQL(")") + resolve
+        _run(driver, statement, lambda cursor: cursor.executemany(statement, rows))
+        return
+    stage = sql.Identifier(f"_stage_{table.name}")
+    copy = sql.SQL("COPY {} ({}) FROM STDIN").format(stage, column_list)
+    # Per connection, emptied at each commit (and here): a batch merges only its rows.
+    prepare = sql.SQL(
+        "CREATE TEMPORARY TABLE IF NOT EXISTS {} (LIKE {}) ON COMMIT DELETE ROWS; DELETE FROM {}"
+    ).format(stage, sql.Identifier(table.name), stage)
+    statement = merge + sql.SQL("SELECT {} FROM {}").format(column_list, stage) + resolve
+
+    def staged(cursor: psycopg.Cursor[Any]) -> None:
+        cursor.execute(prepare)
+        _copy(cursor, copy, rows)
+        cursor.execute(statement)
+
+    _run(driver, statement, staged)
+
+
+def _copy(cursor: psycopg.Cursor[Any], copy: sql.Composed, values: Iterable[list[Any]]) -> None:
+    with cursor.copy(copy) as stream:
+        for row in values:
+            stream.write_row(row)
+
+
+def _run(
+    driver: psycopg.Connection[Any],
+    statement: sql.Composed,
+    work: Callable[[psycopg.Cursor[Any]], None],
+) -> None:
+    try:
+        with driver.cursor() as cursor:
+            work(cursor)
     except psycopg.Error as e:
         # As SQLAlchemy would raise it: callers handle one family of database errors.
         raise DBAPIError.instance(statement.as_string(driver), None, e, psycopg.Error) from e
 
 
-def _bind_processors(table: Table, dialect: Dialect) -> list[Callable[[Any], Any]]:
-    """What SQLAlchemy does to each column's value before sending it (JSON serialising,
-    UTC normalising), so COPY stores exactly what an INSERT would."""
+def _on_conflict(table: Table, names: list[str], conflict: Conflict) -> str:
+    keys = [column.name for column in table.primary_key.columns]
+    others = [name for name in names if name not in keys]
+    if conflict == "add":
+        changes = [
+            f"{_quote(n)} = {_quote(table.name)}.{_quote(n)} + excluded.{_quote(n)}" for n in others
+        ]
+    else:
+        changes = [f"{_quote(n)} = excluded.{_quote(n)}" for n in others]
+    action = f"DO UPDATE SET {', '.join(changes)}" if changes else "DO NOTHING"
+    return f" ON CONFLICT ({', '.join(map(_quote, keys))}) {action}"
 
-    def unchanged(value: Any) -> Any:
-        return value
 
-    processors: list[Callable[[Any], Any]] = []
-    for column in table.c:
-        process = column.type.dialect_impl(dialect).bind_processor(dialect)
-        processors.append(process or unchanged)
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _converted(row: list[Any], convert: list[tuple[int, Callable[[Any], Any]]]) -> list[Any]:
+    for index, to_db in convert:
+        row[index] = to_db(row[index])
+    return row
+
+
+def _bind_processors(
+    table: Table, names: list[str], dialect: Dialect
+) -> list[tuple[int, Callable[[Any], Any]]]:
+    """What SQLAlchemy does to a column's value before sending it (JSON serialising, UTC
+    normalising), so the driver stores exactly what an INSERT would: (position, function)
+    for the columns that need it."""
+    processors: list[tuple[int, Callable[[Any], Any]]] = []
+    for index, name in enumerate(names):
+        process = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+        if process is not None:
+            processors.append((index, process))
     return processors

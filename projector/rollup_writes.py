@@ -1,7 +1,8 @@
 """Writing a batch's roll-up increments: one upsert per roll-up table, in the batch's
 transaction, so the roll-ups commit with the events and their checkpoint.
 
-``INSERT ... ON CONFLICT (key) DO UPDATE SET n = n + excluded.n`` on both dialects: the
+``INSERT ... ON CONFLICT (key) DO UPDATE SET n = n + excluded.n`` on both dialects (through
+``projector.bulk``, staged by COPY on PostgreSQL): the
 database adds, so projectors sharing a row (two partitions, one queue) never overwrite
 each other's counts.
 """
@@ -12,9 +13,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Table
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from projector.bulk import upsert_rows
 from projector.rollups import JOB_MEASURES, STATUS_COUNTS, RollupDeltas
 from projector.tables import (
     Base,
@@ -25,8 +26,6 @@ from projector.tables import (
     RollupRunsRecord,
     core_table,
 )
-
-_DIALECTS = {"sqlite": sqlite, "postgresql": postgresql}
 
 
 def write_rollups(session: Session, deltas: RollupDeltas) -> None:
@@ -78,16 +77,8 @@ def _row(
 
 
 def _increment(session: Session, model: type[Base], rows: list[dict[str, Any]]) -> None:
-    if not rows:
-        return
     table: Table = core_table(model)
     keys = [column.name for column in table.primary_key.columns]
-    statement = _DIALECTS[session.get_bind().dialect.name].insert(table)
-    added = {
-        column.name: column + statement.excluded[column.name]
-        for column in table.c
-        if column.name not in keys
-    }
     # Rows sorted by key: concurrent projectors lock shared rows in one order (no deadlock).
     rows.sort(key=lambda row: tuple(row[k] for k in keys))
-    session.execute(statement.on_conflict_do_update(index_elements=keys, set_=added), rows)
+    upsert_rows(session, table, rows, "add")

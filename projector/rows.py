@@ -1,24 +1,26 @@
 """Loading rows into the projection's plain dataclasses and writing them back.
 
-Every table is written the same way: the rows a batch touched are deleted and the live
-ones inserted again (COPY on PostgreSQL, else an executemany), which is simpler than
-diffing and one statement per table.
+Every table is written the same way: the rows a batch touched and that still exist are
+upserted in place (``INSERT ... ON CONFLICT DO UPDATE``: one statement per table, new
+and existing rows alike) and the ones that are gone deleted. Dependent rows (a run's
+attempts, a job's tags and dependencies) are written only where they changed.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, tuple_
 from sqlalchemy.orm import Session
 
 from events.disclosure import public_payload
 from events.model import spec_from_dict
 from projector.activity import JobActivity
-from projector.bulk import insert_rows
+from projector.bulk import insert_rows, upsert_rows
+from projector.fold import Changes
 from projector.job_projection import JobRow
 from projector.run_projection import AttemptRow, RunRow
 from projector.tables import (
@@ -51,20 +53,45 @@ def load_jobs(session: Session, ids: Collection[str]) -> dict[str, JobRow]:
     return {record.id: job_row(record) for record in records}
 
 
-def replace_jobs(session: Session, existing: Sequence[str], live: Sequence[JobRow]) -> None:
-    if existing:
-        session.execute(delete(JobTagRecord).where(JobTagRecord.job_id.in_(existing)))
-        session.execute(delete(JobDependencyRecord).where(JobDependencyRecord.job_id.in_(existing)))
-        session.execute(delete(JobRecord).where(JobRecord.id.in_(existing)))
-    if not live:
+def write_jobs(session: Session, changes: Changes[JobRow]) -> None:
+    if changes.gone:
+        session.execute(delete(JobTagRecord).where(JobTagRecord.job_id.in_(changes.gone)))
+        session.execute(
+            delete(JobDependencyRecord).where(JobDependencyRecord.job_id.in_(changes.gone))
+        )
+        session.execute(delete(JobRecord).where(JobRecord.id.in_(changes.gone)))
+    if not changes.live:
         return
-    insert_rows(session, core_table(JobRecord), [job_record_values(row) for row in live])
-    tags = [{"job_id": r.id, "tag": tag} for r in live for tag in set(r.spec.tags)]
-    deps = [{"job_id": r.id, "depends_on_id": d} for r in live for d in set(r.spec.depends_on)]
-    if tags:
-        insert_rows(session, core_table(JobTagRecord), tags)
-    if deps:
-        insert_rows(session, core_table(JobDependencyRecord), deps)
+    values = [job_record_values(row) for row in changes.live]
+    upsert_rows(session, core_table(JobRecord), values, "replace")
+    _write_members(session, JobTagRecord, "tag", changes, lambda r: r.spec.tags)
+    _write_members(
+        session, JobDependencyRecord, "depends_on_id", changes, lambda r: r.spec.depends_on
+    )
+
+
+def _write_members(
+    session: Session,
+    model: type[JobTagRecord] | type[JobDependencyRecord],
+    column: str,
+    changes: Changes[JobRow],
+    members: Callable[[JobRow], Sequence[str]],
+) -> None:
+    """A job's set of tags (or dependencies): what left is deleted, what came inserted."""
+    added: list[dict[str, str]] = []
+    removed: list[tuple[str, str]] = []
+    for row in changes.live:
+        before = changes.before.get(row.id)
+        old = set(members(before)) if before is not None else set()
+        new = set(members(row))
+        added += [{"job_id": row.id, column: m} for m in new - old]
+        removed += [(row.id, m) for m in old - new]
+    table = core_table(model)
+    if removed:
+        pairs = tuple_(table.c.job_id, table.c[column]).in_(removed)
+        session.execute(delete(table).where(pairs))
+    if added:
+        insert_rows(session, table, added)
 
 
 def job_row(record: JobRecord) -> JobRow:
@@ -137,28 +164,37 @@ def attempt_row(record: RunAttemptRecord) -> AttemptRow:
     return AttemptRow(**{name: getattr(record, name) for name in _ATTEMPT_COLUMNS})
 
 
-def replace_runs(
+def write_runs(
     session: Session,
-    existing: Sequence[str],
-    live: Sequence[RunRow],
+    changes: Changes[RunRow],
     positions: Mapping[str, tuple[int, int]] | None = None,
 ) -> None:
     """Write the batch's run rows; ``positions``: run id -> (partition, offset) of the
     last event applied to it, kept as the row's change position (migration 0009)."""
-    if existing:
-        session.execute(delete(RunAttemptRecord).where(RunAttemptRecord.run_id.in_(existing)))
-        session.execute(delete(RunRecord).where(RunRecord.id.in_(existing)))
-    if not live:
+    if changes.gone:
+        gone = changes.gone
+        session.execute(delete(RunAttemptRecord).where(RunAttemptRecord.run_id.in_(gone)))
+        session.execute(delete(RunRecord).where(RunRecord.id.in_(gone)))
+    if not changes.live:
         return
     stamps = positions or {}
-    insert_rows(session, core_table(RunRecord), [_run_values(r, stamps.get(r.id)) for r in live])
-    attempts = [
-        {"run_id": run.id, **{n: getattr(a, n) for n in _ATTEMPT_COLUMNS}}
-        for run in live
-        for a in run.attempts
-    ]
-    if attempts:
-        insert_rows(session, core_table(RunAttemptRecord), attempts)
+    values = [_run_values(r, stamps.get(r.id)) for r in changes.live]
+    upsert_rows(session, core_table(RunRecord), values, "replace")
+    attempts: list[dict[str, Any]] = []
+    dropped: list[tuple[str, int]] = []
+    for run in changes.live:
+        before = changes.before.get(run.id)
+        old = {a.attempt: a for a in before.attempts} if before is not None else {}
+        attempts += [
+            {"run_id": run.id, **{n: getattr(a, n) for n in _ATTEMPT_COLUMNS}}
+            for a in run.attempts
+            if old.get(a.attempt) != a  # new or changed (plain values: == is exact)
+        ]
+        dropped += [(run.id, n) for n in old.keys() - {a.attempt for a in run.attempts}]
+    if dropped:
+        table = core_table(RunAttemptRecord)
+        session.execute(delete(table).where(tuple_(table.c.run_id, table.c.attempt).in_(dropped)))
+    upsert_rows(session, core_table(RunAttemptRecord), attempts, "replace")
 
 
 def _run_values(run: RunRow, position: tuple[int, int] | None) -> dict[str, Any]:
@@ -180,14 +216,12 @@ def load_activity(session: Session, job_ids: Collection[str]) -> dict[str, JobAc
     return {r.job_id: JobActivity(**{n: getattr(r, n) for n in _ACTIVITY_COLUMNS}) for r in records}
 
 
-def replace_activity(
-    session: Session, existing: Sequence[str], live: Sequence[JobActivity]
-) -> None:
-    if existing:
-        session.execute(delete(JobActivityRecord).where(JobActivityRecord.job_id.in_(existing)))
-    if live:
-        rows = [{n: getattr(a, n) for n in _ACTIVITY_COLUMNS} for a in live]
-        insert_rows(session, core_table(JobActivityRecord), rows)
+def write_activity(session: Session, changes: Changes[JobActivity]) -> None:
+    if changes.gone:
+        gone = changes.gone
+        session.execute(delete(JobActivityRecord).where(JobActivityRecord.job_id.in_(gone)))
+    rows = [{n: getattr(a, n) for n in _ACTIVITY_COLUMNS} for a in changes.live]
+    upsert_rows(session, core_table(JobActivityRecord), rows, "replace")
 
 
 def load_workers(session: Session, ids: Collection[str]) -> dict[str, WorkerRow]:
@@ -202,12 +236,11 @@ def worker_row(record: WorkerRecord) -> WorkerRow:
     return WorkerRow(**{**values, "tags": tuple(record.tags)})
 
 
-def replace_workers(session: Session, existing: Sequence[str], live: Sequence[WorkerRow]) -> None:
-    if existing:
-        session.execute(delete(WorkerRecord).where(WorkerRecord.id.in_(existing)))
-    if live:
-        rows = [{n: getattr(w, n) for n in _WORKER_COLUMNS} for w in live]
-        insert_rows(session, core_table(WorkerRecord), rows)
+def write_workers(session: Session, changes: Changes[WorkerRow]) -> None:
+    if changes.gone:
+        session.execute(delete(WorkerRecord).where(WorkerRecord.id.in_(changes.gone)))
+    rows = [{n: getattr(w, n) for n in _WORKER_COLUMNS} for w in changes.live]
+    upsert_rows(session, core_table(WorkerRecord), rows, "replace")
 
 
 # --- the audit index of events -----------------------------------------------------

@@ -45,6 +45,8 @@ class Unstorable:
 
 def find_unstorable(value: object, *, max_depth: int = MAX_DEPTH) -> Unstorable | None:
     """The first part of ``value`` the read model cannot store unchanged, or None."""
+    if _is_dataclass_instance(value) and _fields_fine(value, max_depth):
+        return None
     found = _walk(value, max_depth)
     if found is None:
         return None
@@ -82,6 +84,35 @@ def _walk(value: object, depth: int) -> _Found | None:
     if depth <= 0:
         return [], _TOO_DEEP
     return _walk_container(value, depth - 1)
+
+
+def _is_dataclass_instance(value: object) -> bool:
+    return dataclasses.is_dataclass(value) and not isinstance(value, type)
+
+
+def _fields_fine(value: object, depth: int) -> bool:
+    """True when ``_walk(value, depth)`` of this dataclass would find nothing; False when
+    it might (the walk then finds what and where). A flat loop over the fields: events
+    are mostly short text, small integers and datetimes, and the walk runs on every one."""
+    if depth <= 0:
+        return False
+    cls: type = type(value)
+    return all(_field_fine(getattr(value, n), depth - 1) for n in _field_names(cls))
+
+
+def _field_fine(item: object, depth: int) -> bool:
+    kind = type(item)
+    if kind is str:
+        return text_problem(item) is None  # type: ignore[arg-type]
+    if kind is int:
+        return INT64_MIN <= item <= INT64_MAX  # type: ignore[operator]
+    if item is None or kind is bool:
+        return True
+    if kind is datetime:
+        return depth > 0  # the walk counts a datetime as one more level
+    if _is_dataclass_instance(item):
+        return _fields_fine(item, depth)
+    return _walk(item, depth) is None
 
 
 def _walk_container(value: object, depth: int) -> _Found | None:

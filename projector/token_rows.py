@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from projector.bulk import insert_rows
+from projector.bulk import upsert_rows
+from projector.fold import Changes
 from projector.tables import ApiTokenRecord, core_table
 from projector.token_projection import TokenRow
 
@@ -26,9 +27,8 @@ def load_tokens(session: Session, names: Collection[str]) -> dict[str, TokenRow]
     return {r.name: token_row(r) for r in records}
 
 
-def replace_tokens(session: Session, existing: Sequence[str], live: Sequence[TokenRow]) -> None:
-    if existing:
-        session.execute(delete(ApiTokenRecord).where(ApiTokenRecord.name.in_(existing)))
-    if live:
-        rows = [{n: getattr(t, n) for n in _COLUMNS} for t in live]
-        insert_rows(session, core_table(ApiTokenRecord), rows)
+def write_tokens(session: Session, changes: Changes[TokenRow]) -> None:
+    if changes.gone:
+        session.execute(delete(ApiTokenRecord).where(ApiTokenRecord.name.in_(changes.gone)))
+    rows = [{n: getattr(t, n) for n in _COLUMNS} for t in changes.live]
+    upsert_rows(session, core_table(ApiTokenRecord), rows, "replace")

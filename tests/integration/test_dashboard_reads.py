@@ -26,8 +26,9 @@ from projector.dashboard_reads import (
     recent_runs,
     success_counts,
 )
+from projector.fold import Changes
 from projector.job_projection import JobRow
-from projector.rows import replace_activity, replace_jobs, replace_runs
+from projector.rows import write_activity, write_jobs, write_runs
 from projector.run_projection import RunRow
 from projector.tables import EventIndexRecord, core_table
 
@@ -102,9 +103,9 @@ def engine(read_model_url: str) -> Iterator[Engine]:
         for n in range(7)
     ]
     with Session(engine) as session, session.begin():
-        replace_jobs(session, [], jobs)
-        replace_runs(session, [], runs)
-        replace_activity(session, [], activity)
+        write_jobs(session, Changes(jobs))
+        write_runs(session, Changes(runs))
+        write_activity(session, Changes(activity))
         insert_rows(session, core_table(EventIndexRecord), events)
     yield engine
     engine.dispose()
