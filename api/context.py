@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Engine
 
+from api.accepted import AcceptedRuns
 from api.stream_slots import StreamSlots
 from eventlog.port import EventLog
 from events.codec import EventCodec
@@ -31,11 +32,12 @@ class ApiContext:
     leases: LeaseStore
     clock: Callable[[], datetime] = utc_now
     ryw_timeout: float = 5.0  # seconds a write waits for the read model to show it
-    decision_wait: float = 2.0  # seconds a trigger waits for the scheduler to queue or skip
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     health_max_lag: int = 10_000  # events behind the log before /api/health answers 503
     health_stall_after: float = 30.0  # seconds a projector with work may not advance
     live_stream_limit: int = 100  # open live-output streams per process; past it 429
+    # Runs this process accepted (their events are durable) that reads may not show yet.
+    accepted: AcceptedRuns = field(default_factory=AcceptedRuns)
     live_streams: StreamSlots = field(default_factory=StreamSlots)
     change_stream_limit: int = 200  # open /api/changes streams per process; past it 429
     change_streams: StreamSlots = field(default_factory=StreamSlots)

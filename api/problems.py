@@ -68,7 +68,10 @@ def _problem(error: dict[str, Any]) -> FieldProblem:
         return FieldProblem(field, "required")
     if error["type"] in ("unstorable", "other_type_field"):  # raised by api.schemas
         ctx = error["ctx"]
-        return FieldProblem(ctx["path"] or field, ctx["reason"])
+        # Inside a list of bodies (a batch's ``runs``) the path is the item's own.
+        within = _field_name(path) if any(isinstance(p, int) for p in path) else ""
+        inner = f"{within}.{ctx['path']}" if within and ctx["path"] else ctx["path"]
+        return FieldProblem(inner or field, ctx["reason"])
     if error["type"] == "json_invalid":
         return FieldProblem(
             "body", f"not valid JSON: {error.get('ctx', {}).get('error', '')}".rstrip(": ")
@@ -77,12 +80,15 @@ def _problem(error: dict[str, Any]) -> FieldProblem:
 
 
 def _field_name(path: list[Any]) -> str:
-    """``['command', 'str']`` -> ``command``; ``['tags', 2]`` -> ``tags[2]``."""
+    """``['command', 'str']`` -> ``command``; ``['tags', 2]`` -> ``tags[2]``;
+    ``['runs', 3, 'job']`` -> ``runs[3].job``."""
     if not path:
         return ""
     name = str(path[0])
     if len(path) > 1 and isinstance(path[1], int):
         name += f"[{path[1]}]"
+        if rest := _field_name(path[2:]):
+            name += f".{rest}"
     return name
 
 

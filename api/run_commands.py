@@ -2,28 +2,31 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from api.appending import api_event, append_and_wait
+from api.accepted import AcceptedRun
+from api.appending import api_event, append_and_wait, append_events
 from api.auth import Caller
 from api.context import ApiContext
-from api.errors import Conflict, Invalid, NotFound
+from api.errors import ApiError, Conflict, Invalid, NotFound, Unavailable
+from api.triggers import (
+    NewRun,
+    TriggerAnswer,
+    TriggerRequest,
+    keyed_run_ids,
+    plan_triggers,
+    request_problems,
+)
 from api.validation import check_parameters
-from events.ids import idempotency_run_id, new_run_id
-from events.model import RunRequested, RunRetryRequested
+from events.ids import new_run_id
+from events.model import Event, RunRequested, RunRetryRequested
 from leases.cancel_signal import signal_cancel
 from projector import api_reads
 from projector.run_projection import TERMINAL, RunRow
 from scheduler.cancellation import cancel_events
-
-
-@dataclass(frozen=True, slots=True)
-class Triggered:
-    run: RunRow
-    created: bool  # False when an Idempotency-Key named an earlier trigger
 
 
 class RunCommands:
@@ -33,35 +36,59 @@ class RunCommands:
 
     def trigger(
         self, job_ref: str, parameters: dict[str, Any], idempotency_key: str | None
-    ) -> Triggered:
-        """Request a manual run; answer once the scheduler has queued or skipped it (bounded)."""
+    ) -> TriggerAnswer:
+        """Request a manual run; answer once its event is durable (status ``pending``)."""
         if problems := check_parameters(parameters):
             raise Invalid.of(problems)
+        request = TriggerRequest(job_ref, parameters, idempotency_key)
+        [answer] = self.trigger_many([request], where=lambda _: "", unknown_job=NotFound)
+        return answer
+
+    def trigger_many(
+        self,
+        requests: Sequence[TriggerRequest],
+        where: Callable[[int], str],
+        unknown_job: type[ApiError] = Invalid,
+    ) -> list[TriggerAnswer]:
+        """Request runs, all or none: any invalid request refuses the whole batch (422,
+        fields prefixed by ``where(i)``). Their events are appended in one log call.
+
+        Round trips: one read of the jobs, one of the keyed runs (if any keys), one append.
+        """
         with Session(self._ctx.engine) as session:
-            job = api_reads.find_job(session, job_ref)
-            if job is None:
-                raise NotFound(f"no job with id or name {job_ref!r}")
-            run_id = (
-                idempotency_run_id(job.id, idempotency_key) if idempotency_key else new_run_id()
+            jobs = api_reads.find_jobs(session, {r.job for r in requests})
+            if problems := request_problems(requests, jobs, where):
+                unknown = [p for p in problems if p.field.endswith("job")]
+                if unknown_job is not Invalid and unknown:
+                    raise unknown_job(unknown[0].reason)
+                raise Invalid.of(problems)
+            projected = api_reads.run_states(session, keyed_run_ids(requests, jobs))
+        accepted = self._ctx.accepted
+        plan = plan_triggers(
+            requests, jobs, projected, lambda r: accepted.get(r) is not None, new_run_id
+        )
+        if plan.new_runs:
+            events = [self._requested(new) for new in plan.new_runs]
+            positions = append_events(self._ctx, events)
+            accepted.remember(
+                AcceptedRun(new.run_id, new.job.id, position)
+                for new, position in zip(plan.new_runs, positions, strict=True)
             )
-            if idempotency_key and (earlier := api_reads.get_run(session, run_id)) is not None:
-                return Triggered(earlier, created=False)
-        merged = {**job.spec.parameters, **parameters}
-        request = RunRequested(trigger="manual", parameters=merged, idempotency_key=idempotency_key)
-        event = api_event(
+        return plan.answers
+
+    def _requested(self, new: NewRun) -> Event:
+        payload = RunRequested(
+            trigger="manual", parameters=new.parameters, idempotency_key=new.idempotency_key
+        )
+        return api_event(
             self._ctx,
             self._caller,
-            request,
-            job.id,
-            run_id=run_id,
+            payload,
+            new.job.id,
+            run_id=new.run_id,
             attempt=1,
-            correlation_id=run_id,
+            correlation_id=new.run_id,
         )
-        append_and_wait(self._ctx, [event])
-        self._ctx.progress.wait_until(
-            lambda: self._status(run_id) != "pending", self._ctx.decision_wait
-        )
-        return Triggered(self._run(run_id), created=True)
 
     def cancel(self, run_id: str, reason: str | None) -> RunRow:
         """Stop a run: drop it if it waits, signal its worker if it runs."""
@@ -94,14 +121,30 @@ class RunCommands:
         append_and_wait(self._ctx, [event])
         return self._run(run_id)
 
-    def _status(self, run_id: str) -> str | None:
-        with Session(self._ctx.engine) as session:
-            run = api_reads.get_run(session, run_id)
-        return run.status if run is not None else None
-
     def _run(self, run_id: str) -> RunRow:
-        with Session(self._ctx.engine) as session:
-            run = api_reads.get_run(session, run_id)
+        run = load_run(self._ctx, run_id)
         if run is None:
             raise NotFound(f"no run {run_id!r}")
         return run
+
+
+def load_run(ctx: ApiContext, run_id: str) -> RunRow | None:
+    """The run, with every attempt; a run this process accepted but the read model does
+    not show yet is waited for (bounded by the read-your-writes timeout)."""
+    with Session(ctx.engine) as session:
+        run = api_reads.get_run(session, run_id)
+    if run is None and wait_for_accepted(ctx, run_id):
+        with Session(ctx.engine) as session:
+            run = api_reads.get_run(session, run_id)
+    return run
+
+
+def wait_for_accepted(ctx: ApiContext, run_id: str) -> bool:
+    """Wait until the read model has the ``RunRequested`` this process appended for
+    ``run_id``; False at once for a run it did not accept."""
+    accepted = ctx.accepted.get(run_id)
+    if accepted is None:
+        return False
+    if ctx.progress.wait_for([accepted.position], ctx.ryw_timeout):
+        return True
+    raise Unavailable(f"run {run_id} is accepted but the read model does not show it yet")

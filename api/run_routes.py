@@ -11,9 +11,12 @@ from api.auth import VIEWER, Operator
 from api.context import ApiContext
 from api.dependencies import Context
 from api.errors import NotFound
-from api.run_commands import RunCommands
+from api.run_commands import RunCommands, load_run, wait_for_accepted
 from api.schemas import (
     MAX_OFFSET,
+    BatchRunOut,
+    BatchTriggerBody,
+    BatchTriggerOut,
     ReasonBody,
     RunEventList,
     RunList,
@@ -23,6 +26,7 @@ from api.schemas import (
     TriggerOut,
     WorkerOut,
 )
+from api.triggers import TriggerRequest
 from api.views import event_out, run_out, worker_out
 from leases.dispatch import worker_lease_key
 from projector import api_reads
@@ -53,19 +57,21 @@ def trigger(
     idempotency_key: IdempotencyKey = None,
     body: Annotated[TriggerBody | None, Body()] = None,
 ) -> TriggerOut:
-    """Run the job now. The same ``Idempotency-Key`` always answers with the same run."""
+    """Run the job now. Answers once the request is durable in the log, with the run id
+    and status ``pending`` (the scheduler queues or skips it next). The same
+    ``Idempotency-Key`` always answers with the same run."""
     commands = RunCommands(ctx, caller)
-    triggered = commands.trigger(ref, body.parameters if body else {}, idempotency_key)
-    run = triggered.run
-    response.status_code = 201 if triggered.created else 200
-    response.headers["Location"] = f"/api/runs/{run.id}"
-    return TriggerOut(run_id=run.id, job_id=run.job_id, status=run.status, reason=run.reason)
+    answer = commands.trigger(ref, body.parameters if body else {}, idempotency_key)
+    response.status_code = 201 if answer.created else 200
+    response.headers["Location"] = f"/api/runs/{answer.run_id}"
+    return TriggerOut(
+        run_id=answer.run_id, job_id=answer.job_id, status=answer.status, reason=answer.reason
+    )
 
 
 @router.get("/api/runs/{run_id}", dependencies=[VIEWER])
 def get_run(run_id: str, ctx: Context) -> RunOut:
-    with Session(ctx.engine) as session:
-        run = api_reads.get_run(session, run_id)
+    run = load_run(ctx, run_id)
     if run is None:
         raise NotFound(f"no run {run_id!r}")
     return render(ctx, run)
@@ -85,6 +91,36 @@ def list_runs(params: Annotated[RunQuery, Query()], ctx: Context) -> RunList:
         names = api_reads.job_names(session, {r.job_id for r in runs})
     page = [run_out(r, names.get(r.job_id)) for r in runs]
     return RunList(runs=page, total=total, limit=params.limit, offset=params.offset)
+
+
+BATCH_REPLAYED: dict[int | str, dict[str, Any]] = {
+    200: {"model": BatchTriggerOut, "description": "every item named a run made earlier"}
+}
+
+
+@router.post("/api/runs", status_code=201, responses=BATCH_REPLAYED)
+def trigger_batch(
+    body: BatchTriggerBody, response: Response, ctx: Context, caller: Operator
+) -> BatchTriggerOut:
+    """Run many jobs now (1 to 1,000 runs), all or none: one invalid item (an unknown
+    job, a plain secret in its parameters) refuses the whole batch with a 422 naming
+    ``runs[i].<field>``. All the runs' events are appended in one durable write; the
+    answer lists each run, in the order asked, as a single trigger would answer it."""
+    requests = [TriggerRequest(r.job, r.parameters, r.idempotency_key) for r in body.runs]
+    answers = RunCommands(ctx, caller).trigger_many(requests, where=lambda i: f"runs[{i}].")
+    response.status_code = 201 if any(a.created for a in answers) else 200
+    return BatchTriggerOut(
+        runs=[
+            BatchRunOut(
+                run_id=a.run_id,
+                job_id=a.job_id,
+                status=a.status,
+                reason=a.reason,
+                created=a.created,
+            )
+            for a in answers
+        ]
+    )
 
 
 @router.post("/api/runs/{run_id}/cancel")
@@ -108,6 +144,9 @@ def retry_run(run_id: str, ctx: Context, caller: Operator) -> RunOut:
 def run_events(run_id: str, ctx: Context) -> RunEventList:
     with Session(ctx.engine) as session:
         entries = api_reads.run_events(session, run_id)
+    if not entries and wait_for_accepted(ctx, run_id):
+        with Session(ctx.engine) as session:
+            entries = api_reads.run_events(session, run_id)
     if not entries:
         raise NotFound(f"no run {run_id!r}")
     return RunEventList(run_id=run_id, events=[event_out(e) for e in entries], total=len(entries))

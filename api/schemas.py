@@ -343,8 +343,33 @@ class TriggerBody(StoredBody):
 class TriggerOut(BaseModel):
     run_id: str
     job_id: str
-    status: str
+    status: str  # "pending" for a new run: its event is durable, the scheduler not yet asked
     reason: str | None = None
+
+
+MAX_BATCH_RUNS: Final = 1000
+
+
+class BatchRunIn(StoredBody):
+    """One run of ``POST /api/runs``: what a single trigger takes, with its job named."""
+
+    model_config = ConfigDict(extra="forbid")
+    job: Annotated[str, Field(min_length=1, max_length=200, description="job id or name")]
+    parameters: dict[str, Any] = Field(default_factory=dict, description="merged over the job's")
+    idempotency_key: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+
+
+class BatchTriggerBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    runs: Annotated[list[BatchRunIn], Field(min_length=1, max_length=MAX_BATCH_RUNS)]
+
+
+class BatchRunOut(TriggerOut):
+    created: bool  # false: an earlier trigger with this idempotency key made the run
+
+
+class BatchTriggerOut(BaseModel):
+    runs: list[BatchRunOut]  # in the order of the request
 
 
 class AttemptOut(BaseModel):

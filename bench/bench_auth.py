@@ -6,8 +6,8 @@ Starts two Chronologs side by side, each its own process with the same settings 
 projector and scheduler, no worker, embedded defaults, a fresh data dir): one in open
 mode (no token was ever made, loopback), one closed, called with an operator token.
 Triggers a no-op shell job on each in turn, one request at a time, so both see the same
-machine load; reports p50/p99 of each and the difference. The trigger waits for the
-scheduler's decision, so the numbers are of the whole command, as a client sees it.
+machine load; reports p50/p99 of each and the difference. The trigger is answered once
+its event is durable (issue 11; before it, it waited for the scheduler's decision).
 Writes bench/results/auth.json.
 """
 

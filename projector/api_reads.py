@@ -92,6 +92,39 @@ def find_job(session: Session, id_or_name: str) -> JobRow | None:
     return job_row(records[0]) if records else None
 
 
+def find_jobs(session: Session, refs: Collection[str]) -> dict[str, JobRow]:
+    """``find_job`` for many ids or names in one query; refs naming no job are left out."""
+    wanted = list(set(refs))
+    query = select(JobRecord).where(or_(JobRecord.id.in_(wanted), JobRecord.name.in_(wanted)))
+    records = list(session.scalars(query))
+    found = {}
+    for ref in wanted:
+        # The same rule as ``find_job``: an id wins over a name, then the older job.
+        matching = [r for r in records if ref in (r.id, r.name)]
+        if matching:
+            found[ref] = job_row(min(matching, key=lambda r: (r.id != ref, r.created_at)))
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class RunState:
+    job_id: str
+    status: str
+    reason: str | None
+
+
+def run_states(session: Session, run_ids: Collection[str]) -> dict[str, RunState]:
+    """The status of each of ``run_ids`` the read model has (no attempts, no output)."""
+    if not run_ids:
+        return {}
+    query = select(RunRecord.id, RunRecord.job_id, RunRecord.status, RunRecord.reason).where(
+        RunRecord.id.in_(list(run_ids))
+    )
+    return {
+        id_: RunState(job, status, reason) for id_, job, status, reason in session.execute(query)
+    }
+
+
 def list_jobs(session: Session, criteria: JobFilter) -> tuple[list[JobRow], int]:
     """One page of jobs matching ``criteria``, ordered by name, and the total count."""
     query = _jobs_filtered(select(JobRecord), criteria)

@@ -343,6 +343,9 @@ def test_replay_from_the_topic_into_an_empty_database_equals_the_live_read_model
             type="python",
             function="tests.jobs.sample:add",
             parameters={"a": 2, "b": 3},
+            # Three triggers at once: the scheduler sees them together (a trigger does
+            # not wait for its decision), and "forbid" would skip two.
+            concurrency_policy="queue",
         )
         create_job(api, name="fails", type="shell", command="exit 3", retries=1, retry_delay=0)
         done = [trigger(api, "adds") for _ in range(3)]

@@ -39,6 +39,7 @@ EXPECTED: dict[tuple[str, str], str | None] = {
     ("POST", "/api/jobs/{ref}/trigger"): "operator",
     ("GET", "/api/runs/{run_id}"): "viewer",
     ("GET", "/api/runs"): "viewer",
+    ("POST", "/api/runs"): "operator",
     ("POST", "/api/runs/{run_id}/cancel"): "operator",
     ("POST", "/api/runs/{run_id}/retry"): "operator",
     ("GET", "/api/runs/{run_id}/events"): "viewer",

@@ -52,7 +52,7 @@ class Served:
 def served(running: Runtime) -> Iterator[Served]:
     """The API on a free port, with a short tailer poll and no wait for a scheduler."""
     context = dataclasses.replace(
-        api_context(running), change_stream_limit=LIMIT, change_poll_interval=0.05, decision_wait=0
+        api_context(running), change_stream_limit=LIMIT, change_poll_interval=0.05
     )
     port = free_port()
     config = uvicorn.Config(

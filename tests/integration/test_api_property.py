@@ -4,7 +4,6 @@ visible through the API, and rebuilt unchanged by a replay of the log."""
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import json
 from collections.abc import Iterator
@@ -45,7 +44,7 @@ parameters = st.dictionaries(keys, json_values, max_size=4)
 @pytest.fixture
 def fast_client(running: Runtime) -> Iterator[TestClient]:
     # No scheduler runs here: a trigger answers at once instead of waiting for it.
-    context = dataclasses.replace(api_context(running), decision_wait=0.0)
+    context = api_context(running)
     with TestClient(create_app(context)) as test_client:
         yield test_client
 
