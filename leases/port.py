@@ -155,6 +155,11 @@ class LeaseStore(ABC):
     @abstractmethod
     def has_flag(self, key: str) -> bool: ...
 
+    def raised_flags(self, keys: Sequence[str]) -> set[str]:
+        """Those of ``keys`` whose flag is raised: ``has_flag`` for many keys, in one
+        round trip where the adapter can."""
+        return {key for key in keys if self.has_flag(key)}
+
     # --- ephemeral pub/sub -------------------------------------------------------------
 
     @abstractmethod

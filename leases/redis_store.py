@@ -322,6 +322,18 @@ class RedisLeaseStore(LeaseStore):
         with self._translating(f"reading flag {key!r}"):
             return self._client.exists(self._keys.flag(key)) == 1
 
+    def raised_flags(self, keys: Sequence[str]) -> set[str]:
+        unique = list(dict.fromkeys(keys))
+        if not unique:
+            return set()
+        # One pipelined round trip of EXISTS (a multi-key EXISTS only counts).
+        with self._translating(f"reading {len(unique)} flags from {unique[0]!r}"):
+            pipe = self._client.pipeline(transaction=False)
+            for key in unique:
+                pipe.exists(self._keys.flag(key))
+            replies = pipe.execute()
+        return {key for key, reply in zip(unique, replies, strict=True) if reply == 1}
+
     # --- ephemeral pub/sub -------------------------------------------------------------
 
     def publish(self, channel: str, data: bytes) -> None:

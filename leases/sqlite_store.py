@@ -318,6 +318,15 @@ class SqliteLeaseStore(LeaseStore):
         with self._reading(f"reading flag {key!r}") as (conn, now):
             return conn.execute(_FLAG, (key, now)).fetchone() is not None
 
+    def raised_flags(self, keys: Sequence[str]) -> set[str]:
+        raised: set[str] = set()
+        for chunk in _chunks(list(dict.fromkeys(keys))):
+            marks = ", ".join("?" * len(chunk))
+            query = f"SELECT key FROM flags WHERE key IN ({marks}) AND expires_at > ?"
+            with self._reading(f"reading {len(chunk)} flags from {chunk[0]!r}") as (conn, now):
+                raised.update(row[0] for row in conn.execute(query, (*chunk, now)))
+        return raised
+
     # --- ephemeral pub/sub -------------------------------------------------------------
 
     def publish(self, channel: str, data: bytes) -> None:

@@ -6,13 +6,13 @@ facts into the views the rules read and adds what only the lease store knows.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from leases.dispatch import run_lease_key
+from leases.dispatch import finished_flag, run_lease_key
 from leases.port import LeaseStore
 from projector import scheduler_reads as reads
 from scheduler.decide import Snapshot
@@ -43,9 +43,11 @@ def gather(
     """
     jobs = {job_id: JobView(*facts) for job_id, facts in cache.jobs(session).items()}
     views = open_runs.views
-    running = [run_lease_key(r.run_id) for r in views if r.status == "running"]
+    running = [r for r in views if r.status == "running"]
+    keys = [run_lease_key(r.run_id) for r in running]
     # After reading the runs; unchecked, every running run counts as live.
-    live = set(leases.inspect(running)) if running and check_leases else set(running)
+    live = set(leases.inspect(keys)) if keys and check_leases else set(keys)
+    live |= _finished_meanwhile(leases, [r for r in running if run_lease_key(r.run_id) not in live])
     upstreams = {u for job in jobs.values() for u in job.spec.depends_on}
     completed = reads.completed_since(session, upstreams, completed_since)
     snapshot = Snapshot(
@@ -57,6 +59,18 @@ def gather(
         dependencies=_dependency_state(session, jobs, upstreams),
     )
     return Gathered(snapshot, open_runs.queues)
+
+
+def _finished_meanwhile(leases: LeaseStore, leaseless: Sequence[RunView]) -> set[str]:
+    """The lease keys of ``leaseless`` runs whose attempt has ended: a worker raises the
+    attempt's finished flag as it releases the lease, after appending the outcome, so
+    such a run is not lost, only not yet projected. Under load the projector lags the
+    workers by thousands of runs, and each would otherwise get a RunLost (rejected by
+    the projection, but noise in the log and the audit trail)."""
+    if not leaseless:
+        return set()
+    flags = {finished_flag(r.run_id, r.attempt): r for r in leaseless}
+    return {run_lease_key(flags[flag].run_id) for flag in leases.raised_flags(list(flags))}
 
 
 def _dependency_state(

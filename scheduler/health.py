@@ -5,10 +5,12 @@ Rules:
 - **Lost** (``lost``): a ``running`` run whose run lease (``run:<run id>``) is not live
   is ``RunLost(reason="lease expired")`` with the attempt's worker and lease token. The
   worker takes the lease *before* it appends ``RunStarted`` and appends its outcome
-  *before* releasing it, so a missing lease means the worker is gone. The loop must read
-  the running runs before it inspects the leases, or a run that ended in between looks
-  lost (harmless: its outcome precedes ``RunLost`` in the job's partition, so the
-  projection rejects ``RunLost``, but noisy). Runs started less than ``grace`` ago
+  *before* releasing it, so a missing lease means the worker is gone — unless the
+  attempt's finished flag is up: the worker raises it as it releases the lease, so the
+  run ended and its outcome is not projected yet; ``gather`` counts such runs as live.
+  The loop must read the running runs before it inspects the leases, or a run that
+  ended in between looks lost (harmless: its outcome precedes ``RunLost`` in the job's
+  partition, so the projection rejects ``RunLost``, but noisy). Runs started less than ``grace`` ago
   (default 1 s) are left alone, to absorb clock skew between worker and scheduler.
   Queued runs hold no lease and are never lost by this rule (the queue reconcile
   re-pushes them).

@@ -143,6 +143,9 @@ class FastTimeStore(LeaseStore):
     def has_flag(self, key: str) -> bool:
         return self._inner.has_flag(key)
 
+    def raised_flags(self, keys: Sequence[str]) -> set[str]:
+        return self._inner.raised_flags(keys)
+
     def publish(self, channel: str, data: bytes) -> None:
         self._inner.publish(channel, data)
 
@@ -737,6 +740,22 @@ def test_processes_popping_concurrently_get_each_item_exactly_once(
 
 
 # --- flags -------------------------------------------------------------------------
+
+
+def test_raised_flags_reads_many_flags_at_once(
+    store: LeaseStore, other: LeaseStore, backend: Backend
+) -> None:
+    assert store.raised_flags([]) == set()
+    store.set_flag("finished:a:1", ttl=10)
+    store.set_flag("finished:b:1", ttl=30)
+    keys = ["finished:a:1", "finished:b:1", "finished:c:1", "finished:a:1"]
+    assert other.raised_flags(keys) == {"finished:a:1", "finished:b:1"}
+    many = [f"finished:{i}:1" for i in range(1200)]  # more than one chunk
+    for key in many[::100]:
+        store.set_flag(key, ttl=30)
+    assert other.raised_flags(many) == set(many[::100])
+    backend.advance(11)
+    assert other.raised_flags(keys) == {"finished:b:1"}
 
 
 def test_flag_is_visible_until_its_ttl_ends(

@@ -19,8 +19,12 @@ from events.model import (
     RunCancelled,
     RunQueued,
     RunRequested,
+    RunStarted,
 )
+from leases.dispatch import finished_flag, run_lease_key
+from projector.scheduler_reads import JobCache
 from projector.tables import RunRecord
+from scheduler.gather import gather
 from scheduler.loop import Scheduler, SchedulerConfig
 from scheduler.open_runs import OpenRuns
 
@@ -129,3 +133,24 @@ def test_a_new_leader_reads_every_open_run_again(running: Runtime) -> None:
     second.step()
     assert second.is_leader
     assert "run-old" in _queued_ids(running)  # its first round read everything
+
+
+def test_a_running_run_whose_attempt_finished_is_not_taken_for_lost(running: Runtime) -> None:
+    """Its worker appended the outcome and released the lease, raising the attempt's
+    finished flag; the projector has not applied the outcome yet."""
+    starts = [
+        _event(payload, run_id)
+        for run_id in ("run-done", "run-gone")
+        for payload in (
+            RunRequested(trigger="manual"),
+            RunQueued(queue="default"),
+            RunStarted("w1", 7),
+        )
+    ]
+    _project(running, [_job(), *starts])
+    running.leases.set_flag(finished_flag("run-done", 1), 60)
+    view = OpenRuns(full_read_interval=timedelta(hours=1))
+    _refresh(running, view)
+    with Session(running.engine) as session:
+        gathered = gather(session, running.leases, T0, JobCache(), view)
+    assert gathered.snapshot.live_run_leases == {run_lease_key("run-done")}
