@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from chronolog import replaying, roles, wiring
+from chronolog import roles, wiring
 from chronolog.logs import configure_logging
 from chronolog.settings import (
     Settings,
@@ -23,8 +23,6 @@ from chronolog.settings import (
 )
 from chronolog.token_cli import token_app
 from events.errors import ChronologError
-from projector import schema
-from projector.database import create_read_model_engine
 
 app = typer.Typer(help="Chronolog: an event-sourced job scheduler.", no_args_is_help=True)
 
@@ -241,6 +239,8 @@ app.add_typer(db_app, name="db")
 @db_app.command("upgrade")
 def db_upgrade(data_dir: DataDir = None) -> None:
     """Migrate the read-model schema to this version's (safe to run again)."""
+    from projector import schema
+
     settings = _settings(data_dir=data_dir)
     with _reported():
         engine = wiring.open_read_model(settings.database, upgrade=True)
@@ -252,6 +252,9 @@ def db_upgrade(data_dir: DataDir = None) -> None:
 @db_app.command("current")
 def db_current(data_dir: DataDir = None) -> None:
     """Show the read model's schema revision; exit 1 if it needs `chronolog db upgrade`."""
+    from projector import schema
+    from projector.database import create_read_model_engine
+
     settings = _settings(data_dir=data_dir)
     engine = create_read_model_engine(settings.database)
     try:
@@ -268,6 +271,8 @@ def db_current(data_dir: DataDir = None) -> None:
 @app.command("setup")
 def setup_command(data_dir: DataDir = None) -> None:
     """Prepare the backends once: create the event topic and upgrade the read-model schema."""
+    from projector import schema
+
     settings = _settings(data_dir=data_dir)
     with _reported():
         event_log = wiring.open_event_log(settings)  # creates a missing Kafka topic
@@ -305,6 +310,8 @@ def replay_command(
     ] = None,
 ) -> None:
     """Rebuild the read models from the event log (the recovery path)."""
+    from chronolog import replaying
+
     settings = _settings(data_dir=data_dir)
     with _reported():
         refused = replaying.refusal(

@@ -10,15 +10,18 @@ import threading
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from chronolog import wiring
 from chronolog.settings import Settings, SettingsError
 from events.codec import EventCodec
-from scheduler.loop import Scheduler, SchedulerConfig
 from worker.executors import Executors
 from worker.prefork import ChildOptions
 from worker.runner import Worker, WorkerConfig
 from worker.secrets import SecretExecutor, load_secrets
+
+if TYPE_CHECKING:
+    from scheduler.loop import Scheduler
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +41,8 @@ def new_node_id(role: str) -> str:
 
 
 def scheduler_role(runtime: wiring.Runtime) -> Scheduler:
+    from scheduler.loop import Scheduler, SchedulerConfig  # the read model: not for workers
+
     settings = runtime.settings
     config = SchedulerConfig(node_id=new_node_id("scheduler"), leader_ttl=settings.leader_ttl)
     return Scheduler(

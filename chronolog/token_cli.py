@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 import typer
 
-from chronolog import access, wiring
+from chronolog import wiring
 from chronolog.tokens import parse_expiry
 
 token_app = typer.Typer(
@@ -58,6 +58,8 @@ def create(
     data_dir: DataDir = None,
 ) -> None:
     """Make a token and print it once (only its SHA-256 is kept)."""
+    from chronolog import access  # the read model: kept out of the worker's imports
+
     try:
         expires_at = parse_expiry(expires, datetime.now(UTC)) if expires else None
     except ValueError as e:
@@ -75,6 +77,8 @@ def create(
 @token_app.command("list")
 def list_command(data_dir: DataDir = None) -> None:
     """Every token: name, role, state, when made and by whom, expiry. Never the token."""
+    from chronolog import access  # the read model: kept out of the worker's imports
+
     with _runtime(data_dir) as runtime:
         access.settle(runtime, access.log_end(runtime))  # tokens made by others just now
         rows = access.list_tokens(runtime)
@@ -99,6 +103,8 @@ def revoke(
     name: Annotated[str, typer.Argument(help="The token's name")], data_dir: DataDir = None
 ) -> None:
     """Revoke a token: every API stops taking it within about a second."""
+    from chronolog import access  # the read model: kept out of the worker's imports
+
     with _runtime(data_dir) as runtime:
         visible = access.revoke_token(runtime, name, access.cli_actor())
     typer.echo(f"token {name!r} revoked")

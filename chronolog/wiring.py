@@ -10,9 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
-
-from sqlalchemy import Engine
+from typing import IO, TYPE_CHECKING
 
 from chronolog.settings import Settings, SettingsError, parse_kafka_url
 from eventlog.kafka import KafkaEventLog
@@ -22,10 +20,13 @@ from events.codec import EventCodec
 from leases.port import LeaseStore
 from leases.redis_store import RedisLeaseStore
 from leases.sqlite_store import SqliteLeaseStore
-from projector import schema
-from projector.database import create_read_model_engine
-from projector.loop import DEFAULT_GROUP, Projector
-from projector.progress import ProjectionProgress
+
+# The read model's modules (SQLAlchemy's ORM, Alembic, psycopg) are imported where a
+# role opens it: a worker never does, and they would be a third of its memory.
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from projector.progress import ProjectionProgress
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,9 @@ def open_read_model(url: str, *, upgrade: bool | None = None) -> Engine:
     model is migrated on the spot, any other must be at the head revision already
     (``chronolog db upgrade``) or ``SchemaOutOfDate`` is raised.
     """
+    from projector import schema
+    from projector.database import create_read_model_engine
+
     embedded = url.startswith("sqlite:///")
     engine = create_read_model_engine(url)
     try:
@@ -103,6 +107,8 @@ def open_read_model(url: str, *, upgrade: bool | None = None) -> Engine:
 
 def upgrade_schema(engine: Engine, url: str) -> str:
     """Migrate to the head revision; processes sharing one SQLite file take turns."""
+    from projector import schema
+
     if not url.startswith("sqlite:///"):
         return schema.upgrade(engine)  # PostgreSQL serialises upgrades with an advisory lock
     path = sqlite_path(url)
@@ -121,6 +127,8 @@ def open_lease_store(settings: Settings) -> LeaseStore:
 
 
 def build_runtime(settings: Settings) -> Runtime:
+    from projector.progress import ProjectionProgress
+
     engine = open_read_model(settings.database)
     return Runtime(
         settings,
@@ -135,6 +143,8 @@ def build_runtime(settings: Settings) -> Runtime:
 def projector_group(settings: Settings) -> str:
     """The projectors' consumer group: one per topic, so installations sharing a Kafka
     cluster (or test runs sharing a broker) never wait on each other's rebalances."""
+    from projector.loop import DEFAULT_GROUP
+
     url = settings.event_log_url
     if not url.startswith("kafka://"):
         return DEFAULT_GROUP
@@ -142,6 +152,8 @@ def projector_group(settings: Settings) -> str:
 
 
 def run_projector(runtime: Runtime, stop: threading.Event, batch_size: int = 5000) -> None:
+    from projector.loop import Projector
+
     projector = Projector(
         runtime.log,
         runtime.engine,
