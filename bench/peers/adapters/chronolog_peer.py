@@ -6,8 +6,9 @@ harness's own in four ways, all for the Chronolog of issue 11:
   * it signs in with the admin token ``chronolog up`` writes on first start
     (<data-dir>/admin-token): since issue 10 the API is not open once a token exists;
   * a trigger may answer 202 (acknowledged once durable, before the scheduler decides);
-  * variants containing ``async`` run the sleep job as ``async def`` (asyncio.sleep), the
-    shape of job Chronolog runs as coroutines, thousands per worker process;
+  * variants containing ``async`` run every job as ``async def`` (the sleep job awaits
+    asyncio.sleep), the shape of job Chronolog runs as coroutines, thousands per worker
+    process;
   * variants containing ``batch`` enqueue through ``POST /api/runs`` (1,000 runs per
     call, Chronolog's fan-out API) instead of one HTTP call per run.
 
@@ -71,7 +72,9 @@ FULL_SCAN_S = 2.0       # done_flags: a full listing of completed runs at most e
 PAGE = 500              # the API's maximum page size
 FUNCS = {"noop": "adapters.chronolog_tasks:noop", "stamp": "adapters.chronolog_tasks:stamp",
          "sleep": "adapters.chronolog_tasks:sleep"}
-ASYNC_FUNCS = {**FUNCS, "sleep": "adapters.chronolog_tasks:async_sleep"}
+# The async variants' jobs are all coroutines (the warm-up's no-ops too, as under the
+# peers' gevent pools), so the workers start no prefork child for them.
+ASYNC_FUNCS = {name: f"adapters.chronolog_tasks:async_{name}" for name in FUNCS}
 BATCH = 1000            # POST /api/runs takes up to 1,000 runs per call
 TRIGGERED = (200, 201, 202)
 

@@ -21,6 +21,14 @@ def sleep(seconds):
     return [t, time.monotonic()]
 
 
+async def async_noop():
+    return 1
+
+
+async def async_stamp():
+    return time.monotonic()
+
+
 async def async_sleep(seconds):
     """The sleep job as a coroutine: Chronolog runs thousands of these per worker process."""
     t = time.monotonic()
