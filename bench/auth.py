@@ -34,3 +34,18 @@ def dashboard_session(dashboard_url: str, token: str) -> str:
         if answer.status_code != 303:
             raise SystemExit(f"signing in to {dashboard_url} failed: {answer.text[:200]}")
         return str(client.cookies["chronolog_session"])
+
+
+# The API, projector and scheduler of ``chronolog up`` without its first-start token step:
+# a server that stays in open mode until a token is made through it. Run as
+# ``python -c OPEN_SERVER DATA_DIR PORT``.
+OPEN_SERVER = """
+import sys
+from pathlib import Path
+from chronolog.logs import configure_logging
+from chronolog.settings import Settings
+from chronolog import serving
+configure_logging("WARNING", "text")
+settings = Settings(data_dir=Path(sys.argv[1]), api_port=int(sys.argv[2]), log_level="WARNING")
+serving.serve(settings, projector=True, scheduler=True, workers=0, concurrency=1)
+"""

@@ -32,20 +32,9 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run as a file: sys.path[0] is bench/
     sys.path.insert(0, str(REPO))
 
+from bench.auth import OPEN_SERVER  # noqa: E402
 from bench.bench_api import free_port, wait_healthy  # noqa: E402
 
-# The API, projector and scheduler of ``chronolog up`` without its first-start token step:
-# a server that stays in open mode until a token is made through it.
-SERVE = """
-import sys
-from pathlib import Path
-from chronolog.logs import configure_logging
-from chronolog.settings import Settings
-from chronolog import serving
-configure_logging("WARNING", "text")
-settings = Settings(data_dir=Path(sys.argv[1]), api_port=int(sys.argv[2]), log_level="WARNING")
-serving.serve(settings, projector=True, scheduler=True, workers=0, concurrency=1)
-"""
 JOB = {
     "name": "noop",
     "type": "shell",
@@ -59,7 +48,7 @@ JOB = {
 def server(scratch: Path, name: str) -> Iterator[str]:
     port = free_port()
     data = scratch / name
-    command = [sys.executable, "-c", SERVE, str(data), str(port)]
+    command = [sys.executable, "-c", OPEN_SERVER, str(data), str(port)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHRONOLOG_")}
     env["CHRONOLOG_LOG_LEVEL"] = "WARNING"  # the scheduler child logs every decision
     process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL)

@@ -39,18 +39,9 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run as a file: sys.path[0] is bench/
     sys.path.insert(0, str(REPO))
 
+from bench.auth import OPEN_SERVER  # noqa: E402
 from bench.bench_api import free_port, wait_healthy  # noqa: E402
 
-SERVE = """
-import sys
-from pathlib import Path
-from chronolog.logs import configure_logging
-from chronolog.settings import Settings
-from chronolog import serving
-configure_logging("WARNING", "text")
-settings = Settings(data_dir=Path(sys.argv[1]), api_port=int(sys.argv[2]), log_level="WARNING")
-serving.serve(settings, projector=True, scheduler=True, workers=0, concurrency=1)
-"""
 JOB = {
     "name": "noop",
     "type": "shell",
@@ -66,7 +57,7 @@ def server(data: Path, source: Path) -> Iterator[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHRONOLOG_")}
     env["CHRONOLOG_LOG_LEVEL"] = "WARNING"
     env["PYTHONPATH"] = str(source)  # ahead of this checkout's editable install
-    command = [sys.executable, "-c", SERVE, str(data), str(port)]
+    command = [sys.executable, "-c", OPEN_SERVER, str(data), str(port)]
     process = subprocess.Popen(command, cwd=source, env=env, stdout=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:

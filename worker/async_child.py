@@ -31,14 +31,13 @@ from worker.context import RunContext, set_task_run
 from worker.prefork_child import (
     CannotLoad,
     JobFunction,
+    LoadedFunctions,
     _describe,
     _encode,
     _exit_reply,
     _failure,
     check_arguments,
     check_defined_in,
-    load_function,
-    signature_of,
 )
 
 HEADER = 4
@@ -91,7 +90,7 @@ class RunStream(io.TextIOBase):
 class AsyncRunner:
     def __init__(self, channel: _Channel) -> None:
         self._channel = channel
-        self._functions: dict[str, tuple[JobFunction, inspect.Signature | None]] = {}
+        self._functions = LoadedFunctions()
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self._cancelled: set[str] = set()
 
@@ -125,7 +124,7 @@ class AsyncRunner:
     async def _reply(self, task: dict[str, Any], parameters: dict[str, Any]) -> dict[str, Any]:
         ref: str = task["function"]
         try:
-            function, signature = self._function(ref)
+            function, signature = self._functions.get(ref)
             check_defined_in(ref, function, task.get("defined_in"))
         except CannotLoad as exc:
             return _failure(str(exc), retryable=False)
@@ -161,13 +160,6 @@ class AsyncRunner:
             self._traceback(exc)
             return _failure(_describe(exc))
         return {"status": "succeeded", "result": value}
-
-    def _function(self, ref: str) -> tuple[JobFunction, inspect.Signature | None]:
-        loaded = self._functions.get(ref)
-        if loaded is None:
-            function = load_function(ref)
-            loaded = self._functions[ref] = (function, signature_of(function))
-        return loaded
 
     def _traceback(self, exc: BaseException) -> None:
         report = traceback.TracebackException.from_exception(exc)

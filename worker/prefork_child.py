@@ -115,6 +115,20 @@ def signature_of(function: JobFunction) -> inspect.Signature | None:
         return None  # some builtins: the call itself will tell
 
 
+class LoadedFunctions:
+    """Job functions by reference, each loaded once per child, with its signature."""
+
+    def __init__(self) -> None:
+        self._loaded: dict[str, tuple[JobFunction, inspect.Signature | None]] = {}
+
+    def get(self, ref: str) -> tuple[JobFunction, inspect.Signature | None]:
+        loaded = self._loaded.get(ref)
+        if loaded is None:
+            function = load_function(ref)
+            loaded = self._loaded[ref] = (function, signature_of(function))
+        return loaded
+
+
 def check_defined_in(ref: str, function: JobFunction, packages: list[str] | None) -> None:
     """``CannotLoad`` unless ``function`` is defined in one of ``packages`` (None: any).
 
@@ -171,7 +185,7 @@ class TaskRunner:
     """Runs tasks in this process, importing each job function once."""
 
     def __init__(self) -> None:
-        self._functions: dict[str, tuple[JobFunction, inspect.Signature | None]] = {}
+        self._functions = LoadedFunctions()
         self._known_modules = set(sys.modules)
 
     def run(self, task: dict[str, Any]) -> bytes:
@@ -189,7 +203,7 @@ class TaskRunner:
         self, ref: str, parameters: dict[str, Any], defined_in: list[str] | None
     ) -> dict[str, Any]:
         try:
-            function, signature = self._function(ref)
+            function, signature = self._functions.get(ref)
             check_defined_in(ref, function, defined_in)
             check_arguments(ref, signature, parameters)
         except CannotLoad as exc:
@@ -207,13 +221,6 @@ class TaskRunner:
             _print_job_traceback(exc)
             return _failure(_describe(exc))
         return {"status": "succeeded", "result": value}
-
-    def _function(self, ref: str) -> tuple[JobFunction, inspect.Signature | None]:
-        loaded = self._functions.get(ref)
-        if loaded is None:
-            function = load_function(ref)
-            loaded = self._functions[ref] = (function, signature_of(function))
-        return loaded
 
     def _with_new_modules(self, reply: dict[str, Any]) -> bytes:
         if len(sys.modules) != len(self._known_modules):
