@@ -4,7 +4,7 @@ Each child is a fresh interpreter (not a fork of the worker, whose threads, sock
 locks must not leak into job code) that leads its own process group, so a timeout can
 kill the job together with anything it spawned. A thread checks a child out, runs one
 task on it and checks it back in; the pool size is the concurrency. One child per core is
-started with the pool, the others when first needed. A child that is
+started with the pool (or none: ``prestart``), the others when first needed. A child that is
 killed (timeout, cancel) or dies is replaced by a fresh one, and so is one whose job code
 changed on disk since it imported it, or that has run ``max_runs_per_child`` tasks.
 
@@ -225,7 +225,12 @@ class PreforkPool:
     """``size`` Python child processes; ``run`` may be called from many threads at once."""
 
     def __init__(
-        self, size: int = 2, grace: float = DEFAULT_GRACE, options: ChildOptions | None = None
+        self,
+        size: int = 2,
+        grace: float = DEFAULT_GRACE,
+        options: ChildOptions | None = None,
+        *,
+        prestart: int | None = None,
     ) -> None:
         if size < 1:
             raise ValueError(f"a prefork pool needs at least one process, got {size}")
@@ -237,8 +242,9 @@ class PreforkPool:
         self._lock = threading.Lock()  # closing and checking in never interleave
         self._idle: queue.LifoQueue[_PoolChild | None] = queue.LifoQueue()
         # A worker with --concurrency 5000 for async jobs must not start 5000 children:
-        # one per core start now, the rest (None slots) when a checkout needs them.
-        started = min(size, os.cpu_count() or 1)
+        # ``prestart`` (default: one per core) start now, the rest (None slots) when a
+        # checkout needs them; a worker whose jobs are all async starts none (prestart=0).
+        started = min(size, (os.cpu_count() or 1) if prestart is None else prestart)
         for _ in range(size - started):
             self._idle.put(None)
         for _ in range(started):  # last in, first out: the started ones are taken first
@@ -267,7 +273,11 @@ class PreforkPool:
             payload = orjson.dumps(task)
         except TypeError as exc:
             return failed(f"parameters are not JSON-serialisable: {exc}", started)
-        child = self._checkout(cancel)
+        try:
+            child = self._checkout(cancel)
+        except OSError as exc:
+            logger.exception("could not start a prefork child")
+            return failed(f"could not start a python child process: {exc}", started)
         if child is None:
             return cancelled_before_start()
         try:
