@@ -59,6 +59,7 @@ from worker.outcomes import outcome_payload
 log = logging.getLogger(__name__)
 
 IO_THREADS: Final = 2  # threads for the loop's batched log appends and lease ends
+MAX_TAKE: Final = 256  # runs taken per take_runs call: bounds one lease-store step
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,7 +249,7 @@ class Worker:
 
         with ThreadPoolExecutor(1, thread_name_prefix="take") as taking:
             while not stop.is_set():
-                free = c.concurrency - len(runs)
+                free = min(c.concurrency - len(runs), MAX_TAKE)
                 if free <= 0:
                     ended.clear()
                     await ended.wait()
@@ -308,12 +309,17 @@ class Worker:
             self._holding.discard(attempt)
 
     async def _run_and_finish(self, ticket: Ticket, lease: Lease, cancelled: bool) -> None:
+        # Renewed from the moment it is taken: a batch of runs taken together may wait a
+        # while for their starts to be appended, longer than a short lease TTL.
+        cancel = RunCancel()
+        self._keeper.hold(lease, on_lost=cancel.set)
         reported = False
         try:
-            reported = await self._run_leased(ticket, lease, cancelled)
+            reported = await self._run_leased(ticket, lease, cancelled, cancel)
         except ChronologError:
             log.exception("run not completed; carrying on", extra={"run_id": ticket.run_id})
         finally:
+            self._keeper.drop(lease)  # already dropped if it ran
             # Once the outcome is durable, no queue entry may run the attempt again.
             flag = finished_flag(ticket.run_id, ticket.attempt) if reported else None
             await self._end(lease, flag, ticket.run_id)
@@ -325,7 +331,9 @@ class Worker:
         except ChronologError:
             log.exception("run lease not released", extra={"run_id": run_id})
 
-    async def _run_leased(self, ticket: Ticket, lease: Lease, cancelled: bool) -> bool:
+    async def _run_leased(
+        self, ticket: Ticket, lease: Lease, cancelled: bool, cancel: RunCancel
+    ) -> bool:
         """Run the attempt; True once its outcome is in the log."""
         if cancelled:
             reason = "cancelled before it started"
@@ -336,7 +344,7 @@ class Worker:
         await self._append_async(
             self._run_event(ticket, RunStarted(self.config.worker_id, lease.token))
         )
-        result, lost = await self._execute(ticket, lease)
+        result, lost = await self._execute(ticket, lease, cancel)
         if self._handing_back.is_set():
             log.warning("run handed back on shutdown", extra={"run_id": ticket.run_id})
             return False
@@ -352,14 +360,14 @@ class Worker:
         )
         return True
 
-    async def _execute(self, ticket: Ticket, lease: Lease) -> tuple[ExecutionResult, bool]:
+    async def _execute(
+        self, ticket: Ticket, lease: Lease, cancel: RunCancel
+    ) -> tuple[ExecutionResult, bool]:
         """Run the job; the result, and whether the lease was lost meanwhile."""
-        cancel = RunCancel()
         with self._running_lock:
             self._running[ticket.run_id] = cancel
         if self._handing_back.is_set():
             cancel.set()  # taken while the drain ended: stop at once
-        self._keeper.hold(lease, on_lost=cancel.set)
         request = ExecutionRequest(
             ticket.run_id,
             ticket.job_id,

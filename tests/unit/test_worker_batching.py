@@ -43,8 +43,9 @@ def test_a_failed_batch_fails_every_call_in_it_and_the_next_batch_still_goes() -
     async def main() -> tuple[list[BaseException | str], str]:
         commit: GroupCommit[str, str] = GroupCommit(write, max_batch=10)
         running = asyncio.create_task(commit.run())
-        first = await asyncio.gather(
-            commit.submit("bad"), commit.submit("good"), return_exceptions=True
+        calls = [commit.submit("bad"), commit.submit("good")]
+        first: list[BaseException | str] = list(
+            await asyncio.gather(*calls, return_exceptions=True)
         )
         later = await commit.submit("later")
         await commit.close()
