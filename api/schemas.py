@@ -354,7 +354,9 @@ class TriggerBody(StoredBody):
 class TriggerOut(BaseModel):
     run_id: str
     job_id: str
-    status: str  # "pending" for a new run: its event is durable, the scheduler not yet asked
+    # A new run: "pending" (its event is durable, the scheduler not yet asked), or
+    # "queued" when the API queued it itself (an allow job with no limit).
+    status: str
     reason: str | None = None
 
 

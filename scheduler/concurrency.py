@@ -27,6 +27,10 @@ Paused jobs: pending runs with an automatic trigger (``schedule``, ``dependency`
 ``backfill``) go through the policy as usual, and so do retries of runs already started.
 Runs of a job that no longer exists are skipped (``job_deleted``), or cancelled when
 waiting for a retry.
+
+``admitted_without_state`` says when ``admit``'s answer is known without any state: an
+``allow`` job with no ``max_concurrency`` queues every run a person asks for. The API
+queues such runs itself, in the same append as their request (docs/decisions.md, issue 11).
 """
 
 from __future__ import annotations
@@ -75,6 +79,21 @@ def admit(
         active = active_runs_by_job.get(job_id, ())
         events.extend(_admit_job(jobs.get(job_id), pending, active, now))
     return events
+
+
+def admitted_without_state(spec: JobSpec, trigger: RunTrigger) -> bool:
+    """Whether ``admit`` queues a new run of ``spec`` whatever the other runs are.
+
+    True only for ``allow`` with no limit (no other run can make it skip or wait) and a
+    trigger a paused job does not skip, so the answer holds for a paused job too.
+    """
+    unlimited_allow = spec.concurrency_policy == "allow" and spec.max_concurrency is None
+    return unlimited_allow and (spec.enabled or trigger not in AUTOMATIC_TRIGGERS)
+
+
+def queued_payload(spec: JobSpec) -> RunQueued:
+    """What an admitted run's ``RunQueued`` says: the job's queue and priority."""
+    return RunQueued(queue=spec.queue, priority=spec.priority)
 
 
 def due_retries(
@@ -205,7 +224,7 @@ def _cancel(run: RunView, reason: str, now: datetime, caused_by: str | None = No
 
 
 def _queued(run: RunView, spec: JobSpec, now: datetime) -> Event:
-    return run_event(RunQueued(queue=spec.queue, priority=spec.priority), run, now)
+    return run_event(queued_payload(spec), run, now)
 
 
 def _skip(
