@@ -30,13 +30,15 @@ waiting for a retry.
 
 ``admitted_without_state`` says when ``admit``'s answer is known without any state: an
 ``allow`` job with no ``max_concurrency`` queues every run a person asks for. The API
-queues such runs itself, in the same append as their request (docs/decisions.md, issue 11).
+queues such runs itself, in the same append as their request (docs/decisions.md, issue 11),
+so ``admit`` leaves such a ``manual`` run waiting for ``API_QUEUED_GRACE`` after its
+request: its ``RunQueued`` is in the log, the projector may just not have applied it yet.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Final, TypeAlias
 
 from events.model import (
@@ -55,6 +57,10 @@ SLOT_HOLDERS: Final[frozenset[RunStatus]] = frozenset({"queued", "running", "fai
 """Statuses of the runs that hold one of their job's slots (``admit``'s active runs)."""
 AUTOMATIC_TRIGGERS: Final[frozenset[RunTrigger]] = frozenset({"schedule", "dependency"})
 """Triggers whose pending runs a paused job skips."""
+
+API_QUEUED_GRACE: Final = timedelta(seconds=2)
+"""How long a manual run the API queued itself may show ``pending`` (its two events
+applied in different projector batches) before the scheduler queues it after all."""
 
 _SHOWN_IDS: Final = 3
 
@@ -142,8 +148,16 @@ def _admit_job(
         paused = [run for run in pending if run.trigger in AUTOMATIC_TRIGGERS]
         events = [_skip(run, now, "paused", "the job is paused") for run in paused]
         pending = [run for run in pending if run.trigger not in AUTOMATIC_TRIGGERS]
+    pending = [run for run in pending if not _queued_by_the_api(run, job.spec, now)]
     policy = _POLICIES[job.spec.concurrency_policy]
     return events + policy(job.spec, pending, active, now)
+
+
+def _queued_by_the_api(run: RunView, spec: JobSpec, now: datetime) -> bool:
+    """A manual run the API queued in its trigger's append (if the job has not changed
+    since), whose ``RunQueued`` the projector has not applied yet."""
+    recent = now - run.requested_at < API_QUEUED_GRACE
+    return recent and run.trigger == "manual" and admitted_without_state(spec, run.trigger)
 
 
 # --- policies ------------------------------------------------------------------------

@@ -18,7 +18,12 @@ from events.model import (
     RunSkipped,
     RunTrigger,
 )
-from scheduler.concurrency import admit, admitted_without_state, due_retries
+from scheduler.concurrency import (
+    API_QUEUED_GRACE,
+    admit,
+    admitted_without_state,
+    due_retries,
+)
 from scheduler.views import JobView, RunStatus, RunView
 
 T0 = datetime(2026, 7, 1, 9, tzinfo=UTC)
@@ -266,7 +271,21 @@ def test_whenever_admitted_without_state_then_admit_queues_it_whatever_the_other
     given = job(**spec)
     if not admitted_without_state(given.spec, trigger):
         return
-    pending = run("p", trigger=trigger, minute=5)
+    pending = run("p", trigger=trigger, minute=-5)  # past the API's grace
     for active in ([], [RUNNING], [RUNNING, QUEUED, run("a3", "retrying")]):
         events = admit([pending], {"job-1": active}, {"job-1": given}, NOW)
         assert summary(events) == [("RunQueued", "p", None)]
+
+
+def test_a_manual_run_the_api_queued_is_left_to_its_runqueued_for_the_grace() -> None:
+    given = job(concurrency_policy="allow", max_concurrency=None)
+    just = run("just", trigger="manual", minute=0)
+    just_now = just.requested_at + API_QUEUED_GRACE - timedelta(milliseconds=1)
+    fire = run("fire", trigger="schedule", minute=0)
+    events = admit([just, fire], {}, {"job-1": given}, just_now)
+    assert summary(events) == [("RunQueued", "fire", None)]  # fires are the scheduler's
+    later = just.requested_at + API_QUEUED_GRACE
+    assert summary(admit([just], {}, {"job-1": given}, later)) == [("RunQueued", "just", None)]
+    # A job with a limit: the API did not queue it, nothing waits.
+    limited = job(concurrency_policy="allow", max_concurrency=5)
+    assert summary(admit([just], {}, {"job-1": limited}, just_now)) == [("RunQueued", "just", None)]
