@@ -165,7 +165,9 @@ def test_the_changed_runs_are_found_whichever_partitions_were_seen(running: Runt
         stamped = session.execute(
             select(RunRecord.id, RunRecord.change_partition, RunRecord.change_offset)
         ).all()
-    rows = [(run_id, p, offset) for run_id, p, offset in stamped if p is not None and offset is not None]
+    rows = [
+        (run_id, p, offset) for run_id, p, offset in stamped if p is not None and offset is not None
+    ]
     assert len(rows) == len(stamped) == 30
     partition = rows[0][1]  # one job: every run row is in its partition
     offsets = sorted(offset for _, _, offset in rows)
