@@ -9,10 +9,11 @@ dead-lettered).
 
 - ``forbid`` (default): at most one active run; a pending run that finds one is
   ``RunSkipped(reason="overlap")``. ``max_concurrency`` does not apply.
-- ``allow``: up to ``max_concurrency`` active runs; a pending run beyond that is skipped
-  as ``overlap`` like under ``forbid`` (waiting for a slot is what ``queue`` is for).
-- ``queue``: up to ``max_concurrency`` active runs; the others stay pending (no event)
-  and are admitted in order as slots free up.
+- ``allow``: up to ``max_concurrency`` active runs (None: no limit); a pending run
+  beyond that is skipped as ``overlap`` like under ``forbid`` (waiting for a slot is
+  what ``queue`` is for).
+- ``queue``: up to ``max_concurrency`` active runs (None: no limit); the others stay
+  pending (no event) and are admitted in order as slots free up.
 - ``replace``: the newest pending run replaces everything else: each active run gets
   ``RunCancelRequested`` (``RunCancelled`` for a ``failing`` or ``retrying`` one, which
   no worker or queue holds), older pending runs are ``RunSkipped(reason="replaced")``,
@@ -172,7 +173,7 @@ _POLICIES: Final[dict[ConcurrencyPolicy, _Policy]] = {
 
 
 def _up_to(
-    limit: int,
+    limit: int | None,
     spec: JobSpec,
     pending: list[RunView],
     active: Sequence[RunView],
@@ -180,8 +181,9 @@ def _up_to(
     *,
     skip_rest: bool,
 ) -> list[Event]:
-    """Queue pending runs while fewer than ``limit`` are active; skip or keep the rest."""
-    free = max(limit - len(active), 0)
+    """Queue pending runs while fewer than ``limit`` are active (None: no limit); skip or
+    keep the rest."""
+    free = len(pending) if limit is None else max(limit - len(active), 0)
     admitted, rest = pending[:free], pending[free:]
     events = [_queued(run, spec, now) for run in admitted]
     if skip_rest and rest:
@@ -190,7 +192,7 @@ def _up_to(
     return events
 
 
-def _overlap_detail(holders: Sequence[RunView], limit: int) -> str:
+def _overlap_detail(holders: Sequence[RunView], limit: int | None) -> str:
     shown = ", ".join(run.run_id for run in holders[:_SHOWN_IDS])
     more = f" and {len(holders) - _SHOWN_IDS} more" if len(holders) > _SHOWN_IDS else ""
     return f"{len(holders)} active run(s), at most {limit} allowed: {shown}{more}"
