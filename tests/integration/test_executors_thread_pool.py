@@ -15,6 +15,7 @@ from tests.conftest import wait_until
 from tests.jobs.builders import make_request
 from worker.async_pool import AsyncPool
 from worker.execution import ExecutionResult, RunCancel
+from worker.python_executor import PythonExecutor
 
 GRACE = 0.5
 SAMPLE = "tests.jobs.sample"
@@ -175,3 +176,28 @@ def test_when_every_thread_is_busy_a_run_waits_and_its_timeout_counts(tmp_path: 
     assert (waited.status, waited.error) == ("timed_out", "timed out after 0.5 s")
     assert not Path(queued["ready_file"]).exists()  # it never got a thread, and never will
     assert held.status == "succeeded"
+
+
+def test_a_job_with_pool_thread_runs_in_the_async_child_and_others_in_prefork() -> None:
+    python = PythonExecutor(processes=1, grace=GRACE)
+
+    async def main() -> tuple[ExecutionResult, ExecutionResult, ExecutionResult]:
+        on_thread = make_request("python", function=f"{SAMPLE}:whoami", pool="thread")
+        in_process = make_request("python", function=f"{SAMPLE}:whoami")
+        coroutine = make_request("python", {"seconds": 0}, function=f"{SAMPLE}:async_sleep")
+        try:
+            return (
+                await python.execute_async(on_thread, RunCancel()),
+                await python.execute_async(in_process, RunCancel()),
+                await python.execute_async(coroutine, RunCancel()),
+            )
+        finally:
+            await python.aclose()
+
+    try:
+        threaded, prefork, async_job = asyncio.run(main())
+    finally:
+        python.close()
+    assert {threaded.status, prefork.status, async_job.status} == {"succeeded"}
+    assert threaded.result == async_job.result["pid"]  # the async pool's child
+    assert prefork.result != threaded.result  # a prefork child
