@@ -165,19 +165,19 @@ async def async_block(seconds: float) -> None:
 
 
 def thread_gather(
-    directory: str, count: int, label: str = "", wait: float = 30.0
+    directory: str, count: int, label: str = "", wait: float = 60.0
 ) -> dict[str, object]:
-    """Announce this run in ``directory``, then wait until ``count`` runs have: succeeds
-    only if that many run at once."""
+    """Announce this run in ``directory`` (as ``label``, else its run id), then wait until
+    ``count`` runs have: succeeds only if that many run at once."""
+    run = chronolog.current_run()
     print(f"start {label}")  # noqa: T201 - output capture per run, from a thread
-    Path(directory, label).touch()
+    Path(directory, label or run.run_id).touch()
     deadline = time.monotonic() + wait
     while len(os.listdir(directory)) < count:
         if time.monotonic() > deadline:
             raise TimeoutError(f"only {len(os.listdir(directory))} of {count} runs at once")
         time.sleep(0.05)
     print(f"end {label}", file=sys.stderr)  # noqa: T201
-    run = chronolog.current_run()
     return {"label": label, "run_id": run.run_id, "pid": os.getpid()}
 
 
