@@ -69,7 +69,7 @@ async def drive(url: str) -> tuple[int, int]:
 
 
 def main() -> None:
-    ready, port = threading.Event(), []
+    ready, port = threading.Event(), list[int]()
     threading.Thread(target=serve, args=(ready, port), daemon=True).start()
     ready.wait(10)
     cpu0 = time.process_time()
