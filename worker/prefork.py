@@ -24,6 +24,7 @@ import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -241,6 +242,10 @@ class PreforkPool:
         self._closed = False
         self._lock = threading.Lock()  # closing and checking in never interleave
         self._idle: queue.LifoQueue[_PoolChild | None] = queue.LifoQueue()
+        # Children are started from one thread of the pool's own: a child gets SIGKILL
+        # when the thread that started it ends (PR_SET_PDEATHSIG, worker.orphans), and
+        # the caller's thread, which starts one on demand, may end first.
+        self._spawner = ThreadPoolExecutor(1, thread_name_prefix="prefork-spawn")
         # A worker with --concurrency 5000 for async jobs must not start 5000 children:
         # ``prestart`` (default: one per core) start now, the rest (None slots) when a
         # checkout needs them; a worker whose jobs are all async starts none (prestart=0).
@@ -248,7 +253,7 @@ class PreforkPool:
         for _ in range(size - started):
             self._idle.put(None)
         for _ in range(started):  # last in, first out: the started ones are taken first
-            self._idle.put(_PoolChild.spawn(self._path))
+            self._idle.put(self._spawn())
 
     def run(
         self,
@@ -329,9 +334,12 @@ class PreforkPool:
         child.shut_down(self.grace)
         return self._spawn_or_release()
 
+    def _spawn(self) -> _PoolChild:
+        return self._spawner.submit(_PoolChild.spawn, self._path).result()
+
     def _spawn_or_release(self) -> _PoolChild:
         try:
-            return _PoolChild.spawn(self._path)
+            return self._spawn()
         except OSError:
             self._idle.put(None)  # keep the slot: a later checkout tries again
             raise
@@ -354,7 +362,7 @@ class PreforkPool:
     def _replacement(self, dead: _PoolChild) -> _PoolChild | None:
         logger.info("replacing prefork child %d", dead.leader.pid)
         try:
-            return _PoolChild.spawn(self._path)
+            return self._spawn()
         except OSError:
             logger.exception("cannot start a prefork child; the next task tries again")
             return None
