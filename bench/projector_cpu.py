@@ -47,8 +47,13 @@ def read_models(backend: str, scratch: Path) -> Iterator[Callable[[str], str]]:
         return
     from tests.services.postgres import database_factory, local_postgres
 
+    def migrated(create: Callable[[], str]) -> str:
+        url = create()
+        open_read_model(url, upgrade=True).dispose()
+        return url
+
     with local_postgres() as server, database_factory(server.url) as create:
-        yield lambda _name: create()
+        yield lambda _name: migrated(create)
 
 
 def main() -> None:
