@@ -23,7 +23,8 @@ DEFAULT_CAPACITY = 100_000
 class AcceptedRun:
     run_id: str
     job_id: str
-    position: Position
+    position: Position  # where its last event of the trigger landed
+    status: str = "pending"  # what the trigger answered: pending, or queued
 
 
 class AcceptedRuns:

@@ -39,8 +39,11 @@ def _default(spec_field: dataclasses.Field[Any]) -> Any:
     return spec_field.default
 
 
+# max_concurrency: null is a value of its own (no limit), not "the default".
 _SPEC_DEFAULTS = {
-    f.name: _default(f) for f in dataclasses.fields(JobSpec) if f.name not in ("name", "type")
+    f.name: _default(f)
+    for f in dataclasses.fields(JobSpec)
+    if f.name not in ("name", "type", "max_concurrency")
 }
 
 
@@ -171,7 +174,8 @@ class JobCommands:
 
 
 def build_spec(values: dict[str, Any], base: JobSpec | None) -> JobSpec:
-    """A spec from request fields laid over ``base``; a null field means its default."""
+    """A spec from request fields laid over ``base``; a null field means its default
+    (but a null ``max_concurrency`` means no limit)."""
     values = {
         k: (_SPEC_DEFAULTS[k] if v is None and k in _SPEC_DEFAULTS else v)
         for k, v in values.items()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -22,11 +24,16 @@ from api.triggers import (
 )
 from api.validation import check_parameters
 from events.ids import new_run_id
-from events.model import Event, RunRequested, RunRetryRequested
+from events.model import Event, RunQueued, RunRequested, RunRetryRequested
 from leases.cancel_signal import signal_cancel
+from leases.errors import LeaseError
 from projector import api_reads
 from projector.run_projection import TERMINAL, RunRow
 from scheduler.cancellation import cancel_events
+from scheduler.concurrency import queued_payload
+from scheduler.dispatch import Dispatcher
+
+log = logging.getLogger(__name__)
 
 
 class RunCommands:
@@ -37,7 +44,8 @@ class RunCommands:
     def trigger(
         self, job_ref: str, parameters: dict[str, Any], idempotency_key: str | None
     ) -> TriggerAnswer:
-        """Request a manual run; answer once its event is durable (status ``pending``)."""
+        """Request a manual run; answer once its events are durable (status ``pending``,
+        or ``queued`` for a run admitted without state)."""
         if problems := check_parameters(parameters):
             raise Invalid.of(problems)
         request = TriggerRequest(job_ref, parameters, idempotency_key)
@@ -53,7 +61,8 @@ class RunCommands:
         """Request runs, all or none: any invalid request refuses the whole batch (422,
         fields prefixed by ``where(i)``). Their events are appended in one log call.
 
-        Round trips: one read of the jobs, one of the keyed runs (if any keys), one append.
+        Round trips: one read of the jobs, one of the keyed runs (if any keys), one append,
+        and one push to the lease store's queues if any run was admitted without state.
         """
         with Session(self._ctx.engine) as session:
             jobs = api_reads.find_jobs(session, {r.job for r in requests})
@@ -64,22 +73,51 @@ class RunCommands:
                 raise Invalid.of(problems)
             projected = api_reads.run_states(session, keyed_run_ids(requests, jobs))
         accepted = self._ctx.accepted
-        plan = plan_triggers(
-            requests, jobs, projected, lambda r: accepted.get(r) is not None, new_run_id
-        )
+        plan = plan_triggers(requests, jobs, projected, _status_of(accepted.get), new_run_id)
         if plan.new_runs:
-            events = [self._requested(new) for new in plan.new_runs]
-            positions = append_events(self._ctx, events)
+            per_run = [self._events(new) for new in plan.new_runs]
+            events = [event for run_events in per_run for event in run_events]
+            positions = iter(append_events(self._ctx, events))
+            # A read of the run waits for its last event, so it shows what was answered.
+            landed = [[next(positions) for _ in run_events][-1] for run_events in per_run]
             accepted.remember(
-                AcceptedRun(new.run_id, new.job.id, position)
-                for new, position in zip(plan.new_runs, positions, strict=True)
+                AcceptedRun(new.run_id, new.job.id, position, new.status)
+                for new, position in zip(plan.new_runs, landed, strict=True)
             )
+            self._push([new for new in plan.new_runs if new.queued], events)
         return plan.answers
+
+    def _events(self, new: NewRun) -> list[Event]:
+        """The run's ``RunRequested``, and its ``RunQueued`` when admitted without state:
+        one key (the job's), so they land in this order."""
+        requested = self._requested(new)
+        if not new.queued:
+            return [requested]
+        queued = self._event_of(new, queued_payload(new.job.spec))
+        return [requested, dataclasses.replace(queued, causation_id=requested.event_id)]
+
+    def _push(self, queued: Sequence[NewRun], events: Sequence[Event]) -> None:
+        """Push the tickets of the runs queued here, as the scheduler would. A failed push
+        loses nothing: the scheduler's reconciliation re-pushes queued runs no queue holds."""
+        if not queued:
+            return
+        specs = {new.job.id: new.job.spec for new in queued}
+        parameters = {new.run_id: new.parameters for new in queued}
+        try:
+            Dispatcher(self._ctx.leases).dispatch(events, specs, parameters)
+        except LeaseError as e:
+            log.warning(
+                "queued runs not pushed; reconciliation will push them",
+                extra={"run_ids": [new.run_id for new in queued], "error": str(e)},
+            )
 
     def _requested(self, new: NewRun) -> Event:
         payload = RunRequested(
             trigger="manual", parameters=new.parameters, idempotency_key=new.idempotency_key
         )
+        return self._event_of(new, payload)
+
+    def _event_of(self, new: NewRun, payload: RunRequested | RunQueued) -> Event:
         return api_event(
             self._ctx,
             self._caller,
@@ -148,3 +186,11 @@ def wait_for_accepted(ctx: ApiContext, run_id: str) -> bool:
     if ctx.progress.wait_for([accepted.position], ctx.ryw_timeout):
         return True
     raise Unavailable(f"run {run_id} is accepted but the read model does not show it yet")
+
+
+def _status_of(find: Callable[[str], AcceptedRun | None]) -> Callable[[str], str | None]:
+    def status(run_id: str) -> str | None:
+        run = find(run_id)
+        return None if run is None else run.status
+
+    return status

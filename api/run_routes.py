@@ -58,8 +58,9 @@ def trigger(
     body: Annotated[TriggerBody | None, Body()] = None,
 ) -> TriggerOut:
     """Run the job now. Answers once the request is durable in the log, with the run id
-    and status ``pending`` (the scheduler queues or skips it next). The same
-    ``Idempotency-Key`` always answers with the same run."""
+    and status ``pending`` (the scheduler queues or skips it next), or ``queued`` for an
+    ``allow`` job with no ``max_concurrency`` (nothing to decide: the API queues the run
+    in the same write). The same ``Idempotency-Key`` always answers with the same run."""
     commands = RunCommands(ctx, caller)
     answer = commands.trigger(ref, body.parameters if body else {}, idempotency_key)
     response.status_code = 201 if answer.created else 200

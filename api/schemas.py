@@ -73,6 +73,8 @@ def check_body(body: Any) -> Any:
 JobTypeField = Literal["python", "shell", "http"]
 BackoffField = Literal["exponential", "fixed"]
 PolicyField = Literal["forbid", "queue", "allow", "replace"]
+PoolField = Literal["process", "thread"]
+MaxConcurrency = Annotated[int, Field(ge=1, le=10_000)]
 
 
 class StoredBody(BaseModel):
@@ -125,7 +127,8 @@ class JobSettings(StoredBody):
     retries: Annotated[int, Field(ge=0, le=100)] | None = None
     retry_delay: Annotated[float, Field(ge=0, le=24 * 3600)] | None = None
     retry_backoff: BackoffField | None = None
-    max_concurrency: Annotated[int, Field(ge=1, le=10_000)] | None = None
+    # null: no limit (allow and queue policies only); left out: 1, or unchanged on update.
+    max_concurrency: MaxConcurrency | None = None
     concurrency_policy: PolicyField | None = None
     priority: Annotated[int, Field(ge=-1000, le=1000)] | None = None
     queue: Label | None = None
@@ -147,6 +150,7 @@ class JobFields(JobSettings):
     method: Method | None = None
     headers: dict[str, HeaderValue] | None = None  # a value or {"secret": NAME}
     body: HttpBody = None
+    pool: PoolField | None = None
 
 
 # The fields of one job type only; the others may send them as null (or not at all).
@@ -157,6 +161,7 @@ TYPE_OWNED = {
     "method": "http",
     "headers": "http",
     "body": "http",
+    "pool": "python",
 }
 
 
@@ -185,6 +190,9 @@ class PythonJob(_NewJob):
 
     type: Literal["python"]
     function: Function
+    # process: a prefork child runs the function; thread: a thread of the worker's async
+    # pool process (for I/O-bound sync functions).
+    pool: PoolField | None = None
     command: None = None
     url: None = None
     method: None = None
@@ -202,6 +210,7 @@ class ShellJob(_NewJob):
     method: None = None
     headers: None = None
     body: None = None
+    pool: None = None
 
 
 class HttpJob(_NewJob):
@@ -214,6 +223,7 @@ class HttpJob(_NewJob):
     body: HttpBody = None
     function: None = None
     command: None = None
+    pool: None = None
 
 
 NewJob = PythonJob | ShellJob | HttpJob
@@ -264,6 +274,7 @@ class JobOut(BaseModel):
     description: str | None = None
     function: str | None = None
     command: str | list[str] | None = None
+    pool: str | None = None  # python jobs only
     url: str | None = None
     method: str | None = None
     headers: dict[str, HeaderValue] | None = None  # a value or {"secret": NAME}
@@ -278,7 +289,7 @@ class JobOut(BaseModel):
     retries: int
     retry_delay: float
     retry_backoff: str
-    max_concurrency: int
+    max_concurrency: int | None  # null: no limit
     concurrency_policy: str
     priority: int
     queue: str
@@ -343,7 +354,9 @@ class TriggerBody(StoredBody):
 class TriggerOut(BaseModel):
     run_id: str
     job_id: str
-    status: str  # "pending" for a new run: its event is durable, the scheduler not yet asked
+    # A new run: "pending" (its event is durable, the scheduler not yet asked), or
+    # "queued" when the API queued it itself (an allow job with no limit).
+    status: str
     reason: str | None = None
 
 

@@ -5,6 +5,10 @@ the runs to request. A trigger is acknowledged once its ``RunRequested`` is dura
 the run of a repeated ``Idempotency-Key`` may not be projected yet: its id is derived
 from (job, key), so the answer names it all the same, and the projection inserts a run
 id once (a second ``RunRequested`` for it is rejected, never a second run).
+
+A run whose admission needs no state (``scheduler.concurrency.admitted_without_state``:
+an ``allow`` job with no limit) is queued by the API itself: its ``RunQueued`` goes in
+the same append as its ``RunRequested``, and it is answered ``queued``.
 """
 
 from __future__ import annotations
@@ -18,8 +22,10 @@ from api.validation import check_parameters
 from events.ids import idempotency_run_id
 from projector.api_reads import RunState
 from projector.job_projection import JobRow
+from scheduler.concurrency import admitted_without_state
 
 PENDING = "pending"  # a run's status until the scheduler queues or skips it
+QUEUED = "queued"  # a run the API queued itself (admitted without state)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +52,11 @@ class NewRun:
     job: JobRow
     parameters: dict[str, Any]  # the job's, with the trigger's merged over them
     idempotency_key: str | None
+    queued: bool = False  # admitted without state: queued in the same append
+
+    @property
+    def status(self) -> str:
+        return QUEUED if self.queued else PENDING
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,30 +94,32 @@ def plan_triggers(
     requests: Sequence[TriggerRequest],
     jobs: Mapping[str, JobRow],
     projected: Mapping[str, RunState],
-    accepted: Callable[[str], bool],
+    accepted: Callable[[str], str | None],
     new_id: Callable[[], str],
 ) -> TriggerPlan:
     """Decide each (valid) request: a run the read model has, one this process accepted
     but the read model does not show yet, or a new run.
 
     ``projected`` holds the runs of ``keyed_run_ids`` the read model has; ``accepted``
-    tells whether this process accepted a run id already; ``new_id`` makes an id for a
-    request without a key.
+    gives the status this process answered for a run id it accepted already (None: not
+    accepted); ``new_id`` makes an id for a request without a key.
     """
     answers: list[TriggerAnswer] = []
     new_runs: list[NewRun] = []
-    planned: set[str] = set()
+    planned: dict[str, str] = {}  # run id -> status, for runs this batch requests
     for request in requests:
         job = jobs[request.job]
         key = request.idempotency_key
         run_id = idempotency_run_id(job.id, key) if key is not None else new_id()
         if (state := projected.get(run_id)) is not None:
             answers.append(TriggerAnswer(run_id, state.job_id, state.status, state.reason, False))
-        elif run_id in planned or accepted(run_id):
-            answers.append(TriggerAnswer(run_id, job.id, PENDING, created=False))
+        elif (earlier := planned.get(run_id) or accepted(run_id)) is not None:
+            answers.append(TriggerAnswer(run_id, job.id, earlier, created=False))
         else:
-            planned.add(run_id)
             merged = {**job.spec.parameters, **request.parameters}
-            new_runs.append(NewRun(run_id, job, merged, key))
-            answers.append(TriggerAnswer(run_id, job.id, PENDING))
+            queued = admitted_without_state(job.spec, "manual")
+            new = NewRun(run_id, job, merged, key, queued)
+            planned[run_id] = new.status
+            new_runs.append(new)
+            answers.append(TriggerAnswer(run_id, job.id, new.status))
     return TriggerPlan(answers, new_runs)

@@ -11,7 +11,7 @@ from typing import Any
 from api.errors import FieldProblem
 from api.secret_refs import plain_secrets
 from events.job_urls import http_url_problem
-from events.model import JobSpec
+from events.model import UNLIMITED_POLICIES, JobSpec
 from timing.schedules import InvalidSchedule, InvalidTimezone, parse_schedule
 
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
@@ -31,7 +31,7 @@ def check_spec(
     spec: JobSpec, now: datetime, *, schedule_changed: bool = True
 ) -> list[FieldProblem]:
     """Everything wrong with ``spec`` that can be told without looking at other jobs."""
-    problems = _check_type_fields(spec)
+    problems = _check_type_fields(spec) + _check_concurrency(spec)
     problems += _check_schedule(spec, now, schedule_changed)
     problems += plain_secrets("headers", spec.headers) + plain_secrets("body", spec.json_body)
     problems += check_parameters(spec.parameters)
@@ -55,6 +55,8 @@ def _check_type_fields(spec: JobSpec) -> list[FieldProblem]:
         for field in fields
         if getattr(spec, field) not in (None, {}, ())
     ]
+    if spec.type != "python" and spec.pool != "process":
+        problems.append(FieldProblem("pool", "only python jobs have 'pool'"))
     if spec.type == "python":
         problems += _check_function(spec.function)
     elif spec.type == "shell" and spec.command is None and not spec.argv:
@@ -64,6 +66,19 @@ def _check_type_fields(spec: JobSpec) -> list[FieldProblem]:
     elif spec.type == "http":
         problems += _check_http(spec)
     return [_user_name(p) for p in problems]
+
+
+def _check_concurrency(spec: JobSpec) -> list[FieldProblem]:
+    # forbid allows one run and replace keeps one: "no limit" means nothing there.
+    if spec.max_concurrency is None and spec.concurrency_policy not in UNLIMITED_POLICIES:
+        return [
+            FieldProblem(
+                "max_concurrency",
+                f"null (no limit) needs concurrency_policy allow or queue, "
+                f"not {spec.concurrency_policy!r}",
+            )
+        ]
+    return []
 
 
 # Users write the argv form as "command" and a JSON body as "body"; speak their language.

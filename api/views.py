@@ -43,7 +43,7 @@ def job_out(
     spec = job.spec
     typed: dict[str, object] = {}
     if spec.type == "python":
-        typed["function"] = spec.function
+        typed.update(function=spec.function, pool=spec.pool)
     elif spec.type == "shell":
         typed["command"] = list(spec.argv) if spec.argv is not None else spec.command
     else:

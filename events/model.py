@@ -17,11 +17,15 @@ from typing import Any, Final, Literal, TypeAlias
 JobType: TypeAlias = Literal["python", "shell", "http"]
 RetryBackoff: TypeAlias = Literal["exponential", "fixed"]
 ConcurrencyPolicy: TypeAlias = Literal["forbid", "queue", "allow", "replace"]
+PythonPool: TypeAlias = Literal["process", "thread"]
 RunTrigger: TypeAlias = Literal["schedule", "manual", "dependency", "retry", "backfill"]
 
 JOB_TYPES: Final = ("python", "shell", "http")
 RETRY_BACKOFFS: Final = ("exponential", "fixed")
 CONCURRENCY_POLICIES: Final = ("forbid", "queue", "allow", "replace")
+PYTHON_POOLS: Final = ("process", "thread")
+UNLIMITED_POLICIES: Final = ("allow", "queue")
+"""Policies whose ``max_concurrency`` may be None (no limit)."""
 RUN_TRIGGERS: Final = ("schedule", "manual", "dependency", "retry", "backfill")
 
 
@@ -48,7 +52,7 @@ class JobSpec:
     retries: int = 3
     retry_delay: float = 1.0
     retry_backoff: RetryBackoff = "exponential"
-    max_concurrency: int = 1
+    max_concurrency: int | None = 1  # None: no limit, for allow and queue only (schema v4)
     concurrency_policy: ConcurrencyPolicy = "forbid"
     priority: int = 0
     queue: str = "default"
@@ -59,6 +63,9 @@ class JobSpec:
     # http jobs: header name -> name of a secret the worker resolves when it runs the job;
     # the secret's value never enters an event (schema v3).
     secret_headers: dict[str, str] = field(default_factory=dict)
+    # sync python jobs: "thread" runs the function on a thread of the worker's async pool
+    # process instead of a prefork child, for I/O-bound functions (schema v4).
+    pool: PythonPool = "process"
 
 
 def spec_from_dict(data: dict[str, Any]) -> JobSpec:

@@ -9,10 +9,11 @@ dead-lettered).
 
 - ``forbid`` (default): at most one active run; a pending run that finds one is
   ``RunSkipped(reason="overlap")``. ``max_concurrency`` does not apply.
-- ``allow``: up to ``max_concurrency`` active runs; a pending run beyond that is skipped
-  as ``overlap`` like under ``forbid`` (waiting for a slot is what ``queue`` is for).
-- ``queue``: up to ``max_concurrency`` active runs; the others stay pending (no event)
-  and are admitted in order as slots free up.
+- ``allow``: up to ``max_concurrency`` active runs (None: no limit); a pending run
+  beyond that is skipped as ``overlap`` like under ``forbid`` (waiting for a slot is
+  what ``queue`` is for).
+- ``queue``: up to ``max_concurrency`` active runs (None: no limit); the others stay
+  pending (no event) and are admitted in order as slots free up.
 - ``replace``: the newest pending run replaces everything else: each active run gets
   ``RunCancelRequested`` (``RunCancelled`` for a ``failing`` or ``retrying`` one, which
   no worker or queue holds), older pending runs are ``RunSkipped(reason="replaced")``,
@@ -26,12 +27,18 @@ Paused jobs: pending runs with an automatic trigger (``schedule``, ``dependency`
 ``backfill``) go through the policy as usual, and so do retries of runs already started.
 Runs of a job that no longer exists are skipped (``job_deleted``), or cancelled when
 waiting for a retry.
+
+``admitted_without_state`` says when ``admit``'s answer is known without any state: an
+``allow`` job with no ``max_concurrency`` queues every run a person asks for. The API
+queues such runs itself, in the same append as their request (docs/decisions.md, issue 11),
+so ``admit`` leaves such a ``manual`` run waiting for ``API_QUEUED_GRACE`` after its
+request: its ``RunQueued`` is in the log, the projector may just not have applied it yet.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Final, TypeAlias
 
 from events.model import (
@@ -50,6 +57,10 @@ SLOT_HOLDERS: Final[frozenset[RunStatus]] = frozenset({"queued", "running", "fai
 """Statuses of the runs that hold one of their job's slots (``admit``'s active runs)."""
 AUTOMATIC_TRIGGERS: Final[frozenset[RunTrigger]] = frozenset({"schedule", "dependency"})
 """Triggers whose pending runs a paused job skips."""
+
+API_QUEUED_GRACE: Final = timedelta(seconds=2)
+"""How long a manual run the API queued itself may show ``pending`` (its two events
+applied in different projector batches) before the scheduler queues it after all."""
 
 _SHOWN_IDS: Final = 3
 
@@ -74,6 +85,21 @@ def admit(
         active = active_runs_by_job.get(job_id, ())
         events.extend(_admit_job(jobs.get(job_id), pending, active, now))
     return events
+
+
+def admitted_without_state(spec: JobSpec, trigger: RunTrigger) -> bool:
+    """Whether ``admit`` queues a new run of ``spec`` whatever the other runs are.
+
+    True only for ``allow`` with no limit (no other run can make it skip or wait) and a
+    trigger a paused job does not skip, so the answer holds for a paused job too.
+    """
+    unlimited_allow = spec.concurrency_policy == "allow" and spec.max_concurrency is None
+    return unlimited_allow and (spec.enabled or trigger not in AUTOMATIC_TRIGGERS)
+
+
+def queued_payload(spec: JobSpec) -> RunQueued:
+    """What an admitted run's ``RunQueued`` says: the job's queue and priority."""
+    return RunQueued(queue=spec.queue, priority=spec.priority)
 
 
 def due_retries(
@@ -122,8 +148,16 @@ def _admit_job(
         paused = [run for run in pending if run.trigger in AUTOMATIC_TRIGGERS]
         events = [_skip(run, now, "paused", "the job is paused") for run in paused]
         pending = [run for run in pending if run.trigger not in AUTOMATIC_TRIGGERS]
+    pending = [run for run in pending if not _queued_by_the_api(run, job.spec, now)]
     policy = _POLICIES[job.spec.concurrency_policy]
     return events + policy(job.spec, pending, active, now)
+
+
+def _queued_by_the_api(run: RunView, spec: JobSpec, now: datetime) -> bool:
+    """A manual run the API queued in its trigger's append (if the job has not changed
+    since), whose ``RunQueued`` the projector has not applied yet."""
+    recent = now - run.requested_at < API_QUEUED_GRACE
+    return recent and run.trigger == "manual" and admitted_without_state(spec, run.trigger)
 
 
 # --- policies ------------------------------------------------------------------------
@@ -172,7 +206,7 @@ _POLICIES: Final[dict[ConcurrencyPolicy, _Policy]] = {
 
 
 def _up_to(
-    limit: int,
+    limit: int | None,
     spec: JobSpec,
     pending: list[RunView],
     active: Sequence[RunView],
@@ -180,8 +214,9 @@ def _up_to(
     *,
     skip_rest: bool,
 ) -> list[Event]:
-    """Queue pending runs while fewer than ``limit`` are active; skip or keep the rest."""
-    free = max(limit - len(active), 0)
+    """Queue pending runs while fewer than ``limit`` are active (None: no limit); skip or
+    keep the rest."""
+    free = len(pending) if limit is None else max(limit - len(active), 0)
     admitted, rest = pending[:free], pending[free:]
     events = [_queued(run, spec, now) for run in admitted]
     if skip_rest and rest:
@@ -190,7 +225,7 @@ def _up_to(
     return events
 
 
-def _overlap_detail(holders: Sequence[RunView], limit: int) -> str:
+def _overlap_detail(holders: Sequence[RunView], limit: int | None) -> str:
     shown = ", ".join(run.run_id for run in holders[:_SHOWN_IDS])
     more = f" and {len(holders) - _SHOWN_IDS} more" if len(holders) > _SHOWN_IDS else ""
     return f"{len(holders)} active run(s), at most {limit} allowed: {shown}{more}"
@@ -203,7 +238,7 @@ def _cancel(run: RunView, reason: str, now: datetime, caused_by: str | None = No
 
 
 def _queued(run: RunView, spec: JobSpec, now: datetime) -> Event:
-    return run_event(RunQueued(queue=spec.queue, priority=spec.priority), run, now)
+    return run_event(queued_payload(spec), run, now)
 
 
 def _skip(

@@ -28,6 +28,25 @@ class Failure:
 
 
 @dataclass(frozen=True, slots=True)
+class Grouped:
+    """The open runs grouped as the rules read them, worked out once per change of the
+    open runs rather than once per round (10,000 open runs took ~30 ms a round)."""
+
+    by_status: Mapping[str, Sequence[RunView]]
+    slot_holders_by_job: Mapping[str, Sequence[RunView]]  # statuses in ``SLOT_HOLDERS``
+
+
+def grouped(runs: Sequence[RunView]) -> Grouped:
+    by_status: dict[str, list[RunView]] = {}
+    holders: dict[str, list[RunView]] = {}
+    for run in runs:
+        by_status.setdefault(run.status, []).append(run)
+        if run.status in SLOT_HOLDERS:
+            holders.setdefault(run.job_id, []).append(run)
+    return Grouped(by_status, holders)
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     jobs: Mapping[str, JobView]
     open_runs: Sequence[RunView]  # pending, queued, running, failing, retrying
@@ -35,14 +54,22 @@ class Snapshot:
     failures: Sequence[Failure] = ()
     completed: Sequence[RunView] = ()  # recently completed runs of upstream jobs
     dependencies: DependencyState = field(default_factory=DependencyState)
+    # ``grouped(open_runs)``, if the caller keeps it between rounds; else worked out here.
+    groups: Grouped | None = None
+    # Look for lost and timed-out runs this round. Rounds between two inspections of the
+    # running runs' leases skip it: no run can be found lost then, and a timeout (a
+    # backstop of the worker's own, after a 30 s grace) may wait for the next inspection.
+    check_running: bool = True
 
 
 def decide(snapshot: Snapshot, now: datetime, rng: random.Random) -> list[Event]:
     """Every decision of one round, in the order they must be appended."""
     jobs = snapshot.jobs
-    by_status = _by_status(snapshot.open_runs)
+    groups = snapshot.groups or grouped(snapshot.open_runs)
+    by_status = groups.by_status
     events = due_fires(jobs.values(), now)
-    events += check_running(by_status.get("running", []), snapshot.live_run_leases, jobs, now)
+    if snapshot.check_running:
+        events += check_running(by_status.get("running", []), snapshot.live_run_leases, jobs, now)
     events += _failures(snapshot, now, rng)
     events += on_success(snapshot.completed, jobs, snapshot.dependencies, now)
     events += due_retries(by_status.get("retrying", []), jobs, now)
@@ -53,11 +80,11 @@ def decide(snapshot: Snapshot, now: datetime, rng: random.Random) -> list[Event]
         *(r for r in requested if not _skipped_now(r, events)),
     ]
     # A failing run holds its slot until it is dead-lettered (here, or in an earlier round).
-    given_up = {e.run_id for e in events if isinstance(e.payload, RunDeadLettered)}
-    active: dict[str, list[RunView]] = {}
-    for run in snapshot.open_runs:
-        if run.status in SLOT_HOLDERS and run.run_id not in given_up:
-            active.setdefault(run.job_id, []).append(run)
+    given_up = {e.run_id: e.job_id for e in events if isinstance(e.payload, RunDeadLettered)}
+    active = dict(groups.slot_holders_by_job)
+    for job_id in set(given_up.values()):
+        if job_id is not None and job_id in active:
+            active[job_id] = [r for r in active[job_id] if r.run_id not in given_up]
     events += admit(pending, active, jobs, now)
     return events
 
@@ -94,10 +121,3 @@ def _kind(outcome: str) -> FailureKind:
 def _skipped_now(run: RunView, events: Sequence[Event]) -> bool:
     """Runs requested and skipped in one round (misfires, upstream_failed) wait for nothing."""
     return any(e.run_id == run.run_id and e.type == "RunSkipped" for e in events)
-
-
-def _by_status(runs: Sequence[RunView]) -> dict[str, list[RunView]]:
-    grouped: dict[str, list[RunView]] = {}
-    for run in runs:
-        grouped.setdefault(run.status, []).append(run)
-    return grouped

@@ -38,16 +38,18 @@ def gather(
     """One round's snapshot; ``open_runs``: the open runs, just refreshed (read before
     the leases are inspected, or a run that ended in between would look lost).
 
-    ``check_leases=False`` skips inspecting the running runs' leases: every running run
-    counts as live this round (none is found lost; the next check finds it).
+    ``check_leases=False`` skips inspecting the running runs' leases, and the round looks
+    for no lost or timed-out run (``Snapshot.check_running``); the next check finds them.
     """
     jobs = {job_id: JobView(*facts) for job_id, facts in cache.jobs(session).items()}
     views = open_runs.views
-    running = [r for r in views if r.status == "running"]
-    keys = [run_lease_key(r.run_id) for r in running]
-    # After reading the runs; unchecked, every running run counts as live.
-    live = set(leases.inspect(keys)) if keys and check_leases else set(keys)
-    live |= _finished_meanwhile(leases, [r for r in running if run_lease_key(r.run_id) not in live])
+    live: set[str] = set()
+    if check_leases:  # after reading the runs
+        running = open_runs.groups.by_status.get("running", [])
+        keys = [run_lease_key(r.run_id) for r in running]
+        live = set(leases.inspect(keys)) if keys else set()
+        leaseless = [r for r in running if run_lease_key(r.run_id) not in live]
+        live |= _finished_meanwhile(leases, leaseless)
     upstreams = {u for job in jobs.values() for u in job.spec.depends_on}
     completed = reads.completed_since(session, upstreams, completed_since)
     snapshot = Snapshot(
@@ -57,6 +59,8 @@ def gather(
         failures=open_runs.failures,
         completed=[RunView(*facts) for facts in completed],
         dependencies=_dependency_state(session, jobs, upstreams),
+        groups=open_runs.groups,
+        check_running=check_leases,
     )
     return Gathered(snapshot, open_runs.queues)
 

@@ -61,10 +61,11 @@ def lost(
         running_runs: runs in status ``running`` (others are ignored).
         live_lease_keys: the keys among ``run_lease_key(run)`` that the lease store holds.
     """
+    started_before = now - grace
     return [
         run_event(_lost(run), run, now)
         for run in running_runs
-        if _running_since(run, now, grace) and run_lease_key(run.run_id) not in live_lease_keys
+        if _started_before(run, started_before) and run_lease_key(run.run_id) not in live_lease_keys
     ]
 
 
@@ -76,9 +77,14 @@ def overdue(
 ) -> list[Event]:
     """Return ``RunTimedOut`` for each running run past its job's timeout plus ``grace``."""
     events: list[Event] = []
+    cutoffs: dict[str, datetime] = {}  # job id -> runs started before it are overdue
     for run in running_runs:
-        timeout = _timeout(jobs.get(run.job_id))
-        if _running_since(run, now, timedelta(seconds=timeout) + grace):
+        cutoff = cutoffs.get(run.job_id)
+        if cutoff is None:
+            timeout = _timeout(jobs.get(run.job_id))
+            cutoff = cutoffs[run.job_id] = now - timedelta(seconds=timeout) - grace
+        if _started_before(run, cutoff):
+            timeout = _timeout(jobs.get(run.job_id))
             elapsed = None if run.started_at is None else (now - run.started_at) // _MS
             payload = RunTimedOut(timeout=timeout, duration_ms=elapsed)
             events.append(run_event(payload, run, now))
@@ -114,15 +120,16 @@ def lost_workers(
     ]
 
 
-def _running_since(run: RunView, now: datetime, age: timedelta) -> bool:
-    """The run is running and started more than ``age`` before ``now``.
+def _started_before(run: RunView, moment: datetime) -> bool:
+    """The run is running and started before ``moment`` (compared, not subtracted: the
+    rules look at every running run, thousands, each lease check).
 
     A running run without ``started_at`` (should not happen) counts as started long ago,
     so it cannot hang unnoticed.
     """
     if run.status != "running":
         return False
-    return run.started_at is None or now - run.started_at > age
+    return run.started_at is None or run.started_at < moment
 
 
 def _timeout(job: JobView | None) -> float:

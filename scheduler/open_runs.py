@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from projector import scheduler_reads as reads
 from projector.run_projection import OPEN
-from scheduler.decide import Failure
+from scheduler.decide import Failure, Grouped, grouped
 from scheduler.views import RunView
 
 
@@ -75,6 +75,7 @@ class OpenRuns:
         self._views: list[RunView] = []
         self._queues: dict[str, str] = {}
         self._failures: list[Failure] = []
+        self._groups = grouped([])
         self._since: dict[int, int] | None = None  # None: the next refresh reads everything
         self._read_all_at = datetime.min
 
@@ -108,6 +109,7 @@ class OpenRuns:
         self._views = [run.view for run in self._ordered]
         self._queues = {r.view.run_id: r.queue for r in self._ordered if r.queue is not None}
         self._failures = [r.failure for r in self._ordered if r.failure is not None]
+        self._groups = grouped(self._views)
 
     @property
     def runs(self) -> list[OpenRun]:
@@ -122,6 +124,11 @@ class OpenRuns:
     def queues(self) -> dict[str, str]:
         """Open run id -> the queue it was queued on, for those that were."""
         return self._queues
+
+    @property
+    def groups(self) -> Grouped:
+        """``views`` grouped by status and slot-holding job."""
+        return self._groups
 
     @property
     def failures(self) -> list[Failure]:

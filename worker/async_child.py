@@ -10,19 +10,33 @@ Protocol: frames of a 4-byte big-endian length and an orjson document.
   reply is a prefork reply, ``{"status": "timed_out"}``, ``{"status": "cancelled"}``, or
   ``{"status": "sync"}``: the function is not a coroutine function, so it belongs to the
   prefork pool and nothing was called.
+
+A run task with ``"thread": true`` (a job with ``pool: "thread"``) runs a plain function
+on a thread of the child's bounded pool (``asyncio.to_thread``: it copies the task's
+context, so output capture and ``chronolog.current_run()`` follow the run onto the
+thread). When every thread is busy, further runs wait for one; their timeout counts
+while they wait. A timeout or a cancel cannot stop a thread: the run is answered at once
+and the thread is left to finish (what it prints or returns then goes nowhere); one
+that never returns keeps its thread until the child is replaced.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import inspect
 import io
+import os
 import signal
 import socket
 import sys
 import threading
 import traceback
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -30,7 +44,6 @@ import orjson
 from worker.context import RunContext, set_task_run
 from worker.prefork_child import (
     CannotLoad,
-    JobFunction,
     LoadedFunctions,
     _describe,
     _encode,
@@ -41,6 +54,12 @@ from worker.prefork_child import (
 )
 
 HEADER = 4
+THREADS = 256  # threads for ``pool: "thread"`` runs (the bootstrap may say otherwise)
+# Frames of the machinery between the await and the job, left out of its traceback.
+_MACHINERY = (
+    str(Path(asyncio.__file__).parent) + os.sep,
+    str(Path(functools.__file__).parent / "concurrent") + os.sep,
+)
 _RUN_ID: ContextVar[str | None] = ContextVar("chronolog_async_run_id", default=None)
 
 
@@ -88,8 +107,10 @@ class RunStream(io.TextIOBase):
 
 
 class AsyncRunner:
-    def __init__(self, channel: _Channel) -> None:
+    def __init__(self, channel: _Channel, threads: int = THREADS) -> None:
         self._channel = channel
+        # Threads start as runs need them, up to ``threads``; more runs wait in its queue.
+        self._threads = ThreadPoolExecutor(threads, thread_name_prefix="job")
         self._functions = LoadedFunctions()
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self._cancelled: set[str] = set()
@@ -131,20 +152,33 @@ class AsyncRunner:
         except Exception as exc:
             self._traceback(exc)
             return _failure(f"cannot load job function {ref!r}: {_describe(exc)}")
-        if not inspect.iscoroutinefunction(function):
+        is_async = inspect.iscoroutinefunction(function)
+        if not is_async and not task.get("thread"):
             return {"status": "sync"}
         try:
             check_arguments(ref, signature, parameters)
         except CannotLoad as exc:
             return _failure(str(exc), retryable=False)
-        return await self._call(function, parameters, float(task["timeout"]), task["id"])
+        call: Callable[[], Awaitable[Any]] = functools.partial(function, **parameters)
+        if not is_async:
+            call = functools.partial(self._on_thread, function, parameters)
+        return await self._call(call, float(task["timeout"]), task["id"])
+
+    def _on_thread(
+        self, function: Callable[..., Any], parameters: dict[str, Any]
+    ) -> Awaitable[Any]:
+        # As asyncio.to_thread, on the bounded pool: the task's context goes along, so the
+        # run's output capture and current_run() work on the thread.
+        context = contextvars.copy_context()
+        job = functools.partial(context.run, function, **parameters)
+        return asyncio.get_running_loop().run_in_executor(self._threads, job)
 
     async def _call(
-        self, function: JobFunction, parameters: dict[str, Any], timeout: float, run_id: str
+        self, call: Callable[[], Awaitable[Any]], timeout: float, run_id: str
     ) -> dict[str, Any]:
         try:
             async with asyncio.timeout(timeout) as deadline:
-                value = await function(**parameters)
+                value = await call()
         except asyncio.CancelledError:
             if run_id in self._cancelled:
                 return {"status": "cancelled"}
@@ -163,19 +197,24 @@ class AsyncRunner:
 
     def _traceback(self, exc: BaseException) -> None:
         report = traceback.TracebackException.from_exception(exc)
-        frames = [f for f in report.stack if f.filename != __file__]
+        frames = [
+            f
+            for f in report.stack
+            if f.filename != __file__ and not f.filename.startswith(_MACHINERY)
+        ]
         report.stack = traceback.StackSummary.from_list(frames)
         sys.stderr.write("".join(report.format()))
 
 
-async def serve(fd: int) -> None:
-    """Run tasks from the socket ``fd`` until the worker closes it."""
+async def serve(fd: int, threads: int = THREADS) -> None:
+    """Run tasks from the socket ``fd`` until the worker closes it; ``threads`` bounds
+    the pool that ``pool: "thread"`` runs share (threads start only as runs need them)."""
     loop = asyncio.get_running_loop()
     reader, writer = await asyncio.open_connection(sock=socket.socket(fileno=fd))
     channel = _Channel(writer, loop)
     sys.stdout = RunStream("stdout", sys.__stdout__, channel)
     sys.stderr = RunStream("stderr", sys.__stderr__, channel)
-    runner = AsyncRunner(channel)
+    runner = AsyncRunner(channel, threads)
     while True:
         try:
             header = await reader.readexactly(HEADER)
@@ -191,8 +230,14 @@ async def serve(fd: int) -> None:
         task.cancel()
 
 
-def main(fd: int) -> None:
+def main(fd: int, threads: int = THREADS) -> None:
     """Entry point of the async pool's child; ``fd`` is its end of the socket."""
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     sys.dont_write_bytecode = True
-    asyncio.run(serve(fd))
+    asyncio.run(serve(fd, threads))
+    # A thread a timed-out run left behind must not hold the exit (the interpreter would
+    # join it): every run has been answered or given up on by now.
+    for stream in (sys.__stdout__, sys.__stderr__):
+        if stream is not None:
+            stream.flush()
+    os._exit(0)

@@ -9,6 +9,11 @@ coroutine that never yields to the loop (a blocking call) stops every run in the
 once a run overstays its timeout by the grace period without an answer, the child is
 killed and replaced, and the runs it held fail ("the async pool process died").
 
+Sync functions of jobs with ``pool: "thread"`` run in the same child, on a thread of its
+bounded pool (``threads``, 256 by default; more runs wait for a free thread): for
+I/O-bound functions, thousands of runs without a process each. A timeout or cancel
+answers the run at once but cannot stop its thread, which is left to finish.
+
 The child starts on the first async job and imports job code like a prefork child (the
 app dir first). Unlike a prefork child it is not replaced when job code changes on disk:
 restart the worker to load edited async jobs.
@@ -31,7 +36,7 @@ from typing import Any
 
 import orjson
 
-from worker.async_child import HEADER, frame
+from worker.async_child import HEADER, THREADS, frame
 from worker.context import RunContext
 from worker.execution import ExecutionResult, OutputListener, RunCancel, stream_listener
 from worker.orphans import die_with_parent
@@ -44,7 +49,7 @@ logger = logging.getLogger(__name__)
 
 _BOOTSTRAP = (
     "import json, sys; sys.path[:] = json.loads(sys.argv[1]); "
-    "from worker.async_child import main; main(int(sys.argv[2]))"
+    "from worker.async_child import main; main(int(sys.argv[2]), int(sys.argv[3]))"
 )
 DIED = "the async pool process died"
 # Seconds past a run's timeout (or its cancel) that the child may take to answer before
@@ -120,8 +125,10 @@ class AsyncPool:
         grace: float = DEFAULT_GRACE,
         options: ChildOptions | None = None,
         answer_margin: float = ANSWER_MARGIN,
+        threads: int = THREADS,
     ) -> None:
         self.grace = grace
+        self.threads = threads
         self.answer_margin = answer_margin
         self.options = options or ChildOptions()
         self._child: _Child | None = None
@@ -137,9 +144,12 @@ class AsyncPool:
         on_output: OutputListener | None = None,
         context: RunContext | None = None,
         defined_in: Sequence[str] | None = None,
+        thread: bool = False,
     ) -> ExecutionResult | None:
         """Run ``function(**parameters)`` as a coroutine; None if it is not a coroutine
-        function (nothing was called: it belongs to the prefork pool)."""
+        function (nothing was called: it belongs to the prefork pool). With ``thread``,
+        a plain function runs on a thread of the child's pool instead (``pool: "thread"``).
+        """
         started = time.monotonic()
         run_id = context.run_id if context is not None else os.urandom(8).hex()
         task: dict[str, Any] = {
@@ -150,6 +160,7 @@ class AsyncPool:
             "timeout": timeout,
             "context": context.to_wire() if context is not None else None,
             "defined_in": list(defined_in) if defined_in is not None else None,
+            "thread": thread,
         }
         try:
             payload = orjson.dumps(task)
@@ -227,6 +238,7 @@ class AsyncPool:
                         _BOOTSTRAP,
                         json.dumps(self.options.path),
                         str(child_sock.fileno()),
+                        str(self.threads),
                     ]
                 ),
                 env=child_environment(os.environ),

@@ -7,6 +7,8 @@ On the worker's event loop (``execute_async``), an ``async def`` function runs i
 a coroutine in the async pool's child (``worker.async_pool``), thousands at once. Which
 kind a function is, the async child finds when it loads it; a plain function is then
 remembered and goes to the prefork pool from there on (one round trip to learn it).
+A job with ``pool: "thread"`` never goes to the prefork pool there: its plain function
+runs on a thread of the async pool's child (see ``worker.async_pool``).
 """
 
 from __future__ import annotations
@@ -57,7 +59,8 @@ class PythonExecutor(Executor):
 
     async def execute_async(self, request: ExecutionRequest, cancel: RunCancel) -> ExecutionResult:
         function = request.spec.function
-        if not function or function in self._sync_functions:
+        thread = request.spec.pool == "thread"
+        if not function or (function in self._sync_functions and not thread):
             return await super().execute_async(request, cancel)
         result = await self.async_pool.run(
             function,
@@ -67,6 +70,7 @@ class PythonExecutor(Executor):
             on_output=request.on_output,
             context=request.context(),
             defined_in=defined_in(self.modules, function),
+            thread=thread,
         )
         if result is None:
             self._sync_functions.add(function)

@@ -83,3 +83,47 @@ def test_every_run_of_a_batch_completes_once(cluster: Cluster) -> None:
             if e["type"] == "RunStarted" and e["rejected"] is None
         )
         assert starts == dict.fromkeys(run_ids, 1)  # each run started once
+
+
+def test_runs_the_api_queues_itself_run_once_each(cluster: Cluster) -> None:
+    """An ``allow`` job with no limit: the API queues each run in its trigger's append and
+    pushes it; the scheduler must not queue it again, and each runs exactly once."""
+    with cluster.api() as api:
+        job = create_job(
+            api,
+            name="unlimited",
+            type="python",
+            function="tests.jobs.sample:echo",
+            concurrency_policy="allow",
+            max_concurrency=None,
+            retries=0,
+        )
+        single = [
+            api.post("/api/jobs/unlimited/trigger", json={"parameters": {"i": i}}, timeout=30)
+            for i in range(10)
+        ]
+        assert [(a.status_code, a.json()["status"]) for a in single] == [(201, "queued")] * 10
+        items = [{"job": "unlimited", "parameters": {"i": i}} for i in range(10, RUNS)]
+        batch = api.post("/api/runs", json={"runs": items}, timeout=60)
+        assert batch.status_code == 201, batch.text
+        assert {a["status"] for a in batch.json()["runs"]} == {"queued"}
+        run_ids = {a.json()["run_id"] for a in single} | {a["run_id"] for a in batch.json()["runs"]}
+        assert len(run_ids) == RUNS
+
+        def runs() -> list[dict[str, Any]]:
+            listed = api.get("/api/runs", params={"job_id": "unlimited", "limit": 500}).json()
+            found: list[dict[str, Any]] = listed["runs"]
+            return found
+
+        wait_until(lambda: Counter(r["status"] for r in runs()) == {"completed": RUNS}, timeout=120)
+        done = runs()
+        assert sorted(r["parameters"]["i"] for r in done) == list(range(RUNS))
+        events = api.get(f"/api/jobs/{job['id']}/events", params={"limit": 10_000}).json()
+        by_type: dict[str, Counter[str]] = {}
+        for e in events["events"]:
+            by_type.setdefault(e["type"], Counter())[e["run_id"]] += 1
+        # One RunQueued each (the API's), none rejected or added by the scheduler.
+        assert by_type["RunQueued"] == dict.fromkeys(run_ids, 1)
+        assert by_type["RunStarted"] == dict.fromkeys(run_ids, 1)
+        assert by_type["RunSucceeded"] == dict.fromkeys(run_ids, 1)
+        assert [e for e in events["events"] if e["rejected"] is not None] == []

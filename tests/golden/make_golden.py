@@ -192,6 +192,22 @@ def v3_payloads() -> list[Payload]:
     return payloads
 
 
+def v4_spec() -> JobSpec:
+    """v3's spec with the fields v4 added set too (unlimited concurrency, the thread pool)."""
+    return dataclasses.replace(v3_spec(), max_concurrency=None, pool="thread")
+
+
+def v4_payloads() -> list[Payload]:
+    """v3's payloads with v4's new spec fields set."""
+    payloads: list[Payload] = []
+    for old in v3_payloads():
+        payload: Payload = old
+        if isinstance(old, JobCreated | JobUpdated):
+            payload = dataclasses.replace(old, spec=v4_spec())
+        payloads.append(payload)
+    return payloads
+
+
 def samples_of(payloads: list[Payload], *, caller: bool = False) -> dict[str, Event]:
     """Golden events by type name, every envelope field set."""
     samples = {}
@@ -225,9 +241,13 @@ def v3_samples() -> dict[str, Event]:
     return samples_of(v3_payloads(), caller=True)
 
 
-SAMPLES = {"v1": v1_samples, "v2": v2_samples, "v3": v3_samples}
-latest_payloads = v3_payloads
-latest_samples = v3_samples
+def v4_samples() -> dict[str, Event]:
+    return samples_of(v4_payloads(), caller=True)
+
+
+SAMPLES = {"v1": v1_samples, "v2": v2_samples, "v3": v3_samples, "v4": v4_samples}
+latest_payloads = v4_payloads
+latest_samples = v4_samples
 
 
 def main() -> int:

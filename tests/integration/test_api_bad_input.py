@@ -376,3 +376,39 @@ def test_a_nul_in_the_url_is_refused_naming_the_part(
 ) -> None:
     # PostgreSQL refuses NUL in any text compared: without this, 503 instead of a 4xx.
     assert_refused(client.get(url), 422, part, "NUL")
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "reason"),
+    [
+        ({"max_concurrency": None}, "max_concurrency", "allow or queue, not 'forbid'"),
+        (
+            {"max_concurrency": None, "concurrency_policy": "replace"},
+            "max_concurrency",
+            "not 'replace'",
+        ),
+        ({"max_concurrency": 0}, "max_concurrency", "greater than or equal to 1"),
+        ({"max_concurrency": 10_001}, "max_concurrency", "less than or equal to 10000"),
+        ({"pool": "fiber"}, "pool", "'process' or 'thread'"),
+        ({"type": "shell", "function": None, "command": "ls", "pool": "thread"}, "pool", "python"),
+    ],
+)
+def test_no_limit_and_the_pool_are_refused_where_they_mean_nothing(
+    client: TestClient, running: Runtime, change: dict[str, Any], field: str, reason: str
+) -> None:
+    body = {k: v for k, v in {**GOOD, **change}.items() if v is not None or k == field}
+    assert_refused(client.post("/api/jobs", json=body), 422, field, reason)
+    assert events_in_log(running) == 0
+
+
+def test_an_update_cannot_leave_no_limit_under_a_policy_without_one(
+    client: TestClient, running: Runtime
+) -> None:
+    unlimited = {**GOOD, "concurrency_policy": "queue", "max_concurrency": None}
+    assert client.post("/api/jobs", json=unlimited).status_code == 201
+    before = events_in_log(running)
+    change = {"concurrency_policy": "forbid"}
+    assert_refused(client.put("/api/jobs/daily-report", json=change), 422, "max_concurrency")
+    assert events_in_log(running) == before
+    both = {"concurrency_policy": "forbid", "max_concurrency": 1}
+    assert client.put("/api/jobs/daily-report", json=both).status_code == 200

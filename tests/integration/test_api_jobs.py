@@ -203,3 +203,29 @@ def test_a_body_that_cannot_be_sent_is_refused_naming_the_field(
     (problem,) = response.json()["errors"]
     assert problem["field"] == field
     assert reason in problem["reason"]
+
+
+def test_no_concurrency_limit_and_the_thread_pool_are_kept_and_answered(
+    client: TestClient,
+) -> None:
+    plain = client.post("/api/jobs", json={"name": "plain", "type": "python", "function": "a.b"})
+    assert (plain.json()["max_concurrency"], plain.json()["pool"]) == (1, "process")
+    body = {
+        "name": "fetcher",
+        "type": "python",
+        "function": "jobs.fetch",
+        "concurrency_policy": "allow",
+        "max_concurrency": None,
+        "pool": "thread",
+    }
+    created = client.post("/api/jobs", json=body)
+    assert created.status_code == 201, created.text
+    assert (created.json()["max_concurrency"], created.json()["pool"]) == (None, "thread")
+    limited = client.put("/api/jobs/fetcher", json={"max_concurrency": 5})
+    assert limited.json()["max_concurrency"] == 5
+    assert limited.json()["pool"] == "thread"  # fields not named stay
+    unlimited = client.put("/api/jobs/fetcher", json={"max_concurrency": None})
+    assert unlimited.json()["max_concurrency"] is None
+    assert client.get("/api/jobs/fetcher").json()["max_concurrency"] is None
+    shell = client.post("/api/jobs", json={"name": "sh", "type": "shell", "command": "true"})
+    assert shell.json()["pool"] is None  # python jobs only

@@ -1,5 +1,6 @@
 """Triggers acknowledged once durable, and the batch trigger ``POST /api/runs`` (issue
-11, item 2), against the real log and read model. No scheduler runs: runs stay pending."""
+11, item 2), against the real log and read model. No scheduler runs: runs stay pending,
+but those the API queues itself (an ``allow`` job with no limit)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ import dataclasses
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
 
 from api.app import create_app
 from api.schemas import MAX_BATCH_RUNS
@@ -19,9 +22,12 @@ from chronolog.wiring import Runtime, start_projector
 from eventlog.port import EventLog, LogConsumer, LogRecord, Position, Watermarks
 from events.ids import idempotency_run_id
 from events.model import RunRequested
+from scheduler.dispatch import Dispatcher
+from scheduler.loop import Scheduler, SchedulerConfig
 from tests.conftest import wait_until
 
 SHELL = {"type": "shell", "command": "true"}
+UNLIMITED = {"concurrency_policy": "allow", "max_concurrency": None}
 
 
 class CountingLog(EventLog):
@@ -250,3 +256,110 @@ def test_a_single_trigger_still_refuses_an_unknown_job_and_plain_secrets(
     )
     assert answer.status_code == 422, answer.text
     assert [e["field"] for e in answer.json()["errors"]] == ["parameters.password"]
+
+
+# --- runs admitted without state: queued by the API itself -------------------------
+
+
+def run_events(runtime: Runtime, run_id: str) -> list[str]:
+    """The types of the run's events in the log, in log order."""
+    found = []
+    for partition in range(runtime.log.partitions):
+        for record in runtime.log.read(partition, 0, 100_000):
+            event = runtime.codec.decode(record.value)
+            if event.run_id == run_id:
+                found.append(event.type)
+    return found
+
+
+def test_a_trigger_of_an_unlimited_allow_job_is_queued_in_its_append_and_pushed(
+    counted: tuple[TestClient, CountingLog], running: Runtime
+) -> None:
+    client, log = counted
+    make_job(client, "fan", **UNLIMITED, queue="io", priority=3)
+    log.appends.clear()
+    answer = client.post("/api/jobs/fan/trigger", json={"parameters": {"n": 1}})
+    assert answer.status_code == 201, answer.text
+    run_id = answer.json()["run_id"]
+    assert answer.json()["status"] == "queued"
+    assert log.appends == [2]  # RunRequested and RunQueued, one durable write
+    assert run_events(running, run_id) == ["RunRequested", "RunQueued"]
+    assert running.leases.queued_ids("io") == {run_id}  # pushed, no scheduler running
+    run = client.get(f"/api/runs/{run_id}").json()  # waits for the RunQueued it answered
+    assert (run["status"], run["parameters"]) == ("queued", {"n": 1})
+
+
+def test_a_paused_unlimited_job_still_queues_a_manual_trigger(
+    client: TestClient, running: Runtime
+) -> None:
+    make_job(client, "paused-fan", **UNLIMITED)
+    assert client.post("/api/jobs/paused-fan/pause").status_code == 200
+    answer = client.post("/api/jobs/paused-fan/trigger")
+    assert answer.json()["status"] == "queued", answer.text
+
+
+def test_a_batch_queues_only_the_runs_admitted_without_state(
+    counted: tuple[TestClient, CountingLog], running: Runtime
+) -> None:
+    client, log = counted
+    make_job(client, "free", **UNLIMITED)
+    make_job(client, "capped", concurrency_policy="allow", max_concurrency=10_000)
+    make_job(client, "waits", concurrency_policy="queue", max_concurrency=None)
+    log.appends.clear()
+    body = {
+        "runs": [
+            {"job": "free"},
+            {"job": "capped"},
+            {"job": "waits"},
+            {"job": "free", "idempotency_key": "k"},
+            {"job": "free", "idempotency_key": "k"},
+        ]
+    }
+    runs = client.post("/api/runs", json=body).json()["runs"]
+    assert [(r["status"], r["created"]) for r in runs] == [
+        ("queued", True),
+        ("pending", True),
+        ("pending", True),
+        ("queued", True),
+        ("queued", False),
+    ]
+    assert log.appends == [6]  # 4 runs, 2 of them queued too: one durable write
+    assert running.leases.queued_ids("default") == {runs[0]["run_id"], runs[3]["run_id"]}
+    replay = client.post("/api/runs", json={"runs": [body["runs"][3]]}).json()["runs"]
+    assert (replay[0]["status"], replay[0]["created"]) == ("queued", False)
+    assert log.appends == [6]
+
+
+def test_the_scheduler_neither_queues_nor_pushes_a_run_the_api_queued(
+    client: TestClient, running: Runtime
+) -> None:
+    make_job(client, "once", **UNLIMITED)
+    run_id = client.post("/api/jobs/once/trigger").json()["run_id"]
+    wait_until(lambda: client.get(f"/api/runs/{run_id}").json()["status"] == "queued")
+    config = SchedulerConfig(node_id="test", full_read_interval=3600.0)
+    leases, progress = running.leases, running.progress
+    scheduler = Scheduler(
+        config, running.log, running.codec, running.engine, leases=leases, progress=progress
+    )
+    scheduler.step()
+    scheduler.step()
+    assert scheduler.is_leader
+    assert run_events(running, run_id) == ["RunRequested", "RunQueued"]
+    popped = leases.pop(["default"], 0.1)
+    assert popped is not None and popped[1].id == run_id
+    assert leases.pop(["default"], 0.1) is None  # pushed once
+
+
+def test_a_queued_run_missing_from_its_queue_is_pushed_again_by_reconciliation(
+    client: TestClient, running: Runtime
+) -> None:
+    """What recovers a run whose push failed after its append: its queue lost it."""
+    make_job(client, "lost-push", **UNLIMITED)
+    run_id = client.post("/api/jobs/lost-push/trigger").json()["run_id"]
+    wait_until(lambda: client.get(f"/api/runs/{run_id}").json()["status"] == "queued")
+    popped = running.leases.pop(["default"], 0.1)
+    assert popped is not None and popped[1].id == run_id
+    later = api_context(running).clock() + timedelta(seconds=3)  # past the grace
+    with Session(running.engine) as session:
+        assert Dispatcher(running.leases).reconcile(session, later) == 1
+    assert running.leases.queued_ids("default") == {run_id}

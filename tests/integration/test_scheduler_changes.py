@@ -7,7 +7,7 @@ import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from chronolog.wiring import Runtime
@@ -22,7 +22,7 @@ from events.model import (
     RunStarted,
 )
 from leases.dispatch import finished_flag, run_lease_key
-from projector.scheduler_reads import JobCache
+from projector.scheduler_reads import JobCache, runs_changed_since
 from projector.tables import RunRecord
 from scheduler.gather import gather
 from scheduler.loop import Scheduler, SchedulerConfig
@@ -154,3 +154,33 @@ def test_a_running_run_whose_attempt_finished_is_not_taken_for_lost(running: Run
     with Session(running.engine) as session:
         gathered = gather(session, running.leases, T0, JobCache(), view)
     assert gathered.snapshot.live_run_leases == {run_lease_key("run-done")}
+
+
+def test_the_changed_runs_are_found_whichever_partitions_were_seen(running: Runtime) -> None:
+    """Partitions the previous round had no checkpoint for count whole, others from
+    their checkpoint on; the query finds them as index ranges between the seen ones."""
+    runs = [_event(RunRequested(trigger="manual"), f"run-{i}") for i in range(30)]
+    _project(running, [_job(), *runs])
+    with Session(running.engine) as session:
+        stamped = session.execute(
+            select(RunRecord.id, RunRecord.change_partition, RunRecord.change_offset)
+        ).all()
+    rows = [
+        (run_id, p, offset) for run_id, p, offset in stamped if p is not None and offset is not None
+    ]
+    assert len(rows) == len(stamped) == 30
+    partition = rows[0][1]  # one job: every run row is in its partition
+    offsets = sorted(offset for _, _, offset in rows)
+    middle = offsets[len(offsets) // 2]
+    for seen in (
+        {},
+        {partition: middle},
+        {partition: offsets[-1] + 1},
+        {partition - 1: 0, partition + 1: 0},  # around it: its rows all count
+        {partition - 2: 0, partition: middle, partition + 3: 5},
+        {partition + 1: 0},
+    ):
+        expected = {run_id for run_id, p, offset in rows if p not in seen or offset >= seen[p]}
+        with Session(running.engine) as session:
+            found = {state.run.run_id for state in runs_changed_since(session, seen)}
+        assert found == expected, seen

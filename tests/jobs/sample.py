@@ -159,3 +159,33 @@ async def async_fail(message: str = "async boom") -> None:
 
 async def async_block(seconds: float) -> None:
     time.sleep(seconds)  # a blocking call: the whole event loop stops with it
+
+
+# --- sync jobs with pool: "thread": plain functions on the async pool child's threads ---
+
+
+def thread_gather(
+    directory: str, count: int, label: str = "", wait: float = 60.0
+) -> dict[str, object]:
+    """Announce this run in ``directory`` (as ``label``, else its run id), then wait until
+    ``count`` runs have: succeeds only if that many run at once."""
+    run = chronolog.current_run()
+    print(f"start {label}")  # noqa: T201 - output capture per run, from a thread
+    Path(directory, label or run.run_id).touch()
+    deadline = time.monotonic() + wait
+    while len(os.listdir(directory)) < count:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"only {len(os.listdir(directory))} of {count} runs at once")
+        time.sleep(0.05)
+    print(f"end {label}", file=sys.stderr)  # noqa: T201
+    return {"label": label, "run_id": run.run_id, "pid": os.getpid()}
+
+
+def thread_hold(ready_file: str, release_file: str, done_file: str) -> None:
+    """Hold a thread until ``release_file`` exists (at most 30 s), then say so."""
+    Path(ready_file).touch()
+    deadline = time.monotonic() + 30
+    while not Path(release_file).exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    print("after release")  # noqa: T201 - goes nowhere: the run was answered already
+    Path(done_file).touch()

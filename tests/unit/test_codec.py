@@ -466,3 +466,32 @@ def test_golden_event_decodes_to_its_sample(codec: EventCodec, path: Path) -> No
     data = path.read_bytes()
     assert data[2:10] == schema_fingerprint(load_event_schema(SCHEMA_ROOT / version))
     assert codec.decode(data) == SAMPLES[version]()[path.stem]
+
+
+# --- schema v4: no concurrency limit, the python pool --------------------------------
+
+
+@pytest.mark.parametrize("limit", [None, 1, 10_000])
+def test_v4_round_trips_max_concurrency_and_pool(codec: EventCodec, limit: int | None) -> None:
+    spec = JobSpec(
+        name="fan-out",
+        type="python",
+        function="jobs.fetch",
+        concurrency_policy="allow",
+        max_concurrency=limit,
+        pool="thread",
+    )
+    event = Event(payload=JobCreated(spec=spec), occurred_at=AT, actor="alice", job_id="j")
+    decoded = codec.decode(codec.encode(event))
+    assert isinstance(decoded.payload, JobCreated)
+    assert (decoded.payload.spec.max_concurrency, decoded.payload.spec.pool) == (limit, "thread")
+
+
+def test_a_v3_spec_reads_with_its_limit_and_the_process_pool(codec: EventCodec) -> None:
+    v3 = EventCodec(load_event_schema(SCHEMA_ROOT / "v3"))
+    spec = JobSpec(name="old", type="shell", command="true", max_concurrency=7)
+    event = Event(payload=JobUpdated(spec=spec), occurred_at=AT, actor="alice", job_id="j")
+    decoded = codec.decode(v3.encode(event))
+    assert isinstance(decoded.payload, JobUpdated)
+    assert (decoded.payload.spec.max_concurrency, decoded.payload.spec.pool) == (7, "process")
+    assert decoded == event

@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 
 from events.model import (
+    CONCURRENCY_POLICIES,
+    RUN_TRIGGERS,
     Event,
     JobSpec,
     RunCancelRequested,
@@ -16,7 +18,12 @@ from events.model import (
     RunSkipped,
     RunTrigger,
 )
-from scheduler.concurrency import admit, due_retries
+from scheduler.concurrency import (
+    API_QUEUED_GRACE,
+    admit,
+    admitted_without_state,
+    due_retries,
+)
 from scheduler.views import JobView, RunStatus, RunView
 
 T0 = datetime(2026, 7, 1, 9, tzinfo=UTC)
@@ -70,8 +77,21 @@ QUEUED = run("a2", "queued")
             [P1, P2],
             [("RunQueued", "p1", None), ("RunQueued", "p2", None)],
         ),
+        # allow with no limit: every pending run is queued
+        (
+            {"concurrency_policy": "allow", "max_concurrency": None},
+            [RUNNING, QUEUED],
+            [P1, P2],
+            [("RunQueued", "p1", None), ("RunQueued", "p2", None)],
+        ),
         # queue: up to max_concurrency, the others wait (no event)
         ({"concurrency_policy": "queue"}, [RUNNING], [P1, P2], []),
+        (
+            {"concurrency_policy": "queue", "max_concurrency": None},
+            [RUNNING],
+            [P1, P2],
+            [("RunQueued", "p1", None), ("RunQueued", "p2", None)],
+        ),
         (
             {"concurrency_policy": "queue", "max_concurrency": 3},
             [RUNNING],
@@ -200,3 +220,72 @@ def test_given_due_retry_when_queued_then_for_the_announced_attempt() -> None:
     [event] = due_retries([given], {"job-1": job(queue="q", priority=2)}, NOW)
 
     assert (event.attempt, event.payload) == (3, RunQueued(queue="q", priority=2))
+
+
+# --- admission without state (what the API queues itself) ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("spec", "trigger", "expected"),
+    [
+        ({"concurrency_policy": "allow", "max_concurrency": None}, "manual", True),
+        # a paused job: what a person asks for still goes through the policy; a fire not
+        (
+            {"concurrency_policy": "allow", "max_concurrency": None, "enabled": False},
+            "manual",
+            True,
+        ),
+        (
+            {"concurrency_policy": "allow", "max_concurrency": None, "enabled": False},
+            "schedule",
+            False,
+        ),
+        # any limit, or any other policy, needs the other runs
+        ({"concurrency_policy": "allow", "max_concurrency": 10_000}, "manual", False),
+        ({"concurrency_policy": "queue", "max_concurrency": None}, "manual", False),
+        ({}, "manual", False),
+        ({"concurrency_policy": "replace"}, "manual", False),
+    ],
+)
+def test_given_spec_and_trigger_when_asked_then_admitted_without_state_or_not(
+    spec: dict[str, Any], trigger: RunTrigger, expected: bool
+) -> None:
+    assert admitted_without_state(job(**spec).spec, trigger) is expected
+
+
+# Every spec the API accepts: no limit only with allow and queue.
+SPECS = [
+    {"concurrency_policy": policy, "max_concurrency": limit, "enabled": enabled}
+    for policy in CONCURRENCY_POLICIES
+    for limit in (None, 1, 2)
+    for enabled in (True, False)
+    if limit is not None or policy in ("allow", "queue")
+]
+
+
+@pytest.mark.parametrize("spec", SPECS)
+@pytest.mark.parametrize("trigger", RUN_TRIGGERS)
+def test_whenever_admitted_without_state_then_admit_queues_it_whatever_the_other_runs(
+    spec: dict[str, Any], trigger: RunTrigger
+) -> None:
+    given = job(**spec)
+    if not admitted_without_state(given.spec, trigger):
+        return
+    pending = run("p", trigger=trigger, minute=-5)  # past the API's grace
+    for active in ([], [RUNNING], [RUNNING, QUEUED, run("a3", "retrying")]):
+        events = admit([pending], {"job-1": active}, {"job-1": given}, NOW)
+        assert summary(events) == [("RunQueued", "p", None)]
+
+
+def test_a_manual_run_the_api_queued_is_left_to_its_runqueued_for_the_grace() -> None:
+    given = job(concurrency_policy="allow", max_concurrency=None)
+    just = run("just", trigger="manual", minute=0)
+    just_now = just.requested_at + API_QUEUED_GRACE - timedelta(milliseconds=1)
+    fire = run("fire", trigger="schedule", minute=0)
+    events = admit([just, fire], {}, {"job-1": given}, just_now)
+    assert summary(events) == [("RunQueued", "fire", None)]  # fires are the scheduler's
+    later = just.requested_at + API_QUEUED_GRACE
+    assert summary(admit([just], {}, {"job-1": given}, later)) == [("RunQueued", "just", None)]
+    # A job with a limit: the API did not queue it, nothing waits.
+    limited = job(concurrency_policy="allow", max_concurrency=5)
+    assert summary(admit([just], {}, {"job-1": limited}, just_now)) == [("RunQueued", "just", None)]

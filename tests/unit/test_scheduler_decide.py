@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from events.model import Event, JobSpec
-from scheduler.decide import Failure, Snapshot, decide
+from scheduler.decide import Failure, Snapshot, decide, grouped
 from scheduler.views import JobView, RunView
 
 NOW = datetime(2026, 11, 22, 9, 0, 0, tzinfo=UTC)
@@ -80,3 +80,27 @@ def test_a_failure_with_retries_left_schedules_a_retry() -> None:
     )
     assert event.type == "RunRetryScheduled"
     assert event.payload.delay_ms == 1000  # type: ignore[union-attr]
+
+
+def test_a_round_between_lease_checks_finds_no_run_lost_or_overdue() -> None:
+    jobs = {"j": job("j", timeout=1.0)}
+    running = run("r1", "j", "running", started_at=NOW - timedelta(hours=1), lease_token=3)
+    between = Snapshot(jobs, open_runs=[running], live_run_leases=set(), check_running=False)
+    assert decide(between, NOW, random.Random(1)) == []
+    checked = Snapshot(jobs, open_runs=[running], live_run_leases={"run:r1"})
+    assert kinds(decide(checked, NOW, random.Random(1))) == [("RunTimedOut", "r1")]
+
+
+def test_groups_kept_between_rounds_decide_as_the_runs_themselves() -> None:
+    """A dead-lettered run gives its slot up in the round it is dead-lettered, whether
+    the snapshot brings its groups or not."""
+    jobs = {"j": job("j", retries=0)}
+    failing = run("r1", "j", "failing", finished_at=NOW - timedelta(seconds=1))
+    pending = run("r2", "j", "pending")
+    failures = [Failure(failing, "failed", 1)]
+    runs = [failing, pending]
+    plain = Snapshot(jobs, runs, set(), failures=failures)
+    kept = Snapshot(jobs, runs, set(), failures=failures, groups=grouped(runs))
+    expected = [("RunDeadLettered", "r1"), ("RunQueued", "r2")]
+    assert kinds(decide(plain, NOW, random.Random(1))) == expected
+    assert kinds(decide(kept, NOW, random.Random(1))) == expected

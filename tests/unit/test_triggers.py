@@ -20,7 +20,11 @@ from projector.job_projection import JobRow
 T0 = datetime(2026, 12, 2, tzinfo=UTC)
 A = JobRow("job-a", JobSpec(name="a", type="shell", command="true", parameters={"x": 0}), T0, T0, 1)
 B = JobRow("job-b", JobSpec(name="b", type="shell", command="true"), T0, T0, 1)
-JOBS = {"a": A, "job-a": A, "b": B}
+FREE_SPEC = JobSpec(
+    name="free", type="shell", command="true", concurrency_policy="allow", max_concurrency=None
+)
+FREE = JobRow("job-free", FREE_SPEC, T0, T0, 1)
+JOBS = {"a": A, "job-a": A, "b": B, "free": FREE}
 
 
 def ids() -> itertools.count[int]:
@@ -30,11 +34,11 @@ def ids() -> itertools.count[int]:
 def plan(
     requests: list[TriggerRequest],
     projected: dict[str, RunState] | None = None,
-    accepted: frozenset[str] = frozenset(),
+    accepted: dict[str, str] | None = None,
 ) -> tuple[list[TriggerAnswer], list[tuple[str, str, dict[str, object]]]]:
     counter = ids()
     result = plan_triggers(
-        requests, JOBS, projected or {}, accepted.__contains__, lambda: f"run-{next(counter)}"
+        requests, JOBS, projected or {}, (accepted or {}).get, lambda: f"run-{next(counter)}"
     )
     return result.answers, [(n.run_id, n.job.id, n.parameters) for n in result.new_runs]
 
@@ -75,8 +79,28 @@ def test_a_key_of_a_projected_run_answers_its_state_and_requests_nothing() -> No
 
 def test_a_key_this_process_accepted_but_not_yet_projected_answers_pending() -> None:
     keyed = idempotency_run_id("job-a", "k")
-    answers, new = plan([TriggerRequest("a", {}, "k")], accepted=frozenset({keyed}))
+    answers, new = plan([TriggerRequest("a", {}, "k")], accepted={keyed: "pending"})
     assert answers == [TriggerAnswer(keyed, "job-a", "pending", created=False)]
+    assert new == []
+
+
+def test_a_run_of_an_unlimited_allow_job_is_queued_by_the_plan() -> None:
+    none: dict[str, str] = {}
+    requests = [TriggerRequest("free"), TriggerRequest("a")]
+    result = plan_triggers(requests, JOBS, {}, none.get, iter(["r1", "r2"]).__next__)
+    assert [(a.run_id, a.status) for a in result.answers] == [("r1", "queued"), ("r2", "pending")]
+    assert [(n.run_id, n.queued) for n in result.new_runs] == [("r1", True), ("r2", False)]
+
+
+def test_a_repeated_key_answers_the_status_it_was_accepted_with() -> None:
+    keyed = idempotency_run_id("job-free", "k")
+    answers, new = plan(
+        [TriggerRequest("free", {}, "k"), TriggerRequest("free", {}, "k")],
+    )
+    assert [(a.status, a.created) for a in answers] == [("queued", True), ("queued", False)]
+    assert len(new) == 1
+    answers, new = plan([TriggerRequest("free", {}, "k")], accepted={keyed: "queued"})
+    assert answers == [TriggerAnswer(keyed, "job-free", "queued", created=False)]
     assert new == []
 
 

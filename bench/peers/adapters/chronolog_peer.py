@@ -2,10 +2,15 @@
 
 This is Chronolog's copy of the harness's adapter (bench/peers/ in the Chronolog
 repository; bench/peers/run.sh lays it over a copy of the harness). It differs from the
-harness's own in four ways, all for the Chronolog of issue 11:
+harness's own in five ways, all for the Chronolog of issue 11:
   * it signs in with the admin token ``chronolog up`` writes on first start
     (<data-dir>/admin-token): since issue 10 the API is not open once a token exists;
   * a trigger may answer 202 (acknowledged once durable, before the scheduler decides);
+  * its jobs have no concurrency limit (``max_concurrency: null`` with policy ``allow``,
+    schema v4), like a task queue's tasks: the API then queues each triggered run itself,
+    in the same append as its request, and pushes it to the workers' queue, with no
+    scheduler round in between (before: ``max_concurrency`` 10000, which the scheduler
+    had to check against the job's active runs);
   * variants containing ``async`` run every job as ``async def`` (the sleep job awaits
     asyncio.sleep), the shape of job Chronolog runs as coroutines, thousands per worker
     process;
@@ -23,7 +28,7 @@ fresh temporary data dir):
     prefork pool of C child interpreters (C = concurrency = pool size).
 
 Jobs: noop / stamp / sleep, type python, function adapters.chronolog_tasks:<name>,
-concurrency_policy allow, max_concurrency 10000.
+concurrency_policy allow, max_concurrency null (no limit).
 enqueue = POST /api/jobs/{name}/trigger, one call at a time (keep-alive HTTP/1.1).
 done    = GET /api/runs?job_id=..&status=completed&limit=1 -> total (a count per job);
           a full listing (pages of 500) at most every FULL_SCAN_S for per-handle flags.
@@ -306,7 +311,7 @@ class ChronologAdapter(Adapter):
         for name, fn in self.funcs.items():
             st, body = self.http.request("POST", "/api/jobs", {
                 "name": name, "type": "python", "function": fn,
-                "concurrency_policy": "allow", "max_concurrency": 10000})
+                "concurrency_policy": "allow", "max_concurrency": None})
             if st not in (200, 201):
                 raise RuntimeError(f"create job {name}: {st} {body}")
 
