@@ -218,7 +218,10 @@ class _RecordMap:
     def from_avro(self, record: Mapping[str, Any]) -> Any:
         # Fields the class lacks (added by a reader schema) are dropped; fields the
         # record lacks (removed by a reader schema) take the class default.
-        kwargs = {name: value for name, value in record.items() if name in self.names}
+        if record.keys() <= self.names:  # the usual case: one C set comparison
+            kwargs = dict(record)
+        else:
+            kwargs = {name: value for name, value in record.items() if name in self.names}
         for name, decode in self.decoders:
             if name in kwargs:
                 kwargs[name] = decode(kwargs[name])

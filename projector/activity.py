@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
 
 from events.model import Event, RunRequested, RunSucceeded
+from projector.fold import evolve
 from projector.run_projection import RunRow
 
 
@@ -39,4 +39,4 @@ def apply_activity(current: JobActivity | None, event: Event, run: RunRow) -> Jo
         activity.last_run_at or run.requested_at
     ):
         changes.update(last_run_id=run.id, last_run_status=run.status, last_run_at=run.requested_at)
-    return dataclasses.replace(activity, **changes)  # type: ignore[arg-type]
+    return evolve(activity, **changes)

@@ -16,9 +16,11 @@ ORM insert would store:
 
 from __future__ import annotations
 
+import operator
 import sqlite3
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Literal
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any, Final, Literal
 
 import psycopg
 from psycopg import sql
@@ -61,7 +63,7 @@ def _write(
     provided = set().union(*(row.keys() for row in rows))
     names = [column.name for column in table.c if column.name in provided]
     convert = _bind_processors(table, names, dialect)
-    values = ([row.get(n) for n in names] for row in rows)
+    values: Iterable[list[Any]] = map(_row_reader(names), rows)
     if convert:
         values = (_converted(row, convert) for row in values)
     if dialect.name == "postgresql":
@@ -168,6 +170,22 @@ def _converted(row: list[Any], convert: list[tuple[int, Callable[[Any], Any]]]) 
     return row
 
 
+def _row_reader(names: list[str]) -> Callable[[Mapping[str, Any]], list[Any]]:
+    """A row's values in ``names`` order, a missing key as None; one C call per row when
+    the row has every key (the usual case)."""
+    if len(names) == 1:
+        return lambda row: [row.get(names[0])]
+    every = operator.itemgetter(*names)
+
+    def read(row: Mapping[str, Any]) -> list[Any]:
+        try:
+            return list(every(row))
+        except KeyError:
+            return [row.get(n) for n in names]
+
+    return read
+
+
 def _bind_processors(
     table: Table, names: list[str], dialect: Dialect
 ) -> list[tuple[int, Callable[[Any], Any]]]:
@@ -178,5 +196,33 @@ def _bind_processors(
     for index, name in enumerate(names):
         process = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
         if process is not None:
-            processors.append((index, process))
+            processors.append((index, _faster(process)))
     return processors
+
+
+_SAMPLES: Final = (
+    datetime(2026, 12, 2, 17, 5, 9, 123456, tzinfo=UTC),
+    datetime(2026, 12, 2, 18, 0, tzinfo=timezone(timedelta(hours=1))),
+    datetime(999, 1, 1, tzinfo=UTC),
+    None,
+)
+
+
+def _faster(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``process``, or a quicker function that gives the same values: SQLite's UTC
+    datetime columns (about four per event) are text written by a ``%`` format over a
+    dict of eight fields; ``isoformat`` writes the same text at a third of the cost.
+    Checked here against ``process`` itself, so another storage format keeps its own."""
+    try:
+        same = all(process(sample) == _sqlite_utc_text(sample) for sample in _SAMPLES)
+    except (TypeError, ValueError, AttributeError):
+        same = False
+    return _sqlite_utc_text if same else process
+
+
+def _sqlite_utc_text(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:  # as UtcDateTime refuses it
+        raise ValueError(f"naive datetime {value!r} given to a UTC column")
+    return value.astimezone(UTC).isoformat(" ", "microseconds")[:26]  # without "+00:00"

@@ -22,6 +22,7 @@ from events.model import (
     JobUpdated,
     Payload,
 )
+from projector.fold import evolve
 
 JOB_EVENTS = JOB_PAYLOADS
 
@@ -86,9 +87,9 @@ def _updated(payload: JobUpdated, current: JobRow | None, event: Event) -> JobOu
         return Rejected(f"job {event.job_id} does not exist")
     touched = _touch(current, payload.spec, event)
     if payload.spec.enabled:  # enabled again through an update: the pause is over
-        touched = dataclasses.replace(touched, paused_reason=None)
+        touched = evolve(touched, paused_reason=None)
     if {"schedule", "timezone"} & set(payload.changed_fields):
-        return dataclasses.replace(touched, rescheduled_at=event.occurred_at)
+        return evolve(touched, rescheduled_at=event.occurred_at)
     return touched
 
 
@@ -104,7 +105,7 @@ def _paused(payload: JobPaused, current: JobRow | None, event: Event) -> JobOutc
     if current is None:
         return Rejected(f"job {event.job_id} does not exist")
     paused = _touch(current, dataclasses.replace(current.spec, enabled=False), event)
-    return dataclasses.replace(paused, paused_reason=payload.reason)
+    return evolve(paused, paused_reason=payload.reason)
 
 
 @_apply.register
@@ -112,10 +113,8 @@ def _resumed(payload: JobResumed, current: JobRow | None, event: Event) -> JobOu
     if current is None:
         return Rejected(f"job {event.job_id} does not exist")
     resumed = _touch(current, dataclasses.replace(current.spec, enabled=True), event)
-    return dataclasses.replace(resumed, rescheduled_at=event.occurred_at, paused_reason=None)
+    return evolve(resumed, rescheduled_at=event.occurred_at, paused_reason=None)
 
 
 def _touch(current: JobRow, spec: JobSpec, event: Event) -> JobRow:
-    return dataclasses.replace(
-        current, spec=spec, updated_at=event.occurred_at, version=current.version + 1
-    )
+    return evolve(current, spec=spec, updated_at=event.occurred_at, version=current.version + 1)

@@ -14,6 +14,7 @@ the maximum within a bucket is not kept, because it depends on the interleaving.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -57,6 +58,8 @@ LAST_BIN: Final = 136
 MAX_MS: Final = 2**40
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _MS: Final = timedelta(milliseconds=1)
+_SECOND: Final = timedelta(seconds=1)
+_WIDTHS: Final = tuple(sorted(set(SERIES_WIDTHS) | set(JOB_WIDTHS)))
 
 SeriesKey: TypeAlias = tuple[int, datetime]  # width, bucket
 JobKey: TypeAlias = tuple[int, datetime, str]  # width, bucket, job id
@@ -118,8 +121,21 @@ def rollup_deltas(changes: Iterable[Change]) -> RollupDeltas:
         if isinstance(change, RunChange):
             _add_run(deltas, change)
         elif capacity := _capacity(change.after) - _capacity(change.before):
-            _add_gauge(deltas, CAPACITY, "", change.at, capacity)
+            _add_gauge(deltas, CAPACITY, "", _bucket_starts(change.at), capacity)
     return deltas
+
+
+def _bucket_starts(at: datetime) -> dict[int, datetime]:
+    """Width -> ``bucket_start(at, width)`` for every width, from one subtraction: a run
+    event adds to up to eight buckets."""
+    seconds = (at - _EPOCH) // _SECOND
+    return {width: _moment(seconds - seconds % width) for width in _WIDTHS}
+
+
+@functools.lru_cache(maxsize=4096)
+def _moment(seconds: int) -> datetime:
+    # Bucket starts repeat (a minute's events share one): one datetime made per bucket.
+    return _EPOCH + timedelta(seconds=seconds)
 
 
 def bucket_start(at: datetime, width: int) -> datetime:
@@ -203,33 +219,34 @@ def _add_run(deltas: RollupDeltas, change: RunChange) -> None:
         DURATION: duration_ms(before, after),
         LATENESS: lateness_ms(before, after),
     }
+    starts = _bucket_starts(at)
     if counts or any(v is not None for v in measures.values()):
-        _add_counts(deltas, after.job_id, at, counts, measures)
+        _add_counts(deltas, after.job_id, starts, counts, measures)
     old_queue = before.queue if before is not None and before.status == "queued" else None
     new_queue = after.queue if after.status == "queued" else None
     if old_queue != new_queue:
         if old_queue is not None:
-            _add_gauge(deltas, QUEUE, old_queue, at, -1)
+            _add_gauge(deltas, QUEUE, old_queue, starts, -1)
         if new_queue is not None:
-            _add_gauge(deltas, QUEUE, new_queue, at, 1)
+            _add_gauge(deltas, QUEUE, new_queue, starts, 1)
     busy = _running(after) - _running(before)
     if busy:
-        _add_gauge(deltas, BUSY, "", at, busy)
+        _add_gauge(deltas, BUSY, "", starts, busy)
 
 
 def _add_counts(
     deltas: RollupDeltas,
     job_id: str,
-    at: datetime,
+    starts: Mapping[int, datetime],
     counts: list[str],
     measures: Mapping[str, int | None],
 ) -> None:
     for width in SERIES_WIDTHS:
-        row = deltas.runs[(width, bucket_start(at, width))]
+        row = deltas.runs[(width, starts[width])]
         for name in counts:
             row[name] += 1
     for width in JOB_WIDTHS:
-        bucket = bucket_start(at, width)
+        bucket = starts[width]
         row = deltas.jobs[(width, bucket, job_id)]
         for name in counts:
             row[name] += 1
@@ -252,9 +269,11 @@ def _capacity(worker: WorkerRow | None) -> int:
     return worker.concurrency if worker is not None and worker.status == "active" else 0
 
 
-def _add_gauge(deltas: RollupDeltas, gauge: str, key: str, at: datetime, delta: int) -> None:
+def _add_gauge(
+    deltas: RollupDeltas, gauge: str, key: str, starts: Mapping[int, datetime], delta: int
+) -> None:
     for width in SERIES_WIDTHS:
-        row = deltas.gauges[(gauge, width, bucket_start(at, width), key)]
+        row = deltas.gauges[(gauge, width, starts[width], key)]
         row["added"] += max(0, delta)
         row["removed"] += max(0, -delta)
     deltas.levels[(gauge, key)] += delta

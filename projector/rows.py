@@ -20,7 +20,7 @@ from events.disclosure import public_payload
 from events.model import spec_from_dict
 from projector.activity import JobActivity
 from projector.bulk import insert_rows, upsert_rows
-from projector.fold import Changes
+from projector.fold import Changes, evolve
 from projector.job_projection import JobRow
 from projector.run_projection import AttemptRow, RunRow
 from projector.tables import (
@@ -41,6 +41,7 @@ _RUN_COLUMNS = tuple(f.name for f in dataclasses.fields(RunRow) if f.name != "at
 _ATTEMPT_COLUMNS = tuple(f.name for f in dataclasses.fields(AttemptRow))
 _ACTIVITY_COLUMNS = tuple(f.name for f in dataclasses.fields(JobActivity))
 _WORKER_COLUMNS = tuple(f.name for f in dataclasses.fields(WorkerRow))
+_JOB_COLUMNS = tuple(f.name for f in dataclasses.fields(JobRow))
 
 
 # --- jobs --------------------------------------------------------------------------
@@ -49,8 +50,12 @@ _WORKER_COLUMNS = tuple(f.name for f in dataclasses.fields(WorkerRow))
 def load_jobs(session: Session, ids: Collection[str]) -> dict[str, JobRow]:
     if not ids:
         return {}
-    records = session.scalars(select(JobRecord).where(JobRecord.id.in_(ids)))
-    return {record.id: job_row(record) for record in records}
+    jobs = core_table(JobRecord)
+    query = select(*(jobs.c[n] for n in _JOB_COLUMNS)).where(jobs.c.id.in_(ids))
+    # JobRow's fields in order: id, spec, then the other columns.
+    return {
+        id_: JobRow(id_, spec_from_dict(spec), *rest) for id_, spec, *rest in session.execute(query)
+    }
 
 
 def write_jobs(session: Session, changes: Changes[JobRow]) -> None:
@@ -143,16 +148,21 @@ def load_runs(session: Session, ids: Collection[str]) -> dict[str, RunRow]:
     # The runs first, then their attempts: under PostgreSQL's READ COMMITTED a commit in
     # between can only make the attempts newer than the run, never older (a run read as
     # completed always comes with its finished attempt).
-    runs = session.scalars(select(RunRecord).where(RunRecord.id.in_(ids))).all()
+    # Core selects into plain tuples: ORM instances cost more to build than the rows.
+    table = core_table(RunRecord)
+    query = select(*(table.c[n] for n in _RUN_COLUMNS)).where(table.c.id.in_(ids))
+    runs = session.execute(query).all()
     attempts: dict[str, list[AttemptRow]] = {}
+    table = core_table(RunAttemptRecord)
     query = (
-        select(RunAttemptRecord)
-        .where(RunAttemptRecord.run_id.in_(ids))
-        .order_by(RunAttemptRecord.attempt)
+        select(table.c.run_id, *(table.c[n] for n in _ATTEMPT_COLUMNS))
+        .where(table.c.run_id.in_(ids))
+        .order_by(table.c.attempt)
     )
-    for record in session.scalars(query):
-        attempts.setdefault(record.run_id, []).append(attempt_row(record))
-    return {record.id: run_row(record, attempts.get(record.id, [])) for record in runs}
+    for run_id, *values in session.execute(query):
+        attempts.setdefault(run_id, []).append(AttemptRow(*values))
+    # RunRow's fields are _RUN_COLUMNS in order, then its attempts.
+    return {v[0]: RunRow(*v, tuple(attempts.get(v[0], ()))) for v in runs}  # type: ignore[call-arg]
 
 
 def run_row(record: RunRecord, attempts: Sequence[AttemptRow]) -> RunRow:
@@ -210,10 +220,9 @@ def _run_values(run: RunRow, position: tuple[int, int] | None) -> dict[str, Any]
 def load_activity(session: Session, job_ids: Collection[str]) -> dict[str, JobActivity]:
     if not job_ids:
         return {}
-    records = session.scalars(
-        select(JobActivityRecord).where(JobActivityRecord.job_id.in_(job_ids))
-    )
-    return {r.job_id: JobActivity(**{n: getattr(r, n) for n in _ACTIVITY_COLUMNS}) for r in records}
+    table = core_table(JobActivityRecord)
+    query = select(*(table.c[n] for n in _ACTIVITY_COLUMNS)).where(table.c.job_id.in_(job_ids))
+    return {values[0]: JobActivity(*values) for values in session.execute(query)}
 
 
 def write_activity(session: Session, changes: Changes[JobActivity]) -> None:
@@ -227,8 +236,10 @@ def write_activity(session: Session, changes: Changes[JobActivity]) -> None:
 def load_workers(session: Session, ids: Collection[str]) -> dict[str, WorkerRow]:
     if not ids:
         return {}
-    records = session.scalars(select(WorkerRecord).where(WorkerRecord.id.in_(ids)))
-    return {r.id: worker_row(r) for r in records}
+    table = core_table(WorkerRecord)
+    query = select(*(table.c[n] for n in _WORKER_COLUMNS)).where(table.c.id.in_(ids))
+    loaded = (WorkerRow(*values) for values in session.execute(query))
+    return {row.id: evolve(row, tags=tuple(row.tags)) for row in loaded}  # JSON list -> tuple
 
 
 def worker_row(record: WorkerRecord) -> WorkerRow:

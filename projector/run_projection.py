@@ -31,6 +31,7 @@ from events.model import (
     RunSucceeded,
     RunTimedOut,
 )
+from projector.fold import evolve
 from projector.job_projection import Rejected
 
 RunStatus: TypeAlias = Literal[
@@ -150,7 +151,7 @@ def _queued(payload: RunQueued, run: RunRow | None, event: Event) -> RunOutcome:
     if run.status not in ("pending", "retrying"):
         return Rejected(f"run {run.id} is {run.status}, not waiting to be queued")
     attempt = event.attempt or run.attempt
-    return dataclasses.replace(
+    return evolve(
         run,
         status="queued",
         attempt=attempt,
@@ -167,7 +168,7 @@ def _skipped(payload: RunSkipped, run: RunRow | None, event: Event) -> RunOutcom
     assert run is not None
     if run.status not in ("pending", "retrying"):
         return Rejected(f"run {run.id} is {run.status}, too late to skip")
-    return dataclasses.replace(
+    return evolve(
         run,
         status="skipped",
         reason=payload.reason,
@@ -181,14 +182,14 @@ def _started(payload: RunStarted, run: RunRow | None, event: Event) -> RunOutcom
     assert run is not None
     if stale := _stale_attempt(run, event, expect="queued"):
         return stale
-    attempt = dataclasses.replace(
+    attempt = evolve(
         _current(run),
         status="running",
         started_at=event.occurred_at,
         worker_id=payload.worker_id,
         lease_token=payload.lease_token,
     )
-    return dataclasses.replace(
+    return evolve(
         run,
         status="running",
         started_at=event.occurred_at,
@@ -211,9 +212,7 @@ def _succeeded(payload: RunSucceeded, run: RunRow | None, event: Event) -> RunOu
         exit_code=payload.exit_code,
         duration_ms=payload.duration_ms,
     )
-    return dataclasses.replace(
-        ended, stdout=payload.stdout, stderr=payload.stderr, result=payload.result
-    )
+    return evolve(ended, stdout=payload.stdout, stderr=payload.stderr, result=payload.result)
 
 
 @_apply.register
@@ -230,9 +229,7 @@ def _failed(payload: RunFailed, run: RunRow | None, event: Event) -> RunOutcome:
         error=payload.error,
         duration_ms=payload.duration_ms,
     )
-    return dataclasses.replace(
-        ended, stdout=payload.stdout, stderr=payload.stderr, retryable=payload.retryable
-    )
+    return evolve(ended, stdout=payload.stdout, stderr=payload.stderr, retryable=payload.retryable)
 
 
 @_apply.register
@@ -242,7 +239,7 @@ def _timed_out(payload: RunTimedOut, run: RunRow | None, event: Event) -> RunOut
         return stale
     error = f"timed out after {payload.timeout:g} s"
     ended = _end(run, event, "timed_out", "failing", error=error, duration_ms=payload.duration_ms)
-    return dataclasses.replace(ended, stdout=payload.stdout, stderr=payload.stderr)
+    return evolve(ended, stdout=payload.stdout, stderr=payload.stderr)
 
 
 @_apply.register
@@ -261,7 +258,7 @@ def _cancelled(payload: RunCancelled, run: RunRow | None, event: Event) -> RunOu
     ended = _cancel(payload, run, event)
     if isinstance(ended, Rejected):
         return ended
-    return dataclasses.replace(
+    return evolve(
         ended,
         reason=payload.reason or "cancelled",
         stdout=payload.stdout or ended.stdout,
@@ -290,9 +287,7 @@ def _cancel(payload: RunCancelled, run: RunRow, event: Event) -> RunOutcome:
     if run.status in ("running", "queued"):  # queued: taken off the queue before any worker had it
         return _end(run, event, "cancelled", "cancelled")
     if run.status in ("pending", "retrying"):
-        return dataclasses.replace(
-            run, status="cancelled", outcome="cancelled", finished_at=event.occurred_at
-        )
+        return evolve(run, status="cancelled", outcome="cancelled", finished_at=event.occurred_at)
     if run.status == "failing":
         return _cancel_failing(payload, run, event)
     return Rejected(f"run {run.id} is {run.status}, nothing to cancel")
@@ -302,7 +297,7 @@ def _cancel_failing(payload: RunCancelled, run: RunRow, event: Event) -> RunOutc
     """The attempt has ended and no worker holds the run; its outcome stays on the run."""
     if payload.lease_token is not None:
         return Rejected(f"stale: run {run.id} attempt {run.attempt} has already ended")
-    return dataclasses.replace(run, status="cancelled", finished_at=event.occurred_at)
+    return evolve(run, status="cancelled", finished_at=event.occurred_at)
 
 
 @_apply.register
@@ -321,7 +316,7 @@ def _retry_requested(payload: RunRetryRequested, run: RunRow | None, event: Even
     reopened = _next_attempt(run, payload.next_attempt, event.occurred_at)
     if isinstance(reopened, Rejected):
         return reopened
-    return dataclasses.replace(reopened, reason=payload.reason)
+    return evolve(reopened, reason=payload.reason)
 
 
 def _next_attempt(run: RunRow, next_attempt: int, retry_at: datetime) -> RunOutcome:
@@ -330,7 +325,7 @@ def _next_attempt(run: RunRow, next_attempt: int, retry_at: datetime) -> RunOutc
         return Rejected(
             f"run {run.id}: retry of attempt {next_attempt - 1}, current is {run.attempt}"
         )
-    return dataclasses.replace(
+    return evolve(
         run,
         status="retrying",
         attempt=next_attempt,
@@ -346,7 +341,7 @@ def _dead_lettered(payload: RunDeadLettered, run: RunRow | None, event: Event) -
     if run.status != "failing":
         return Rejected(f"run {run.id} is {run.status}, only failing runs are dead-lettered")
     # The only way into ``failed``: the scheduler has given up on the run.
-    return dataclasses.replace(run, status="failed", dead_lettered=True, reason=payload.reason)
+    return evolve(run, status="failed", dead_lettered=True, reason=payload.reason)
 
 
 @_apply.register
@@ -354,7 +349,7 @@ def _cancel_requested(payload: RunCancelRequested, run: RunRow | None, event: Ev
     assert run is not None
     if run.status in TERMINAL:
         return Rejected(f"run {run.id} is {run.status}, nothing to cancel")
-    return dataclasses.replace(run, cancel_requested=True, reason=payload.reason)
+    return evolve(run, cancel_requested=True, reason=payload.reason)
 
 
 # --- helpers -----------------------------------------------------------------------
@@ -398,7 +393,7 @@ def _end(
     error: str | None = None,
     duration_ms: int | None = None,
 ) -> RunRow:
-    attempt = dataclasses.replace(
+    attempt = evolve(
         _current(run),
         status=outcome,
         finished_at=event.occurred_at,
@@ -406,7 +401,7 @@ def _end(
         error=error,
         duration_ms=duration_ms,
     )
-    return dataclasses.replace(
+    return evolve(
         run,
         status=status,
         outcome=outcome,

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -87,32 +88,54 @@ def _walk(value: object, depth: int) -> _Found | None:
 
 
 def _is_dataclass_instance(value: object) -> bool:
-    return dataclasses.is_dataclass(value) and not isinstance(value, type)
+    return hasattr(type(value), "__dataclass_fields__")
 
 
 def _fields_fine(value: object, depth: int) -> bool:
     """True when ``_walk(value, depth)`` of this dataclass would find nothing; False when
-    it might (the walk then finds what and where). A flat loop over the fields: events
-    are mostly short text, small integers and datetimes, and the walk runs on every one."""
+    it might (the walk then finds what and where). One loop over the fields, read all
+    at once, and one text check over all of them joined: events are mostly short text,
+    small integers and datetimes, and this runs on every one. (Joining cannot hide a
+    problem, nor make one: NUL stays NUL, and a surrogate never encodes, paired or not.)"""
     if depth <= 0:
         return False
+    inner = depth - 1
+    texts: list[str] = []
     cls: type = type(value)
-    return all(_field_fine(getattr(value, n), depth - 1) for n in _field_names(cls))
+    for item in _field_reader(cls)(value):
+        kind = type(item)
+        if kind is str:
+            texts.append(item)
+        elif kind is int:
+            if not INT64_MIN <= item <= INT64_MAX:
+                return False
+        elif item is not None and kind is not bool and not _other_fine(item, kind, inner, texts):
+            return False
+    return text_problem("".join(texts)) is None
 
 
-def _field_fine(item: object, depth: int) -> bool:
-    kind = type(item)
-    if kind is str:
-        return text_problem(item) is None  # type: ignore[arg-type]
-    if kind is int:
-        return INT64_MIN <= item <= INT64_MAX  # type: ignore[operator]
-    if item is None or kind is bool:
-        return True
+def _other_fine(item: Any, kind: type, depth: int, texts: list[str]) -> bool:
+    """``_fields_fine`` for a field that is not text, an integer, a bool or None; a
+    tuple of texts joins ``texts``."""
+    if kind is float:
+        return math.isfinite(item)
     if kind is datetime:
         return depth > 0  # the walk counts a datetime as one more level
-    if _is_dataclass_instance(item):
+    if kind is tuple and depth > 0 and all(type(x) is str for x in item):
+        texts.extend(item)
+        return True
+    if hasattr(kind, "__dataclass_fields__"):
         return _fields_fine(item, depth)
     return _walk(item, depth) is None
+
+
+@functools.cache
+def _field_reader(cls: type) -> Callable[[Any], tuple[Any, ...]]:
+    """All of an instance's fields in one call."""
+    names = _field_names(cls)
+    if len(names) > 1:
+        return operator.attrgetter(*names)
+    return lambda value: tuple(getattr(value, name) for name in names)
 
 
 def _walk_container(value: object, depth: int) -> _Found | None:
