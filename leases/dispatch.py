@@ -68,9 +68,22 @@ def cancel_flag(run_id: str) -> str:
     return f"cancel:{run_id}"
 
 
+FINISHED_FLAG_PREFIX = "finished:"
+
+
 def finished_flag(run_id: str, attempt: int) -> str:
     """Raised when an attempt has ended, so a duplicate queue entry is never run again."""
-    return f"finished:{run_id}:{attempt}"
+    return f"{FINISHED_FLAG_PREFIX}{run_id}:{attempt}"
+
+
+def ticket_attempt(data: bytes) -> int | None:
+    """The attempt number of the ticket in ``data`` (what a store needs to name the
+    attempt's finished flag); None if ``data`` is not a ticket."""
+    try:
+        attempt = orjson.loads(data).get("attempt")
+    except (orjson.JSONDecodeError, AttributeError):
+        return None
+    return attempt if isinstance(attempt, int) and not isinstance(attempt, bool) else None
 
 
 # --- live output: a running job's output, published as it is written (ephemeral) ----

@@ -12,6 +12,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from leases.dispatch import cancel_flag, finished_flag, run_lease_key, ticket_attempt
+
 
 @dataclass(frozen=True, slots=True)
 class Lease:
@@ -43,6 +45,25 @@ class QueueItem:
     id: str  # the run id
     priority: int  # higher first; FIFO among equal priorities
     payload: bytes  # what the worker needs to run it (job snapshot, parameters, attempt)
+
+
+@dataclass(frozen=True, slots=True)
+class TakenItem:
+    """One queue entry ``take_runs`` popped, and what taking its run found."""
+
+    queue: str
+    item: QueueItem
+    taken: Taken
+
+
+@dataclass(frozen=True, slots=True)
+class RunEnd:
+    """A run lease to give up: with ``finished_flag`` raised first (the outcome is
+    durable), or without (a plain release: the run is someone else's to retry)."""
+
+    key: str
+    token: int
+    finished_flag: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +139,55 @@ class LeaseStore(ABC):
         self.set_flag(finished_flag, flag_ttl)
         return self.release(key, token)
 
+    def take_runs(
+        self, queues: Sequence[str], owner: str, ttl: float, limit: int, timeout: float
+    ) -> list[TakenItem]:
+        """Pop up to ``limit`` items of ``queues`` (as ``pop``: priority, then FIFO),
+        waiting up to ``timeout`` s for the first, and take the run of each: nothing if its
+        attempt's finished flag is up (``finished``) or ANY live lease holds it (so an
+        owner never re-takes, with a new token, an attempt it already holds: a duplicate
+        entry); else its lease with a new token and its cancel flag. Items are dispatch
+        tickets (``leases.dispatch``); one whose attempt cannot be read takes nothing.
+
+        One round trip (Redis) or transaction (SQLite) in the adapters. This default,
+        made of the other steps, is not atomic: between its ``inspect`` and its
+        ``acquire`` the same owner could take the lease elsewhere.
+        """
+        _check_take(queues, limit, timeout)
+        taken: list[TakenItem] = []
+        popped = self.pop(queues, timeout)
+        while popped is not None:
+            queue, item = popped
+            taken.append(TakenItem(queue, item, self._take_item(item, owner, ttl)))
+            if len(taken) >= limit:
+                break
+            popped = self.pop(queues, 0)
+        return taken
+
+    def _take_item(self, item: QueueItem, owner: str, ttl: float) -> Taken:
+        attempt = ticket_attempt(item.payload)
+        if attempt is None:
+            return Taken(None)
+        if self.has_flag(finished_flag(item.id, attempt)):
+            return Taken(None, finished=True)
+        key = run_lease_key(item.id)
+        if self.inspect([key]):
+            return Taken(None)
+        lease = self.acquire(key, owner, ttl)
+        if lease is None:
+            return Taken(None)
+        return Taken(lease, cancelled=self.has_flag(cancel_flag(item.id)))
+
+    def finish_runs(self, ends: Sequence[RunEnd], flag_ttl: float) -> list[bool]:
+        """For each end in order: ``finish_run`` (flag, then release) or ``release``, in
+        one round trip where the adapter can; one release result per end."""
+        return [
+            self.release(end.key, end.token)
+            if end.finished_flag is None
+            else self.finish_run(end.key, end.token, end.finished_flag, flag_ttl)
+            for end in ends
+        ]
+
     @abstractmethod
     def ensure_token_floor(self, floor: int) -> None:
         """Make every future token greater than ``floor`` (re-seeding after data loss)."""
@@ -175,3 +245,11 @@ class LeaseStore(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook for adapters holding resources
         """Release connections held by the adapter."""
+
+
+def _check_take(queues: Sequence[str], limit: int, timeout: float) -> None:
+    if not queues or limit < 1 or timeout < 0:
+        raise ValueError(
+            f"take_runs needs queues, a limit >= 1 and a timeout >= 0,"
+            f" got {queues!r}, {limit}, {timeout}"
+        )

@@ -33,11 +33,11 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from importlib import resources
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
@@ -48,6 +48,7 @@ from redis.client import PubSub
 from redis.commands.core import Script
 from redis.retry import Retry
 
+from leases.dispatch import FINISHED_FLAG_PREFIX, cancel_flag, run_lease_key
 from leases.errors import LeaseError, LeaseStoreUnavailable
 from leases.port import (
     AsyncSubscription,
@@ -55,9 +56,13 @@ from leases.port import (
     LeaseStore,
     Message,
     QueueItem,
+    RunEnd,
     Subscription,
     Taken,
+    TakenItem,
 )
+
+_T = TypeVar("_T")
 
 WAKE_RECHECK: Final = 0.5
 """Seconds a waiting ``pop`` sleeps on its subscription before looking at the queues anyway."""
@@ -127,6 +132,7 @@ class _Scripts:
     take_run: Script
     finish_run: Script
     renew_many: Script
+    take_runs: Script
 
     @classmethod
     def load(cls, client: redis.Redis) -> _Scripts:
@@ -240,6 +246,43 @@ class RedisLeaseStore(LeaseStore):
         lease = Lease(key, owner, int(token), int(expires_ms) / 1000, int(renewed_ms) / 1000)
         return Taken(lease, cancelled=cancelled == 1)
 
+    def take_runs(
+        self, queues: Sequence[str], owner: str, ttl: float, limit: int, timeout: float
+    ) -> list[TakenItem]:
+        ttl_ms = _ttl_ms(ttl, f"run leases of {owner!r}")
+        names = tuple(dict.fromkeys(queues))
+        if not names or limit < 1 or timeout < 0:
+            raise ValueError(
+                "take_runs needs queues, a limit >= 1 and a timeout >= 0,"
+                f" got {queues!r}, {limit}, {timeout}"
+            )
+
+        def attempt() -> list[TakenItem] | None:
+            return self._try_take(names, owner, ttl_ms, limit) or None
+
+        taken = attempt()
+        if taken is None and timeout > 0:
+            taken = self._wait_and_pop(names, time.monotonic() + timeout, attempt)
+        return taken or []
+
+    def finish_runs(self, ends: Sequence[RunEnd], flag_ttl: float) -> list[bool]:
+        ttl_ms = _ttl_ms(flag_ttl, "finished flags")
+        if not ends:
+            return []
+        # One pipelined round trip of the finish_run and release scripts.
+        with self._translating(f"ending {len(ends)} run leases from {ends[0].key!r}"):
+            pipe = self._client.pipeline(transaction=False)
+            for end in ends:
+                lease = self._keys.lease(end.key)
+                if end.finished_flag is None:
+                    self._scripts.release(keys=[lease], args=[end.token], client=pipe)
+                else:
+                    flag = self._keys.flag(end.finished_flag)
+                    self._scripts.finish_run(
+                        keys=[lease, flag], args=[end.token, ttl_ms], client=pipe
+                    )
+            return [_succeeded(reply) for reply in pipe.execute()]
+
     def finish_run(self, key: str, token: int, finished_flag: str, flag_ttl: float) -> bool:
         ttl_ms = _ttl_ms(flag_ttl, f"flag {finished_flag!r}")
         keys = [self._keys.lease(key), self._keys.flag(finished_flag)]
@@ -299,7 +342,7 @@ class RedisLeaseStore(LeaseStore):
         popped = self._try_pop(names)
         if popped is not None or timeout == 0:
             return popped
-        return self._wait_and_pop(names, time.monotonic() + timeout)
+        return self._wait_and_pop(names, time.monotonic() + timeout, lambda: self._try_pop(names))
 
     def remove(self, queue: str, item_id: str) -> bool:
         keys = [self._keys.order(queue), self._keys.items(queue)]
@@ -416,16 +459,43 @@ class RedisLeaseStore(LeaseStore):
         item = QueueItem(item_id.decode(), priority, stored[_ORDER_LENGTH:])
         return queues[int(number) - 1], item
 
+    def _try_take(
+        self, queues: tuple[str, ...], owner: str, ttl_ms: int, limit: int
+    ) -> list[TakenItem]:
+        keys = [key for queue in queues for key in self._keys_of_queue(queue)]
+        args = [
+            owner,
+            ttl_ms,
+            limit,
+            self._keys.lease(run_lease_key("")),
+            self._keys.flag(FINISHED_FLAG_PREFIX),
+            self._keys.flag(cancel_flag("")),
+        ]
+        what = f"taking runs from queues {list(queues)!r}"
+        reply = self._run(self._scripts.take_runs, what, [*keys, self._keys.tokens], args)
+        taken: list[TakenItem] = []
+        for at in range(0, len(reply), 4):
+            number, raw_id, stored, found = reply[at : at + 4]
+            item_id = raw_id.decode()
+            priority = _MAX_PRIORITY - int(stored[:16], 16)
+            item = QueueItem(item_id, priority, stored[_ORDER_LENGTH:])
+            taken.append(TakenItem(queues[int(number) - 1], item, _found(item_id, owner, found)))
+        return taken
+
     def _keys_of_queue(self, queue: str) -> tuple[str, str]:
         return self._keys.order(queue), self._keys.items(queue)
 
     def _wait_and_pop(
-        self, queues: tuple[str, ...], deadline: float
-    ) -> tuple[str, QueueItem] | None:
-        """Pop, waking for pushes on ``queues`` until ``deadline`` (monotonic seconds)."""
+        self,
+        queues: tuple[str, ...],
+        deadline: float,
+        look: Callable[[], _T | None],
+    ) -> _T | None:
+        """``look`` (a pop), waking for pushes on ``queues`` until it finds something or
+        ``deadline`` (monotonic seconds) passes."""
         waiter = self._thread_waiter()
         try:
-            popped = self._pop_when_woken(waiter, queues, deadline)
+            popped = self._pop_when_woken(waiter, queues, deadline, look)
         except BaseException:
             waiter.reset()  # its connection is in an unknown state: start afresh next time
             raise
@@ -433,13 +503,17 @@ class RedisLeaseStore(LeaseStore):
         return popped
 
     def _pop_when_woken(
-        self, waiter: _Waiter, queues: tuple[str, ...], deadline: float
-    ) -> tuple[str, QueueItem] | None:
+        self,
+        waiter: _Waiter,
+        queues: tuple[str, ...],
+        deadline: float,
+        look: Callable[[], _T | None],
+    ) -> _T | None:
         what = f"waiting on queues {list(queues)!r}"
         with self._translating(what):
             waiter.arm([self._keys.wake(queue) for queue in queues], self._socket_timeout)
         # Subscribed before this look: a push after it will publish to us.
-        while (popped := self._try_pop(queues)) is None:
+        while (popped := look()) is None:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
@@ -603,6 +677,19 @@ def _await_confirmation(pubsub: PubSub, count: int, timeout: float) -> list[Any]
         elif raw is not None and raw["type"] == "subscribe":
             confirmed += 1
     return early
+
+
+def _found(item_id: str, owner: str, found: Any) -> Taken:
+    """The ``Taken`` of one item in a reply of take_runs.lua."""
+    if found == b"finished":
+        return Taken(None, finished=True)
+    if isinstance(found, bytes):  # held, or unreadable
+        return Taken(None)
+    token, expires_ms, renewed_ms, cancelled = found
+    lease = Lease(
+        run_lease_key(item_id), owner, int(token), int(expires_ms) / 1000, int(renewed_ms) / 1000
+    )
+    return Taken(lease, cancelled=cancelled == 1)
 
 
 def _succeeded(reply: object) -> bool:

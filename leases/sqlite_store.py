@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Final
 
 from embedded.sqlite import Signal, ThreadConnections, immediate, is_busy
+from leases.dispatch import cancel_flag, finished_flag, run_lease_key, ticket_attempt
 from leases.errors import LeaseError, LeaseStoreUnavailable
 from leases.port import (
     AsyncSubscription,
@@ -41,8 +42,10 @@ from leases.port import (
     LeaseStore,
     Message,
     QueueItem,
+    RunEnd,
     Subscription,
     Taken,
+    TakenItem,
 )
 
 Clock = Callable[[], float]
@@ -229,6 +232,37 @@ class SqliteLeaseStore(LeaseStore):
             cancelled = conn.execute(_FLAG, (cancel_flag, now)).fetchone() is not None
         return Taken(Lease(key, owner, token, now + ttl, now), cancelled=cancelled)
 
+    def take_runs(
+        self, queues: Sequence[str], owner: str, ttl: float, limit: int, timeout: float
+    ) -> list[TakenItem]:
+        _check_ttl(ttl, f"run leases of {owner!r}")
+        names = tuple(dict.fromkeys(queues))
+        if not names or limit < 1 or timeout < 0:
+            raise ValueError(
+                "take_runs needs queues, a limit >= 1 and a timeout >= 0,"
+                f" got {queues!r}, {limit}, {timeout}"
+            )
+        deadline = time.monotonic() + timeout
+        while True:
+            seen = self._pushed.generation
+            taken = self._try_take(names, owner, ttl, limit)
+            remaining = deadline - time.monotonic()
+            if taken or remaining <= 0:
+                return taken
+            self._pushed.wait(seen, min(remaining, RECHECK_INTERVAL))
+
+    def finish_runs(self, ends: Sequence[RunEnd], flag_ttl: float) -> list[bool]:
+        _check_ttl(flag_ttl, "finished flags")
+        if not ends:
+            return []
+        with self._writing(f"ending {len(ends)} run leases from {ends[0].key!r}") as (conn, now):
+            released: list[bool] = []
+            for end in ends:
+                if end.finished_flag is not None:
+                    conn.execute(_SET_FLAG, (end.finished_flag, now + flag_ttl))
+                released.append(conn.execute(_RELEASE, (end.key, end.token, now)).rowcount == 1)
+        return released
+
     def finish_run(self, key: str, token: int, finished_flag: str, flag_ttl: float) -> bool:
         _check_ttl(flag_ttl, f"flag {finished_flag!r}")
         with self._writing(f"finishing run lease {key!r} (token {token})") as (conn, now):
@@ -410,6 +444,22 @@ class SqliteLeaseStore(LeaseStore):
             conn.execute("DELETE FROM queue_items WHERE seq = ?", (seq,))
         return queue, QueueItem(item_id, priority, payload)
 
+    def _try_take(
+        self, queues: tuple[str, ...], owner: str, ttl: float, limit: int
+    ) -> list[TakenItem]:
+        """``take_runs`` without waiting: one write transaction, and none while idle."""
+        with self._reading(f"peek at queues {queues!r}") as (conn, _):
+            if _best_head(conn, queues) is None:
+                return []
+        taken: list[TakenItem] = []
+        with self._writing(f"taking runs from queues {queues!r}") as (conn, now):
+            while len(taken) < limit and (best := _best_head(conn, queues)) is not None:
+                queue, (seq, item_id, priority, payload) = best
+                conn.execute("DELETE FROM queue_items WHERE seq = ?", (seq,))
+                item = QueueItem(item_id, priority, payload)
+                taken.append(TakenItem(queue, item, _take_item(conn, now, item, owner, ttl)))
+        return taken
+
     @contextmanager
     def _writing(self, what: str) -> Iterator[tuple[sqlite3.Connection, float]]:
         """A write transaction and the store time read inside it."""
@@ -529,6 +579,26 @@ def _best_head(conn: sqlite3.Connection, queues: tuple[str, ...]) -> tuple[str, 
     if not present:
         return None
     return max(present, key=lambda head: (head[1][2], -head[1][0]))
+
+
+def _take_item(
+    conn: sqlite3.Connection, now: float, item: QueueItem, owner: str, ttl: float
+) -> Taken:
+    """``take_runs``'s step for one popped item, inside its transaction."""
+    attempt = ticket_attempt(item.payload)
+    if attempt is None:
+        return Taken(None)
+    if conn.execute(_FLAG, (finished_flag(item.id, attempt), now)).fetchone() is not None:
+        return Taken(None, finished=True)
+    key = run_lease_key(item.id)
+    held = conn.execute(_SELECT_LEASE, (key,)).fetchone()
+    if held is not None and held[1] > now:  # any owner's: see LeaseStore.take_runs
+        return Taken(None)
+    conn.execute(_NEXT_TOKEN)
+    token: int = conn.execute(_TOKEN).fetchone()[0]
+    conn.execute(_PUT_LEASE, (key, owner, token, now + ttl, now))
+    cancelled = conn.execute(_FLAG, (cancel_flag(item.id), now)).fetchone() is not None
+    return Taken(Lease(key, owner, token, now + ttl, now), cancelled=cancelled)
 
 
 def _migrate(conn: sqlite3.Connection, path: Path) -> None:

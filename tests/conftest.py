@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from hypothesis import settings
+from hypothesis import settings as hypothesis_settings
 
 from api.app import create_app
 from chronolog.serving import api_context
@@ -24,8 +24,8 @@ from chronolog.wiring import (
 
 # No per-example time limit: speed lives in bench/, and on a loaded 2-core machine an
 # example past hypothesis's default 200 ms made a correct test fail.
-settings.register_profile("chronolog", deadline=None)
-settings.load_profile("chronolog")
+hypothesis_settings.register_profile("chronolog", deadline=None)
+hypothesis_settings.load_profile("chronolog")
 
 # Real services for the adapter tests, started once per session when a test asks.
 pytest_plugins = ["tests.services.kafka", "tests.services.postgres", "tests.services.redis"]

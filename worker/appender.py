@@ -1,12 +1,10 @@
 """Group commit of a worker's appends: the starts and outcomes of its concurrent runs go
-to the log in batches, one ``EventLog.append`` call for all that are waiting.
+to the log in batches, one ``EventLog.append`` call for all that are waiting
+(``worker.batching``).
 
-A run's coroutine awaits ``append`` and goes on only once its event is durable, as it
-did with an append of its own. While one batch is being written the next one gathers, so
-the batch size follows the load: one event when a run is alone, hundreds when thousands
-of runs start or end together. A failed batch is retried as a whole, for
-``retry_for`` seconds (events carry their ids, so a batch partly written by an adapter
-without atomicity, Kafka, is harmless to repeat); then every waiting run gets the error.
+A failed batch is retried as a whole, for ``retry_for`` seconds (events carry their ids,
+so a batch partly written by an adapter without atomicity, Kafka, is harmless to
+repeat); then every waiting run gets the error.
 """
 
 from __future__ import annotations
@@ -21,6 +19,7 @@ from eventlog.port import EventLog
 from events.codec import EventCodec
 from events.errors import EventLogError
 from events.model import Event
+from worker.batching import GroupCommit
 
 log = logging.getLogger(__name__)
 
@@ -38,48 +37,32 @@ class Appender:
         self._codec = codec
         self._threads = threads
         self._retry_for = retry_for
-        self._pending: list[tuple[Event, asyncio.Future[None]]] = []
-        self._wake = asyncio.Event()
-        self._closing = False
-        self.batches = 0  # append calls made: events per call = appended / batches
-        self.appended = 0
+        self._batches: GroupCommit[Event, None] = GroupCommit(self._write, MAX_BATCH)
+
+    @property
+    def batches(self) -> int:
+        """Append calls made: events per call = appended / batches."""
+        return self._batches.batches
+
+    @property
+    def appended(self) -> int:
+        return self._batches.written
 
     async def append(self, event: Event) -> None:
         """Return once ``event`` is durable in the log; ``EventLogError`` if it cannot be."""
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((event, done))
-        self._wake.set()
-        await done
+        await self._batches.submit(event)
 
     async def run(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            while self._pending:
-                batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
-                await self._write(batch)
-            if self._closing:
-                return
+        await self._batches.run()
 
     async def close(self) -> None:
         """Let ``run`` write what waits, then return."""
-        self._closing = True
-        self._wake.set()
+        await self._batches.close()
 
-    async def _write(self, batch: list[tuple[Event, asyncio.Future[None]]]) -> None:
-        try:
-            records = [(event.key, self._codec.encode(event)) for event, _ in batch]
-            await self._append(records, batch[0][0])
-        except Exception as e:
-            for _, done in batch:
-                if not done.done():
-                    done.set_exception(e)
-            return
-        self.batches += 1
-        self.appended += len(batch)
-        for _, done in batch:
-            if not done.done():
-                done.set_result(None)
+    async def _write(self, batch: list[Event]) -> list[None]:
+        records = [(event.key, self._codec.encode(event)) for event in batch]
+        await self._append(records, batch[0])
+        return [None] * len(batch)
 
     async def _append(self, records: list[tuple[str, bytes]], first: Event) -> None:
         loop = asyncio.get_running_loop()

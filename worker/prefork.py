@@ -4,7 +4,7 @@ Each child is a fresh interpreter (not a fork of the worker, whose threads, sock
 locks must not leak into job code) that leads its own process group, so a timeout can
 kill the job together with anything it spawned. A thread checks a child out, runs one
 task on it and checks it back in; the pool size is the concurrency. One child per core is
-started with the pool, the others when first needed. A child that is
+started with the pool (or none: ``prestart``), the others when first needed. A child that is
 killed (timeout, cancel) or dies is replaced by a fresh one, and so is one whose job code
 changed on disk since it imported it, or that has run ``max_runs_per_child`` tasks.
 
@@ -24,6 +24,7 @@ import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -225,7 +226,12 @@ class PreforkPool:
     """``size`` Python child processes; ``run`` may be called from many threads at once."""
 
     def __init__(
-        self, size: int = 2, grace: float = DEFAULT_GRACE, options: ChildOptions | None = None
+        self,
+        size: int = 2,
+        grace: float = DEFAULT_GRACE,
+        options: ChildOptions | None = None,
+        *,
+        prestart: int | None = None,
     ) -> None:
         if size < 1:
             raise ValueError(f"a prefork pool needs at least one process, got {size}")
@@ -236,13 +242,18 @@ class PreforkPool:
         self._closed = False
         self._lock = threading.Lock()  # closing and checking in never interleave
         self._idle: queue.LifoQueue[_PoolChild | None] = queue.LifoQueue()
+        # Children are started from one thread of the pool's own: a child gets SIGKILL
+        # when the thread that started it ends (PR_SET_PDEATHSIG, worker.orphans), and
+        # the caller's thread, which starts one on demand, may end first.
+        self._spawner = ThreadPoolExecutor(1, thread_name_prefix="prefork-spawn")
         # A worker with --concurrency 5000 for async jobs must not start 5000 children:
-        # one per core start now, the rest (None slots) when a checkout needs them.
-        started = min(size, os.cpu_count() or 1)
+        # ``prestart`` (default: one per core) start now, the rest (None slots) when a
+        # checkout needs them; a worker whose jobs are all async starts none (prestart=0).
+        started = min(size, (os.cpu_count() or 1) if prestart is None else prestart)
         for _ in range(size - started):
             self._idle.put(None)
         for _ in range(started):  # last in, first out: the started ones are taken first
-            self._idle.put(_PoolChild.spawn(self._path))
+            self._idle.put(self._spawn())
 
     def run(
         self,
@@ -267,7 +278,11 @@ class PreforkPool:
             payload = orjson.dumps(task)
         except TypeError as exc:
             return failed(f"parameters are not JSON-serialisable: {exc}", started)
-        child = self._checkout(cancel)
+        try:
+            child = self._checkout(cancel)
+        except OSError as exc:
+            logger.exception("could not start a prefork child")
+            return failed(f"could not start a python child process: {exc}", started)
         if child is None:
             return cancelled_before_start()
         try:
@@ -319,9 +334,12 @@ class PreforkPool:
         child.shut_down(self.grace)
         return self._spawn_or_release()
 
+    def _spawn(self) -> _PoolChild:
+        return self._spawner.submit(_PoolChild.spawn, self._path).result()
+
     def _spawn_or_release(self) -> _PoolChild:
         try:
-            return _PoolChild.spawn(self._path)
+            return self._spawn()
         except OSError:
             self._idle.put(None)  # keep the slot: a later checkout tries again
             raise
@@ -344,7 +362,7 @@ class PreforkPool:
     def _replacement(self, dead: _PoolChild) -> _PoolChild | None:
         logger.info("replacing prefork child %d", dead.leader.pid)
         try:
-            return _PoolChild.spawn(self._path)
+            return self._spawn()
         except OSError:
             logger.exception("cannot start a prefork child; the next task tries again")
             return None

@@ -1,7 +1,8 @@
 """Python jobs: call ``module:function`` with the parameters as keyword arguments.
 
 The call happens in a child of the prefork pool (see ``worker.prefork``), so a timeout or
-a cancel can kill it, and whatever it spawned, without touching the worker.
+a cancel can kill it, and whatever it spawned, without touching the worker. The pool
+starts its children only when plain functions first need them.
 
 On the worker's event loop (``execute_async``), an ``async def`` function runs instead as
 a coroutine in the async pool's child (``worker.async_pool``), thousands at once. Which
@@ -37,7 +38,9 @@ class PythonExecutor(Executor):
         options: ChildOptions | None = None,
         modules: tuple[str, ...] = (),
     ) -> None:
-        self.pool = PreforkPool(processes, grace, options)
+        # No child until the first plain (sync) function: a worker whose jobs are all
+        # ``async def`` never pays their memory (~17 MiB each).
+        self.pool = PreforkPool(processes, grace, options, prestart=0)
         self.async_pool = AsyncPool(grace, options)
         self.modules = modules
         self._sync_functions: set[str] = set()  # learnt from the async child: not async

@@ -5,13 +5,15 @@ job runs, and every event the worker appends carries the token, so an outcome fr
 worker that lost its lease is rejected by the projection (and recorded as stale).
 The worker reports outcomes; the scheduler decides retries.
 
-Structure: one asyncio event loop drives every run. Each running run is a coroutine
-(take the lease, append the start, await the executor, append the outcome, finish), not
-a thread, so ``concurrency`` (running runs per worker) can be thousands: async python
-jobs wait on the async pool's socket, other jobs on a thread of the loop's default
-executor (made only while such a job runs). Blocking lease-store and log calls go to a
-few I/O threads; appends are group-committed (``worker.appender``); every held run lease
-is renewed by one ``renew_many`` per period (``LeaseKeeper``). The heartbeat, the cancel
+Structure: one asyncio event loop drives every run. One taking loop asks the store for
+as many runs as there are free slots (``LeaseStore.take_runs``: pop the entries and take
+their leases, one round trip), and starts a coroutine per run taken (append the start,
+await the executor, append the outcome, end the lease), not a thread, so
+``concurrency`` (running runs per worker) can be thousands: async python jobs wait on
+the async pool's socket, other jobs on a thread of the loop's default executor (made
+only while such a job runs). Appends and lease ends are group-committed
+(``worker.appender``, ``worker.finisher``) on two I/O threads; every held run lease is
+renewed by one ``renew_many`` per period (``LeaseKeeper``). The heartbeat, the cancel
 listener and the lease keeper stay threads of their own: a busy loop must not delay them.
 """
 
@@ -25,7 +27,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Final, TypeVar
+from typing import Final
 
 from eventlog.port import EventLog
 from events.codec import EventCodec
@@ -43,23 +45,21 @@ from leases.dispatch import (
     CANCEL_CHANNEL,
     FINISHED_FLAG_TTL,
     Ticket,
-    cancel_flag,
     decode_ticket,
     finished_flag,
-    run_lease_key,
     worker_lease_key,
 )
-from leases.port import Lease, LeaseStore, QueueItem
+from leases.port import Lease, LeaseStore, RunEnd, TakenItem
 from worker.appender import Appender
 from worker.execution import ExecutionRequest, ExecutionResult, Executor, RunCancel
+from worker.finisher import Finisher
 from worker.live_output import LiveOutput
 from worker.outcomes import outcome_payload
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
-IO_THREADS: Final = 4  # threads for lease-store and log calls of the loop
-MAX_POPPERS: Final = 4  # pops in flight at once (each holds a thread while it waits)
+IO_THREADS: Final = 2  # threads for the loop's batched log appends and lease ends
+MAX_TAKE: Final = 256  # runs taken per take_runs call: bounds one lease-store step
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,9 +101,10 @@ class Worker:
         self._live = LiveOutput(leases)
         self._io = ThreadPoolExecutor(IO_THREADS, thread_name_prefix="worker-io")
         self._appender: Appender | None = None
-        # Attempts this worker is taking or holding, until their lease is given up: a
-        # duplicate queue entry popped meanwhile must not re-acquire this worker's own
-        # lease (which would give it a new token) and run the attempt again.
+        self._finisher: Finisher | None = None
+        # Attempts this worker holds, until their lease is given up: a duplicate queue
+        # entry must not run the attempt again (take_runs already refuses a held lease;
+        # this guards against a store whose take_runs is not atomic).
         self._holding: set[tuple[str, int]] = set()
 
     # --- lifecycle -------------------------------------------------------------------
@@ -144,21 +145,23 @@ class Worker:
         appender = self._appender = Appender(
             self._log, self._codec, self._io, self.config.append_retry_for
         )
-        appending = loop.create_task(appender.run())
-        slots = asyncio.Semaphore(self.config.concurrency)
+        finisher = self._finisher = Finisher(self._leases, self._io, FINISHED_FLAG_TTL)
+        writers = [loop.create_task(appender.run()), loop.create_task(finisher.run())]
         runs: set[asyncio.Task[None]] = set()
-        poppers = min(MAX_POPPERS, self.config.concurrency)
-        with ThreadPoolExecutor(poppers, thread_name_prefix="pop") as popping:
-            await asyncio.gather(
-                *(self._take_runs(stop, slots, runs, popping) for _ in range(poppers))
-            )
+        await self._take_runs(stop, runs)
         await self._drain(runs)
         await appender.close()
-        await appending
+        await finisher.close()
+        await asyncio.gather(*writers)
         await self._executor.aclose()
         log.info(
-            "appends group-committed",
-            extra={"events": appender.appended, "batches": appender.batches},
+            "appends and lease ends group-committed",
+            extra={
+                "events": appender.appended,
+                "batches": appender.batches,
+                "ends": finisher.ended,
+                "end_batches": finisher.batches,
+            },
         )
 
     async def _drain(self, runs: set[asyncio.Task[None]]) -> None:
@@ -233,74 +236,54 @@ class Worker:
 
     # --- taking and running runs -----------------------------------------------------
 
-    async def _take_runs(
-        self,
-        stop: threading.Event,
-        slots: asyncio.Semaphore,
-        runs: set[asyncio.Task[None]],
-        popping: ThreadPoolExecutor,
-    ) -> None:
-        """Pop while a slot is free, starting a coroutine per run, until ``stop``."""
+    async def _take_runs(self, stop: threading.Event, runs: set[asyncio.Task[None]]) -> None:
+        """One taking loop: ask for as many runs as there are free slots, start a
+        coroutine per run taken, until ``stop``. The wait for work holds one thread."""
         loop = asyncio.get_running_loop()
         c = self.config
-        while not stop.is_set():
-            await slots.acquire()
-            try:
-                popped = await loop.run_in_executor(
-                    popping, self._leases.pop, c.queues, c.poll_timeout
-                )
-            except ChronologError:
-                slots.release()
-                log.exception("could not take a run; carrying on", extra={"worker_id": c.worker_id})
-                await asyncio.sleep(1.0)
-                continue
-            if popped is None:
-                slots.release()
-                continue
-            run = loop.create_task(self.take(popped[1]))
-            runs.add(run)
+        ended = asyncio.Event()  # a run ended: a slot is free
 
-            def ended(done: asyncio.Task[None]) -> None:
-                runs.discard(done)
-                slots.release()
+        def on_end(done: asyncio.Task[None]) -> None:
+            runs.discard(done)
+            ended.set()
 
-            run.add_done_callback(ended)
+        with ThreadPoolExecutor(1, thread_name_prefix="take") as taking:
+            while not stop.is_set():
+                free = min(c.concurrency - len(runs), MAX_TAKE)
+                if free <= 0:
+                    ended.clear()
+                    await ended.wait()
+                    continue
+                try:
+                    taken = await loop.run_in_executor(
+                        taking,
+                        self._leases.take_runs,
+                        c.queues,
+                        c.worker_id,
+                        c.run_lease_ttl,
+                        free,
+                        c.poll_timeout,
+                    )
+                except ChronologError:
+                    log.exception(
+                        "could not take runs; carrying on", extra={"worker_id": c.worker_id}
+                    )
+                    await asyncio.sleep(1.0)
+                    continue
+                for one in taken:
+                    run = loop.create_task(self._start(one))
+                    runs.add(run)
+                    run.add_done_callback(on_end)
 
-    async def take(self, item: QueueItem) -> None:
-        """Run one queue entry if this worker can lease it and it still needs running."""
+    async def _start(self, one: TakenItem) -> None:
+        """Run one queue entry whose run was taken, if it still needs running."""
+        item, taken = one.item, one.taken
         try:
             ticket = decode_ticket(item.payload)
         except MalformedEvent:
             log.exception("dropped an unreadable queue entry", extra={"run_id": item.id})
-            return
-        attempt = (ticket.run_id, ticket.attempt)
-        if attempt in self._holding:
-            log.info(
-                "attempt already held here; duplicate queue entry dropped",
-                extra={"run_id": ticket.run_id},
-            )
-            return
-        self._holding.add(attempt)
-        try:
-            await self._take(ticket)
-        finally:
-            self._holding.discard(attempt)
-
-    async def _take(self, ticket: Ticket) -> None:
-        c = self.config
-        key = run_lease_key(ticket.run_id)
-        finished = finished_flag(ticket.run_id, ticket.attempt)
-        try:
-            taken = await self._in_thread(
-                self._leases.take_run,
-                key,
-                c.worker_id,
-                c.run_lease_ttl,
-                finished,
-                cancel_flag(ticket.run_id),
-            )
-        except ChronologError:
-            log.exception("could not take a run; carrying on", extra={"run_id": ticket.run_id})
+            if taken.lease is not None:
+                await self._end(taken.lease, None, item.id)
             return
         if taken.finished:
             log.info(
@@ -309,29 +292,48 @@ class Worker:
             )
             return
         if taken.lease is None:
-            log.info("run is held by another worker", extra={"run_id": ticket.run_id})
+            log.info("run is held by a worker", extra={"run_id": ticket.run_id})
             return
-        await self._run_and_finish(ticket, taken.lease, taken.cancelled)
+        attempt = (ticket.run_id, ticket.attempt)
+        if attempt in self._holding:
+            # Only a store whose take_runs is not atomic gets here (see LeaseStore).
+            log.warning(
+                "attempt already held here; duplicate queue entry dropped",
+                extra={"run_id": ticket.run_id},
+            )
+            return
+        self._holding.add(attempt)
+        try:
+            await self._run_and_finish(ticket, taken.lease, taken.cancelled)
+        finally:
+            self._holding.discard(attempt)
 
     async def _run_and_finish(self, ticket: Ticket, lease: Lease, cancelled: bool) -> None:
+        # Renewed from the moment it is taken: a batch of runs taken together may wait a
+        # while for their starts to be appended, longer than a short lease TTL.
+        cancel = RunCancel()
+        self._keeper.hold(lease, on_lost=cancel.set)
         reported = False
         try:
-            reported = await self._run_leased(ticket, lease, cancelled)
+            reported = await self._run_leased(ticket, lease, cancelled, cancel)
         except ChronologError:
             log.exception("run not completed; carrying on", extra={"run_id": ticket.run_id})
         finally:
-            try:
-                if reported:  # the outcome is durable: no queue entry may run it again
-                    flag = finished_flag(ticket.run_id, ticket.attempt)
-                    await self._in_thread(
-                        self._leases.finish_run, lease.key, lease.token, flag, FINISHED_FLAG_TTL
-                    )
-                else:
-                    await self._in_thread(self._leases.release, lease.key, lease.token)
-            except ChronologError:
-                log.exception("run lease not released", extra={"run_id": ticket.run_id})
+            self._keeper.drop(lease)  # already dropped if it ran
+            # Once the outcome is durable, no queue entry may run the attempt again.
+            flag = finished_flag(ticket.run_id, ticket.attempt) if reported else None
+            await self._end(lease, flag, ticket.run_id)
 
-    async def _run_leased(self, ticket: Ticket, lease: Lease, cancelled: bool) -> bool:
+    async def _end(self, lease: Lease, flag: str | None, run_id: str) -> None:
+        assert self._finisher is not None, "runs end inside run()"
+        try:
+            await self._finisher.end(RunEnd(lease.key, lease.token, flag))
+        except ChronologError:
+            log.exception("run lease not released", extra={"run_id": run_id})
+
+    async def _run_leased(
+        self, ticket: Ticket, lease: Lease, cancelled: bool, cancel: RunCancel
+    ) -> bool:
         """Run the attempt; True once its outcome is in the log."""
         if cancelled:
             reason = "cancelled before it started"
@@ -342,7 +344,7 @@ class Worker:
         await self._append_async(
             self._run_event(ticket, RunStarted(self.config.worker_id, lease.token))
         )
-        result, lost = await self._execute(ticket, lease)
+        result, lost = await self._execute(ticket, lease, cancel)
         if self._handing_back.is_set():
             log.warning("run handed back on shutdown", extra={"run_id": ticket.run_id})
             return False
@@ -358,14 +360,14 @@ class Worker:
         )
         return True
 
-    async def _execute(self, ticket: Ticket, lease: Lease) -> tuple[ExecutionResult, bool]:
+    async def _execute(
+        self, ticket: Ticket, lease: Lease, cancel: RunCancel
+    ) -> tuple[ExecutionResult, bool]:
         """Run the job; the result, and whether the lease was lost meanwhile."""
-        cancel = RunCancel()
         with self._running_lock:
             self._running[ticket.run_id] = cancel
         if self._handing_back.is_set():
             cancel.set()  # taken while the drain ended: stop at once
-        self._keeper.hold(lease, on_lost=cancel.set)
         request = ExecutionRequest(
             ticket.run_id,
             ticket.job_id,
@@ -390,9 +392,6 @@ class Worker:
             log.warning("run lease lost while running", extra={"run_id": ticket.run_id})
         log.info("run finished", extra={"run_id": ticket.run_id, "status": result.status})
         return result, lost
-
-    async def _in_thread(self, call: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._io, call, *args)
 
     # --- events ----------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -160,6 +161,34 @@ def test_a_plain_function_goes_to_the_prefork_pool(python: PythonExecutor) -> No
     plain, coroutine = on_loop(python, main())
     assert plain.status == "succeeded" and coroutine.status == "succeeded"
     assert plain.result != coroutine.result["pid"]  # a prefork child, not the async one
+
+
+def child_pids() -> set[int]:
+    """The pids of this process's children (from /proc: Linux)."""
+    me, found = os.getpid(), set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue  # it ended meanwhile
+        if int(fields[1]) == me:
+            found.add(int(stat.parent.name))
+    return found
+
+
+def test_prefork_children_start_only_when_a_plain_function_runs(python: PythonExecutor) -> None:
+    async def main() -> tuple[ExecutionResult, set[int], ExecutionResult, set[int]]:
+        coroutine = await call(python, "async_sleep", seconds=0)
+        before_plain = child_pids()
+        plain = await call(python, "whoami")
+        return coroutine, before_plain, plain, child_pids()
+
+    coroutine, before_plain, plain, after = on_loop(python, main())
+    assert coroutine.status == "succeeded" and plain.status == "succeeded"
+    assert coroutine.result["pid"] in before_plain
+    # An async job alone started no prefork child; the first plain one started one.
+    assert plain.result not in before_plain
+    assert plain.result in after
 
 
 def test_parameters_that_do_not_fit_fail_without_retry(python: PythonExecutor) -> None:

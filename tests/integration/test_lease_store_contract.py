@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from multiprocessing.sharedctypes import Synchronized, SynchronizedArray
 from pathlib import Path
 
+import orjson
 import pytest
 import redis
 from redis.crc import key_slot
@@ -33,8 +34,10 @@ from leases.port import (
     LeaseStore,
     Message,
     QueueItem,
+    RunEnd,
     Subscription,
     Taken,
+    TakenItem,
 )
 from leases.redis_store import RedisLeaseStore
 from leases.sqlite_store import (
@@ -115,6 +118,22 @@ class FastTimeStore(LeaseStore):
 
     def finish_run(self, key: str, token: int, finished_flag: str, flag_ttl: float) -> bool:
         return self._inner.finish_run(key, token, finished_flag, flag_ttl / self._fast.speed)
+
+    def take_runs(
+        self, queues: Sequence[str], owner: str, ttl: float, limit: int, timeout: float
+    ) -> list[TakenItem]:
+        taken = self._inner.take_runs(queues, owner, ttl / self._fast.speed, limit, timeout)
+        return [
+            one
+            if one.taken.lease is None
+            else dataclasses.replace(
+                one, taken=dataclasses.replace(one.taken, lease=self._scaled(one.taken.lease))
+            )
+            for one in taken
+        ]
+
+    def finish_runs(self, ends: Sequence[RunEnd], flag_ttl: float) -> list[bool]:
+        return self._inner.finish_runs(ends, flag_ttl / self._fast.speed)
 
     def inspect(self, keys: Sequence[str]) -> dict[str, Lease]:
         return {key: self._scaled(lease) for key, lease in self._inner.inspect(keys).items()}
@@ -476,6 +495,143 @@ def test_finish_run_raises_the_flag_and_releases_with_the_current_token_only(
     assert other.inspect(["run:1"])["run:1"].token == again.lease.token
     backend.advance(61)
     assert not other.has_flag("finished:1:1")
+
+
+# --- taking and ending runs in batches ------------------------------------------------
+
+TakeRuns = Callable[[Sequence[str], str, float, int, float], list[TakenItem]]
+FinishRuns = Callable[[Sequence[RunEnd], float], list[bool]]
+
+
+@pytest.fixture(params=["adapter", "port-default"])
+def take_runs(request: pytest.FixtureRequest, store: LeaseStore) -> TakeRuns:
+    """The adapter's ``take_runs``, or the port's default made of its other steps."""
+    if request.param == "adapter":
+        return store.take_runs
+    return functools.partial(LeaseStore.take_runs, store)
+
+
+@pytest.fixture(params=["adapter", "port-default"])
+def finish_runs(request: pytest.FixtureRequest, store: LeaseStore) -> FinishRuns:
+    if request.param == "adapter":
+        return store.finish_runs
+    return functools.partial(LeaseStore.finish_runs, store)
+
+
+def ticket_item(run_id: str, priority: int = 0, attempt: int = 1) -> QueueItem:
+    """A queue entry whose payload is a dispatch ticket (only what stores read of it)."""
+    return QueueItem(run_id, priority, orjson.dumps({"run_id": run_id, "attempt": attempt}))
+
+
+def test_take_runs_pops_by_priority_over_queues_and_takes_each_lease(
+    store: LeaseStore, other: LeaseStore, backend: Backend, take_runs: TakeRuns
+) -> None:
+    store.push("gpu", ticket_item("g1", 1))
+    store.push("default", ticket_item("d1", 1))
+    store.push("default", ticket_item("d2", 7))
+    store.push("gpu", ticket_item("g2", 1))
+    store.push("other", ticket_item("o1", 100))
+    taken = take_runs(["gpu", "default"], "w1", 10, 3, 0)
+    assert [(one.queue, one.item) for one in taken] == [
+        ("default", ticket_item("d2", 7)),
+        ("gpu", ticket_item("g1", 1)),
+        ("default", ticket_item("d1", 1)),
+    ]
+    leases = [one.taken.lease for one in taken]
+    assert all(lease is not None and lease.owner == "w1" for lease in leases)
+    tokens = [lease.token for lease in leases if lease is not None]
+    assert tokens == sorted(tokens) and len(set(tokens)) == 3
+    assert leases[0] is not None
+    assert leases[0].key == "run:d2"
+    assert leases[0].expires_at == pytest.approx(backend.now() + 10, abs=0.5)
+    assert not any(one.taken.cancelled or one.taken.finished for one in taken)
+    held = other.inspect(["run:d2", "run:g1", "run:d1", "run:g2"])
+    assert {key: lease.token for key, lease in held.items()} == {
+        "run:d2": tokens[0],
+        "run:g1": tokens[1],
+        "run:d1": tokens[2],
+    }
+    assert other.queued_ids("gpu") == {"g2"} and other.queued_ids("other") == {"o1"}
+
+
+def test_take_runs_drops_finished_and_held_runs_and_reads_cancels(
+    store: LeaseStore, other: LeaseStore, backend: Backend, take_runs: TakeRuns
+) -> None:
+    other.set_flag("finished:done:1", 60)
+    theirs = other.acquire("run:theirs", "w2", 10)
+    mine = store.acquire("run:mine", "w1", 10)  # a duplicate entry of a run w1 runs
+    expired = other.acquire("run:expired", "w2", 1)
+    assert theirs is not None and mine is not None and expired is not None
+    other.set_flag("cancel:cancelled", 60)
+    backend.advance(2)
+    for entry in [
+        ticket_item("done"),
+        ticket_item("theirs"),
+        ticket_item("mine"),
+        ticket_item("cancelled"),
+        ticket_item("expired"),
+        ticket_item("done-before", attempt=2),  # another attempt of a finished one
+        QueueItem("unreadable", 0, b"not a ticket"),
+    ]:
+        store.push("default", entry)
+    other.set_flag("finished:done-before:1", 60)
+    taken = {one.item.id: one.taken for one in take_runs(["default"], "w1", 10, 10, 0)}
+    assert taken["done"] == Taken(None, finished=True)
+    assert taken["theirs"] == Taken(None)
+    assert taken["mine"] == Taken(None)
+    assert taken["unreadable"] == Taken(None)
+    assert taken["cancelled"].cancelled and taken["cancelled"].lease is not None
+    assert taken["expired"].lease is not None and taken["expired"].lease.token > expired.token
+    assert taken["done-before"].lease is not None and not taken["done-before"].finished
+    assert len(taken) == 7 and other.queued_ids("default") == set()
+    leases = other.inspect(["run:done", "run:theirs", "run:mine", "run:unreadable"])
+    assert {key: lease.token for key, lease in leases.items()} == {
+        "run:theirs": theirs.token,
+        "run:mine": mine.token,  # not re-taken with a new token
+    }
+
+
+def test_take_runs_waits_for_the_first_item_up_to_the_timeout(
+    store: LeaseStore, other: LeaseStore, take_runs: TakeRuns
+) -> None:
+    assert take_runs(["default"], "w1", 10, 5, 0) == []
+    assert take_runs(["default"], "w1", 10, 5, 0.05) == []
+    pusher = threading.Timer(0.1, lambda: other.push("default", ticket_item("late")))
+    pusher.start()
+    try:
+        taken = take_runs(["gpu", "default"], "w1", 10, 5, 10)
+    finally:
+        pusher.join()
+    assert [(one.queue, one.item.id) for one in taken] == [("default", "late")]
+    assert taken[0].taken.lease is not None
+
+
+def test_take_runs_needs_queues_a_limit_and_a_timeout(take_runs: TakeRuns) -> None:
+    for queues, limit, timeout in [([], 1, 0.0), (["default"], 0, 0.0), (["default"], 1, -1.0)]:
+        with pytest.raises(ValueError):
+            take_runs(queues, "w1", 10, limit, timeout)
+
+
+def test_finish_runs_flags_and_releases_many_runs_in_one_call(
+    store: LeaseStore, other: LeaseStore, finish_runs: FinishRuns
+) -> None:
+    for run_id in ["a", "b", "c"]:
+        store.push("default", ticket_item(run_id))
+    taken = {one.item.id: one.taken.lease for one in store.take_runs(["default"], "w1", 10, 3, 0)}
+    a, b, c = taken["a"], taken["b"], taken["c"]
+    assert a is not None and b is not None and c is not None
+    assert finish_runs([], 60) == []
+    ends = [
+        RunEnd(a.key, a.token, "finished:a:1"),
+        RunEnd(b.key, b.token),  # handed back: no flag
+        RunEnd(c.key, c.token + 1000, "finished:c:1"),  # not its token: flag, no release
+    ]
+    assert finish_runs(ends, 60) == [True, True, False]
+    assert other.raised_flags(["finished:a:1", "finished:b:1", "finished:c:1"]) == {
+        "finished:a:1",
+        "finished:c:1",
+    }
+    assert set(other.inspect(["run:a", "run:b", "run:c"])) == {"run:c"}
 
 
 def test_release_needs_the_current_token(store: LeaseStore) -> None:

@@ -1,0 +1,85 @@
+-- Pop up to ARGV[3] items over several queues (as pop.lua: highest priority, then
+-- oldest) and take the run of each (as take_run.lua, except that a live lease of ANY
+-- owner counts as held: an owner never re-takes an attempt it holds). One round trip.
+-- KEYS order set and items hash of each queue, in pairs, then the global token counter.
+-- ARGV[1] owner, ARGV[2] time to live in ms, ARGV[3] limit, ARGV[4] the lease key
+-- prefix of runs, ARGV[5] the finished flag prefix, ARGV[6] the cancel flag prefix.
+-- The run keys are built here from the item (id, and the ticket's attempt): they carry
+-- the queues' hash tag, so they are in the same Redis Cluster slot.
+-- Returns a flat list, 4 entries per item: queue number (1-based), item id,
+-- order key .. payload, and what was found: 'finished', 'held', 'unreadable', or
+-- {token, expiry ms, renewal ms, cancelled (0 or 1)}.
+local ORDER_LENGTH = 32
+
+local function before(a, b)  -- as in pop.lua
+    for first = 1, ORDER_LENGTH, 8 do
+        local x = tonumber(string.sub(a, first, first + 7), 16)
+        local y = tonumber(string.sub(b, first, first + 7), 16)
+        if x ~= y then
+            return x < y
+        end
+    end
+    return false
+end
+
+local function pop()
+    local best, best_at
+    for at = 1, #KEYS - 1, 2 do
+        local head = redis.call('ZRANGE', KEYS[at], 0, 0)[1]
+        if head and (best == nil or before(head, best)) then
+            best, best_at = head, at
+        end
+    end
+    if best == nil then
+        return nil
+    end
+    local id = string.sub(best, ORDER_LENGTH + 1)
+    local item = redis.call('HGET', KEYS[best_at + 1], id)
+    redis.call('ZREM', KEYS[best_at], best)
+    redis.call('HDEL', KEYS[best_at + 1], id)
+    return (best_at + 1) / 2, id, item
+end
+
+local function attempt_of(stored)
+    local ok, ticket = pcall(cjson.decode, string.sub(stored, ORDER_LENGTH + 1))
+    if not ok or type(ticket) ~= 'table' or type(ticket['attempt']) ~= 'number' then
+        return nil
+    end
+    return string.format('%d', ticket['attempt'])
+end
+
+local function take(id, stored, now_ms)
+    local attempt = attempt_of(stored)
+    if attempt == nil then
+        return 'unreadable'
+    end
+    if redis.call('EXISTS', ARGV[5] .. id .. ':' .. attempt) == 1 then
+        return 'finished'
+    end
+    local lease = ARGV[4] .. id
+    if redis.call('EXISTS', lease) == 1 then
+        return 'held'
+    end
+    local token = string.format('%d', redis.call('INCR', KEYS[#KEYS]))
+    local renewed = string.format('%d', now_ms)
+    local expires = string.format('%d', now_ms + ARGV[2])
+    redis.call('HSET', lease, 'owner', ARGV[1], 'token', token, 'expires', expires,
+        'renewed', renewed)
+    redis.call('PEXPIREAT', lease, expires)
+    return {token, expires, renewed, redis.call('EXISTS', ARGV[6] .. id)}
+end
+
+local now = redis.call('TIME')
+local now_ms = now[1] * 1000 + math.floor(now[2] / 1000)
+local reply = {}
+for _ = 1, tonumber(ARGV[3]) do
+    local number, id, stored = pop()
+    if number == nil then
+        break
+    end
+    table.insert(reply, number)
+    table.insert(reply, id)
+    table.insert(reply, stored)
+    table.insert(reply, take(id, stored, now_ms))
+end
+return reply
