@@ -22,7 +22,8 @@ from projector.rows import (
     event_entry,
     job_row,
     load_runs,
-    run_row,
+    run_columns,
+    run_from_values,
     schedule_type,
     worker_row,
 )
@@ -242,11 +243,12 @@ def list_runs(session: Session, criteria: RunFilter) -> tuple[list[RunRow], int]
     total = (
         session.scalar(_runs_filtered(select(func.count()).select_from(RunRecord), criteria)) or 0
     )
-    query = _runs_filtered(select(RunRecord), criteria).order_by(
+    # Core columns into plain tuples: a page of ORM instances cost more than the rows.
+    query = _runs_filtered(select(*run_columns()), criteria).order_by(
         RunRecord.requested_at.desc(), RunRecord.id
     )
-    page = session.scalars(query.limit(criteria.limit).offset(criteria.offset))
-    return [run_row(record, ()) for record in page], total
+    page = session.execute(query.limit(criteria.limit).offset(criteria.offset))
+    return [run_from_values(values) for values in page], total
 
 
 def _runs_filtered(query: Select[_T], criteria: RunFilter) -> Select[_T]:

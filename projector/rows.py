@@ -165,6 +165,17 @@ def load_runs(session: Session, ids: Collection[str]) -> dict[str, RunRow]:
     return {v[0]: RunRow(*v, tuple(attempts.get(v[0], ()))) for v in runs}  # type: ignore[call-arg]
 
 
+def run_columns() -> list[Any]:
+    """The columns of a run row, for Core selects that ``run_from_values`` turns into rows."""
+    table = core_table(RunRecord)
+    return [table.c[n] for n in _RUN_COLUMNS]
+
+
+def run_from_values(values: Sequence[Any]) -> RunRow:
+    """A run (without its attempts) from the values of ``run_columns``, in order."""
+    return RunRow(*values, ())  # type: ignore[call-arg]
+
+
 def run_row(record: RunRecord, attempts: Sequence[AttemptRow]) -> RunRow:
     values = {name: getattr(record, name) for name in _RUN_COLUMNS}
     return RunRow(**values, attempts=tuple(attempts))
