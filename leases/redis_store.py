@@ -749,5 +749,13 @@ def _redact(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
 
 
+_QUEUE_ORDER_USERS: Final = frozenset({"pop", "take_runs"})  # scripts that pop queues
+
+
 def _lua(name: str) -> str:
-    return (resources.files("leases") / "lua" / f"{name}.lua").read_text(encoding="utf-8")
+    """A script's text; the queue-popping ones after the queue order they share."""
+    folder = resources.files("leases") / "lua"
+    text = (folder / f"{name}.lua").read_text(encoding="utf-8")
+    if name in _QUEUE_ORDER_USERS:
+        text = (folder / "queue_order.lua").read_text(encoding="utf-8") + "\n" + text
+    return text

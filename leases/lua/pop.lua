@@ -1,33 +1,8 @@
--- Take the best item over several queues: highest priority, then oldest.
+-- Take the best item over several queues: highest priority, then oldest (queue_order.lua).
 -- KEYS order set and items hash of each queue, in pairs: order 1, items 1, order 2, ...
 -- Returns {queue number (1-based), item id, order key .. payload}, or false if all are empty.
-local ORDER_LENGTH = 32
-
--- Compares two order keys (32 hex digits) as numbers, 8 digits at a time: exact, and
--- independent of the server's locale (Lua's '<' on strings uses strcoll).
-local function before(a, b)
-    for first = 1, ORDER_LENGTH, 8 do
-        local x = tonumber(string.sub(a, first, first + 7), 16)
-        local y = tonumber(string.sub(b, first, first + 7), 16)
-        if x ~= y then
-            return x < y
-        end
-    end
+local number, id, item = pop_best(#KEYS)
+if number == nil then
     return false
 end
-
-local best, best_at
-for at = 1, #KEYS, 2 do
-    local head = redis.call('ZRANGE', KEYS[at], 0, 0)[1]
-    if head and (best == nil or before(head, best)) then
-        best, best_at = head, at
-    end
-end
-if best == nil then
-    return false
-end
-local id = string.sub(best, ORDER_LENGTH + 1)
-local item = redis.call('HGET', KEYS[best_at + 1], id)
-redis.call('ZREM', KEYS[best_at], best)
-redis.call('HDEL', KEYS[best_at + 1], id)
-return {(best_at + 1) / 2, id, item}
+return {number, id, item}

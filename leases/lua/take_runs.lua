@@ -1,4 +1,4 @@
--- Pop up to ARGV[3] items over several queues (as pop.lua: highest priority, then
+-- Pop up to ARGV[3] items over several queues (queue_order.lua: highest priority, then
 -- oldest) and take the run of each (as take_run.lua, except that a live lease of ANY
 -- owner counts as held: an owner never re-takes an attempt it holds). One round trip.
 -- KEYS order set and items hash of each queue, in pairs, then the global token counter.
@@ -9,36 +9,6 @@
 -- Returns a flat list, 4 entries per item: queue number (1-based), item id,
 -- order key .. payload, and what was found: 'finished', 'held', 'unreadable', or
 -- {token, expiry ms, renewal ms, cancelled (0 or 1)}.
-local ORDER_LENGTH = 32
-
-local function before(a, b)  -- as in pop.lua
-    for first = 1, ORDER_LENGTH, 8 do
-        local x = tonumber(string.sub(a, first, first + 7), 16)
-        local y = tonumber(string.sub(b, first, first + 7), 16)
-        if x ~= y then
-            return x < y
-        end
-    end
-    return false
-end
-
-local function pop()
-    local best, best_at
-    for at = 1, #KEYS - 1, 2 do
-        local head = redis.call('ZRANGE', KEYS[at], 0, 0)[1]
-        if head and (best == nil or before(head, best)) then
-            best, best_at = head, at
-        end
-    end
-    if best == nil then
-        return nil
-    end
-    local id = string.sub(best, ORDER_LENGTH + 1)
-    local item = redis.call('HGET', KEYS[best_at + 1], id)
-    redis.call('ZREM', KEYS[best_at], best)
-    redis.call('HDEL', KEYS[best_at + 1], id)
-    return (best_at + 1) / 2, id, item
-end
 
 local function attempt_of(stored)
     local ok, ticket = pcall(cjson.decode, string.sub(stored, ORDER_LENGTH + 1))
@@ -73,7 +43,7 @@ local now = redis.call('TIME')
 local now_ms = now[1] * 1000 + math.floor(now[2] / 1000)
 local reply = {}
 for _ = 1, tonumber(ARGV[3]) do
-    local number, id, stored = pop()
+    local number, id, stored = pop_best(#KEYS - 1)
     if number == nil then
         break
     end
