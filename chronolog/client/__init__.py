@@ -1,0 +1,71 @@
+"""A typed Python client for Chronolog's HTTP API: ``Client`` and ``AsyncClient``.
+
+from chronolog.client import Client
+
+with Client() as chronolog:          # CHRONOLOG_API_URL, CHRONOLOG_TOKEN
+    run = chronolog.trigger("daily-report", {"recipients": ["ops@example.com"]})
+    print(chronolog.result(run.run_id, timeout=60))
+"""
+
+from chronolog.client.asynchronous import AsyncClient
+from chronolog.client.calls import RunRequest
+from chronolog.client.errors import (
+    ApiError,
+    AuthError,
+    ChronologError,
+    Conflict,
+    FieldError,
+    NotFound,
+    RateLimited,
+    RunFailed,
+    ServerError,
+    Unreachable,
+    ValidationFailed,
+    WaitTimeout,
+)
+from chronolog.client.handles import AsyncRunHandle, RunHandle
+from chronolog.client.models import (
+    Attempt,
+    Caller,
+    Change,
+    Event,
+    Job,
+    JobPage,
+    OutputLine,
+    Run,
+    RunPage,
+    RunStatus,
+    Triggered,
+)
+from chronolog.client.sync import Client
+
+__all__ = [
+    "ApiError",
+    "AsyncClient",
+    "AsyncRunHandle",
+    "Attempt",
+    "AuthError",
+    "Caller",
+    "Change",
+    "ChronologError",
+    "Client",
+    "Conflict",
+    "Event",
+    "FieldError",
+    "Job",
+    "JobPage",
+    "NotFound",
+    "OutputLine",
+    "RateLimited",
+    "Run",
+    "RunFailed",
+    "RunHandle",
+    "RunPage",
+    "RunRequest",
+    "RunStatus",
+    "ServerError",
+    "Triggered",
+    "Unreachable",
+    "ValidationFailed",
+    "WaitTimeout",
+]
