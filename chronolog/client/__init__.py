@@ -23,7 +23,7 @@ from chronolog.client.errors import (
     ValidationFailed,
     WaitTimeout,
 )
-from chronolog.client.handles import AsyncRunHandle, RunHandle
+from chronolog.client.handles import RunHandle
 from chronolog.client.models import (
     Attempt,
     Caller,
@@ -42,7 +42,6 @@ from chronolog.client.sync import Client
 __all__ = [
     "ApiError",
     "AsyncClient",
-    "AsyncRunHandle",
     "Attempt",
     "AuthError",
     "Caller",

@@ -1,11 +1,14 @@
-"""A run, as ``@job``'s ``.trigger()`` returns it: its id, and ways to learn its end."""
+"""A run, as ``@job``'s ``.trigger()`` returns it: its id, and ways to learn its end.
+
+A handle holds where the API is, not an open connection: each look opens a client and
+closes it, so a handle kept around (or dropped) leaks nothing.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-from chronolog.client.asynchronous import AsyncClient
 from chronolog.client.models import Run, RunStatus
 from chronolog.client.sync import Client
 
@@ -14,34 +17,22 @@ from chronolog.client.sync import Client
 class RunHandle:
     run_id: str
     job_id: str
-    client: Client
+    url: str | None = None  # None: CHRONOLOG_API_URL, else the local API
+    token: str | None = None  # None: CHRONOLOG_TOKEN
 
     def status(self) -> RunStatus:
-        return self.client.get_run(self.run_id).status
+        return self.get().status
 
     def get(self) -> Run:
-        return self.client.get_run(self.run_id)
+        with Client(self.url, self.token) as client:
+            return client.get_run(self.run_id)
 
     def wait(self, timeout: float = 60.0) -> Run:
         """The run once final (``WaitTimeout`` after ``timeout`` seconds)."""
-        return self.client.wait(self.run_id, timeout)
+        with Client(self.url, self.token) as client:
+            return client.wait(self.run_id, timeout)
 
     def result(self, timeout: float = 60.0) -> Any:
         """What the job returned; ``RunFailed`` if it failed, was cancelled or skipped."""
-        return self.client.result(self.run_id, timeout)
-
-
-@dataclass(frozen=True, slots=True)
-class AsyncRunHandle:
-    run_id: str
-    job_id: str
-    client: AsyncClient
-
-    async def status(self) -> RunStatus:
-        return (await self.client.get_run(self.run_id)).status
-
-    async def wait(self, timeout: float = 60.0) -> Run:
-        return await self.client.wait(self.run_id, timeout)
-
-    async def result(self, timeout: float = 60.0) -> Any:
-        return await self.client.result(self.run_id, timeout)
+        with Client(self.url, self.token) as client:
+            return client.result(self.run_id, timeout)
