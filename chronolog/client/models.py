@@ -35,6 +35,9 @@ class _Answer(BaseModel):
 
 
 class Job(_Answer):
+    # Fields a newer API adds are kept (``model_dump``), so `apply` compares them too.
+    model_config = ConfigDict(frozen=True, extra="allow")
+
     id: str
     name: str
     type: str
