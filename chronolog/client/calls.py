@@ -32,25 +32,28 @@ T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
 
 
+Parse = Callable[[Any, int], T]  # the decoded body and the status of a 2xx answer
+
+
 @dataclass(frozen=True, slots=True)
 class Call(Generic[T]):
     method: str
     path: str
-    parse: Callable[[Any], T]
+    parse: Parse[T]
     params: Mapping[str, Any] = field(default_factory=dict)
     json: Any = None
     headers: Mapping[str, str] = field(default_factory=dict)
 
 
-def _model(kind: type[M]) -> Callable[[Any], M]:
-    return kind.model_validate
+def _model(kind: type[M]) -> Parse[M]:
+    return lambda body, _status: kind.model_validate(body)
 
 
-def _events(body: Any) -> list[Event]:
+def _events(body: Any, _status: int) -> list[Event]:
     return _EVENT_LIST.validate_python(body["events"])
 
 
-def _nothing(_body: Any) -> None:
+def _nothing(_body: Any, _status: int) -> None:
     return None
 
 
@@ -122,8 +125,9 @@ def trigger(
     return Call("POST", path, _triggered_single, json=body, headers=headers)
 
 
-def _triggered_single(body: Any) -> Triggered:
-    return Triggered.model_validate(body)
+def _triggered_single(body: Any, status: int) -> Triggered:
+    # 201: this request made the run; 200: an earlier one with the same key did.
+    return Triggered.model_validate({**body, "created": status == 201})
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +149,7 @@ def trigger_many(requests: list[RunRequest]) -> Call[list[Triggered]]:
     return Call("POST", "/api/runs", _triggered_batch, json=body)
 
 
-def _triggered_batch(body: Any) -> list[Triggered]:
+def _triggered_batch(body: Any, _status: int) -> list[Triggered]:
     return _TRIGGERED_LIST.validate_python(body["runs"])
 
 

@@ -3,6 +3,7 @@ typed error: shared by the sync and async clients."""
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from typing import Any, Final
@@ -11,7 +12,7 @@ import httpx2 as httpx
 import orjson
 
 from chronolog.client.calls import Call
-from chronolog.client.errors import Unreachable, error_for
+from chronolog.client.errors import InvalidRequest, Unreachable, error_for
 
 DEFAULT_URL: Final = "http://127.0.0.1:8000"  # `chronolog up`'s API (CHRONOLOG_API_PORT)
 URL_VARIABLE: Final = "CHRONOLOG_API_URL"
@@ -42,17 +43,26 @@ def base_headers(token: str | None) -> dict[str, str]:
 
 def request_options(call: Call[Any]) -> dict[str, Any]:
     """The arguments of ``httpx.Client.request`` / ``build_request`` for ``call``."""
-    options: dict[str, Any] = {"params": dict(call.params), "headers": dict(call.headers)}
+    headers = dict(call.headers)
+    options: dict[str, Any] = {"params": dict(call.params), "headers": headers}
     if call.json is not None:
-        options["json"] = call.json
+        headers["Content-Type"] = "application/json"
+        options["content"] = _json_body(call)
     return options
+
+
+def _json_body(call: Call[Any]) -> bytes:
+    try:  # strict JSON: NaN and Infinity are not JSON, and the API would refuse them
+        return json.dumps(call.json, allow_nan=False, ensure_ascii=False).encode()
+    except (TypeError, ValueError) as e:
+        raise InvalidRequest(f"{call.method} {call.path}: the body is not JSON: {e}") from e
 
 
 def answer(call: Call[Any], response: httpx.Response) -> Any:
     """The parsed value of a successful answer; the typed error of any other."""
     body = _body(response)
     if response.is_success:
-        return call.parse(body)
+        return call.parse(body, response.status_code)
     raise error_for(response.status_code, body, response.headers.get("Retry-After"))
 
 

@@ -17,6 +17,7 @@ __all__ = [
     "ChronologError",
     "Conflict",
     "FieldError",
+    "InvalidRequest",
     "NotFound",
     "RateLimited",
     "RunFailed",
@@ -37,6 +38,10 @@ class FieldError:
 
 class ClientError(ChronologError):
     """Something the client could not do."""
+
+
+class InvalidRequest(ClientError, ValueError):
+    """A request the client cannot send: a value JSON cannot carry (NaN, a set, ...)."""
 
 
 class Unreachable(ClientError):
