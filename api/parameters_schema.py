@@ -84,8 +84,20 @@ def _problems(error: ValidationError, prefix: str) -> Iterable[FieldProblem]:
             if name not in known:
                 takes = ", ".join(known) or "none"
                 yield FieldProblem(f"{where}.{name}", f"unknown parameter (it takes: {takes})")
+    elif error.validator in ("anyOf", "oneOf") and error.context:
+        yield FieldProblem(where, _closest(error.context))
     else:
         yield FieldProblem(where, error.message)
+
+
+def _closest(branches: list[ValidationError]) -> str:
+    """Why no branch of a union fits. "is not valid under any of the given schemas" says
+    little: a branch whose type matched says what it expected (``'3.12' is not a 'date'``
+    for ``date | None``); else every branch's type, joined."""
+    matched_type = [e for e in branches if e.validator != "type"]
+    if matched_type:
+        return matched_type[0].message
+    return " or ".join(dict.fromkeys(e.message for e in branches))
 
 
 def _field(prefix: str, path: Iterable[Any]) -> str:
