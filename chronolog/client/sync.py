@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Mapping
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -174,14 +174,14 @@ class Client:
 
     # --- streams -------------------------------------------------------------------
 
-    def output(self, run_id: str) -> Iterator[OutputLine]:
+    def output(self, run_id: str) -> Generator[OutputLine, None, None]:
         """The run's output lines as they are printed, until its attempt ends."""
         for event in self._stream(calls.live_output(run_id)):
             yield from calls.output_lines(event)
 
     def changes(
         self, *, after: str | None = None, job: str | None = None, kinds: list[str] | None = None
-    ) -> Iterator[Change]:
+    ) -> Generator[Change, None, None]:
         """Projected changes as they come (``after="0"``: from the start of the log).
         An overflow reconnects from where it left, so nothing is missed."""
         while True:
@@ -204,7 +204,7 @@ class Client:
         parsed: T = answer(call, response)
         return parsed
 
-    def _stream(self, call: Call[Any]) -> Iterator[ServerSentEvent]:
+    def _stream(self, call: Call[Any]) -> Generator[ServerSentEvent, None, None]:
         request = self._http.build_request(call.method, call.path, **request_options(call))
         request.extensions["timeout"] = STREAM_TIMEOUT.as_dict()
         try:

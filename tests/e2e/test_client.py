@@ -89,7 +89,7 @@ def test_output_and_change_stream(client: Client) -> None:
     run_id = client.trigger("client-echo").run_id
     changes = client.changes(after="0", job="client-echo", kinds=["run"])
     finished = next(c for c in changes if c.run_id == run_id and c.status == "completed")
-    changes.close()  # type: ignore[attr-defined]
+    changes.close()  # ends the stream
     assert finished.kind == "run" and finished.event_type == "RunSucceeded"
     lines = [(line.stream, line.text) for line in client.output(run_id)]
     assert ("stdout", "first") in lines and ("stderr", "second") in lines
