@@ -3,7 +3,9 @@
 
 The API never imports job code, so it checks the schema with ``jsonschema``; the worker
 then converts the values to the function's types with pydantic (``chronolog.jobs``).
-A job without a schema (made before schema v5, or by hand) is not checked here.
+A job without a schema (made before schema v5, or by hand) is not checked here. A secret
+reference (``{"secret": "NAME"}``) fits wherever it stands: its value exists only on the
+worker, whose conversion checks it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from jsonschema.exceptions import SchemaError, ValidationError
 from referencing.exceptions import Unresolvable
 
 from api.errors import FieldProblem
+from events.secret_refs import secret_name
 
 _FORMATS = FormatChecker()
 
@@ -55,7 +58,10 @@ def parameter_problems(
         errors = list(validator.iter_errors(dict(parameters)))
     except Unresolvable as e:  # a "$ref" to nowhere: the schema's fault, not the run's
         return [FieldProblem("parameters_schema", f"a reference cannot be resolved: {e}")]
-    problems = [p for e in errors for p in _problems(e, prefix) if complete or not _missing(e)]
+    errors = [
+        e for e in errors if secret_name(e.instance) is None and (complete or not _missing(e))
+    ]
+    problems = [p for e in errors for p in _problems(e, prefix)]
     return list({p.field: p for p in problems}.values())
 
 

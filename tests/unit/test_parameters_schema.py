@@ -62,6 +62,14 @@ def test_a_jobs_own_defaults_may_leave_required_parameters_to_the_trigger() -> N
     ]
 
 
+def test_a_secret_reference_fits_where_its_value_will_stand() -> None:
+    parameters = {"recipients": [{"secret": "MAILING_LIST"}], "day": {"secret": "DAY"}}
+    assert parameter_problems(SCHEMA, parameters) == []
+    assert parameter_problems(SCHEMA, {"recipients": [{"secret": "no spaces"}]}) == [
+        P("parameters.recipients[0]", "{'secret': 'no spaces'} is not of type 'string'")
+    ]
+
+
 def test_batch_items_are_named_by_their_prefix_and_no_schema_checks_nothing() -> None:
     [problem] = parameter_problems(SCHEMA, {}, prefix="runs[2].parameters")
     assert problem.field == "runs[2].parameters.recipients"
