@@ -82,6 +82,15 @@ class AsyncClient:
         call = calls.list_jobs(tag=tag, type=type, q=q, limit=limit, offset=offset)
         return await self._send(call)
 
+    async def all_jobs(self, *, tag: str | None = None) -> list[Job]:
+        """Every job (page after page)."""
+        jobs: list[Job] = []
+        while True:
+            page = await self.list_jobs(tag=tag, limit=500, offset=len(jobs))
+            jobs += page.jobs
+            if not page.jobs or len(jobs) >= page.total:
+                return jobs
+
     async def get_job(self, ref: str) -> Job:
         return await self._send(calls.get_job(ref))
 

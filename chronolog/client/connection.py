@@ -25,7 +25,7 @@ def resolve_url(url: str | None, environ: Mapping[str, str] = os.environ) -> str
     """The argument, else ``CHRONOLOG_API_URL``, else the local API."""
     chosen = url or environ.get(URL_VARIABLE) or DEFAULT_URL
     if not chosen.startswith(("http://", "https://")):
-        raise ValueError(f"{chosen!r} is not an HTTP URL, e.g. {DEFAULT_URL}")
+        raise InvalidRequest(f"{chosen!r} is not an HTTP URL, e.g. {DEFAULT_URL}")
     return chosen.rstrip("/")
 
 

@@ -41,7 +41,8 @@ class ClientError(ChronologError):
 
 
 class InvalidRequest(ClientError, ValueError):
-    """A request the client cannot send: a value JSON cannot carry (NaN, a set, ...)."""
+    """A request the client cannot send: a value JSON cannot carry (NaN, a set, ...), an
+    API address that is not an HTTP URL."""
 
 
 class Unreachable(ClientError):
