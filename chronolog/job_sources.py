@@ -53,14 +53,11 @@ def spec_file(path: Path) -> list[dict[str, Any]]:
         text = path.read_text()
     except OSError as e:
         raise SourceError(f"{path}: {e.strerror}") from e
-    try:
-        if path.suffix == ".json":
-            data = json.loads(text)
-        else:
-            import yaml
+    import yaml  # only `apply` of a spec file needs it
 
-            data = yaml.safe_load(text)
-    except ValueError as e:  # json's and yaml's parse errors are ValueErrors
+    try:
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as e:
         raise SourceError(f"{path}: not valid {path.suffix[1:].upper()}: {e}") from e
     jobs = data.get("jobs") if isinstance(data, dict) else data
     if not isinstance(jobs, list) or not all(isinstance(j, dict) for j in jobs):
