@@ -239,12 +239,13 @@ def apply_command(
         typer.Argument(
             help="Where the jobs are: .py files, package directories or module names "
             "(their @job functions), or .yaml / .json files of job bodies",
+            metavar="PATH...",
             show_default=False,
         ),
     ],
     api_url: Annotated[
         str | None,
-        typer.Option(help="The API [default: CHRONOLOG_API_URL, else http://127.0.0.1:8000]"),
+        typer.Option(help="The API (default: CHRONOLOG_API_URL, else http://127.0.0.1:8000)"),
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the changes only")] = False,
     prune: Annotated[
