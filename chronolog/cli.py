@@ -239,7 +239,7 @@ def apply_command(
         typer.Argument(
             help="Where the jobs are: .py files, package directories or module names "
             "(their @job functions), or .yaml / .json files of job bodies",
-            metavar="PATH...",
+            metavar="PATH",
             show_default=False,
         ),
     ],
