@@ -83,7 +83,7 @@ class Plan:
 
 def with_marker(spec: Mapping[str, Any], marker: str) -> dict[str, Any]:
     """The spec as applied: its tags and the marker that says it came from code."""
-    tags = list(dict.fromkeys([*spec.get("tags", []), marker]))
+    tags = list(dict.fromkeys([*(spec.get("tags") or []), marker]))
     return {**spec, "tags": tags}
 
 
