@@ -65,6 +65,9 @@ class Settings:
     dashboard_host: str = "127.0.0.1"
     dashboard_port: int = 8050
     api_url: str = ""  # where the dashboard sends actions; default: this API's address
+    # The token the Python client and `chronolog apply` send (chronolog.client); declared
+    # here so the other commands accept an environment that sets it.
+    token: str = ""
     # Workers: a JSON object of secret names to values, looked up before the environment.
     secrets_file: Path | None = None
 
@@ -332,6 +335,7 @@ PARSERS: dict[str, Callable[[str, str], Any]] = {
     "dashboard_host": lambda _name, raw: raw,
     "dashboard_port": _port,
     "api_url": _http_url,
+    "token": lambda _name, raw: raw,
     "change_streams_max": _positive_int,
     "secrets_file": _file,
     "worker_job_types": _policy(policy.parse_job_types),
