@@ -2,8 +2,11 @@
 
 Each child is a fresh interpreter (not a fork of the worker, whose threads, sockets and
 locks must not leak into job code) that leads its own process group, so a timeout can
-kill the job together with anything it spawned. A thread checks a child out, runs one
-task on it and checks it back in; the pool size is the concurrency. One child per core is
+kill the job together with anything it spawned. A caller checks a child out, runs one
+task on it and checks it back in; the pool size is the concurrency. A thread does it with
+``run``; the worker's event loop with ``run_async``, which watches the child's pipes and
+socket on the loop, so a run waits in no thread (only starting, replacing or stopping a
+child goes to the loop's executor). One child per core is
 started with the pool (or none: ``prestart``), the others when first needed. A child that is
 killed (timeout, cancel) or dies is replaced by a fresh one, and so is one whose job code
 changed on disk since it imported it, or that has run ``max_runs_per_child`` tasks.
@@ -14,6 +17,8 @@ worker's own import path.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
 import logging
 import os
@@ -34,7 +39,13 @@ import orjson
 
 from events.errors import ChronologError
 from worker.context import RunContext
-from worker.execution import CancelSignal, ExecutionResult, OutputListener, stream_listener
+from worker.execution import (
+    CancelSignal,
+    ExecutionResult,
+    OutputListener,
+    RunCancel,
+    stream_listener,
+)
 from worker.orphans import die_with_parent
 from worker.output import TailBuffer
 from worker.process import GroupLeader, describe_exit
@@ -76,7 +87,7 @@ class _PoolChild:
         self.alive = True
         self.runs = 0  # tasks sent
         self.watched: dict[str, int] = {}  # job-code file -> its mtime when imported
-        self._outputs = (out_r, err_r)
+        self.outputs = (out_r, err_r)
         self.pump = StreamPump()
         self.pump.add_reader(out_r, TailBuffer())
         self.pump.add_reader(err_r, TailBuffer())
@@ -128,24 +139,56 @@ class _PoolChild:
         on_output: OutputListener | None = None,
     ) -> _Attempt:
         """Send one task and wait for its reply, the deadline, a cancel or the child's end."""
+        attempt = self._begin(payload, on_output)
+        if attempt.returncode is not None:
+            return attempt
+        attempt.ending = supervise(self.pump, self._woken, deadline, cancel)
+        if attempt.ending == "finished":
+            attempt.reply = self._receive()
+        else:
+            self.leader.stop(grace)
+        return self._end(attempt)
+
+    async def run_async(
+        self,
+        payload: bytes,
+        deadline: float,
+        cancel: RunCancel,
+        grace: float,
+        on_output: OutputListener | None = None,
+    ) -> _Attempt:
+        """``run`` on an event loop: the loop watches the child's pipes and socket, so no
+        thread waits for the task. ``deadline`` is in the loop's time."""
+        attempt = self._begin(payload, on_output)
+        if attempt.returncode is not None:
+            return attempt
+        loop = asyncio.get_running_loop()
+        attempt.ending = await _LoopWatch(loop, self, deadline, cancel).ending
+        if attempt.ending == "finished":
+            attempt.reply = self._receive()
+        else:
+            await loop.run_in_executor(None, self.leader.stop, grace)
+        return self._end(attempt)
+
+    def _begin(self, payload: bytes, on_output: OutputListener | None) -> _Attempt:
+        """Send the task; an attempt with the child's exit status if it could not be sent."""
         attempt = _Attempt(
             "finished",
             TailBuffer(listener=stream_listener(on_output, "stdout")),
             TailBuffer(listener=stream_listener(on_output, "stderr")),
         )
-        self.pump.set_buffer(self._outputs[0], attempt.stdout)
-        self.pump.set_buffer(self._outputs[1], attempt.stderr)
+        self.pump.set_buffer(self.outputs[0], attempt.stdout)
+        self.pump.set_buffer(self.outputs[1], attempt.stderr)
+        self.pump.woken = set()
         try:
             self.conn.send_bytes(payload)
         except OSError:
             attempt.returncode = self.discard()
             return attempt
         self.runs += 1
-        attempt.ending = supervise(self.pump, self._woken, deadline, cancel)
-        if attempt.ending == "finished":
-            attempt.reply = self._receive()
-        else:
-            self.leader.stop(grace)
+        return attempt
+
+    def _end(self, attempt: _Attempt) -> _Attempt:
         if attempt.reply is None:
             attempt.returncode = self.discard()
         else:
@@ -193,6 +236,57 @@ class _PoolChild:
         except (EOFError, OSError):
             pass  # the child died: the caller reports how
         return None
+
+
+class _LoopWatch:
+    """How a task on a child ends, watched by an event loop: its reply or exit (the
+    socket or the pidfd readable), its deadline (a timer) or its cancel (a callback from
+    the cancelling thread). Output is read into the task's buffers as it comes."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        child: _PoolChild,
+        deadline: float,
+        cancel: RunCancel,
+    ) -> None:
+        self._loop = loop
+        self._child = child
+        self.ending: asyncio.Future[Ending] = loop.create_future()
+        self._outputs = [fd for fd in child.outputs if child.pump.reading(fd)]
+        for fd in self._outputs:
+            loop.add_reader(fd, self._read, fd)
+        self._wakeups = [child.conn.fileno()]
+        if child.leader.exit_fd is not None:
+            self._wakeups.append(child.leader.exit_fd)
+        for fd in self._wakeups:
+            loop.add_reader(fd, self._end, "finished")
+        self._timers = [loop.call_at(deadline, self._end, "timed_out")]
+        if child.leader.exit_fd is None:  # no pidfd: look for the exit now and then
+            self._timers.append(loop.call_later(CANCEL_POLL, self._check_exit))
+        cancel.on_set(functools.partial(loop.call_soon_threadsafe, self._end, "cancelled"))
+        self.ending.add_done_callback(self._stop)
+
+    def _read(self, fd: int) -> None:
+        if not self._child.pump.read_once(fd) and not self._child.pump.reading(fd):
+            self._loop.remove_reader(fd)  # the pipe closed
+            self._outputs.remove(fd)
+
+    def _check_exit(self) -> None:
+        if self._child.leader.exited():
+            self._end("finished")
+        elif not self.ending.done():
+            self._timers.append(self._loop.call_later(CANCEL_POLL, self._check_exit))
+
+    def _end(self, ending: Ending) -> None:
+        if not self.ending.done():
+            self.ending.set_result(ending)
+
+    def _stop(self, _: asyncio.Future[Ending]) -> None:
+        for fd in self._outputs + self._wakeups:
+            self._loop.remove_reader(fd)
+        for timer in self._timers:
+            timer.cancel()
 
 
 def child_path(app_dir: Path | None, worker_path: list[str]) -> list[str]:
@@ -269,13 +363,8 @@ class PreforkPool:
         """Call ``function(**parameters)`` in a child; never longer than ``timeout`` seconds.
         ``defined_in``: the packages the function must be defined in (None: any)."""
         started = time.monotonic()
-        task: dict[str, Any] = {"function": function, "parameters": parameters}
-        if context is not None:
-            task["context"] = context.to_wire()
-        if defined_in is not None:
-            task["defined_in"] = list(defined_in)
         try:
-            payload = orjson.dumps(task)
+            payload = _task(function, parameters, context, defined_in)
         except TypeError as exc:
             return failed(f"parameters are not JSON-serialisable: {exc}", started)
         try:
@@ -293,6 +382,46 @@ class PreforkPool:
             raise
         finally:
             self._checkin(child)
+        return _to_result(attempt, started, timeout)
+
+    async def run_async(
+        self,
+        function: str,
+        parameters: dict[str, Any],
+        timeout: float,
+        cancel: RunCancel,
+        *,
+        on_output: OutputListener | None = None,
+        context: RunContext | None = None,
+        defined_in: Sequence[str] | None = None,
+    ) -> ExecutionResult:
+        """``run`` on an event loop. An idle child is taken and the task watched by the
+        loop, with no thread per run; only what blocks (starting or replacing a child,
+        stopping one) goes to the loop's executor."""
+        started = time.monotonic()
+        try:
+            payload = _task(function, parameters, context, defined_in)
+        except TypeError as exc:
+            return failed(f"parameters are not JSON-serialisable: {exc}", started)
+        loop = asyncio.get_running_loop()
+        try:
+            child = await self._checkout_async(loop, cancel)
+        except OSError as exc:
+            logger.exception("could not start a prefork child")
+            return failed(f"could not start a python child process: {exc}", started)
+        if child is None:
+            return cancelled_before_start()
+        try:
+            deadline = loop.time() + timeout
+            attempt = await child.run_async(payload, deadline, cancel, self.grace, on_output)
+        except BaseException:
+            child.discard()  # mid-task, its state is unknown: never give it another task
+            self._checkin(child)
+            raise
+        if child.alive and not self._retiring(child):
+            self._checkin(child)  # only puts it back: no need for a thread
+        else:
+            await loop.run_in_executor(None, self._checkin, child)
         return _to_result(attempt, started, timeout)
 
     def close(self) -> None:
@@ -317,13 +446,34 @@ class PreforkPool:
             if self._closed:
                 raise PoolClosed("the prefork pool is closed")
             try:
-                child = self._idle.get(timeout=CANCEL_POLL)
+                slot = self._idle.get(timeout=CANCEL_POLL)
             except queue.Empty:
                 continue
-            if child is not None:
-                return self._current(child)
-            return self._spawn_or_release()
+            return self._ready(slot)
         return None
+
+    async def _checkout_async(
+        self, loop: asyncio.AbstractEventLoop, cancel: RunCancel
+    ) -> _PoolChild | None:
+        if cancel.is_set():
+            return None
+        if self._closed:
+            raise PoolClosed("the prefork pool is closed")
+        try:
+            slot = self._idle.get_nowait()
+        except queue.Empty:  # every child busy: wait for one on a thread
+            return await loop.run_in_executor(None, self._checkout, cancel)
+        if slot is not None and slot.changed_file() is None:
+            return slot
+        return await loop.run_in_executor(None, self._ready, slot)
+
+    def _ready(self, slot: _PoolChild | None) -> _PoolChild:
+        """A child for the slot taken from the idle queue: started if it was empty."""
+        return self._current(slot) if slot is not None else self._spawn_or_release()
+
+    def _retiring(self, child: _PoolChild) -> bool:
+        limit = self.options.max_runs_per_child
+        return bool(limit) and child.runs >= limit
 
     def _current(self, child: _PoolChild) -> _PoolChild:
         """``child``, or a fresh one when job code it imported changed on disk."""
@@ -346,8 +496,7 @@ class PreforkPool:
 
     def _checkin(self, child: _PoolChild) -> None:
         slot: _PoolChild | None = child
-        limit = self.options.max_runs_per_child
-        if child.alive and limit and child.runs >= limit:
+        if child.alive and self._retiring(child):
             logger.info("retiring prefork child %d after %d runs", child.leader.pid, child.runs)
             child.shut_down(self.grace)
         if not child.alive:
@@ -366,6 +515,21 @@ class PreforkPool:
         except OSError:
             logger.exception("cannot start a prefork child; the next task tries again")
             return None
+
+
+def _task(
+    function: str,
+    parameters: dict[str, Any],
+    context: RunContext | None,
+    defined_in: Sequence[str] | None,
+) -> bytes:
+    """The task a child runs, as sent; TypeError if the parameters are not JSON."""
+    task: dict[str, Any] = {"function": function, "parameters": parameters}
+    if context is not None:
+        task["context"] = context.to_wire()
+    if defined_in is not None:
+        task["defined_in"] = list(defined_in)
+    return orjson.dumps(task)
 
 
 def _to_result(attempt: _Attempt, started: float, timeout: float) -> ExecutionResult:

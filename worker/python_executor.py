@@ -4,7 +4,8 @@ The call happens in a child of the prefork pool (see ``worker.prefork``), so a t
 a cancel can kill it, and whatever it spawned, without touching the worker. The pool
 starts its children only when plain functions first need them.
 
-On the worker's event loop (``execute_async``), an ``async def`` function runs instead as
+On the worker's event loop (``execute_async``) the loop watches the prefork child (no
+thread per run), and an ``async def`` function runs instead as
 a coroutine in the async pool's child (``worker.async_pool``), thousands at once. Which
 kind a function is, the async child finds when it loads it; a plain function is then
 remembered and goes to the prefork pool from there on (one round trip to learn it).
@@ -62,9 +63,24 @@ class PythonExecutor(Executor):
     async def execute_async(self, request: ExecutionRequest, cancel: RunCancel) -> ExecutionResult:
         function = request.spec.function
         thread = request.spec.pool == "thread"
-        if not function or (function in self._sync_functions and not thread):
-            return await super().execute_async(request, cancel)
-        result = await self.async_pool.run(
+        if function and (thread or function not in self._sync_functions):
+            result = await self.async_pool.run(
+                function,
+                request.parameters,
+                request.timeout,
+                cancel,
+                on_output=request.on_output,
+                context=request.context(),
+                defined_in=defined_in(self.modules, function),
+                thread=thread,
+            )
+            if result is not None:
+                return result
+            self._sync_functions.add(function)
+        if not function:
+            return self.execute(request, cancel)  # fails at once: nothing to call
+        # A plain function: a prefork child, watched by this loop (no thread per run).
+        return await self.pool.run_async(
             function,
             request.parameters,
             request.timeout,
@@ -72,12 +88,7 @@ class PythonExecutor(Executor):
             on_output=request.on_output,
             context=request.context(),
             defined_in=defined_in(self.modules, function),
-            thread=thread,
         )
-        if result is None:
-            self._sync_functions.add(function)
-            return await super().execute_async(request, cancel)
-        return result
 
     async def aclose(self) -> None:
         await self.async_pool.aclose()

@@ -79,6 +79,15 @@ class StreamPump:
             while budget > 0 and fd in self._buffers and self._read(fd):
                 budget -= _CHUNK
 
+    def reading(self, fd: int) -> bool:
+        """Whether ``fd`` is an output pipe still open."""
+        return fd in self._buffers
+
+    def read_once(self, fd: int) -> bool:
+        """Read one chunk of ``fd`` into its buffer (for an event loop that found it
+        readable); False when nothing was ready or the pipe closed."""
+        return fd in self._buffers and self._read(fd)
+
     def close(self) -> None:
         for fd in list(self._owned):
             self._close(fd)
