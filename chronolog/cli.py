@@ -170,9 +170,14 @@ def scheduler_command(data_dir: DataDir = None) -> None:
     settings = _settings(data_dir=data_dir)
     with _reported():
         runtime = wiring.build_runtime(settings)
-    scheduler = roles.scheduler_role(runtime)
+        scheduler = roles.scheduler_role(runtime)
+        hooks = roles.hook_deliverer(runtime, scheduler.config.node_id)
     typer.echo(f"Scheduler {scheduler.config.node_id} running on {settings.data_dir}")
-    scheduler.run(roles.stop_on_signals())
+    stop = roles.stop_on_signals()
+    delivering = roles.start_hook_deliverer(hooks, stop)
+    scheduler.run(stop)
+    delivering.join(timeout=settings.hooks_timeout + 10)  # attempts under way get recorded
+    hooks.close()
     runtime.close()
 
 
