@@ -1,6 +1,7 @@
-"""Job hooks end to end, on Kafka, PostgreSQL and Redis with real processes: a failure
-hook is received once with a valid signature, a restarted deliverer sends nothing again,
-and a hook that answers 500 twice gets three attempts, each recorded in the log."""
+"""Job hooks end to end, on Kafka, PostgreSQL and Redis with real processes (two
+schedulers, so two deliverers): a failure hook is received once with a valid signature,
+a restarted deliverer sends nothing again, and a hook that answers 500 twice gets three
+attempts, each recorded in the log."""
 
 from __future__ import annotations
 
@@ -108,9 +109,11 @@ def cluster(
         data_dir: Path = tmp_path_factory.mktemp("hooks") / "data"
         running = start_cluster(data_dir, workers=1, scheduler=False, env=env)
         try:
-            # Its own process, so a test can restart it; told where the API is for the
-            # summaries' run URLs.
+            # Two scheduler processes, each with a deliverer: one delivery each still (the
+            # lease per delivery), and a test can restart one. Told where the API is for
+            # the summaries' run URLs.
             running.env["CHRONOLOG_API_URL"] = running.url
+            running.start_scheduler()
             running.start_scheduler()
             yield running
         finally:
@@ -135,7 +138,7 @@ def of_type(events: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
 
 
 def restart_scheduler(cluster: Cluster, redis_db: redis.Redis) -> None:
-    """Stop the scheduler (and its deliverer), throw its delivery leases away, start
+    """Stop a scheduler (and its deliverer), throw the delivery leases away, start
     another: what still stops a second delivery is the log alone."""
     old = cluster.schedulers.pop()
     old.send_signal(signal.SIGTERM)
