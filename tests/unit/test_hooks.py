@@ -3,7 +3,11 @@ signature, the backoff and the record of each attempt."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -208,3 +212,25 @@ def test_each_attempt_is_recorded_as_delivered_or_failed(
         answer, attempt, POLICY, hook="on_failure", url="http://h", outcome_event_id="ev-1"
     )
     assert recorded == expected
+
+
+def readme_verify() -> Callable[..., bool]:
+    """The verification snippet of the README's Notifications section, as written."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## Notifications", 1)[1]
+    snippet = section.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, Any] = {}
+    exec(snippet, namespace)  # our own README's code, as a receiver would copy it
+    verify_: Callable[..., bool] = namespace["verify"]
+    return verify_
+
+
+def test_the_readme_snippet_verifies_what_the_deliverer_signs() -> None:
+    verify_ = readme_verify()
+    body = b'{"run_id":"run-1","status":"failed"}'
+    header = signature_header("HOOK_KEY value", int(time.time()), body)
+    assert verify_("HOOK_KEY value", header, body)
+    assert not verify_("HOOK_KEY value", header, body + b" ")
+    assert not verify_("another", header, body)
+    old = signature_header("HOOK_KEY value", int(time.time()) - 3600, body)
+    assert not verify_("HOOK_KEY value", old, body)
