@@ -69,6 +69,18 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 Key = tuple[str, str]  # (outcome event id, hook)
 WATCHED = (*OUTCOME_HOOKS, *DELIVERY_TYPES)
+LEASE_PREFIX = "hook-delivery:"
+
+
+@dataclass(frozen=True, slots=True)
+class Read:
+    """One read of the event index, applied on the deliverer's loop."""
+
+    checkpoints: dict[int, int]
+    events: list[IndexedEvent]
+    specs: dict[str, JobSpec]
+    triggers: dict[str, str]
+    now: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +117,7 @@ class Pending:
 
     @property
     def lease_key(self) -> str:
-        return f"hook-delivery:{delivery_id(*self.key)}"
+        return LEASE_PREFIX + delivery_id(*self.key)
 
     def due_at(self, policy: RetryPolicy) -> datetime:
         due = next_attempt_at(self.state, policy, self.seen_at)
@@ -150,13 +162,19 @@ class HookDeliverer:
             self._io.shutdown(wait=True)
 
     async def _main(self, stop: threading.Event) -> None:
+        # Every change of state happens on this loop; the I/O thread only reads and writes.
         while not stop.is_set():
+            pause = self.config.poll_interval
             try:
-                await self._call(self._read)
-            except Exception:  # the database or the lease store: try again next poll
-                log.exception("hook deliverer could not read; retrying")
+                read = await self._call(self._read, self._cursor)
+            except Exception:  # the database: try again, a little later
+                log.exception("hook deliverer could not read the event index; retrying")
+                pause = max(pause, 1.0)
+            else:
+                if read is not None:
+                    self._apply(read)
             self._start_due()
-            await asyncio.sleep(self.config.poll_interval)
+            await asyncio.sleep(pause)
         if self._in_flight:  # let attempts under way end and be recorded
             await asyncio.wait(self._in_flight.values(), timeout=self.config.timeout + 5)
 
@@ -165,27 +183,34 @@ class HookDeliverer:
 
     # --- reading the log's record ------------------------------------------------------
 
-    def _read(self) -> None:
+    def _read(self, cursor: dict[int, int] | None) -> Read | None:
+        """What the index holds past ``cursor`` (None: the first read, over the recovery
+        window); None when the projector has committed nothing since."""
         now = self._clock()
         with Session(self._engine) as session:
-            specs = self._jobs.refresh(session)
             checkpoints = read_checkpoints(session)  # before the events: nothing slips between
-            if self._cursor is None:
+            if checkpoints == cursor:
+                return None
+            specs = self._jobs.refresh(session)
+            if cursor is None:
                 since = now - timedelta(seconds=self.config.recovery_window)
                 events = hook_reads.events_since(session, specs, WATCHED, since)
             else:
                 ranges = {
-                    p: (self._cursor.get(p, 0), end)
+                    p: (cursor.get(p, 0), end)
                     for p, end in checkpoints.items()
-                    if end > self._cursor.get(p, 0)
+                    if end > cursor.get(p, 0)
                 }
                 events = hook_reads.events_between(session, specs, WATCHED, ranges)
             outcomes = [e.run_id for e in events if e.type in OUTCOME_HOOKS]
             triggers = hook_reads.run_triggers(session, outcomes)
-        self._cursor = checkpoints
-        for event in events:
-            self._take(event, specs, triggers, now)
-        self._forget_finished(now)
+        return Read(checkpoints, events, specs, triggers, now)
+
+    def _apply(self, read: Read) -> None:
+        self._cursor = read.checkpoints
+        for event in read.events:
+            self._take(event, read.specs, read.triggers, read.now)
+        self._forget_finished(read.now)
 
     def _take(
         self,
@@ -250,7 +275,10 @@ class HookDeliverer:
 
     async def _attempt(self, pending: Pending) -> None:
         try:
-            if await self._call(self._claim, pending):
+            lease, recorded = await self._call(
+                self._claim, pending.lease_key, pending.lease, pending.outcome.run_id
+            )
+            if self._claimed(pending, lease, recorded):
                 await self._send(pending)
         except Exception:  # recorded nothing: the delivery stays pending, tried again later
             log.exception(
@@ -259,21 +287,29 @@ class HookDeliverer:
             )
             pending.not_before = self._clock() + timedelta(seconds=self.config.timeout)
 
-    def _claim(self, pending: Pending) -> bool:
-        """Hold the delivery's lease and bring its state up to what the log holds; True
-        when this deliverer should make the next attempt now."""
+    def _claim(
+        self, key: str, lease: Lease | None, run_id: str
+    ) -> tuple[Lease | None, list[IndexedEvent]]:
+        """Hold the delivery's lease (renewed if held, else taken, if free); with it,
+        what the index holds of the run's deliveries. (None, []) when another holds it."""
         ttl = self.config.claim_ttl
-        held = pending.lease is not None and self._leases.renew(
-            pending.lease_key, pending.lease.token, ttl
-        )
-        if not held:
-            pending.lease = self._leases.acquire(pending.lease_key, self.config.node_id, ttl)
-            if pending.lease is None:  # another deliverer is at it
-                pending.not_before = self._clock() + timedelta(seconds=min(ttl, 5.0))
-                return False
-        pending.not_before = None
+        if lease is None or not self._leases.renew(key, lease.token, ttl):
+            lease = self._leases.acquire(key, self.config.node_id, ttl)
+            if lease is None:
+                return None, []
         with Session(self._engine) as session:
-            recorded = hook_reads.events_of_runs(session, [pending.outcome.run_id], DELIVERY_TYPES)
+            recorded = hook_reads.events_of_runs(session, [run_id], DELIVERY_TYPES)
+        return lease, recorded
+
+    def _claimed(self, pending: Pending, lease: Lease | None, recorded: list[IndexedEvent]) -> bool:
+        """Bring ``pending`` up to what the log holds; True when this deliverer holds it
+        and the next attempt is due now."""
+        pending.lease = lease
+        if lease is None:  # another deliverer is at it: look again a little later
+            wait = min(self.config.claim_ttl, 5.0)
+            pending.not_before = self._clock() + timedelta(seconds=wait)
+            return False
+        pending.not_before = None
         state = DeliveryState()
         for event in recorded:
             payload = _delivery_payload(event)
