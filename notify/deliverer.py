@@ -14,7 +14,8 @@ that event, so no other deliverer can act on a delivery before seeing how it end
 
 HTTP runs on an asyncio loop in the deliverer's own thread, with at most ``concurrency``
 deliveries in flight, each bounded by ``timeout``; reads, lease calls and appends run on
-one I/O thread. Nothing here is on a run's path or in the scheduler's round.
+a few I/O threads (every state change stays on the loop). Nothing here is on a run's
+path or in the scheduler's round.
 """
 
 from __future__ import annotations
@@ -70,6 +71,9 @@ T = TypeVar("T")
 Key = tuple[str, str]  # (outcome event id, hook)
 WATCHED = (*OUTCOME_HOOKS, *DELIVERY_TYPES)
 LEASE_PREFIX = "hook-delivery:"
+# Claims and appends of attempts in flight overlap their round trips (the adapters are
+# thread-safe); one thread made a burst of outcomes wait on each other's writes.
+IO_THREADS = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +152,7 @@ class HookDeliverer:
         self._pending: dict[Key, Pending] = {}
         self._finished: dict[Key, datetime] = {}  # recently ended, so a re-read adds nothing
         self._in_flight: dict[Key, asyncio.Task[None]] = {}
-        self._io = ThreadPoolExecutor(1, thread_name_prefix="hooks-io")
+        self._io = ThreadPoolExecutor(IO_THREADS, thread_name_prefix="hooks-io")
 
     def close(self) -> None:
         """Release the log and lease store connections it was given."""
@@ -162,7 +166,7 @@ class HookDeliverer:
             self._io.shutdown(wait=True)
 
     async def _main(self, stop: threading.Event) -> None:
-        # Every change of state happens on this loop; the I/O thread only reads and writes.
+        # Every change of state happens on this loop; the I/O threads only read and write.
         while not stop.is_set():
             pause = self.config.poll_interval
             try:
