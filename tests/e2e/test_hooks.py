@@ -1,7 +1,7 @@
 """Job hooks end to end, on Kafka, PostgreSQL and Redis with real processes (two
 schedulers, so two deliverers): a failure hook is received once with a valid signature,
-a restarted deliverer sends nothing again, and a hook that answers 500 twice gets three
-attempts, each recorded in the log."""
+a restarted deliverer sends nothing again, a hook that answers 500 twice gets three
+attempts, each recorded in the log, and one that never answers is given up."""
 
 from __future__ import annotations
 
@@ -32,6 +32,8 @@ pytestmark = pytest.mark.e2e
 
 SECRET = "hook-signing-key"
 RETRY_DELAY = 0.3  # seconds before a hook's second attempt; doubling after
+MAX_ATTEMPTS = 3
+HOOK_TIMEOUT = 2.0  # seconds an attempt may take
 
 
 @dataclass(frozen=True)
@@ -47,10 +49,15 @@ class _Hook(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         self.server.received.append(Received(self.path, dict(self.headers.items()), body))
+        if self.path == "/hangs":  # answers long after the deliverer gave up on it
+            time.sleep(2 * HOOK_TIMEOUT)
         script = self.server.answers.get(self.path, [])
-        self.send_response(script.pop(0) if script else 200)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
+        try:
+            self.send_response(script.pop(0) if script else 200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        except OSError:  # the deliverer closed the connection at its timeout
+            pass
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -105,6 +112,8 @@ def cluster(
             ),
             "CHRONOLOG_HTTP_ALLOW": "127.0.0.1",  # the receiver is on loopback
             "CHRONOLOG_HOOKS_RETRY_DELAY": str(RETRY_DELAY),
+            "CHRONOLOG_HOOKS_MAX_ATTEMPTS": str(MAX_ATTEMPTS),
+            "CHRONOLOG_HOOKS_TIMEOUT": str(HOOK_TIMEOUT),
             "HOOK_KEY": SECRET,  # the scheduler resolves hook secrets like workers do
         }
         data_dir: Path = tmp_path_factory.mktemp("hooks") / "data"
@@ -197,6 +206,10 @@ def test_a_failure_hook_is_received_once_signed_and_a_restart_does_not_send_it_a
     assert len(first_again) == 1
 
 
+def hook_at(receiver: _Receiver, path: str) -> dict[str, str]:
+    return {"url": receiver.url(path)}
+
+
 def test_a_hook_answering_500_twice_gets_three_attempts_with_backoff(
     cluster: Cluster, receiver: _Receiver
 ) -> None:
@@ -223,3 +236,38 @@ def test_a_hook_answering_500_twice_gets_three_attempts_with_backoff(
     at = [datetime.fromisoformat(e["occurred_at"]) for e in attempts]
     assert at[1] - at[0] >= timedelta(seconds=RETRY_DELAY)
     assert at[2] - at[1] >= timedelta(seconds=2 * RETRY_DELAY)
+
+
+def given_up(events: list[dict[str, Any]]) -> bool:
+    return len(of_type(events, "HookDeliveryFailed")) == MAX_ATTEMPTS
+
+
+def test_a_hook_that_never_answers_is_given_up_and_the_run_and_other_hooks_go_on(
+    cluster: Cluster, receiver: _Receiver
+) -> None:
+    with cluster.api() as api:
+        create_job(
+            api, name="hung", type="shell", command="true", on_success=hook_at(receiver, "/hangs")
+        )
+        create_job(
+            api,
+            name="prompt",
+            type="shell",
+            command="true",
+            on_success=hook_at(receiver, "/prompt"),
+        )
+        hung = trigger(api, "hung")
+        prompt = trigger(api, "prompt")
+        events_until(api, prompt, lambda es: bool(of_type(es, "HookDelivered")))
+        events = events_until(api, hung, given_up)
+        run = api.get(f"/api/runs/{hung}").json()
+    failures = of_type(events, "HookDeliveryFailed")
+    assert [(f["payload"]["attempt"], f["payload"]["will_retry"]) for f in failures] == [
+        (1, True),
+        (2, True),
+        (3, False),
+    ]
+    assert {f["payload"]["error"] for f in failures} == {f"no answer within {HOOK_TIMEOUT:g} s"}
+    assert not of_type(events, "HookDelivered")
+    assert len(receiver.to("/hangs")) == MAX_ATTEMPTS
+    assert run["status"] == "completed"  # a hook never changes its run
