@@ -44,13 +44,14 @@ class HookedJobs:
         self._specs: dict[str, tuple[int, JobSpec]] = {}
 
     def refresh(self, session: Session) -> dict[str, JobSpec]:
-        versions = dict(session.execute(select(JobRecord.id, JobRecord.version)).tuples().all())
+        query = select(JobRecord.id, JobRecord.version)
+        versions: dict[str, int] = {job_id: v for job_id, v in session.execute(query)}
         stale = [
             job_id for job_id, v in versions.items() if self._specs.get(job_id, (None,))[0] != v
         ]
         if stale:
-            query = select(JobRecord.id, JobRecord.version, JobRecord.spec)
-            for job_id, version, spec in session.execute(query.where(JobRecord.id.in_(stale))):
+            specs = select(JobRecord.id, JobRecord.version, JobRecord.spec)
+            for job_id, version, spec in session.execute(specs.where(JobRecord.id.in_(stale))):
                 self._specs[job_id] = (version, spec_from_dict(spec))
         self._specs = {k: entry for k, entry in self._specs.items() if k in versions}
         return {job_id: spec for job_id, (_, spec) in self._specs.items() if has_hook(spec)}
@@ -122,4 +123,4 @@ def run_triggers(session: Session, run_ids: Sequence[str]) -> dict[str, str]:
     if not run_ids:
         return {}
     query = select(RunRecord.id, RunRecord.trigger).where(RunRecord.id.in_(run_ids))
-    return dict(session.execute(query).tuples().all())
+    return {run_id: trigger for run_id, trigger in session.execute(query)}
