@@ -13,9 +13,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
-
 from api.origins import normalize_origin
 from events.errors import ChronologError
 from worker import context as job_context
@@ -126,6 +123,8 @@ class Settings:
     @property
     def database_label(self) -> str:
         """The read model's URL fit for logs and messages (no password)."""
+        from sqlalchemy.engine import make_url  # not at import: workers never need it
+
         return make_url(self.database).render_as_string(hide_password=True)
 
 
@@ -230,6 +229,10 @@ def parse_kafka_url(name: str, raw: str) -> KafkaUrl:
 
 
 def _database_url(name: str, raw: str) -> str:
+    # Imported here, not with the module: SQLAlchemy costs a worker ~20 MiB it never uses.
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
     try:
         url = make_url(raw)
     except ArgumentError:
