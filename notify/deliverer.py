@@ -21,6 +21,7 @@ path or in the scheduler's round.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 import threading
@@ -171,12 +172,11 @@ class HookDeliverer:
             pause = self.config.poll_interval
             try:
                 read = await self._call(self._read, self._cursor)
-            except Exception:  # the database: try again, a little later
-                log.exception("hook deliverer could not read the event index; retrying")
-                pause = max(pause, 1.0)
-            else:
                 if read is not None:
                     self._apply(read)
+            except Exception:  # the database, or an event it cannot take: never stop
+                log.exception("hook deliverer could not read the event index; retrying")
+                pause = max(pause, 1.0)
             self._start_due()
             await asyncio.sleep(pause)
         if self._in_flight:  # let attempts under way end and be recorded
@@ -213,7 +213,13 @@ class HookDeliverer:
     def _apply(self, read: Read) -> None:
         self._cursor = read.checkpoints
         for event in read.events:
-            self._take(event, read.specs, read.triggers, read.now)
+            try:
+                self._take(event, read.specs, read.triggers, read.now)
+            except (TypeError, ValueError, KeyError):  # one odd event must not hide the rest
+                log.exception(
+                    "hook deliverer skipped an event it cannot read",
+                    extra={"event_id": event.event_id, "run_id": event.run_id},
+                )
         self._forget_finished(read.now)
 
     def _take(
@@ -387,9 +393,9 @@ class HookDeliverer:
 
 
 def _delivery_payload(event: IndexedEvent) -> HookDelivered | HookDeliveryFailed:
-    if event.type == "HookDelivered":
-        return HookDelivered(**event.payload)
-    return HookDeliveryFailed(**event.payload)
+    kind = HookDelivered if event.type == "HookDelivered" else HookDeliveryFailed
+    known = {f.name for f in dataclasses.fields(kind)}  # a later schema may add fields
+    return kind(**{k: v for k, v in event.payload.items() if k in known})
 
 
 def _missing_secret(name: str) -> str:
