@@ -59,7 +59,8 @@ def scheduler_role(runtime: wiring.Runtime) -> Scheduler:
 def hook_deliverer(runtime: wiring.Runtime, node_id: str) -> HookDeliverer:
     """The deliverer of job hooks that runs beside a scheduler (``notify.deliverer``),
     with its own log and lease store connections: it appends and leases from its thread."""
-    from notify.deliverer import HookConfig, HookDeliverer
+    from notify.deliverer import HookDeliverer
+    from notify.pending import HookConfig
     from notify.retry import RetryPolicy
 
     settings = runtime.settings

@@ -28,7 +28,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -50,28 +50,24 @@ from notify.outcomes import (
     hook_for,
     summary,
 )
+from notify.pending import HookConfig, Key, Pending
 from notify.retry import (
     Answer,
     DeliveryState,
-    RetryPolicy,
     attempt_payload,
     fold,
-    next_attempt_at,
 )
 from notify.sender import post
 from projector import hook_reads
 from projector.batch import read_checkpoints
 from projector.hook_reads import IndexedEvent
 from worker.http_executor import USER_AGENT
-from worker.policy import AllowEntry
 from worker.secrets import SecretNotFound, Secrets
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-Key = tuple[str, str]  # (outcome event id, hook)
 WATCHED = (*OUTCOME_HOOKS, *DELIVERY_TYPES)
-LEASE_PREFIX = "hook-delivery:"
 # Claims and appends of attempts in flight overlap their round trips (the adapters are
 # thread-safe); one thread made a burst of outcomes wait on each other's writes.
 IO_THREADS = 4
@@ -86,47 +82,6 @@ class Read:
     specs: dict[str, JobSpec]
     triggers: dict[str, str]
     now: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class HookConfig:
-    node_id: str
-    api_base_url: str
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    timeout: float = 10.0  # seconds for one attempt, connect to last byte
-    concurrency: int = 16  # attempts in flight
-    recovery_window: float = 24 * 3600.0  # how far back a starting deliverer looks
-    poll_interval: float = 0.25
-    allow: tuple[AllowEntry, ...] = ()
-
-    @property
-    def claim_ttl(self) -> float:
-        """How long a deliverer keeps a delivery's lease after its attempt (see above)."""
-        return max(60.0, 3 * self.timeout)
-
-
-@dataclass(eq=False)
-class Pending:
-    outcome: Outcome
-    hook_name: str
-    hook: Hook
-    context: RunContext
-    seen_at: datetime
-    state: DeliveryState = field(default_factory=DeliveryState)
-    lease: Lease | None = None
-    not_before: datetime | None = None  # another deliverer held it: look again then
-
-    @property
-    def key(self) -> Key:
-        return (self.outcome.event_id, self.hook_name)
-
-    @property
-    def lease_key(self) -> str:
-        return LEASE_PREFIX + delivery_id(*self.key)
-
-    def due_at(self, policy: RetryPolicy) -> datetime:
-        due = next_attempt_at(self.state, policy, self.seen_at)
-        return max(due, self.not_before) if self.not_before is not None else due
 
 
 class HookDeliverer:

@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session
 from chronolog.wiring import Runtime
 from events.model import Event, Payload, RunQueued, RunRequested, RunStarted, RunSucceeded
 from leases.sqlite_store import SqliteLeaseStore
-from notify.deliverer import HookConfig, HookDeliverer
+from notify.deliverer import HookDeliverer
+from notify.pending import HookConfig
 from notify.retry import RetryPolicy
 from projector import hook_reads
 from tests.conftest import wait_until
