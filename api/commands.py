@@ -20,7 +20,9 @@ from api.secret_refs import split_headers
 from api.validation import check_spec, find_cycle
 from events.ids import new_job_id
 from events.model import (
+    HOOK_NAMES,
     Event,
+    Hook,
     JobCreated,
     JobDeleted,
     JobPaused,
@@ -193,6 +195,9 @@ def build_spec(values: dict[str, Any], base: JobSpec | None) -> JobSpec:
     for name in ("tags", "non_retryable_exit_codes"):
         if name in values:
             values[name] = tuple(dict.fromkeys(values[name]))
+    for name in HOOK_NAMES:
+        if isinstance(values.get(name), dict):
+            values[name] = Hook(**values[name])
     spec = dataclasses.replace(base, **values) if base is not None else JobSpec(**values)
     if spec.type == "http" and spec.method is None:
         spec = dataclasses.replace(spec, method="GET")

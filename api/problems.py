@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from api.errors import ApiError, FieldProblem
+from events.model import HOOK_NAMES
 
 
 async def api_error_response(request: Request, exc: ApiError) -> JSONResponse:
@@ -85,6 +86,8 @@ def _field_name(path: list[Any]) -> str:
     if not path:
         return ""
     name = str(path[0])
+    if name in HOOK_NAMES and len(path) > 1:  # a hook's own field: ``on_failure.url``
+        return f"{name}.{path[1]}"
     if len(path) > 1 and isinstance(path[1], int):
         name += f"[{path[1]}]"
         if rest := _field_name(path[2:]):

@@ -21,6 +21,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from api.secret_refs import HeaderValue
+from events.secret_refs import SECRET_NAME_PATTERN
 from projector.run_projection import RunStatus
 from projector.storable import INT64_MAX, find_unstorable
 
@@ -77,6 +78,11 @@ PoolField = Literal["process", "thread"]
 MaxConcurrency = Annotated[int, Field(ge=1, le=10_000)]
 
 
+def _plain(value: Any) -> Any:
+    """A nested body (a hook) as the JSON it stands for, checked like any other value."""
+    return value.model_dump() if isinstance(value, BaseModel) else value
+
+
 class StoredBody(BaseModel):
     """A request body whose values end up in an event, hence in the read model.
 
@@ -91,7 +97,7 @@ class StoredBody(BaseModel):
 
     @model_validator(mode="after")
     def _storable(self) -> StoredBody:
-        values = {name: getattr(self, name) for name in type(self).model_fields}
+        values = {name: _plain(getattr(self, name)) for name in type(self).model_fields}
         found = find_unstorable(values)
         if found is not None:
             raise PydanticCustomError(
@@ -108,6 +114,21 @@ Command = (
 Url = Annotated[str, Field(min_length=1, max_length=8192)]
 Method = Annotated[str, Field(min_length=1, max_length=16)]
 HttpBody = Annotated[Any, AfterValidator(check_body)]  # text, or JSON object/array
+
+
+class HookIn(StoredBody):
+    """A hook told of a run's outcome: a POST to ``url``, signed with the secret named
+    ``secret`` when one is named (README, Notifications)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: Url
+    secret: Annotated[str, Field(pattern=SECRET_NAME_PATTERN)] | None = None
+
+
+class HookOut(BaseModel):
+    url: str
+    secret: str | None = None  # the secret's name; its value never leaves the deliverer
 
 
 class JobSettings(StoredBody):
@@ -140,6 +161,10 @@ class JobSettings(StoredBody):
     non_retryable_exit_codes: (
         Annotated[list[Annotated[int, Field(ge=0, le=255)]], Field(max_length=256)] | None
     ) = None
+    # HTTP hooks told of a run's outcome; null removes one on update.
+    on_success: HookIn | None = None
+    on_failure: HookIn | None = None
+    on_dead_letter: HookIn | None = None
 
 
 class JobFields(JobSettings):
@@ -300,6 +325,9 @@ class JobOut(BaseModel):
     enabled: bool
     catchup: bool
     non_retryable_exit_codes: list[int]
+    on_success: HookOut | None = None
+    on_failure: HookOut | None = None
+    on_dead_letter: HookOut | None = None
     status: Literal["active", "paused", "done"]
     paused_reason: str | None = None
     next_run: str | None

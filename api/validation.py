@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from api.errors import FieldProblem
+from api.hook_checks import check_hooks
 from api.parameters_schema import parameter_problems, schema_problems
 from api.secret_refs import plain_secrets
 from events.job_urls import http_url_problem
@@ -36,6 +37,7 @@ def check_spec(
     problems += _check_schedule(spec, now, schedule_changed)
     problems += plain_secrets("headers", spec.headers) + plain_secrets("body", spec.json_body)
     problems += check_parameters(spec.parameters) + _check_parameters_schema(spec)
+    problems += check_hooks(spec)
     if len(json.dumps(spec.parameters)) > MAX_PARAMETERS_BYTES:
         problems.append(
             FieldProblem("parameters", f"larger than {MAX_PARAMETERS_BYTES} bytes as JSON")

@@ -6,8 +6,9 @@ import dataclasses
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
-from api.schemas import AttemptOut, EventOut, JobOut, RunOut, WorkerOut
+from api.schemas import AttemptOut, EventOut, HookOut, JobOut, RunOut, WorkerOut
 from api.secret_refs import join_headers
+from events.model import Hook
 from leases.port import Lease
 from projector.api_reads import EventEntry, WorkerSummary, schedule_type
 from projector.job_projection import JobRow
@@ -77,6 +78,9 @@ def job_out(
         enabled=spec.enabled,
         catchup=spec.catchup,
         non_retryable_exit_codes=list(spec.non_retryable_exit_codes),
+        on_success=hook_out(spec.on_success),
+        on_failure=hook_out(spec.on_failure),
+        on_dead_letter=hook_out(spec.on_dead_letter),
         status=job_status(job, last_fire_at),
         paused_reason=job.paused_reason,
         next_run=iso(next_run(job, now)),
@@ -85,6 +89,10 @@ def job_out(
         version=job.version,
         **typed,  # type: ignore[arg-type]
     )
+
+
+def hook_out(hook: Hook | None) -> HookOut | None:
+    return None if hook is None else HookOut(url=hook.url, secret=hook.secret)
 
 
 def event_out(entry: EventEntry) -> EventOut:

@@ -167,14 +167,29 @@ def dashboard_command(
 
 
 @app.command("scheduler")
-def scheduler_command(data_dir: DataDir = None) -> None:
-    """Run a scheduler; of several, one leads and the others stand by."""
-    settings = _settings(data_dir=data_dir)
+def scheduler_command(
+    data_dir: DataDir = None,
+    api_url: Annotated[
+        str | None,
+        typer.Option(
+            help="The API's address, for the run links in hook deliveries "
+            "[default: CHRONOLOG_API_URL, else http://127.0.0.1:8000]"
+        ),
+    ] = None,
+) -> None:
+    """Run a scheduler; of several, one leads and the others stand by. Each also
+    delivers job hooks (README, Notifications)."""
+    settings = _settings(data_dir=data_dir, api_url=api_url)
     with _reported():
         runtime = wiring.build_runtime(settings)
-    scheduler = roles.scheduler_role(runtime)
+        scheduler = roles.scheduler_role(runtime)
+        hooks = roles.hook_deliverer(runtime, scheduler.config.node_id)
     typer.echo(f"Scheduler {scheduler.config.node_id} running on {settings.data_dir}")
-    scheduler.run(roles.stop_on_signals())
+    stop = roles.stop_on_signals()
+    delivering = roles.start_hook_deliverer(hooks, stop)
+    scheduler.run(stop)
+    delivering.join(timeout=settings.hooks_timeout + 10)  # attempts under way get recorded
+    hooks.close()
     runtime.close()
 
 

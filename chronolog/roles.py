@@ -21,6 +21,7 @@ from worker.runner import Worker, WorkerConfig
 from worker.secrets import SecretExecutor, load_secrets
 
 if TYPE_CHECKING:
+    from notify.deliverer import HookDeliverer
     from scheduler.loop import Scheduler
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,41 @@ def scheduler_role(runtime: wiring.Runtime) -> Scheduler:
         leases=runtime.leases,
         progress=runtime.progress,
     )
+
+
+def hook_deliverer(runtime: wiring.Runtime, node_id: str) -> HookDeliverer:
+    """The deliverer of job hooks that runs beside a scheduler (``notify.deliverer``),
+    with its own log and lease store connections: it appends and leases from its thread."""
+    from notify.deliverer import HookDeliverer
+    from notify.pending import HookConfig
+    from notify.retry import RetryPolicy
+
+    settings = runtime.settings
+    config = HookConfig(
+        node_id=node_id,
+        api_base_url=settings.api_base_url,
+        retry=RetryPolicy(
+            settings.hooks_max_attempts, settings.hooks_retry_delay, settings.hooks_max_retry_delay
+        ),
+        timeout=settings.hooks_timeout,
+        concurrency=settings.hooks_concurrency,
+        recovery_window=settings.hooks_recovery_window,
+        allow=settings.executor_policy().http_allow,
+    )
+    return HookDeliverer(
+        config,
+        wiring.open_event_log(settings),
+        runtime.codec,
+        runtime.engine,
+        leases=wiring.open_lease_store(settings),
+        secrets=load_secrets(settings.secrets_file, os.environ),  # a bad file stops it here
+    )
+
+
+def start_hook_deliverer(deliverer: HookDeliverer, stop: threading.Event) -> threading.Thread:
+    thread = threading.Thread(target=deliverer.run, args=(stop,), name="hooks", daemon=True)
+    thread.start()
+    return thread
 
 
 # --- the worker role ----------------------------------------------------------------

@@ -78,7 +78,9 @@ def child_commands(
     API down, and each gets its own interpreter and core), by role name."""
     base = [sys.executable, "-m", "chronolog"]
     data = ["--data-dir", str(settings.data_dir)]
-    commands = [("scheduler", [*base, "scheduler", *data])] if scheduler else []
+    # The scheduler's hook summaries link runs in this API (``run_url``).
+    api = ["--api-url", settings.api_base_url]
+    commands = [("scheduler", [*base, "scheduler", *data, *api])] if scheduler else []
     worker = [*base, "worker", *data, "--app-dir", str(settings.app_dir)]
     worker += ["--concurrency", str(concurrency), *_first_run_job_types(settings, workers)]
     commands += [(f"worker-{i + 1}", worker) for i in range(workers)]

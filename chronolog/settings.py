@@ -68,8 +68,19 @@ class Settings:
     # The token the Python client and `chronolog apply` send (chronolog.client); declared
     # here so the other commands accept an environment that sets it.
     token: str = ""
-    # Workers: a JSON object of secret names to values, looked up before the environment.
+    # Workers and the hook deliverer (in the scheduler): a JSON object of secret names to
+    # values, looked up before the environment.
     secrets_file: Path | None = None
+
+    # Hook deliveries (notify/, run by each scheduler process): attempts per outcome and
+    # hook, the delay before the second (doubling, capped), one attempt's time limit,
+    # attempts in flight, and how far back a starting deliverer looks for undelivered ones.
+    hooks_max_attempts: int = 5
+    hooks_retry_delay: float = 1.0
+    hooks_max_retry_delay: float = 300.0
+    hooks_timeout: float = 10.0
+    hooks_concurrency: int = 16
+    hooks_recovery_window: float = 24 * 3600.0
 
     # Executor policy (worker.policy). Empty job types: python and http, and `up` on the
     # embedded defaults adds shell for its own workers; empty modules: the app dir's.
@@ -344,6 +355,12 @@ PARSERS: dict[str, Callable[[str, str], Any]] = {
     "cors_origins": _origins,
     "api_rate_limit": _non_negative_float,
     "api_rate_burst": _positive_int,
+    "hooks_max_attempts": _positive_int,
+    "hooks_retry_delay": _positive_float,
+    "hooks_max_retry_delay": _positive_float,
+    "hooks_timeout": _positive_float,
+    "hooks_concurrency": _positive_int,
+    "hooks_recovery_window": _positive_float,
 }
 
 
