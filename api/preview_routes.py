@@ -18,7 +18,7 @@ from api.auth import VIEWER
 from api.dependencies import Context
 from api.errors import FieldProblem, Invalid, NotFound
 from projector import api_reads
-from timing.previews import MAX_PREVIEW, Preview, preview
+from timing.previews import EARLIEST_AFTER, LATEST_AFTER, MAX_PREVIEW, Preview, preview
 from timing.schedules import InvalidSchedule, InvalidTimezone, Schedule, parse_schedule
 
 router = APIRouter(tags=["schedules"])
@@ -85,7 +85,7 @@ def job_fires(ref: str, ctx: Context, count: Count = 10, after: After = None) ->
         job = api_reads.find_job(session, ref)
     if job is None:
         raise NotFound(f"no job with id or name {ref!r}")
-    start = _aware(after) or ctx.clock()
+    start = _start(after, ctx.clock())
     schedule = _parsed(job.spec.schedule, job.spec.timezone)
     if schedule.kind == "none":
         return _answer(schedule, start, Preview([], []), NO_SCHEDULE)
@@ -97,7 +97,7 @@ def job_fires(ref: str, ctx: Context, count: Count = 10, after: After = None) ->
 @router.post("/api/schedules/preview", dependencies=[VIEWER])
 def schedule_preview(body: PreviewBody, ctx: Context) -> PreviewOut:
     """A schedule's next fire times in a timezone, before any job has it."""
-    start = _aware(body.after) or ctx.clock()
+    start = _start(body.after, ctx.clock())
     schedule = _parsed(body.schedule, body.timezone)
     if schedule.kind == "none":
         raise Invalid.of([FieldProblem("schedule", "empty: give a schedule to preview")])
@@ -113,10 +113,18 @@ def _parsed(expression: str | None, timezone: str) -> Schedule:
         raise Invalid.of([FieldProblem("schedule", str(e))]) from e
 
 
-def _aware(moment: datetime | None) -> datetime | None:
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC)
+def _start(after: datetime | None, now: datetime) -> datetime:
+    """``after`` (UTC if it has no offset), else now; refused outside 1970..8999."""
+    if after is None:
+        return now
+    start = after if after.tzinfo is not None else after.replace(tzinfo=UTC)
+    try:
+        in_range = EARLIEST_AFTER <= start < LATEST_AFTER
+    except OverflowError:  # e.g. 0001-01-01T00:00+14:00 is before year 1 in UTC
+        in_range = False
+    if not in_range:
+        raise Invalid.of([FieldProblem("after", "must be from 1970-01-01 to 8999-12-31 (UTC)")])
+    return start
 
 
 def _answer(schedule: Schedule, after: datetime, found: Preview, reason: str | None) -> PreviewOut:

@@ -29,7 +29,12 @@ from timing.schedules import Schedule
 DstNote: TypeAlias = Literal["shifted", "ambiguous"]
 
 MAX_PREVIEW: Final = 100
+# ``after`` is taken from the Unix epoch to the start of year 9000: the maths looks hours
+# either side of it, and fire times past year 9999 do not exist for Python.
+EARLIEST_AFTER: Final = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_AFTER: Final = datetime(9000, 1, 1, tzinfo=UTC)
 _MINUTE: Final = timedelta(minutes=1)
+_SLACK: Final = timedelta(hours=3)  # more than any DST change moves a wall time
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +62,8 @@ def preview(schedule: Schedule, after: datetime, count: int) -> Preview:
     """The next ``count`` fire times strictly after ``after`` (aware), explained."""
     if not 1 <= count <= MAX_PREVIEW:
         raise ValueError(f"count must be 1..{MAX_PREVIEW}, got {count}")
+    if not EARLIEST_AFTER <= after < LATEST_AFTER:
+        raise ValueError(f"after must be from 1970 to 8999, got {after.isoformat()}")
     instants = _next_fires(schedule, after, count)
     zone = ZoneInfo(schedule.timezone)
     shifted: dict[datetime, list[datetime]] = {}
@@ -69,7 +76,13 @@ def preview(schedule: Schedule, after: datetime, count: int) -> Preview:
 
 def _next_fires(schedule: Schedule, after: datetime, count: int) -> list[datetime]:
     fires: list[datetime] = []
-    while len(fires) < count and (fire := schedule.next_fire(after)) is not None:
+    while len(fires) < count:
+        try:
+            fire = schedule.next_fire(after)
+        except (OverflowError, ValueError):  # the next one would be past year 9999
+            break
+        if fire is None:
+            break
         fires.append(fire)
         after = fire
     return fires
@@ -100,9 +113,9 @@ def _gap_walls(
 ) -> tuple[dict[datetime, list[datetime]], list[SkippedWallTime]]:
     """The cron's wall times in DST gaps between ``after`` and ``last``: shifted (by the
     fire instant that stands for them) or, for ``*`` hours, skipped."""
-    walls = croniter(expression, _naive(after, zone) - timedelta(hours=3), ret_type=datetime)
+    walls = croniter(expression, _naive(after, zone) - _SLACK, ret_type=datetime)
     every_hour = walls.expanded[HOUR_FIELD] == ["*"]
-    end = _naive(last, zone) + timedelta(hours=3)
+    end = _naive(min(last, datetime.max.replace(tzinfo=UTC) - 2 * _SLACK), zone) + _SLACK
     shifted: dict[datetime, list[datetime]] = {}
     skipped: list[SkippedWallTime] = []
     for wall in _walls_until(walls, end):
@@ -125,7 +138,7 @@ def _walls_until(walls: croniter[datetime], end: datetime) -> Iterator[datetime]
     try:
         while (wall := walls.get_next()) <= end:
             yield wall
-    except CroniterBadDateError:  # no wall time left in croniter's 50-year search
+    except (CroniterBadDateError, OverflowError, ValueError):  # none left before year 10000
         return
 
 

@@ -98,6 +98,8 @@ def test_bad_query_parameters_are_422_naming_the_field(
         ({"schedule": "@daily", "timezone": "Mars/Olympus"}, "timezone", "unknown timezone"),
         ({"schedule": "@daily", "count": 500}, "count", "less than or equal to 100"),
         ({"schedule": ""}, "schedule", "empty"),
+        ({"schedule": "@daily", "after": "1969-12-31T23:00:00Z"}, "after", "from 1970-01-01"),
+        ({"schedule": "@daily", "after": "0001-01-01T00:00:00+14:00"}, "after", "from 1970"),
         ({"schedule": "@daily", "when": "now"}, "when", "unknown field"),
     ],
 )

@@ -113,6 +113,15 @@ def test_a_one_time_schedule_past_has_no_fires() -> None:
     assert preview(schedule, utc("2026-04-01T00:00:00+00:00"), 5).fires == []
 
 
+def test_fire_times_reach_far_years_and_after_outside_1970_to_8999_is_refused() -> None:
+    yearly = parse_schedule("@yearly", "Pacific/Kiritimati")
+    found = preview(yearly, utc("8999-12-31T00:00:00+00:00"), 100)
+    assert found.fires[-1].local.year == 9099
+    for after in ("1969-12-31T23:59:59+00:00", "9000-01-01T00:00:00+00:00"):
+        with pytest.raises(ValueError, match="after must be from 1970 to 8999"):
+            preview(yearly, utc(after), 1)
+
+
 @pytest.mark.parametrize("count", [0, 101])
 def test_count_outside_1_to_100_is_refused(count: int) -> None:
     with pytest.raises(ValueError, match=r"count must be 1\.\.100"):
