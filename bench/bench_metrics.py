@@ -17,6 +17,14 @@ than wall time. ``both`` alternates on and off within each round (on first in od
 rounds, off first in even ones) so a change in the machine's load hits both alike; the
 load average is recorded around each measurement. Writes bench/results/metrics.json
 (``--results DIR`` elsewhere).
+
+    .venv/bin/python -m bench.bench_metrics --hooks-only [--hook-runs 200000]
+
+measures what the hooks themselves cost per run, without a cluster: one run's worth of
+hot-path observations (start, end, outcome, two appends, a projector batch and a
+scheduler decision per run), CPU time per run with metrics on and off, in a process of
+its own (in-memory values, as a standalone role) and in one writing to a multiprocess
+directory (as ``chronolog up``'s processes do). Writes bench/results/metrics-hooks.json.
 """
 
 from __future__ import annotations
@@ -25,7 +33,9 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,6 +54,7 @@ from chronolog.wiring import open_event_log  # noqa: E402
 from events.codec import EventCodec  # noqa: E402
 from events.ids import new_run_id  # noqa: E402
 from events.model import Event, RunRequested, to_millis  # noqa: E402
+from metrics.exposition import MULTIPROC_ENV  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
 NOOP_PYTHON = {
@@ -153,6 +164,50 @@ def throughput(runs: int, backend: dict[str, str]) -> dict[str, Any]:
     }
 
 
+ONE_RUN = """
+import sys, time
+from prometheus_client import CollectorRegistry
+from metrics.hooks import NO_METRICS
+from metrics.prometheus import PrometheusMetrics
+
+def one_run(m):
+    m.run_started("default", 0.012)
+    m.appended(0.0011, 1)
+    m.run_ended()
+    m.run_finished("noop", "default", "succeeded", 0.002)
+    m.appended(0.0012, 1)
+    m.applied(4)
+    m.decided({"RunQueued": 1})
+
+runs = int(sys.argv[1])
+for name, metrics in (("off", NO_METRICS), ("on", PrometheusMetrics(CollectorRegistry()))):
+    one_run(metrics)  # the first observation makes the labelled series
+    began = time.process_time()
+    for _ in range(runs):
+        one_run(metrics)
+    print(name, (time.process_time() - began) / runs * 1e6)
+"""
+
+
+def hook_cost(runs: int) -> dict[str, dict[str, float]]:
+    """CPU microseconds per run of the hot-path observations, on and off."""
+    found = {}
+    with tempfile.TemporaryDirectory() as directory:
+        for kind, extra in (("in_memory", {}), ("multiprocess", {MULTIPROC_ENV: directory})):
+            environment = {**os.environ, "PYTHONPATH": str(REPO), **extra}
+            done = subprocess.run(
+                [sys.executable, "-c", ONE_RUN, str(runs)],
+                env=environment,
+                capture_output=True,
+                text=True,
+                check=True,
+                timeout=600,
+            )
+            lines = (line.split() for line in done.stdout.splitlines())
+            found[kind] = {name: round(float(value), 2) for name, value in lines}
+    return found
+
+
 def order(setting: str, round_number: int) -> list[str]:
     if setting != "both":
         return [setting]
@@ -192,7 +247,22 @@ def main() -> None:
     parser.add_argument("--latency-runs", type=int, default=100)
     parser.add_argument("--throughput-runs", type=int, default=3000)
     parser.add_argument("--results", type=Path, default=RESULTS, help="where metrics.json goes")
+    parser.add_argument("--hooks-only", action="store_true", help="only the hooks' own cost")
+    parser.add_argument("--hook-runs", type=int, default=200_000)
     args = parser.parse_args()
+    if args.hooks_only:
+        hooks = {
+            "when": datetime.now(UTC).isoformat(timespec="seconds"),
+            "runs": args.hook_runs,
+            "cpu_us_per_run": hook_cost(args.hook_runs),
+            "load_average_1m": load(),
+        }
+        print(json.dumps(hooks, indent=2))
+        path = args.results / "metrics-hooks.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(hooks, indent=2) + "\n")
+        print(f"wrote {path}")
+        return
     rounds = []
     for number in range(args.rounds):
         for setting in order(args.metrics, number):
