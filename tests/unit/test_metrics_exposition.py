@@ -1,5 +1,6 @@
-"""``chronolog up``'s metrics directory: what its ``/metrics`` adds up from the processes
-that wrote there (real processes in multiprocess mode, then read back)."""
+"""What ``/metrics`` renders: ``chronolog up``'s directory, added up from the processes
+that wrote there (real processes in multiprocess mode, then read back), and the state
+gauges when their read fails."""
 
 from __future__ import annotations
 
@@ -9,10 +10,13 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from metrics.exposition import MULTIPROC_ENV, _LiveFiles
+from metrics.prometheus import PrometheusMetrics
+from metrics.state import StateCollector, StateReading
 
 WRITER = textwrap.dedent(
     """
@@ -65,3 +69,18 @@ def test_counters_of_every_process_add_up_and_gauges_of_dead_ones_are_dropped(
     assert found[("chronolog_worker_slots", ())] == 4  # the dead worker's slots are gone
     assert found[("chronolog_worker_busy_slots", ())] == 1
     assert ("chronolog_worker_slots", ()) not in samples(tmp_path)  # now both are dead
+
+
+def test_a_failed_state_read_drops_only_the_state_gauges_and_says_why(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def unreadable() -> StateReading:
+        raise ConnectionError("lease store down")
+
+    registry = CollectorRegistry()
+    PrometheusMetrics(registry).worker_started(2)
+    registry.register(StateCollector(unreadable))
+    names = {f.name for f in text_string_to_metric_families(generate_latest(registry).decode())}
+    assert "chronolog_worker_slots" in names
+    assert "chronolog_queue_depth" not in names
+    assert "state gauges not read for this scrape" in caplog.text
