@@ -13,7 +13,17 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 
-from api import audit_routes, changes, health, job_routes, live_output, run_routes, token_routes
+from api import (
+    audit_routes,
+    changes,
+    health,
+    job_routes,
+    live_output,
+    metrics_route,
+    preview_routes,
+    run_routes,
+    token_routes,
+)
 from api.auth import TokenGate
 from api.changes import change_hub
 from api.context import ApiContext
@@ -73,6 +83,7 @@ def create_app(context: ApiContext) -> FastAPI:
     )
     app.state.change_hub = change_hub(context)
     app.state.progress_watch = ProgressWatch()
+    app.include_router(preview_routes.router)  # before job_routes: /fires is not a job ref
     app.include_router(job_routes.router)
     app.include_router(run_routes.router)
     app.include_router(run_routes.workers_router)
@@ -81,6 +92,9 @@ def create_app(context: ApiContext) -> FastAPI:
     app.include_router(token_routes.router)
     app.include_router(audit_routes.router)
     app.include_router(health.router)
+    if context.metrics.enabled:
+        app.state.metrics_registry = metrics_route.registry(context)
+        app.include_router(metrics_route.router)
     return app
 
 

@@ -14,6 +14,7 @@ from api.stream_slots import StreamSlots
 from eventlog.port import EventLog
 from events.codec import EventCodec
 from leases.port import LeaseStore
+from metrics.hooks import NO_METRICS, Metrics
 from projector.progress import ProjectionProgress
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
@@ -56,3 +57,4 @@ class ApiContext:
     cors_origins: tuple[str, ...] = ()  # normalized origins whose pages may call the API
     rate_limit: float = 0.0  # requests per second per caller; 0: no limit
     rate_burst: int = 1
+    metrics: Metrics = NO_METRICS  # off: no /metrics route, nothing observed

@@ -216,7 +216,7 @@ class OriginGuardMiddleware:
         await self.app(scope, receive, send)
 
 
-EXEMPT_FROM_RATE_LIMIT = ("/api/health",)
+EXEMPT_FROM_RATE_LIMIT = ("/api/health", "/metrics")
 
 
 def caller_key(scope: Scope) -> str:

@@ -63,6 +63,7 @@ def trigger(
     in the same write). The same ``Idempotency-Key`` always answers with the same run."""
     commands = RunCommands(ctx, caller)
     answer = commands.trigger(ref, body.parameters if body else {}, idempotency_key)
+    ctx.metrics.triggered(created=int(answer.created), replayed=int(not answer.created))
     response.status_code = 201 if answer.created else 200
     response.headers["Location"] = f"/api/runs/{answer.run_id}"
     return TriggerOut(
@@ -109,6 +110,8 @@ def trigger_batch(
     answer lists each run, in the order asked, as a single trigger would answer it."""
     requests = [TriggerRequest(r.job, r.parameters, r.idempotency_key) for r in body.runs]
     answers = RunCommands(ctx, caller).trigger_many(requests, where=lambda i: f"runs[{i}].")
+    created = sum(a.created for a in answers)
+    ctx.metrics.triggered(created=created, replayed=len(answers) - created)
     response.status_code = 201 if any(a.created for a in answers) else 200
     return BatchTriggerOut(
         runs=[

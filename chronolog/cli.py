@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from chronolog import roles, wiring
+from chronolog import observability, roles, wiring
 from chronolog.apply_plan import DEFAULT_MARKER
 from chronolog.logs import configure_logging
 from chronolog.settings import (
@@ -59,6 +59,15 @@ def _reported() -> Iterator[None]:
 
 
 Concurrency = Annotated[int, typer.Option(help="Runs one worker process executes at once", min=1)]
+MetricsPort = Annotated[
+    int | None,
+    typer.Option(
+        help="Serve Prometheus metrics at /metrics on this port, on CHRONOLOG_METRICS_HOST "
+        "(default 127.0.0.1) [default: CHRONOLOG_METRICS_PORT, else none]",
+        min=1,
+        max=65535,
+    ),
+]
 AppDir = Annotated[
     Path | None,
     typer.Option(
@@ -101,6 +110,7 @@ def up(
         settings = dataclasses.replace(settings, app_dir=roles.app_dir(settings))  # for workers
         roles.check_secrets_file(settings)  # refused here, not by every worker it starts
     with _reported(), wiring.projector_lock(settings):
+        observability.start_up_metrics(settings)  # before any instrument is made
         typer.echo(
             f"Chronolog is up: API http://{settings.api_host}:{settings.api_port} "
             f"(docs at /docs), data in {settings.data_dir}"
@@ -176,12 +186,15 @@ def scheduler_command(
             "[default: CHRONOLOG_API_URL, else http://127.0.0.1:8000]"
         ),
     ] = None,
+    metrics_port: MetricsPort = None,
 ) -> None:
     """Run a scheduler; of several, one leads and the others stand by. Each also
     delivers job hooks (README, Notifications)."""
-    settings = _settings(data_dir=data_dir, api_url=api_url)
+    settings = _settings(data_dir=data_dir, api_url=api_url, metrics_port=metrics_port)
     with _reported():
-        runtime = wiring.build_runtime(settings)
+        observability.check_metrics_port(settings)
+        runtime = wiring.build_runtime(settings, observability.role_metrics(settings))
+        observability.serve_role_metrics(settings, runtime.metrics)
         scheduler = roles.scheduler_role(runtime)
         hooks = roles.hook_deliverer(runtime, scheduler.config.node_id)
     typer.echo(f"Scheduler {scheduler.config.node_id} running on {settings.data_dir}")
@@ -216,6 +229,7 @@ def worker_command(
             "[default: CHRONOLOG_WORKER_JOB_TYPES, else python,http]"
         ),
     ] = None,
+    metrics_port: MetricsPort = None,
 ) -> None:
     """Run a worker: take runs from the queues named by --tags and execute them."""
     with _reported():
@@ -225,6 +239,7 @@ def worker_command(
         app_dir=app_dir,
         max_runs_per_child=max_runs_per_child,
         worker_job_types=types,
+        metrics_port=metrics_port,
     )
     queues = [tag.strip() for tag in tags.split(",") if tag.strip()]
     if not queues:
@@ -237,11 +252,14 @@ def worker_command(
 def projector_command(
     data_dir: DataDir = None,
     batch_size: Annotated[int, typer.Option(help="Most events per transaction", min=1)] = 5000,
+    metrics_port: MetricsPort = None,
 ) -> None:
     """Run only the projector: keep the read models up to date with the log."""
-    settings = _settings(data_dir=data_dir)
+    settings = _settings(data_dir=data_dir, metrics_port=metrics_port)
     with _reported(), wiring.projector_lock(settings):
-        runtime = wiring.build_runtime(settings)
+        observability.check_metrics_port(settings)
+        runtime = wiring.build_runtime(settings, observability.role_metrics(settings))
+        observability.serve_role_metrics(settings, runtime.metrics)
         typer.echo(f"Projector running on {settings.database_label}")
         wiring.run_projector(runtime, roles.stop_on_signals(), batch_size=batch_size)
         runtime.close()

@@ -12,8 +12,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from chronolog import wiring
+from chronolog import observability, wiring
 from chronolog.settings import Settings, SettingsError
+from eventlog.observed import observed
 from events.codec import EventCodec
 from worker.executors import Executors
 from worker.prefork import ChildOptions
@@ -53,6 +54,7 @@ def scheduler_role(runtime: wiring.Runtime) -> Scheduler:
         runtime.engine,
         leases=runtime.leases,
         progress=runtime.progress,
+        metrics=runtime.metrics,
     )
 
 
@@ -133,7 +135,9 @@ def run_worker(
         },
     )
     secrets = load_secrets(settings.secrets_file, os.environ)  # a bad file stops it here
-    event_log = wiring.open_event_log(settings)
+    metrics = observability.role_metrics(settings)
+    observability.serve_role_metrics(settings, metrics)
+    event_log = observed(wiring.open_event_log(settings), metrics)
     leases = wiring.open_lease_store(settings)
     config = WorkerConfig(
         worker_id=worker_id or new_node_id("worker"),
@@ -148,7 +152,7 @@ def run_worker(
     stop = stop_on_signals()
     with Executors(concurrency, settings.kill_grace, options, policy) as executors:
         executor = SecretExecutor(executors, secrets, config.worker_id)
-        worker = Worker(config, event_log, EventCodec.default(), leases, executor)
+        worker = Worker(config, event_log, EventCodec.default(), leases, executor, metrics=metrics)
         worker.register()
         announce(f"Worker {config.worker_id} registered")
         announce("Listening for jobs...")

@@ -18,7 +18,7 @@ import uvicorn
 
 from api.app import create_app
 from api.context import ApiContext
-from chronolog import access, wiring
+from chronolog import access, observability, wiring
 from chronolog.settings import Settings
 from chronolog.supervision import Backoff, Supervisor
 from worker.policy import JOB_TYPES
@@ -68,6 +68,7 @@ def api_context(runtime: wiring.Runtime) -> ApiContext:
         cors_origins=runtime.settings.cors_origins,
         rate_limit=runtime.settings.api_rate_limit,
         rate_burst=runtime.settings.api_rate_burst,
+        metrics=runtime.metrics,
     )
 
 
@@ -122,7 +123,7 @@ def serve(
     With ``announce`` (``chronolog up``), the first start makes the admin token and
     announces it.
     """
-    runtime = wiring.build_runtime(settings)
+    runtime = wiring.build_runtime(settings, observability.role_metrics(settings, served=True))
     stop = threading.Event()
     threads = [wiring.start_projector(runtime, stop)] if projector else []
     children: Supervisor | None = None

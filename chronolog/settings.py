@@ -94,6 +94,12 @@ class Settings:
     api_rate_limit: float = 200.0  # requests per second
     api_rate_burst: int = 1000
 
+    # Prometheus metrics (metrics/): off skips every observation and serves no /metrics.
+    metrics: bool = True
+    # Worker, scheduler and projector processes serve /metrics here when given (--metrics-port).
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
+
     @property
     def embedded(self) -> bool:
         """Every backend is the embedded default: the first-run, single-machine shape."""
@@ -180,6 +186,15 @@ def _positive_float(name: str, raw: str) -> float:
     if value <= 0:
         raise SettingsError(f"{name}={raw!r} must be greater than 0")
     return value
+
+
+def _switch(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("on", "true", "1", "yes"):
+        return True
+    if value in ("off", "false", "0", "no"):
+        return False
+    raise SettingsError(f"{name}={raw!r} is not on or off")
 
 
 def _choice(*allowed: str) -> Callable[[str, str], str]:
@@ -361,6 +376,9 @@ PARSERS: dict[str, Callable[[str, str], Any]] = {
     "hooks_timeout": _positive_float,
     "hooks_concurrency": _positive_int,
     "hooks_recovery_window": _positive_float,
+    "metrics": _switch,
+    "metrics_port": _port,
+    "metrics_host": lambda _name, raw: raw,
 }
 
 

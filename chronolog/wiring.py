@@ -13,17 +13,20 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from chronolog.settings import Settings, SettingsError, parse_kafka_url
+from eventlog.observed import observed
 from eventlog.port import EventLog
 from eventlog.sqlite import SqliteEventLog
 from events.codec import EventCodec
 from leases.port import LeaseStore
 from leases.sqlite_store import SqliteLeaseStore
+from metrics.hooks import NO_METRICS, Metrics
 
 # The read model's modules (SQLAlchemy's ORM, Alembic, psycopg) are imported where a
 # role opens it: a worker never does, and they would be a third of its memory.
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
+    from projector.batch import BatchResult
     from projector.progress import ProjectionProgress
 
 log = logging.getLogger(__name__)
@@ -37,6 +40,7 @@ class Runtime:
     engine: Engine
     progress: ProjectionProgress
     leases: LeaseStore
+    metrics: Metrics = NO_METRICS  # what the roles of this runtime observe (metrics/)
 
     def close(self) -> None:
         self.leases.close()
@@ -130,17 +134,18 @@ def open_lease_store(settings: Settings) -> LeaseStore:
     return SqliteLeaseStore(settings.data_dir / "leases.db")
 
 
-def build_runtime(settings: Settings) -> Runtime:
+def build_runtime(settings: Settings, metrics: Metrics = NO_METRICS) -> Runtime:
     from projector.progress import ProjectionProgress
 
     engine = open_read_model(settings.database)
     return Runtime(
         settings,
-        open_event_log(settings),
+        observed(open_event_log(settings), metrics),
         EventCodec.default(),
         engine,
         ProjectionProgress(engine),
         open_lease_store(settings),
+        metrics,
     )
 
 
@@ -164,12 +169,17 @@ def run_projector(runtime: Runtime, stop: threading.Event, batch_size: int = 500
         runtime.codec,
         group=projector_group(runtime.settings),
         batch_size=batch_size,
-        on_commit=lambda result: runtime.progress.notify(result.checkpoints),
+        on_commit=lambda result: _committed(runtime, result),
     )
     try:
         projector.run(stop)
     finally:
         projector.close()
+
+
+def _committed(runtime: Runtime, result: BatchResult) -> None:
+    runtime.progress.notify(result.checkpoints)
+    runtime.metrics.applied(result.applied)
 
 
 def start_projector(runtime: Runtime, stop: threading.Event) -> threading.Thread:

@@ -199,6 +199,11 @@ class LeaseStore(ABC):
     def queued_ids(self, queue: str) -> set[str]:
         """Ids waiting in ``queue`` (for reconciliation)."""
 
+    def queue_depths(self, queues: Sequence[str]) -> dict[str, int]:
+        """How many items wait in each of ``queues`` (read at metrics scrape time), in one
+        round trip where the adapter can."""
+        return {queue: len(self.queued_ids(queue)) for queue in queues}
+
     # --- flags -------------------------------------------------------------------------
 
     @abstractmethod

@@ -326,6 +326,15 @@ class RedisLeaseStore(LeaseStore):
             ids = self._client.hkeys(self._keys.items(queue))
         return {_text(item_id) for item_id in ids}
 
+    def queue_depths(self, queues: Sequence[str]) -> dict[str, int]:
+        names = list(dict.fromkeys(queues))
+        with self._translating(f"counting queues {names!r}"):
+            pipe = self._client.pipeline(transaction=False)
+            for queue in names:
+                pipe.hlen(self._keys.items(queue))
+            counts = pipe.execute()
+        return {queue: int(count) for queue, count in zip(names, counts, strict=True)}
+
     # --- flags -------------------------------------------------------------------------
 
     def set_flag(self, key: str, ttl: float) -> None:

@@ -318,6 +318,12 @@ class SqliteLeaseStore(LeaseStore):
         with self._reading(f"listing of queue {queue!r}") as (conn, _):
             return {row[0] for row in conn.execute(query, (queue,))}
 
+    def queue_depths(self, queues: Sequence[str]) -> dict[str, int]:
+        query = "SELECT queue, COUNT(*) FROM queue_items GROUP BY queue"
+        with self._reading("counting the queues") as (conn, _):
+            counts = dict(conn.execute(query).fetchall())
+        return {queue: int(counts.get(queue, 0)) for queue in queues}
+
     # --- flags -------------------------------------------------------------------------
 
     def set_flag(self, key: str, ttl: float) -> None:

@@ -311,6 +311,11 @@ def queued_by_queue(session: Session) -> dict[str, int]:
     return {queue: count for queue, count in session.execute(query).all() if queue is not None}
 
 
+def job_queues(session: Session) -> set[str]:
+    """Every queue a job sends its runs to (the queues whose depth /metrics reports)."""
+    return set(session.scalars(select(JobRecord.queue).distinct()))
+
+
 # --- API tokens --------------------------------------------------------------------
 
 

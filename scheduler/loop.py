@@ -26,6 +26,7 @@ from events.model import Event, RunCancelRequested, RunQueued, RunRequested
 from leases.cancel_signal import signal_cancel
 from leases.dispatch import SCHEDULER_LEADER_KEY, worker_lease_key
 from leases.port import Lease, LeaseStore
+from metrics.hooks import NO_METRICS, Metrics
 from projector import scheduler_reads as reads
 from projector.progress import ProjectionProgress
 from scheduler.cancellation import cancel_events
@@ -72,8 +73,10 @@ class Scheduler:
         progress: ProjectionProgress,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         rng: random.Random | None = None,
+        metrics: Metrics = NO_METRICS,
     ) -> None:
         self.config = config
+        self._metrics = metrics
         self._log = log
         self._codec = codec
         self._engine = engine
@@ -268,6 +271,7 @@ class Scheduler:
         counts: dict[str, int] = {}
         for event in events:
             counts[event.type] = counts.get(event.type, 0) + 1
+        self._metrics.decided(counts)
         log.info("scheduler decided", extra={"events": counts})
 
     def _next_round(self, gathered: Gathered, now: datetime) -> datetime:

@@ -50,6 +50,7 @@ from leases.dispatch import (
     worker_lease_key,
 )
 from leases.port import Lease, LeaseStore, RunEnd, TakenItem
+from metrics.hooks import NO_METRICS, Metrics
 from worker.appender import Appender
 from worker.execution import ExecutionRequest, Executor, RunCancel
 from worker.finisher import Finisher
@@ -86,8 +87,10 @@ class Worker:
         executor: Executor,
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        metrics: Metrics = NO_METRICS,
     ) -> None:
         self.config = config
+        self._metrics = metrics
         self._log = log
         self._codec = codec
         self._leases = leases
@@ -117,6 +120,7 @@ class Worker:
         )
         payload = WorkerRegistered(c.worker_id, c.hostname, c.pid, c.queues, c.concurrency)
         self._append(self._event(payload, job_id=None))
+        self._metrics.worker_started(c.concurrency)
         log.info("worker registered", extra={"worker_id": c.worker_id, "queues": c.queues})
 
     def run(self, stop: threading.Event) -> None:
@@ -354,6 +358,7 @@ class Worker:
             await self._append_async(
                 self._run_event(ticket, RunCancelled(reason, self.config.worker_id, lease.token))
             )
+            self._metrics.run_finished(ticket.spec.name, ticket.spec.queue, "cancelled", None)
             return False
         await self._append_async(
             self._run_event(ticket, RunStarted(self.config.worker_id, lease.token))
@@ -377,6 +382,8 @@ class Worker:
                 ticket, outcome_payload(ticket, result, self.config.worker_id, lease.token)
             )
         )
+        spec, seconds = ticket.spec, result.duration_ms / 1000
+        self._metrics.run_finished(spec.name, spec.queue, result.status, seconds)
         return True
 
     def _executing(self, ticket: Ticket, cancel: RunCancel) -> ExecutionRequest:
@@ -390,6 +397,7 @@ class Worker:
             "run started",
             extra={"run_id": ticket.run_id, "job_id": ticket.job_id, "attempt": ticket.attempt},
         )
+        self._metrics.run_started(ticket.spec.queue, lateness(ticket, self._clock()))
         return ExecutionRequest(
             ticket.run_id,
             ticket.job_id,
@@ -402,6 +410,7 @@ class Worker:
 
     def _executed(self, ticket: Ticket, lease: Lease) -> bool:
         """The job is done: whether its lease was lost meanwhile."""
+        self._metrics.run_ended()
         self._live.finish(ticket.run_id)
         lost = self._keeper.drop(lease)
         with self._running_lock:
@@ -451,6 +460,13 @@ class Worker:
                     extra={"run_id": event.run_id, "event_type": event.type},
                 )
                 time.sleep(0.5)
+
+
+def lateness(ticket: Ticket, started_at: datetime) -> float | None:
+    """Seconds from a scheduled run's fire time to its start; None if not scheduled."""
+    if ticket.scheduled_for is None:
+        return None
+    return (started_at - ticket.scheduled_for).total_seconds()
 
 
 class LeaseKeeper:

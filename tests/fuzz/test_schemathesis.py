@@ -300,6 +300,10 @@ def fuzz(operation: Any, mode: GenerationMode, served: Served, tally: Tally) -> 
         # Made-up job names name no job (a 422): batches of seeded jobs reach the work too.
         batches = st.lists(st.sampled_from(served.seeded.jobs), min_size=1, max_size=5)
         strategies.append(batches.flatmap(_batch_of(operation, mode)))
+    if operation.label == "POST /api/schedules/preview" and positive:
+        # Made-up schedule text is rarely a schedule (a 422): valid ones reach the maths too.
+        bodies = st.sampled_from(PREVIEW_BODIES)
+        strategies.append(bodies.flatmap(_body_of(operation, mode)))
 
     @settings(
         max_examples=EXAMPLES,
@@ -327,6 +331,22 @@ def _with(operation: Any, mode: GenerationMode, parameter: str) -> Callable[[str
 
     def strategy(value: str) -> Any:
         return operation.as_strategy(generation_mode=mode, path_parameters={parameter: value})
+
+    return strategy
+
+
+PREVIEW_BODIES: list[dict[str, Any]] = [
+    {"schedule": "*/15 * * * *"},
+    {"schedule": "30 2 * * *", "timezone": "Europe/Berlin", "count": 100},
+    {"schedule": "30 * * * *", "timezone": "Europe/Berlin", "after": "2026-10-25T00:00:00Z"},
+    {"schedule": "every 5m", "count": 1},
+    {"schedule": "@yearly", "timezone": "Pacific/Kiritimati", "after": "8999-06-01T00:00:00"},
+]
+
+
+def _body_of(operation: Any, mode: GenerationMode) -> Callable[[dict[str, Any]], Any]:
+    def strategy(body: dict[str, Any]) -> Any:
+        return operation.as_strategy(generation_mode=mode, body=body)
 
     return strategy
 

@@ -145,6 +145,9 @@ class FastTimeStore(LeaseStore):
     def queued_ids(self, queue: str) -> set[str]:
         return self._inner.queued_ids(queue)
 
+    def queue_depths(self, queues: Sequence[str]) -> dict[str, int]:
+        return self._inner.queue_depths(queues)
+
     def set_flag(self, key: str, ttl: float) -> None:
         self._inner.set_flag(key, ttl / self._fast.speed)
 
@@ -778,6 +781,23 @@ def test_queued_ids_lists_what_waits_in_one_queue(store: LeaseStore) -> None:
     store.push("gpu", item("run-gpu"))
     store.pop(["default"], 0)
     assert store.queued_ids("default") == {f"run-{i}" for i in range(1, 5)}
+
+
+@pytest.mark.parametrize("implementation", ["adapter", "port-default"])
+def test_queue_depths_count_what_waits_in_each_queue_asked_for(
+    store: LeaseStore, implementation: str
+) -> None:
+    depths = (
+        store.queue_depths
+        if implementation == "adapter"
+        else functools.partial(LeaseStore.queue_depths, store)
+    )
+    for i in range(3):
+        store.push("default", item(f"run-{i}"))
+    store.push("gpu", item("run-gpu"))
+    store.pop(["default"], 0)
+    assert depths(["default", "gpu", "empty"]) == {"default": 2, "gpu": 1, "empty": 0}
+    assert depths([]) == {}
 
 
 def test_pop_times_out_with_none_promptly(store: LeaseStore) -> None:

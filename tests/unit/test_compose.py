@@ -43,6 +43,7 @@ LONG_RUNNING = [name for name in CHRONOLOG_SERVICES if name != "setup"]
 # The roles that take leases; the dashboard only reads and calls the API.
 LEASING_ROLES = [name for name in LONG_RUNNING if name != "dashboard"]
 INFRASTRUCTURE = ["kafka", "postgres", "redis"]
+MONITORING = ["prometheus", "grafana"]  # the `monitoring` profile
 
 
 def _load_compose() -> dict[str, Any]:
@@ -106,7 +107,7 @@ def test_the_compose_validator_rejects_an_unknown_service_key(tmp_path: Path) ->
 def test_the_chronolog_services_are_the_ones_built_from_this_repository() -> None:
     built = sorted(name for name, service in SERVICES.items() if "build" in service)
     assert built == sorted(CHRONOLOG_SERVICES)
-    assert sorted(set(SERVICES) - set(built)) == sorted(INFRASTRUCTURE)
+    assert sorted(set(SERVICES) - set(built)) == sorted(INFRASTRUCTURE + MONITORING)
 
 
 @pytest.mark.parametrize("name", CHRONOLOG_SERVICES)
@@ -250,7 +251,10 @@ def test_every_reference_names_something_the_file_defines() -> None:
     mounted = {
         mount.split(":")[0] for service in SERVICES.values() for mount in service.get("volumes", [])
     }
-    assert mounted == set(COMPOSE["volumes"])
+    files = {source for source in mounted if source.startswith("./")}
+    assert mounted - files == set(COMPOSE["volumes"])
+    for source in files:  # bind mounts of this repository's deploy/ files
+        assert (ROOT / source).exists(), source
 
 
 def test_the_chronolog_urls_point_at_the_backend_services() -> None:
@@ -276,3 +280,70 @@ def test_kafka_runs_kraft_without_topic_auto_creation_and_a_valid_cluster_id() -
     cluster_id = kafka["CLUSTER_ID"]
     assert len(cluster_id) == 22
     assert len(base64.urlsafe_b64decode(cluster_id + "==")) == 16
+
+
+# --- the monitoring profile ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", MONITORING)
+def test_monitoring_runs_only_with_its_profile_from_pinned_images(name: str) -> None:
+    service = SERVICES[name]
+    assert service["profiles"] == ["monitoring"]
+    assert re.fullmatch(r"[\w./-]+:v?\d+\.\d+\.\d+", service["image"]), service["image"]
+    others = [n for n in SERVICES if n not in MONITORING]
+    assert all("profiles" not in SERVICES[n] for n in others)
+
+
+def _metrics_ports() -> dict[str, int]:
+    """Each Chronolog service's metrics port, from its command (the API's own port)."""
+    ports = {}
+    for name in LONG_RUNNING:
+        _, options = _parse_cli(SERVICES[name]["command"])
+        port = options.get("metrics_port") or options.get("api_port")
+        if port is not None:
+            ports[name] = port
+    return ports
+
+
+def test_prometheus_scrapes_every_role_where_it_serves_metrics() -> None:
+    config = YAML(typ="safe", pure=True).load(ROOT / "deploy/prometheus/prometheus.yml")
+    targets = set()
+    for job in config["scrape_configs"]:
+        for static in job.get("static_configs", []):
+            targets |= set(static["targets"])
+        for dns in job.get("dns_sd_configs", []):
+            targets |= {f"{name}:{dns['port']}" for name in dns["names"]}
+    assert targets == {f"{name}:{port}" for name, port in _metrics_ports().items()}
+    assert set(_metrics_ports()) == set(LONG_RUNNING) - {"dashboard"}
+    assert load_settings(SERVICES["worker"]["environment"]).metrics_host == "0.0.0.0"
+
+
+def _exported_metric_names() -> set[str]:
+    from prometheus_client import CollectorRegistry
+
+    from metrics.prometheus import PrometheusMetrics
+    from metrics.state import StateCollector, StateReading
+
+    registry = CollectorRegistry()
+    PrometheusMetrics(registry)
+    registry.register(StateCollector(lambda: StateReading({}, 0, 0)))
+    names = set()
+    for family in registry.collect():
+        suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_sum", "_count"]}
+        names |= {family.name + s for s in suffixes.get(family.type, [""])}
+    return names
+
+
+def test_the_grafana_dashboard_queries_only_metrics_chronolog_exports() -> None:
+    dashboard = json.loads((ROOT / "deploy/grafana/chronolog.json").read_text())
+    queries = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+    used = {name for query in queries for name in re.findall(r"chronolog_\w+", query)}
+    exported = _exported_metric_names()
+    assert used <= exported, used - exported
+    # Every family is on the dashboard, but for the histograms' sums and counts.
+    assert {n for n in exported if not n.endswith(("_sum", "_count"))} <= used
+    provisioned = YAML(typ="safe", pure=True).load(
+        ROOT / "deploy/grafana/provisioning/datasources/prometheus.yml"
+    )
+    uids = {source["uid"] for source in provisioned["datasources"]}
+    assert {panel["datasource"]["uid"] for panel in dashboard["panels"]} <= uids

@@ -167,3 +167,18 @@ def test_a_kafka_url_carries_brokers_topic_and_partitions() -> None:
 def test_bad_kafka_urls_say_what_is_wrong(url: str, message: str) -> None:
     with pytest.raises(SettingsError, match=re.escape(message)):
         load_settings({"CHRONOLOG_EVENT_LOG": url})
+
+
+def test_metrics_are_on_by_default_and_switch_off_with_a_port_only_when_asked() -> None:
+    assert (Settings().metrics, Settings().metrics_port, Settings().metrics_host) == (
+        True,
+        None,
+        "127.0.0.1",
+    )
+    env = {"CHRONOLOG_METRICS": "off", "CHRONOLOG_METRICS_PORT": "9101"}
+    settings = load_settings(env)
+    assert (settings.metrics, settings.metrics_port) == (False, 9101)
+    with pytest.raises(SettingsError, match="CHRONOLOG_METRICS='maybe' is not on or off"):
+        load_settings({"CHRONOLOG_METRICS": "maybe"})
+    with pytest.raises(SettingsError, match="CHRONOLOG_METRICS_PORT='70000' is not a TCP port"):
+        load_settings({"CHRONOLOG_METRICS_PORT": "70000"})
