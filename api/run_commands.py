@@ -67,7 +67,7 @@ class RunCommands:
         with Session(self._ctx.engine) as session:
             jobs = api_reads.find_jobs(session, {r.job for r in requests})
             if problems := request_problems(requests, jobs, where):
-                unknown = [p for p in problems if p.field.endswith("job")]
+                unknown = [p for p in problems if p.field == "job" or p.field.endswith("].job")]
                 if unknown_job is not Invalid and unknown:
                     raise unknown_job(unknown[0].reason)
                 raise Invalid.of(problems)

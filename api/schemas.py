@@ -119,6 +119,9 @@ class JobSettings(StoredBody):
     schedule: Annotated[str, Field(max_length=200)] | None = None
     timezone: Annotated[str, Field(min_length=1, max_length=64)] | None = None
     parameters: dict[str, Any] | None = None
+    # A JSON Schema of the parameters each run gets (``@job`` derives it from the
+    # function's signature); null: not checked.
+    parameters_schema: dict[str, Any] | None = None
     tags: Annotated[list[Label], Field(max_length=50)] | None = None
     depends_on: (
         Annotated[list[Annotated[str, Field(min_length=1)]], Field(max_length=100)] | None
@@ -283,6 +286,7 @@ class JobOut(BaseModel):
     schedule_type: str
     timezone: str
     parameters: dict[str, Any]
+    parameters_schema: dict[str, Any] | None = None
     tags: list[str]
     depends_on: list[str]
     timeout: float

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from api.errors import FieldProblem
+from api.parameters_schema import parameter_problems
 from api.validation import check_parameters
 from events.ids import idempotency_run_id
 from projector.api_reads import RunState
@@ -74,6 +75,12 @@ def request_problems(
         prefix = where(index)
         if request.job not in jobs:
             problems.append(FieldProblem(f"{prefix}job", f"no job with id or name {request.job!r}"))
+        else:  # the parameters the run would get, against the job's schema (if it has one)
+            spec = jobs[request.job].spec
+            merged = {**spec.parameters, **request.parameters}
+            problems += parameter_problems(
+                spec.parameters_schema, merged, prefix=f"{prefix}parameters"
+            )
         problems += [
             FieldProblem(f"{prefix}{p.field}", p.reason)
             for p in check_parameters(request.parameters)

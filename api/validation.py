@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from api.errors import FieldProblem
+from api.parameters_schema import parameter_problems, schema_problems
 from api.secret_refs import plain_secrets
 from events.job_urls import http_url_problem
 from events.model import UNLIMITED_POLICIES, JobSpec
@@ -34,7 +35,7 @@ def check_spec(
     problems = _check_type_fields(spec) + _check_concurrency(spec)
     problems += _check_schedule(spec, now, schedule_changed)
     problems += plain_secrets("headers", spec.headers) + plain_secrets("body", spec.json_body)
-    problems += check_parameters(spec.parameters)
+    problems += check_parameters(spec.parameters) + _check_parameters_schema(spec)
     if len(json.dumps(spec.parameters)) > MAX_PARAMETERS_BYTES:
         problems.append(
             FieldProblem("parameters", f"larger than {MAX_PARAMETERS_BYTES} bytes as JSON")
@@ -45,6 +46,16 @@ def check_spec(
 def check_parameters(parameters: dict[str, Any]) -> list[FieldProblem]:
     """A job's or a trigger's parameters: no plain secrets (``api.secret_refs``)."""
     return plain_secrets("parameters", parameters)
+
+
+def _check_parameters_schema(spec: JobSpec) -> list[FieldProblem]:
+    """The job's own parameters against its schema. Runs the schedule or a dependency
+    starts get exactly these, so they must be complete; a job only triggered by hand may
+    leave required parameters to each trigger."""
+    if problems := schema_problems(spec.parameters_schema):
+        return problems
+    complete = spec.schedule is not None or bool(spec.depends_on)
+    return parameter_problems(spec.parameters_schema, spec.parameters, complete=complete)
 
 
 def _check_type_fields(spec: JobSpec) -> list[FieldProblem]:

@@ -63,6 +63,7 @@ def job_out(
         schedule_type=schedule_type(spec.schedule, spec.timezone),
         timezone=spec.timezone,
         parameters=spec.parameters,
+        parameters_schema=spec.parameters_schema,
         tags=list(spec.tags),
         depends_on=[names.get(dep, dep) for dep in spec.depends_on],
         timeout=spec.timeout,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -13,6 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from chronolog import roles, wiring
+from chronolog.apply_plan import DEFAULT_MARKER
 from chronolog.logs import configure_logging
 from chronolog.settings import (
     Settings,
@@ -228,6 +230,68 @@ def projector_command(
         typer.echo(f"Projector running on {settings.database_label}")
         wiring.run_projector(runtime, roles.stop_on_signals(), batch_size=batch_size)
         runtime.close()
+
+
+@app.command("apply")
+def apply_command(
+    sources: Annotated[
+        list[str],
+        typer.Argument(
+            help="Where the jobs are: .py files, package directories or module names "
+            "(their @job functions), or .yaml / .json files of job bodies",
+            metavar="PATH",
+            show_default=False,
+        ),
+    ],
+    api_url: Annotated[
+        str | None,
+        typer.Option(help="The API (default: CHRONOLOG_API_URL, else http://127.0.0.1:8000)"),
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the changes only")] = False,
+    prune: Annotated[
+        bool,
+        typer.Option("--prune", help="Delete jobs applied from code that the code no longer has"),
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Apply without asking")] = False,
+    marker: Annotated[
+        str,
+        typer.Option(
+            help="Tag that marks jobs applied from code; --prune deletes only jobs with it "
+            "(give each code base its own to keep their prunes apart)"
+        ),
+    ] = DEFAULT_MARKER,
+) -> None:
+    """Register the jobs defined in code: show the diff against the API's jobs, then apply
+    it (create, update; with --prune, delete). Applying the same code again changes nothing."""
+    from chronolog import applying, job_sources
+    from chronolog.client import ApiError, Client, ClientError
+
+    settings = _settings(api_url=api_url)
+    try:
+        with _reported():
+            wanted = job_sources.collect(sources)
+        with Client(settings.api_base_url, settings.token or None) as client:
+            plan = applying.fetch_plan(client, wanted, marker)
+            for line in applying.describe(plan, prune):
+                typer.echo(line)
+            if dry_run or not (plan.changes_anything or (prune and plan.prune)):
+                return
+            _confirm_apply(yes)
+            applying.execute(client, plan, prune, typer.echo)
+    except ApiError as e:
+        details = "".join(f"\n  {p.field}: {p.reason}" for p in e.errors)
+        raise _fail(f"the API refused: {e.message or e.code} ({e.status}){details}") from e
+    except ClientError as e:
+        raise _fail(str(e)) from e
+
+
+def _confirm_apply(yes: bool) -> None:
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise _fail("no terminal to confirm on: pass --yes to apply these changes")
+    if not typer.confirm("Apply these changes?"):
+        raise typer.Exit(1)
 
 
 app.add_typer(token_app, name="token")

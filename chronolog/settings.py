@@ -13,9 +13,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
-
 from api.origins import normalize_origin
 from events.errors import ChronologError
 from worker import context as job_context
@@ -68,6 +65,9 @@ class Settings:
     dashboard_host: str = "127.0.0.1"
     dashboard_port: int = 8050
     api_url: str = ""  # where the dashboard sends actions; default: this API's address
+    # The token the Python client and `chronolog apply` send (chronolog.client); declared
+    # here so the other commands accept an environment that sets it.
+    token: str = ""
     # Workers: a JSON object of secret names to values, looked up before the environment.
     secrets_file: Path | None = None
 
@@ -115,6 +115,8 @@ class Settings:
     @property
     def database_label(self) -> str:
         """The read model's URL fit for logs and messages (no password)."""
+        from sqlalchemy.engine import make_url  # not at import: workers never need it
+
         return make_url(self.database).render_as_string(hide_password=True)
 
 
@@ -219,6 +221,10 @@ def parse_kafka_url(name: str, raw: str) -> KafkaUrl:
 
 
 def _database_url(name: str, raw: str) -> str:
+    # Imported here, not with the module: SQLAlchemy costs a worker ~20 MiB it never uses.
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
     try:
         url = make_url(raw)
     except ArgumentError:
@@ -329,6 +335,7 @@ PARSERS: dict[str, Callable[[str, str], Any]] = {
     "dashboard_host": lambda _name, raw: raw,
     "dashboard_port": _port,
     "api_url": _http_url,
+    "token": lambda _name, raw: raw,
     "change_streams_max": _positive_int,
     "secrets_file": _file,
     "worker_job_types": _policy(policy.parse_job_types),

@@ -29,7 +29,7 @@ from fastavro.read import SchemaResolutionError
 from fastavro.schema import fingerprint, load_schema, to_parsing_canonical_form
 
 from events.errors import MalformedEvent, SchemaNotFound
-from events.model import PAYLOAD_TYPES, Event, JobSpec
+from events.model import PAYLOAD_TYPES, Event, Hook, JobSpec
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +58,8 @@ _DECODE_ERRORS: Final = (
 )
 
 _Convert: TypeAlias = Callable[[Any], Any]
+_NESTED_RECORDS: Final = (JobSpec, Hook)
+"""Dataclasses that travel as Avro records inside a payload."""
 
 
 # --- schema files ------------------------------------------------------------------
@@ -159,7 +161,9 @@ class EventCodec:
         buf = io.BytesIO(data)
         buf.seek(HEADER_SIZE)
         try:
-            datum = schemaless_reader(buf, writer, reader, return_record_name=True)
+            datum = schemaless_reader(
+                buf, writer, reader, return_record_name=True, return_record_name_override=True
+            )
         except _DECODE_ERRORS as e:
             raise MalformedEvent(
                 f"cannot decode {len(data)}-byte event written with schema "
@@ -285,9 +289,9 @@ def _converters(hint: Any) -> tuple[_Convert | None, _Convert | None]:
         return list, tuple
     if hint is datetime:
         return _to_millis, None
-    if hint is JobSpec:
-        spec = _record_map(JobSpec)
-        return spec.to_avro, spec.from_avro
+    if hint in _NESTED_RECORDS:
+        nested = _record_map(hint)
+        return nested.to_avro, nested.from_avro
     return None, None
 
 

@@ -27,6 +27,16 @@ PYTHON_POOLS: Final = ("process", "thread")
 UNLIMITED_POLICIES: Final = ("allow", "queue")
 """Policies whose ``max_concurrency`` may be None (no limit)."""
 RUN_TRIGGERS: Final = ("schedule", "manual", "dependency", "retry", "backfill")
+HOOK_NAMES: Final = ("on_success", "on_failure", "on_dead_letter")
+"""The JobSpec fields that name an HTTP hook, and the ``hook`` of a delivery event."""
+
+
+@dataclass(frozen=True, slots=True)
+class Hook:
+    """An HTTP endpoint told of a run's outcome: a POST of the run's summary (schema v5)."""
+
+    url: str
+    secret: str | None = None  # name of the secret that signs each delivery (HMAC-SHA256)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +76,13 @@ class JobSpec:
     # sync python jobs: "thread" runs the function on a thread of the worker's async pool
     # process instead of a prefork child, for I/O-bound functions (schema v4).
     pool: PythonPool = "process"
+    # JSON Schema a run's parameters (the job's merged with the request's) must satisfy;
+    # None: not checked. ``@job`` derives it from the function's signature (schema v5).
+    parameters_schema: dict[str, Any] | None = None
+    # HTTP hooks told of a run's outcome (schema v5).
+    on_success: Hook | None = None
+    on_failure: Hook | None = None
+    on_dead_letter: Hook | None = None
 
 
 def spec_from_dict(data: dict[str, Any]) -> JobSpec:
@@ -74,6 +91,9 @@ def spec_from_dict(data: dict[str, Any]) -> JobSpec:
     for name in ("argv", "tags", "depends_on", "non_retryable_exit_codes"):
         if values.get(name) is not None:
             values[name] = tuple(values[name])
+    for name in HOOK_NAMES:
+        if isinstance(values.get(name), dict):
+            values[name] = Hook(**values[name])
     return JobSpec(**values)
 
 
@@ -211,6 +231,34 @@ class RunCancelled:
     stderr: str = ""
 
 
+# --- hook deliveries (schema v5) ---------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class HookDelivered:
+    """A hook acknowledged a run's outcome with a 2xx answer."""
+
+    hook: str  # on_success | on_failure | on_dead_letter
+    url: str
+    outcome_event_id: str  # event_id of the outcome delivered
+    attempt: int  # from 1
+    status_code: int
+    duration_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class HookDeliveryFailed:
+    """One delivery attempt of a run's outcome to a hook failed."""
+
+    hook: str
+    url: str
+    outcome_event_id: str
+    attempt: int
+    error: str
+    status_code: int | None = None  # the answer's status, if one came
+    will_retry: bool = True  # False: delivery abandoned
+
+
 # --- worker lifecycle --------------------------------------------------------------
 
 
@@ -278,6 +326,8 @@ Payload: TypeAlias = (
     | WorkerLost
     | TokenCreated
     | TokenRevoked
+    | HookDelivered
+    | HookDeliveryFailed
 )
 
 JOB_PAYLOADS: Final = (JobCreated, JobUpdated, JobDeleted, JobPaused, JobResumed)
@@ -298,11 +348,14 @@ RUN_PAYLOADS: Final = (
 )
 WORKER_PAYLOADS: Final = (WorkerRegistered, WorkerDeregistered, WorkerLost)
 TOKEN_PAYLOADS: Final = (TokenCreated, TokenRevoked)
+HOOK_PAYLOADS: Final = (HookDelivered, HookDeliveryFailed)
+"""Keyed by job and naming the run, but not part of the run's state."""
 PAYLOAD_TYPES: Final[tuple[type[Payload], ...]] = (
     *JOB_PAYLOADS,
     *RUN_PAYLOADS,
     *WORKER_PAYLOADS,
     *TOKEN_PAYLOADS,
+    *HOOK_PAYLOADS,
 )
 
 

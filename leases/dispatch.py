@@ -42,12 +42,28 @@ def decode_ticket(data: bytes) -> Ticket:
         return Ticket(
             **{
                 **known,
-                "spec": spec_from_dict(raw["spec"]),
+                "spec": _shared(raw["job_id"], spec_from_dict(raw["spec"])),
                 "scheduled_for": datetime.fromisoformat(when) if when else None,
             }
         )
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as e:
         raise MalformedEvent(f"not a dispatch ticket: {e}") from e
+
+
+# job id -> the spec last decoded for it: the tickets of a job's runs share one JobSpec
+# instead of each holding its own copy while it runs (a worker holds thousands).
+_SPECS: dict[str, JobSpec] = {}
+_MAX_SPECS = 4096
+
+
+def _shared(job_id: str, spec: JobSpec) -> JobSpec:
+    known = _SPECS.get(job_id)
+    if known == spec:
+        return known
+    if len(_SPECS) >= _MAX_SPECS:
+        _SPECS.clear()
+    _SPECS[job_id] = spec
+    return spec
 
 
 CANCEL_CHANNEL = "cancel"  # pub/sub: a run id per message

@@ -121,24 +121,6 @@ class LeaseStore(ABC):
         result per lease, in order: a lost lease fails alone."""
         return [self.renew(key, token, ttl) for key, token in leases]
 
-    def take_run(
-        self, key: str, owner: str, ttl: float, finished_flag: str, cancel_flag: str
-    ) -> Taken:
-        """Take a run's lease unless its attempt has finished, and read its cancel flag:
-        ``acquire`` + two ``has_flag``, in one round trip where the adapter can."""
-        if self.has_flag(finished_flag):
-            return Taken(None, finished=True)
-        lease = self.acquire(key, owner, ttl)
-        if lease is None:
-            return Taken(None)
-        return Taken(lease, cancelled=self.has_flag(cancel_flag))
-
-    def finish_run(self, key: str, token: int, finished_flag: str, flag_ttl: float) -> bool:
-        """Raise the attempt's finished flag, then ``release`` the lease, in one round trip
-        where the adapter can; the release's result."""
-        self.set_flag(finished_flag, flag_ttl)
-        return self.release(key, token)
-
     def take_runs(
         self, queues: Sequence[str], owner: str, ttl: float, limit: int, timeout: float
     ) -> list[TakenItem]:
@@ -179,14 +161,15 @@ class LeaseStore(ABC):
         return Taken(lease, cancelled=self.has_flag(cancel_flag(item.id)))
 
     def finish_runs(self, ends: Sequence[RunEnd], flag_ttl: float) -> list[bool]:
-        """For each end in order: ``finish_run`` (flag, then release) or ``release``, in
-        one round trip where the adapter can; one release result per end."""
-        return [
-            self.release(end.key, end.token)
-            if end.finished_flag is None
-            else self.finish_run(end.key, end.token, end.finished_flag, flag_ttl)
-            for end in ends
-        ]
+        """For each end in order: raise its attempt's finished flag if it has one, then
+        ``release`` its lease, in one round trip where the adapter can; one release
+        result per end (a lost lease still gets its flag, and releases nothing)."""
+        released: list[bool] = []
+        for end in ends:
+            if end.finished_flag is not None:
+                self.set_flag(end.finished_flag, flag_ttl)
+            released.append(self.release(end.key, end.token))
+        return released
 
     @abstractmethod
     def ensure_token_floor(self, floor: int) -> None:

@@ -129,7 +129,6 @@ class _Scripts:
     push: Script
     pop: Script
     remove: Script
-    take_run: Script
     finish_run: Script
     renew_many: Script
     take_runs: Script
@@ -225,27 +224,6 @@ class RedisLeaseStore(LeaseStore):
             results.extend(_succeeded(one) for one in reply)
         return results
 
-    def take_run(
-        self, key: str, owner: str, ttl: float, finished_flag: str, cancel_flag: str
-    ) -> Taken:
-        ttl_ms = _ttl_ms(ttl, f"lease {key!r}")
-        keys = [
-            self._keys.lease(key),
-            self._keys.tokens,
-            self._keys.flag(finished_flag),
-            self._keys.flag(cancel_flag),
-        ]
-        reply = self._run(
-            self._scripts.take_run, f"taking run lease {key!r}", keys, [owner, ttl_ms]
-        )
-        if reply[0] == b"finished":
-            return Taken(None, finished=True)
-        if reply[0] == b"held":
-            return Taken(None)
-        _, token, expires_ms, renewed_ms, cancelled = reply
-        lease = Lease(key, owner, int(token), int(expires_ms) / 1000, int(renewed_ms) / 1000)
-        return Taken(lease, cancelled=cancelled == 1)
-
     def take_runs(
         self, queues: Sequence[str], owner: str, ttl: float, limit: int, timeout: float
     ) -> list[TakenItem]:
@@ -282,12 +260,6 @@ class RedisLeaseStore(LeaseStore):
                         keys=[lease, flag], args=[end.token, ttl_ms], client=pipe
                     )
             return [_succeeded(reply) for reply in pipe.execute()]
-
-    def finish_run(self, key: str, token: int, finished_flag: str, flag_ttl: float) -> bool:
-        ttl_ms = _ttl_ms(flag_ttl, f"flag {finished_flag!r}")
-        keys = [self._keys.lease(key), self._keys.flag(finished_flag)]
-        what = f"finishing run lease {key!r} (token {token})"
-        return _succeeded(self._run(self._scripts.finish_run, what, keys, [token, ttl_ms]))
 
     def release(self, key: str, token: int) -> bool:
         what = f"release of lease {key!r} (token {token})"

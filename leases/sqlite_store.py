@@ -216,22 +216,6 @@ class SqliteLeaseStore(LeaseStore):
                 for key, token in leases
             ]
 
-    def take_run(
-        self, key: str, owner: str, ttl: float, finished_flag: str, cancel_flag: str
-    ) -> Taken:
-        _check_ttl(ttl, f"lease {key!r}")
-        with self._writing(f"taking run lease {key!r} by {owner!r}") as (conn, now):
-            if conn.execute(_FLAG, (finished_flag, now)).fetchone() is not None:
-                return Taken(None, finished=True)
-            held = conn.execute(_SELECT_LEASE, (key,)).fetchone()
-            if held is not None and held[0] != owner and held[1] > now:
-                return Taken(None)
-            conn.execute(_NEXT_TOKEN)
-            token: int = conn.execute(_TOKEN).fetchone()[0]
-            conn.execute(_PUT_LEASE, (key, owner, token, now + ttl, now))
-            cancelled = conn.execute(_FLAG, (cancel_flag, now)).fetchone() is not None
-        return Taken(Lease(key, owner, token, now + ttl, now), cancelled=cancelled)
-
     def take_runs(
         self, queues: Sequence[str], owner: str, ttl: float, limit: int, timeout: float
     ) -> list[TakenItem]:
@@ -262,13 +246,6 @@ class SqliteLeaseStore(LeaseStore):
                     conn.execute(_SET_FLAG, (end.finished_flag, now + flag_ttl))
                 released.append(conn.execute(_RELEASE, (end.key, end.token, now)).rowcount == 1)
         return released
-
-    def finish_run(self, key: str, token: int, finished_flag: str, flag_ttl: float) -> bool:
-        _check_ttl(flag_ttl, f"flag {finished_flag!r}")
-        with self._writing(f"finishing run lease {key!r} (token {token})") as (conn, now):
-            conn.execute(_SET_FLAG, (finished_flag, now + flag_ttl))
-            released = conn.execute(_RELEASE, (key, token, now)).rowcount
-        return released == 1
 
     def release(self, key: str, token: int) -> bool:
         with self._writing(f"release of lease {key!r} (token {token})") as (conn, now):

@@ -51,6 +51,7 @@ from worker.prefork_child import (
     _failure,
     check_arguments,
     check_defined_in,
+    converted,
 )
 
 HEADER = 4
@@ -157,6 +158,7 @@ class AsyncRunner:
             return {"status": "sync"}
         try:
             check_arguments(ref, signature, parameters)
+            parameters = converted(ref, function, parameters)
         except CannotLoad as exc:
             return _failure(str(exc), retryable=False)
         call: Callable[[], Awaitable[Any]] = functools.partial(function, **parameters)

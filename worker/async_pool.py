@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -31,7 +32,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -58,15 +58,70 @@ DIED = "the async pool process died"
 ANSWER_MARGIN = 5.0
 
 
-@dataclass(eq=False)
 class _Pending:
-    done: asyncio.Future[dict[str, Any] | None]
-    stdout: TailBuffer
-    stderr: TailBuffer
-    buffers: dict[str, TailBuffer] = field(default_factory=dict)
+    """One run the child holds: the future of its reply, and its output (buffers made on
+    the first chunk: most runs print nothing, and a worker holds thousands)."""
 
-    def __post_init__(self) -> None:
-        self.buffers = {"stdout": self.stdout, "stderr": self.stderr}
+    __slots__ = ("done", "on_output", "stderr", "stdout")
+
+    def __init__(
+        self, done: asyncio.Future[dict[str, Any] | None], on_output: OutputListener | None
+    ) -> None:
+        self.done = done
+        self.on_output = on_output
+        self.stdout: TailBuffer | None = None
+        self.stderr: TailBuffer | None = None
+
+    def feed(self, stream: str, data: bytes) -> None:
+        if stream == "stdout":
+            if self.stdout is None:
+                self.stdout = TailBuffer(listener=stream_listener(self.on_output, stream))
+            self.stdout.feed(data)
+        else:
+            if self.stderr is None:
+                self.stderr = TailBuffer(listener=stream_listener(self.on_output, "stderr"))
+            self.stderr.feed(data)
+
+    def text(self, stream: TailBuffer | None) -> str:
+        return "" if stream is None else stream.text()
+
+
+class _Wait:
+    """How long the worker waits for one run's reply: one timer for the deadline, moved
+    closer when the run is cancelled. No task, event or timer per turn of the wait."""
+
+    __slots__ = ("_done", "_loop", "_timer", "asked", "expired")
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        done: asyncio.Future[dict[str, Any] | None],
+        deadline: float,
+    ) -> None:
+        self._loop = loop
+        self._done = done
+        self.asked = False  # the run was cancelled
+        self.expired = False  # the deadline passed with no reply
+        self._timer = loop.call_at(deadline, self._expire)
+
+    def _expire(self) -> None:
+        if not self._done.done():
+            self.expired = True
+            self._done.set_result(None)
+
+    def ask(self, child: _Child, run_id: str, margin: float) -> None:
+        """On the loop: tell the child to cancel the run, and give it ``margin`` s."""
+        if self.asked or self._done.done():
+            return
+        self.asked = True
+        if child.alive:
+            child.send({"op": "cancel", "id": run_id})
+        deadline = min(self._timer.when(), self._loop.time() + margin)
+        self._timer.cancel()
+        self._timer = self._loop.call_at(deadline, self._expire)
+
+    def stop(self) -> None:
+        self._timer.cancel()
 
 
 class _Child:
@@ -105,7 +160,7 @@ class _Child:
         if pending is None:
             return  # a run given up on (its timeout passed): nobody waits for it
         if message["op"] == "out":
-            pending.buffers[message["stream"]].feed(message["data"].encode())
+            pending.feed(message["stream"], message["data"].encode())
         elif not pending.done.done():
             pending.done.set_result(message["reply"])
 
@@ -163,59 +218,45 @@ class AsyncPool:
             "thread": thread,
         }
         try:
-            payload = orjson.dumps(task)
+            message = frame(orjson.dumps(task))
         except TypeError as exc:
             return failed(f"parameters are not JSON-serialisable: {exc}", started)
+        del task  # nothing of the request stays referenced while the run runs
         child = await self._current()
         loop = asyncio.get_running_loop()
-        pending = _Pending(
-            loop.create_future(),
-            TailBuffer(listener=stream_listener(on_output, "stdout")),
-            TailBuffer(listener=stream_listener(on_output, "stderr")),
-        )
+        pending = _Pending(loop.create_future(), on_output)
         child.pending[run_id] = pending
+        # The wait is inline (no coroutine of its own): thousands of runs wait here.
+        wait = _Wait(loop, pending.done, loop.time() + timeout + self.answer_margin)
+        cancel.on_set(
+            functools.partial(
+                loop.call_soon_threadsafe, wait.ask, child, run_id, self.answer_margin
+            )
+        )
         try:
-            child.writer.write(frame(payload))
-            reply, ending = await self._wait(child, run_id, pending, timeout, cancel)
+            child.writer.write(message)
+            del message  # the transport has it; ~4 KB a run must not hold for its life
+            reply = await pending.done
         finally:
+            wait.stop()
             child.pending.pop(run_id, None)
-        if reply is not None and reply["status"] == "sync":
+        ending = "finished"
+        if wait.expired:
+            ending = self._no_answer(child, run_id, wait)
+        elif reply is not None and reply["status"] == "sync":
             return None
         return _result(reply, ending, pending, started, timeout)
 
-    async def _wait(
-        self, child: _Child, run_id: str, pending: _Pending, timeout: float, cancel: RunCancel
-    ) -> tuple[dict[str, Any] | None, str]:
-        """The child's reply (None if it died) and how the wait ended."""
-        loop = asyncio.get_running_loop()
-        asked = cancel.wake_loop(loop)
-        asking = asyncio.ensure_future(asked.wait())
-        deadline = loop.time() + timeout + self.answer_margin
-        told = False
-        try:
-            while not pending.done.done() and (remaining := deadline - loop.time()) > 0:
-                if asked.is_set() and not told:
-                    if child.alive:
-                        child.send({"op": "cancel", "id": run_id})
-                    told = True
-                    deadline = min(deadline, loop.time() + self.answer_margin)
-                    continue
-                waiting: list[asyncio.Future[Any]] = [pending.done]
-                if not told:
-                    waiting.append(asking)
-                await asyncio.wait(waiting, timeout=remaining, return_when="FIRST_COMPLETED")
-        finally:
-            asking.cancel()
-        if pending.done.done():
-            return pending.done.result(), "finished"
-        # The child's loop did not answer in time: a job blocks it; only a new child helps.
+    def _no_answer(self, child: _Child, run_id: str, wait: _Wait) -> str:
+        """How a wait ended whose deadline passed with no reply: the child's loop did
+        not answer in time, so a job blocks it; only a new child helps."""
         logger.warning(
             "async pool child %d did not answer for run %s; replacing it",
             child.leader.pid,
             run_id,
         )
         self._discard(child)
-        return None, "cancelled" if asked.is_set() else "timed_out"
+        return "cancelled" if wait.asked else "timed_out"
 
     async def _current(self) -> _Child:
         if self._starting is None:
@@ -294,8 +335,8 @@ def _result(
 ) -> ExecutionResult:
     common: dict[str, Any] = {
         "duration_ms": elapsed_ms(started),
-        "stdout": pending.stdout.text(),
-        "stderr": pending.stderr.text(),
+        "stdout": pending.text(pending.stdout),
+        "stderr": pending.text(pending.stderr),
     }
     status = reply["status"] if reply is not None else ending
     if status == "timed_out":

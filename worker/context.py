@@ -22,6 +22,9 @@ ATTEMPT = "CHRONOLOG_ATTEMPT"
 SCHEDULED_FOR = "CHRONOLOG_SCHEDULED_FOR"
 PARAMS = "CHRONOLOG_PARAMS"  # shell jobs only: python jobs get keyword arguments
 VARIABLES = frozenset({RUN_ID, JOB_ID, JOB_NAME, ATTEMPT, SCHEDULED_FOR, PARAMS})
+# ``@chronolog.job`` sets this on a function: a callable turning the run's JSON parameters
+# into the function's annotated types (pydantic), used by the worker before the call.
+CONVERT_ATTRIBUTE = "__chronolog_parameters__"
 
 
 class NoCurrentRun(RuntimeError):

@@ -5,11 +5,10 @@ from __future__ import annotations
 import asyncio
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from threading import Event as CancelSignal
-from typing import Any, Literal, TypeAlias
+from typing import Any, ClassVar, Literal, Protocol, TypeAlias
 
 from events.model import JobSpec
 from worker.context import RunContext
@@ -70,26 +69,61 @@ class ExecutionResult:
     retryable: bool = True
 
 
-class RunCancel(threading.Event):
-    """A run's cancel signal: an Event for executors that wait in a thread, plus
-    callbacks for those that wait on an event loop (called on the thread that sets it)."""
+class CancelSignal(Protocol):
+    """What an executor waiting in a thread needs of a cancel signal (a
+    ``threading.Event`` is one)."""
+
+    def is_set(self) -> bool: ...
+
+    def set(self) -> None: ...
+
+    def wait(self, timeout: float | None = None) -> bool: ...
+
+
+class RunCancel:
+    """A run's cancel signal: ``is_set``/``wait`` for executors that wait in a thread,
+    plus callbacks for those that wait on an event loop (called on the thread that sets
+    it). A worker holds one per running run, thousands at once, so it stays a flag and a
+    list until a thread waits on it (a ``threading.Event`` costs ~1.5 KB)."""
+
+    __slots__ = ("_callbacks", "_event", "_set")
+    _lock: ClassVar[threading.Lock] = threading.Lock()  # one for all: held for a few steps
 
     def __init__(self) -> None:
-        super().__init__()
-        self._callbacks: list[Callable[[], None]] = []
-        self._lock = threading.Lock()
+        self._set = False
+        self._callbacks: list[Callable[[], object]] | None = None
+        self._event: threading.Event | None = None  # made for the first waiting thread
+
+    def is_set(self) -> bool:
+        return self._set
 
     def set(self) -> None:
-        super().set()
-        with self._lock:
-            callbacks, self._callbacks = self._callbacks, []
+        with RunCancel._lock:
+            if self._set:
+                return
+            self._set = True
+            callbacks, self._callbacks = self._callbacks or [], None
+            event = self._event
+        if event is not None:
+            event.set()
         for callback in callbacks:
             callback()
 
-    def on_set(self, callback: Callable[[], None]) -> None:
+    def wait(self, timeout: float | None = None) -> bool:
+        with RunCancel._lock:
+            if self._set:
+                return True
+            if self._event is None:
+                self._event = threading.Event()
+            event = self._event
+        return event.wait(timeout)
+
+    def on_set(self, callback: Callable[[], object]) -> None:
         """Call ``callback`` once when the signal is set (now, if it already is)."""
-        with self._lock:
-            if not self.is_set():
+        with RunCancel._lock:
+            if not self._set:
+                if self._callbacks is None:
+                    self._callbacks = []
                 self._callbacks.append(callback)
                 return
         callback()
@@ -105,6 +139,11 @@ class RunCancel(threading.Event):
         return event
 
 
+async def ready(result: ExecutionResult) -> ExecutionResult:
+    """``result`` as an awaitable, for an ``execute_async`` that knows it at once."""
+    return result
+
+
 class Executor(ABC):
     """Runs one kind of job. ``cancel`` is set when the run must stop now.
 
@@ -117,7 +156,15 @@ class Executor(ABC):
     @abstractmethod
     def execute(self, request: ExecutionRequest, cancel: CancelSignal) -> ExecutionResult: ...
 
-    async def execute_async(self, request: ExecutionRequest, cancel: RunCancel) -> ExecutionResult:
+    def execute_async(
+        self, request: ExecutionRequest, cancel: RunCancel
+    ) -> Awaitable[ExecutionResult]:
+        """What the worker's loop awaits. A plain method, so executors that only pass a
+        run on return their inner executor's awaitable: no frame of theirs stays
+        suspended for each of the thousands of running runs."""
+        return self._in_thread(request, cancel)
+
+    async def _in_thread(self, request: ExecutionRequest, cancel: RunCancel) -> ExecutionResult:
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(None, self.execute, request, cancel)

@@ -13,10 +13,17 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable
 from pathlib import Path
-from threading import Event
 
-from worker.execution import ExecutionRequest, ExecutionResult, Executor, RunCancel
+from worker.execution import (
+    CancelSignal,
+    ExecutionRequest,
+    ExecutionResult,
+    Executor,
+    RunCancel,
+    ready,
+)
 from worker.http_executor import HttpExecutor
 from worker.policy import ExecutorPolicy, module_of
 from worker.prefork import DEFAULT_GRACE, ChildOptions
@@ -62,17 +69,19 @@ class Executors(Executor):
             raise ValueError(f"no executor for job type {job_type!r}")
         return executor
 
-    def execute(self, request: ExecutionRequest, cancel: Event) -> ExecutionResult:
+    def execute(self, request: ExecutionRequest, cancel: CancelSignal) -> ExecutionResult:
         refused = self._refused(request)
         if refused is not None:
             return refused
         return self.for_type(request.spec.type).execute(request, cancel)
 
-    async def execute_async(self, request: ExecutionRequest, cancel: RunCancel) -> ExecutionResult:
+    def execute_async(
+        self, request: ExecutionRequest, cancel: RunCancel
+    ) -> Awaitable[ExecutionResult]:
         refused = self._refused(request)
         if refused is not None:
-            return refused
-        return await self.for_type(request.spec.type).execute_async(request, cancel)
+            return ready(refused)
+        return self.for_type(request.spec.type).execute_async(request, cancel)
 
     def _refused(self, request: ExecutionRequest) -> ExecutionResult | None:
         refusal = self.refusal(request)

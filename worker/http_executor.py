@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +32,7 @@ import orjson
 
 from events.job_urls import http_url_problem
 from worker.execution import (
+    CancelSignal,
     ExecutionRequest,
     ExecutionResult,
     Executor,
@@ -142,7 +142,7 @@ class HttpExecutor(Executor):
             return cancelled_before_start()
         return await self._execute(request, cancel.wake_loop(asyncio.get_running_loop()))
 
-    def execute(self, request: ExecutionRequest, cancel: threading.Event) -> ExecutionResult:
+    def execute(self, request: ExecutionRequest, cancel: CancelSignal) -> ExecutionResult:
         """For a caller on a thread: the same exchange, on an event loop of its own."""
         if cancel.is_set():
             return cancelled_before_start()
@@ -184,7 +184,7 @@ class HttpExecutor(Executor):
         return _result(exchange, ending, started, request.timeout)
 
 
-async def _watch(cancel: threading.Event, asked: asyncio.Event) -> None:
+async def _watch(cancel: CancelSignal, asked: asyncio.Event) -> None:
     while not cancel.is_set():
         await asyncio.sleep(CANCEL_POLL)
     asked.set()

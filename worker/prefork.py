@@ -34,7 +34,7 @@ import orjson
 
 from events.errors import ChronologError
 from worker.context import RunContext
-from worker.execution import ExecutionResult, OutputListener, stream_listener
+from worker.execution import CancelSignal, ExecutionResult, OutputListener, stream_listener
 from worker.orphans import die_with_parent
 from worker.output import TailBuffer
 from worker.process import GroupLeader, describe_exit
@@ -123,7 +123,7 @@ class _PoolChild:
         self,
         payload: bytes,
         deadline: float,
-        cancel: threading.Event,
+        cancel: CancelSignal,
         grace: float,
         on_output: OutputListener | None = None,
     ) -> _Attempt:
@@ -260,7 +260,7 @@ class PreforkPool:
         function: str,
         parameters: dict[str, Any],
         timeout: float,
-        cancel: threading.Event,
+        cancel: CancelSignal,
         *,
         on_output: OutputListener | None = None,
         context: RunContext | None = None,
@@ -312,7 +312,7 @@ class PreforkPool:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _checkout(self, cancel: threading.Event) -> _PoolChild | None:
+    def _checkout(self, cancel: CancelSignal) -> _PoolChild | None:
         while not cancel.is_set():
             if self._closed:
                 raise PoolClosed("the prefork pool is closed")

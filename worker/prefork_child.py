@@ -30,7 +30,7 @@ from typing import Any
 
 import orjson
 
-from worker.context import RunContext, switch_to
+from worker.context import CONVERT_ATTRIBUTE, RunContext, switch_to
 
 RESULT_LIMIT = 64 * 1024  # bytes of JSON a job may return, like one output stream
 
@@ -167,6 +167,21 @@ def check_arguments(
         ) from exc
 
 
+def converted(ref: str, function: JobFunction, parameters: dict[str, Any]) -> dict[str, Any]:
+    """The parameters as a ``@chronolog.job`` function takes them: its converter (pydantic,
+    set by the decorator) turns JSON values into the annotated types (``"2026-12-03"`` ->
+    a ``date``). A plain function gets them as they are. ``CannotLoad`` when they do not
+    fit: another attempt would fail the same way."""
+    convert = getattr(function, CONVERT_ATTRIBUTE, None)
+    if convert is None:
+        return parameters
+    try:
+        value: dict[str, Any] = convert(parameters)
+    except ValueError as exc:
+        raise CannotLoad(f"the parameters do not fit {ref}: {exc}") from exc
+    return value
+
+
 def watched_files(modules: Iterable[ModuleType]) -> dict[str, int]:
     """The job-code files among ``modules`` (not installed code), with their mtimes."""
     files: dict[str, int] = {}
@@ -206,6 +221,7 @@ class TaskRunner:
             function, signature = self._functions.get(ref)
             check_defined_in(ref, function, defined_in)
             check_arguments(ref, signature, parameters)
+            parameters = converted(ref, function, parameters)
         except CannotLoad as exc:
             if isinstance(exc.__cause__, (ImportError, SyntaxError)):
                 _print_job_traceback(exc.__cause__)  # points at the job's broken line

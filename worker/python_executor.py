@@ -15,10 +15,9 @@ runs on a thread of the async pool's child (see ``worker.async_pool``).
 from __future__ import annotations
 
 import time
-from threading import Event
 
 from worker.async_pool import AsyncPool
-from worker.execution import ExecutionRequest, ExecutionResult, Executor, RunCancel
+from worker.execution import CancelSignal, ExecutionRequest, ExecutionResult, Executor, RunCancel
 from worker.policy import defined_in
 from worker.prefork import DEFAULT_GRACE, ChildOptions, PreforkPool
 from worker.results import failed
@@ -45,7 +44,7 @@ class PythonExecutor(Executor):
         self.modules = modules
         self._sync_functions: set[str] = set()  # learnt from the async child: not async
 
-    def execute(self, request: ExecutionRequest, cancel: Event) -> ExecutionResult:
+    def execute(self, request: ExecutionRequest, cancel: CancelSignal) -> ExecutionResult:
         function = request.spec.function
         if not function:
             error = f"python job {request.job_id} names no function"

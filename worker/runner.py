@@ -51,7 +51,7 @@ from leases.dispatch import (
 )
 from leases.port import Lease, LeaseStore, RunEnd, TakenItem
 from worker.appender import Appender
-from worker.execution import ExecutionRequest, ExecutionResult, Executor, RunCancel
+from worker.execution import ExecutionRequest, Executor, RunCancel
 from worker.finisher import Finisher
 from worker.live_output import LiveOutput
 from worker.outcomes import outcome_payload
@@ -106,6 +106,7 @@ class Worker:
         # entry must not run the attempt again (take_runs already refuses a held lease;
         # this guards against a store whose take_runs is not atomic).
         self._holding: set[tuple[str, int]] = set()
+        self._ending: set[asyncio.Task[None]] = set()  # lease ends of dropped entries
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -150,6 +151,8 @@ class Worker:
         runs: set[asyncio.Task[None]] = set()
         await self._take_runs(stop, runs)
         await self._drain(runs)
+        if self._ending:
+            await asyncio.wait(self._ending)
         await appender.close()
         await finisher.close()
         await asyncio.gather(*writers)
@@ -271,29 +274,34 @@ class Worker:
                     await asyncio.sleep(1.0)
                     continue
                 for one in taken:
-                    run = loop.create_task(self._start(one))
+                    admitted = self._admit(one)
+                    if admitted is None:
+                        continue
+                    run = loop.create_task(self._run(*admitted))
                     runs.add(run)
                     run.add_done_callback(on_end)
 
-    async def _start(self, one: TakenItem) -> None:
-        """Run one queue entry whose run was taken, if it still needs running."""
+    def _admit(self, one: TakenItem) -> tuple[Ticket, Lease, bool] | None:
+        """The ticket, lease and cancel flag of a queue entry whose run was taken, if it
+        still needs running. Only these stay referenced while the run runs (a worker
+        holds thousands): not the entry's payload, nor what the store answered."""
         item, taken = one.item, one.taken
         try:
             ticket = decode_ticket(item.payload)
         except MalformedEvent:
             log.exception("dropped an unreadable queue entry", extra={"run_id": item.id})
             if taken.lease is not None:
-                await self._end(taken.lease, None, item.id)
-            return
+                self._end_soon(taken.lease, None, item.id)
+            return None
         if taken.finished:
             log.info(
                 "attempt already ran; duplicate queue entry dropped",
                 extra={"run_id": ticket.run_id},
             )
-            return
+            return None
         if taken.lease is None:
             log.info("run is held by a worker", extra={"run_id": ticket.run_id})
-            return
+            return None
         attempt = (ticket.run_id, ticket.attempt)
         if attempt in self._holding:
             # Only a store whose take_runs is not atomic gets here (see LeaseStore).
@@ -301,14 +309,12 @@ class Worker:
                 "attempt already held here; duplicate queue entry dropped",
                 extra={"run_id": ticket.run_id},
             )
-            return
+            return None
         self._holding.add(attempt)
-        try:
-            await self._run_and_finish(ticket, taken.lease, taken.cancelled)
-        finally:
-            self._holding.discard(attempt)
+        return ticket, taken.lease, taken.cancelled
 
-    async def _run_and_finish(self, ticket: Ticket, lease: Lease, cancelled: bool) -> None:
+    async def _run(self, ticket: Ticket, lease: Lease, cancelled: bool) -> None:
+        """Run one taken attempt and end its lease. One coroutine per running run."""
         # Renewed from the moment it is taken: a batch of runs taken together may wait a
         # while for their starts to be appended, longer than a short lease TTL.
         cancel = RunCancel()
@@ -322,7 +328,15 @@ class Worker:
             self._keeper.drop(lease)  # already dropped if it ran
             # Once the outcome is durable, no queue entry may run the attempt again.
             flag = finished_flag(ticket.run_id, ticket.attempt) if reported else None
-            await self._end(lease, flag, ticket.run_id)
+            try:
+                await self._end(lease, flag, ticket.run_id)
+            finally:
+                self._holding.discard((ticket.run_id, ticket.attempt))
+
+    def _end_soon(self, lease: Lease, flag: str | None, run_id: str) -> None:
+        task = asyncio.get_running_loop().create_task(self._end(lease, flag, run_id))
+        self._ending.add(task)
+        task.add_done_callback(self._ending.discard)
 
     async def _end(self, lease: Lease, flag: str | None, run_id: str) -> None:
         assert self._finisher is not None, "runs end inside run()"
@@ -344,7 +358,12 @@ class Worker:
         await self._append_async(
             self._run_event(ticket, RunStarted(self.config.worker_id, lease.token))
         )
-        result, lost = await self._execute(ticket, lease, cancel)
+        request = self._executing(ticket, cancel)
+        try:
+            result = await self._executor.execute_async(request, cancel)
+        finally:
+            lost = self._executed(ticket, lease)
+        log.info("run finished", extra={"run_id": ticket.run_id, "status": result.status})
         if self._handing_back.is_set():
             log.warning("run handed back on shutdown", extra={"run_id": ticket.run_id})
             return False
@@ -360,15 +379,18 @@ class Worker:
         )
         return True
 
-    async def _execute(
-        self, ticket: Ticket, lease: Lease, cancel: RunCancel
-    ) -> tuple[ExecutionResult, bool]:
-        """Run the job; the result, and whether the lease was lost meanwhile."""
+    def _executing(self, ticket: Ticket, cancel: RunCancel) -> ExecutionRequest:
+        """Make the run cancellable and say what to execute (the run's coroutine awaits
+        the executor itself: one frame fewer per running run)."""
         with self._running_lock:
             self._running[ticket.run_id] = cancel
         if self._handing_back.is_set():
             cancel.set()  # taken while the drain ended: stop at once
-        request = ExecutionRequest(
+        log.info(
+            "run started",
+            extra={"run_id": ticket.run_id, "job_id": ticket.job_id, "attempt": ticket.attempt},
+        )
+        return ExecutionRequest(
             ticket.run_id,
             ticket.job_id,
             ticket.attempt,
@@ -377,21 +399,16 @@ class Worker:
             on_output=self._live.listener(ticket.run_id),
             scheduled_for=ticket.scheduled_for,
         )
-        log.info(
-            "run started",
-            extra={"run_id": ticket.run_id, "job_id": ticket.job_id, "attempt": ticket.attempt},
-        )
-        try:
-            result = await self._executor.execute_async(request, cancel)
-        finally:
-            self._live.finish(ticket.run_id)
-            lost = self._keeper.drop(lease)
-            with self._running_lock:
-                self._running.pop(ticket.run_id, None)
+
+    def _executed(self, ticket: Ticket, lease: Lease) -> bool:
+        """The job is done: whether its lease was lost meanwhile."""
+        self._live.finish(ticket.run_id)
+        lost = self._keeper.drop(lease)
+        with self._running_lock:
+            self._running.pop(ticket.run_id, None)
         if lost:
             log.warning("run lease lost while running", extra={"run_id": ticket.run_id})
-        log.info("run finished", extra={"run_id": ticket.run_id, "status": result.status})
-        return result, lost
+        return lost
 
     # --- events ----------------------------------------------------------------------
 

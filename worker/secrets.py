@@ -17,19 +17,20 @@ import logging
 import re
 import stat
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
-from threading import Event as CancelSignal
 from typing import Any, Final
 
 from events.errors import ChronologError
 from events.secret_refs import SECRET_NAME, secret_name
 from worker.execution import (
+    CancelSignal,
     ExecutionRequest,
     ExecutionResult,
     Executor,
     OutputListener,
     RunCancel,
+    ready,
 )
 from worker.output import truncation_marker
 from worker.results import failed
@@ -267,13 +268,24 @@ class SecretExecutor(Executor):
             flush()
         return redactor.result(result)
 
-    async def execute_async(self, request: ExecutionRequest, cancel: RunCancel) -> ExecutionResult:
+    def execute_async(
+        self, request: ExecutionRequest, cancel: RunCancel
+    ) -> Awaitable[ExecutionResult]:
         prepared = self._prepare(request)
         if isinstance(prepared, ExecutionResult):
-            return prepared
+            return ready(prepared)
         resolved, redactor, flush = prepared
         if redactor is None:
-            return await self._inner.execute_async(resolved, cancel)
+            return self._inner.execute_async(resolved, cancel)
+        return self._redacted(resolved, cancel, redactor, flush)
+
+    async def _redacted(
+        self,
+        resolved: ExecutionRequest,
+        cancel: RunCancel,
+        redactor: Redactor,
+        flush: Callable[[], None],
+    ) -> ExecutionResult:
         try:
             result = await self._inner.execute_async(resolved, cancel)
         finally:

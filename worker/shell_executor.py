@@ -18,12 +18,12 @@ import shutil
 import subprocess
 import time
 from collections.abc import Mapping
-from threading import Event
 
 import orjson
 
 from worker import context
 from worker.execution import (
+    CancelSignal,
     ExecutionRequest,
     ExecutionResult,
     Executor,
@@ -79,7 +79,7 @@ class ShellExecutor(Executor):
     def __init__(self, grace: float = DEFAULT_GRACE) -> None:
         self.grace = grace
 
-    def execute(self, request: ExecutionRequest, cancel: Event) -> ExecutionResult:
+    def execute(self, request: ExecutionRequest, cancel: CancelSignal) -> ExecutionResult:
         started = time.monotonic()
         if cancel.is_set():
             return cancelled_before_start()
@@ -131,7 +131,7 @@ class _ShellRun:
             run.pump.add_wakeup(run.leader.exit_fd)
         return run
 
-    def wait(self, deadline: float, cancel: Event, grace: float) -> Ending:
+    def wait(self, deadline: float, cancel: CancelSignal, grace: float) -> Ending:
         """Pump output until the command exits or must stop; then clean up the group."""
         try:
             ending = supervise(self.pump, lambda _: self.leader.exited(), deadline, cancel)

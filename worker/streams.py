@@ -10,9 +10,9 @@ import os
 import selectors
 import time
 from collections.abc import Callable
-from threading import Event
 from typing import Literal, TypeAlias
 
+from worker.execution import CancelSignal
 from worker.output import TailBuffer
 
 Ending: TypeAlias = Literal["finished", "timed_out", "cancelled"]
@@ -123,7 +123,7 @@ def supervise(
     pump: StreamPump,
     finished: Callable[[set[int]], bool],
     deadline: float,
-    cancel: Event,
+    cancel: CancelSignal,
 ) -> Ending:
     """Pump output until ``finished(ready wake-up fds)``, the deadline, or a cancel."""
     while True:

@@ -1,6 +1,7 @@
 -- Pop up to ARGV[3] items over several queues (queue_order.lua: highest priority, then
--- oldest) and take the run of each (as take_run.lua, except that a live lease of ANY
--- owner counts as held: an owner never re-takes an attempt it holds). One round trip.
+-- oldest) and take the run of each: nothing if its attempt's finished flag is up or a
+-- live lease of ANY owner holds it (an owner never re-takes an attempt it holds), else
+-- its lease with a new token, and its cancel flag. One round trip.
 -- KEYS order set and items hash of each queue, in pairs, then the global token counter.
 -- ARGV[1] owner, ARGV[2] time to live in ms, ARGV[3] limit, ARGV[4] the lease key
 -- prefix of runs, ARGV[5] the finished flag prefix, ARGV[6] the cancel flag prefix.

@@ -19,6 +19,9 @@ from pathlib import Path
 from events.codec import SCHEMA_ROOT, EventCodec, schema_versions
 from events.model import (
     Event,
+    Hook,
+    HookDelivered,
+    HookDeliveryFailed,
     JobCreated,
     JobDeleted,
     JobPaused,
@@ -208,6 +211,54 @@ def v4_payloads() -> list[Payload]:
     return payloads
 
 
+def v5_spec() -> JobSpec:
+    """v4's spec with the fields v5 added set too (parameter schema, hooks)."""
+    return dataclasses.replace(
+        v4_spec(),
+        parameters_schema={
+            "type": "object",
+            "properties": {"recipients": {"type": "array", "items": {"type": "string"}}},
+            "required": ["recipients"],
+        },
+        on_success=Hook(url="https://hooks.example.com/ok", secret="HOOK_KEY"),
+        on_failure=Hook(url="https://hooks.example.com/failed", secret="HOOK_KEY"),
+        on_dead_letter=Hook(url="https://hooks.example.com/dead", secret="PAGER_KEY"),
+    )
+
+
+def v5_payloads() -> list[Payload]:
+    """v4's payloads with v5's new spec fields set, and v5's hook deliveries."""
+    payloads: list[Payload] = []
+    for old in v4_payloads():
+        payload: Payload = old
+        if isinstance(old, JobCreated | JobUpdated):
+            payload = dataclasses.replace(old, spec=v5_spec())
+        payloads.append(payload)
+    outcome = "e0000000-0000-4000-8000-000000000009"
+    payloads.append(
+        HookDelivered(
+            hook="on_failure",
+            url="https://hooks.example.com/failed",
+            outcome_event_id=outcome,
+            attempt=2,
+            status_code=204,
+            duration_ms=31,
+        )
+    )
+    payloads.append(
+        HookDeliveryFailed(
+            hook="on_failure",
+            url="https://hooks.example.com/failed",
+            outcome_event_id=outcome,
+            attempt=1,
+            error="503 Service Unavailable",
+            status_code=503,
+            will_retry=False,
+        )
+    )
+    return payloads
+
+
 def samples_of(payloads: list[Payload], *, caller: bool = False) -> dict[str, Event]:
     """Golden events by type name, every envelope field set."""
     samples = {}
@@ -245,9 +296,19 @@ def v4_samples() -> dict[str, Event]:
     return samples_of(v4_payloads(), caller=True)
 
 
-SAMPLES = {"v1": v1_samples, "v2": v2_samples, "v3": v3_samples, "v4": v4_samples}
-latest_payloads = v4_payloads
-latest_samples = v4_samples
+def v5_samples() -> dict[str, Event]:
+    return samples_of(v5_payloads(), caller=True)
+
+
+SAMPLES = {
+    "v1": v1_samples,
+    "v2": v2_samples,
+    "v3": v3_samples,
+    "v4": v4_samples,
+    "v5": v5_samples,
+}
+latest_payloads = v5_payloads
+latest_samples = v5_samples
 
 
 def main() -> int:

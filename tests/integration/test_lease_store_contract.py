@@ -108,17 +108,6 @@ class FastTimeStore(LeaseStore):
     def renew_many(self, leases: Sequence[tuple[str, int]], ttl: float) -> list[bool]:
         return self._inner.renew_many(leases, ttl / self._fast.speed)
 
-    def take_run(
-        self, key: str, owner: str, ttl: float, finished_flag: str, cancel_flag: str
-    ) -> Taken:
-        taken = self._inner.take_run(key, owner, ttl / self._fast.speed, finished_flag, cancel_flag)
-        if taken.lease is None:
-            return taken
-        return dataclasses.replace(taken, lease=self._scaled(taken.lease))
-
-    def finish_run(self, key: str, token: int, finished_flag: str, flag_ttl: float) -> bool:
-        return self._inner.finish_run(key, token, finished_flag, flag_ttl / self._fast.speed)
-
     def take_runs(
         self, queues: Sequence[str], owner: str, ttl: float, limit: int, timeout: float
     ) -> list[TakenItem]:
@@ -448,53 +437,6 @@ def test_renew_many_handles_more_leases_than_one_script_call(store: LeaseStore) 
     kept = store.renew_many(pairs, 30)
     assert len(kept) == 1200
     assert [i for i, ok in enumerate(kept) if not ok] == [700]
-
-
-def test_take_run_acquires_and_reads_the_cancel_flag(
-    store: LeaseStore, other: LeaseStore, backend: Backend
-) -> None:
-    taken = store.take_run("run:1", "w1", 10, "finished:1:1", "cancel:1")
-    assert taken.lease is not None and not taken.finished and not taken.cancelled
-    assert taken.lease.owner == "w1"
-    assert taken.lease.expires_at == pytest.approx(backend.now() + 10, abs=0.5)
-    assert other.inspect(["run:1"])["run:1"].token == taken.lease.token
-    refused = other.take_run("run:1", "w2", 10, "finished:1:1", "cancel:1")
-    assert refused == Taken(None)
-    other.set_flag("cancel:2", 60)
-    cancelled = store.take_run("run:2", "w1", 10, "finished:2:1", "cancel:2")
-    assert cancelled.cancelled and cancelled.lease is not None
-    assert cancelled.lease.token > taken.lease.token
-
-
-def test_take_run_takes_nothing_once_the_attempt_finished(
-    store: LeaseStore, other: LeaseStore
-) -> None:
-    other.set_flag("finished:1:1", 60)
-    assert store.take_run("run:1", "w1", 10, "finished:1:1", "cancel:1") == Taken(
-        None, finished=True
-    )
-    assert other.inspect(["run:1"]) == {}
-    # Another attempt of the same run is not finished.
-    assert store.take_run("run:1", "w1", 10, "finished:1:2", "cancel:1").lease is not None
-
-
-def test_finish_run_raises_the_flag_and_releases_with_the_current_token_only(
-    store: LeaseStore, other: LeaseStore, backend: Backend
-) -> None:
-    taken = store.take_run("run:1", "w1", 10, "finished:1:1", "cancel:1")
-    assert taken.lease is not None
-    assert store.finish_run("run:1", taken.lease.token, "finished:1:1", 60)
-    assert other.inspect(["run:1"]) == {}
-    assert other.has_flag("finished:1:1")
-    assert other.take_run("run:1", "w2", 10, "finished:1:1", "cancel:1").finished
-    # A worker that lost its lease still raises the flag, but releases nothing of others.
-    again = other.take_run("run:1", "w2", 10, "finished:1:2", "cancel:1")
-    assert again.lease is not None
-    assert not store.finish_run("run:1", taken.lease.token, "finished:1:3", 60)
-    assert other.has_flag("finished:1:3")
-    assert other.inspect(["run:1"])["run:1"].token == again.lease.token
-    backend.advance(61)
-    assert not other.has_flag("finished:1:1")
 
 
 # --- taking and ending runs in batches ------------------------------------------------

@@ -29,6 +29,9 @@ from events.errors import MalformedEvent, SchemaNotFound
 from events.model import (
     PAYLOAD_TYPES,
     Event,
+    Hook,
+    HookDelivered,
+    HookDeliveryFailed,
     JobCreated,
     JobDeleted,
     JobPaused,
@@ -54,6 +57,7 @@ from events.model import (
     WorkerDeregistered,
     WorkerLost,
     WorkerRegistered,
+    spec_from_dict,
     to_millis,
 )
 from tests.golden.make_golden import (
@@ -102,6 +106,17 @@ def minimal_payloads() -> list[Payload]:
         WorkerLost(worker_id="w"),
         TokenCreated(name="t", role="viewer", token_hash="00"),
         TokenRevoked(name="t"),
+        HookDelivered(
+            hook="on_success",
+            url="http://h",
+            outcome_event_id="e",
+            attempt=1,
+            status_code=200,
+            duration_ms=0,
+        ),
+        HookDeliveryFailed(
+            hook="on_success", url="http://h", outcome_event_id="e", attempt=1, error="x"
+        ),
     ]
 
 
@@ -289,7 +304,7 @@ def test_type_that_disagrees_with_payload_is_malformed(codec: EventCodec) -> Non
 
 
 def test_one_file_per_named_type() -> None:
-    names = {"Event", "JobSpec", *PAYLOAD_NAMES}
+    names = {"Event", "JobSpec", "Hook", *PAYLOAD_NAMES}
     assert {p.name for p in CURRENT.glob("*.avsc")} == {f"{NAMESPACE}.{n}.avsc" for n in names}
     for name in names:
         schema = raw_record_schema(CURRENT, name)
@@ -307,7 +322,7 @@ def test_envelope_fields_are_the_event_fields_plus_type() -> None:
     assert sorted(avro) == sorted([*python, "type"])
 
 
-@pytest.mark.parametrize("cls", [JobSpec, *PAYLOAD_TYPES], ids=lambda c: c.__name__)
+@pytest.mark.parametrize("cls", [JobSpec, Hook, *PAYLOAD_TYPES], ids=lambda c: c.__name__)
 def test_record_fields_mirror_the_dataclass(cls: type[Any]) -> None:
     avro = raw_record_schema(CURRENT, cls.__name__)["fields"]
     python = dataclasses.fields(cls)
@@ -495,3 +510,39 @@ def test_a_v3_spec_reads_with_its_limit_and_the_process_pool(codec: EventCodec) 
     assert isinstance(decoded.payload, JobUpdated)
     assert (decoded.payload.spec.max_concurrency, decoded.payload.spec.pool) == (7, "process")
     assert decoded == event
+
+
+# --- schema v5: the parameters' schema, hooks, hook deliveries -------------------------
+
+
+def test_v5_round_trips_the_parameters_schema_and_hooks(codec: EventCodec) -> None:
+    spec = JobSpec(
+        name="report",
+        type="python",
+        function="jobs.report:run",
+        parameters_schema={"type": "object", "properties": {"day": {"format": "date"}}},
+        on_failure=Hook(url="https://hooks.example.com/f", secret="HOOK_KEY"),
+        on_dead_letter=Hook(url="https://hooks.example.com/d"),
+    )
+    event = Event(payload=JobCreated(spec=spec), occurred_at=AT, actor="alice", job_id="j")
+    decoded = codec.decode(codec.encode(event))
+    assert decoded == event
+    assert isinstance(decoded.payload, JobCreated)
+    assert decoded.payload.spec.on_failure == Hook("https://hooks.example.com/f", "HOOK_KEY")
+    assert decoded.payload.spec.on_success is None
+
+
+def test_a_v4_spec_reads_with_no_parameters_schema_and_no_hooks(codec: EventCodec) -> None:
+    v4 = EventCodec(load_event_schema(SCHEMA_ROOT / "v4"))
+    spec = JobSpec(name="old", type="shell", command="true", max_concurrency=None)
+    event = Event(payload=JobCreated(spec=spec), occurred_at=AT, actor="alice", job_id="j")
+    decoded = codec.decode(v4.encode(event))
+    assert decoded == event
+    assert isinstance(decoded.payload, JobCreated)
+    assert decoded.payload.spec.parameters_schema is None
+    assert decoded.payload.spec.on_success is None
+
+
+def test_a_spec_with_hooks_comes_back_from_its_json_form() -> None:
+    spec = JobSpec(name="j", type="shell", command="true", on_success=Hook("http://h", "K"))
+    assert spec_from_dict(dataclasses.asdict(spec)) == spec

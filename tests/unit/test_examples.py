@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from datetime import date
 from pathlib import Path
 from types import ModuleType
 
@@ -36,3 +37,11 @@ def test_send_report_names_its_run(
     monkeypatch.setenv("CHRONOLOG_RUN_ID", "run-1")
     assert load("mailer").send_report() == {"sent_by": "run-1"}
     assert "Report sent (run run-1)" in capsys.readouterr().out
+
+
+def test_the_report_as_code_is_a_job_and_still_a_function() -> None:
+    generate_daily = load("reports_code").generate_daily
+    assert generate_daily(["a@example.com"], date(2026, 12, 3)) == {"sent": 1, "day": "2026-12-03"}
+    spec = generate_daily.spec
+    assert spec["name"] == "generate_daily" and spec["function"] == "reports_code:generate_daily"
+    assert spec["parameters_schema"]["required"] == ["recipients"]
