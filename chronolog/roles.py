@@ -43,10 +43,16 @@ def new_node_id(role: str) -> str:
 
 
 def scheduler_role(runtime: wiring.Runtime) -> Scheduler:
-    from scheduler.loop import Scheduler, SchedulerConfig  # the read model: not for workers
+    from projector.appends import keeps_appends_whole  # the read model: not for workers
+    from scheduler.concurrency import API_QUEUED_GRACE, NO_GRACE
+    from scheduler.loop import Scheduler, SchedulerConfig
 
     settings = runtime.settings
-    config = SchedulerConfig(node_id=new_node_id("scheduler"), leader_ttl=settings.leader_ttl)
+    config = SchedulerConfig(
+        node_id=new_node_id("scheduler"),
+        leader_ttl=settings.leader_ttl,
+        api_queued_grace=NO_GRACE if keeps_appends_whole(runtime.log) else API_QUEUED_GRACE,
+    )
     return Scheduler(
         config,
         runtime.log,

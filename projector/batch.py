@@ -28,6 +28,7 @@ from events.model import Event
 from projector import rows
 from projector.activity import JobActivity, apply_activity
 from projector.bulk import insert_rows
+from projector.collector import collector_paused
 from projector.fold import Fold
 from projector.job_projection import JOB_EVENTS, JobRow, Rejected, apply_job_event
 from projector.poison import (
@@ -241,7 +242,8 @@ def commit_batch(engine: Engine, records: Sequence[LogRecord], codec: EventCodec
     checkpoints. Either way every record is applied once or recorded once.
     """
     try:
-        return _commit(engine, records, codec)
+        with collector_paused():
+            return _commit(engine, records, codec)
     except Exception as e:
         if not is_refusal(e):
             raise

@@ -9,8 +9,9 @@ from collections.abc import Callable, Mapping, Sequence
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from eventlog.port import EventLog, LogConsumer
+from eventlog.port import EventLog, LogConsumer, LogRecord
 from events.codec import EventCodec
+from projector.appends import possibly_cut, split_open_appends
 from projector.batch import BatchResult, StaleBatch, commit_batch, read_checkpoints
 
 log = logging.getLogger(__name__)
@@ -24,6 +25,10 @@ class Projector:
     Exactly once: the events of a batch and the checkpoint after them are committed in
     one transaction, and on (re)assignment the consumer seeks to the checkpoint stored in
     the database, never to an offset the log remembers for us.
+
+    Whole appends: a batch never ends inside one append of the log (``projector.appends``);
+    records of an append a full poll may have cut are kept for the next batch, so a batch
+    can exceed ``batch_size`` by the appends it completes.
     """
 
     def __init__(
@@ -44,10 +49,13 @@ class Projector:
         self._on_commit = on_commit
         self._consumer: LogConsumer | None = None
         self._rewind_pending = False
+        self._open_appends: list[LogRecord] = []  # polled, held for the rest of their append
         self.applied = 0
         self.unprojectable = 0  # events recorded as rejected because they cannot be projected
 
     def _start_offsets(self, partitions: Sequence[int]) -> Mapping[int, int]:
+        # Assigned partitions restart from their checkpoints: what was held is read again.
+        self._open_appends = [r for r in self._open_appends if r.partition not in partitions]
         with Session(self._engine) as session:
             saved = read_checkpoints(session, partitions)
         log.info(
@@ -63,12 +71,12 @@ class Projector:
         return self._consumer
 
     def step(self, timeout: float = 0.1) -> int:
-        """Apply at most one batch; return how many records it held."""
+        """Apply at most one batch; return how many records it applied."""
         consumer = self._ensure_consumer()
         if self._rewind_pending:  # a failed batch's records were taken from the consumer
             self._rewind(consumer)
             self._rewind_pending = False
-        records = consumer.poll(self._batch_size, timeout)
+        records = self._next_records(consumer, timeout)
         if not records:
             return 0
         try:
@@ -89,7 +97,20 @@ class Projector:
             self._on_commit(result)
         return len(records)
 
+    def _next_records(self, consumer: LogConsumer, timeout: float) -> list[LogRecord]:
+        """The next batch: records held from the last poll, then newly polled ones, up to
+        the last whole append of each partition; the rest is held for the next poll."""
+        polled = consumer.poll(self._batch_size, timeout)
+        assigned = set(consumer.assignment()) if self._open_appends else set()
+        # A partition taken away since holds nothing of ours any more.
+        held = [r for r in self._open_appends if r.partition in assigned]
+        records = held + polled
+        cut = possibly_cut(records, full_poll=len(polled) >= self._batch_size)
+        whole, self._open_appends = split_open_appends(records, cut)
+        return whole
+
     def _rewind(self, consumer: LogConsumer) -> None:
+        self._open_appends = []  # they follow the checkpoints: read again after the seek
         with Session(self._engine) as session:
             saved = read_checkpoints(session, consumer.assignment())
         for partition in consumer.assignment():

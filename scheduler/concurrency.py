@@ -31,8 +31,11 @@ waiting for a retry.
 ``admitted_without_state`` says when ``admit``'s answer is known without any state: an
 ``allow`` job with no ``max_concurrency`` queues every run a person asks for. The API
 queues such runs itself, in the same append as their request (docs/decisions.md, issue 11),
-so ``admit`` leaves such a ``manual`` run waiting for ``API_QUEUED_GRACE`` after its
-request: its ``RunQueued`` is in the log, the projector may just not have applied it yet.
+and the projector applies an append whole on the embedded log (``projector.appends``),
+so a round never sees such a run ``pending``. On Kafka a projector batch may still end
+inside an append; there ``admit`` is given ``API_QUEUED_GRACE`` and leaves such a
+``manual`` run waiting that long after its request: its ``RunQueued`` is in the log, the
+projector may just not have applied it yet.
 """
 
 from __future__ import annotations
@@ -59,8 +62,10 @@ AUTOMATIC_TRIGGERS: Final[frozenset[RunTrigger]] = frozenset({"schedule", "depen
 """Triggers whose pending runs a paused job skips."""
 
 API_QUEUED_GRACE: Final = timedelta(seconds=2)
-"""How long a manual run the API queued itself may show ``pending`` (its two events
-applied in different projector batches) before the scheduler queues it after all."""
+"""On a log whose appends a projector batch may split (Kafka): how long a manual run the
+API queued itself may show ``pending`` (its two events applied in different batches)
+before the scheduler queues it after all."""
+NO_GRACE: Final = timedelta(0)
 
 _SHOWN_IDS: Final = 3
 
@@ -72,6 +77,8 @@ def admit(
     active_runs_by_job: Mapping[str, Sequence[RunView]],
     jobs: Mapping[str, JobView],
     now: datetime,
+    *,
+    api_queued_grace: timedelta = NO_GRACE,
 ) -> list[Event]:
     """Decide, per job policy, which pending runs to queue, skip, or leave waiting.
 
@@ -79,11 +86,13 @@ def admit(
         pending_runs: runs in status ``pending`` (others are ignored).
         active_runs_by_job: job id -> its runs holding a slot (status in ``SLOT_HOLDERS``).
         jobs: job id -> job, for every job that still exists.
+        api_queued_grace: ``API_QUEUED_GRACE`` where a projector batch may split an
+            append (Kafka), else none.
     """
     events: list[Event] = []
     for job_id, pending in _pending_by_job(pending_runs).items():
         active = active_runs_by_job.get(job_id, ())
-        events.extend(_admit_job(jobs.get(job_id), pending, active, now))
+        events.extend(_admit_job(jobs.get(job_id), pending, active, now, api_queued_grace))
     return events
 
 
@@ -139,7 +148,11 @@ def _pending_by_job(runs: Iterable[RunView]) -> dict[str, list[RunView]]:
 
 
 def _admit_job(
-    job: JobView | None, pending: list[RunView], active: Sequence[RunView], now: datetime
+    job: JobView | None,
+    pending: list[RunView],
+    active: Sequence[RunView],
+    now: datetime,
+    api_queued_grace: timedelta,
 ) -> list[Event]:
     if job is None:
         return [_skip(run, now, "job_deleted", "the job was deleted") for run in pending]
@@ -148,15 +161,17 @@ def _admit_job(
         paused = [run for run in pending if run.trigger in AUTOMATIC_TRIGGERS]
         events = [_skip(run, now, "paused", "the job is paused") for run in paused]
         pending = [run for run in pending if run.trigger not in AUTOMATIC_TRIGGERS]
-    pending = [run for run in pending if not _queued_by_the_api(run, job.spec, now)]
+    pending = [
+        run for run in pending if not _queued_by_the_api(run, job.spec, now, api_queued_grace)
+    ]
     policy = _POLICIES[job.spec.concurrency_policy]
     return events + policy(job.spec, pending, active, now)
 
 
-def _queued_by_the_api(run: RunView, spec: JobSpec, now: datetime) -> bool:
+def _queued_by_the_api(run: RunView, spec: JobSpec, now: datetime, grace: timedelta) -> bool:
     """A manual run the API queued in its trigger's append (if the job has not changed
     since), whose ``RunQueued`` the projector has not applied yet."""
-    recent = now - run.requested_at < API_QUEUED_GRACE
+    recent = now - run.requested_at < grace
     return recent and run.trigger == "manual" and admitted_without_state(spec, run.trigger)
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from events.model import Event, RunDeadLettered, RunRequested
-from scheduler.concurrency import SLOT_HOLDERS, admit, due_retries
+from scheduler.concurrency import NO_GRACE, SLOT_HOLDERS, admit, due_retries
 from scheduler.dependencies import on_dead_letter, on_success
 from scheduler.fires import due_fires
 from scheduler.health import check_running
@@ -62,8 +62,17 @@ class Snapshot:
     check_running: bool = True
 
 
-def decide(snapshot: Snapshot, now: datetime, rng: random.Random) -> list[Event]:
-    """Every decision of one round, in the order they must be appended."""
+def decide(
+    snapshot: Snapshot,
+    now: datetime,
+    rng: random.Random,
+    *,
+    api_queued_grace: timedelta = NO_GRACE,
+) -> list[Event]:
+    """Every decision of one round, in the order they must be appended.
+
+    ``api_queued_grace``: see ``concurrency.admit`` (Kafka's, where a projector batch may
+    split an append)."""
     jobs = snapshot.jobs
     groups = snapshot.groups or grouped(snapshot.open_runs)
     by_status = groups.by_status
@@ -85,7 +94,7 @@ def decide(snapshot: Snapshot, now: datetime, rng: random.Random) -> list[Event]
     for job_id in set(given_up.values()):
         if job_id is not None and job_id in active:
             active[job_id] = [r for r in active[job_id] if r.run_id not in given_up]
-    events += admit(pending, active, jobs, now)
+    events += admit(pending, active, jobs, now, api_queued_grace=api_queued_grace)
     return events
 
 

@@ -59,6 +59,9 @@ class SchedulerConfig:
     # running run, too much for every round with thousands running. A lost run waits for
     # its lease to expire anyway; this adds at most this much to it.
     lease_check_interval: float = 0.5
+    # How long a manual run the API queued may show pending: none where the projector
+    # applies appends whole (the embedded log), ``API_QUEUED_GRACE`` on Kafka.
+    api_queued_grace: timedelta = timedelta(0)
 
 
 class Scheduler:
@@ -164,7 +167,9 @@ class Scheduler:
 
     def _round(self, now: datetime) -> datetime:
         gathered = self._gather(now)
-        events = decide(gathered.snapshot, now, self._rng)
+        events = decide(
+            gathered.snapshot, now, self._rng, api_queued_grace=self.config.api_queued_grace
+        )
         events += self._signal_cancels(events, gathered)
         events += self._lost_workers(now)
         self._append(events)

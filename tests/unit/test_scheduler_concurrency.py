@@ -277,15 +277,29 @@ def test_whenever_admitted_without_state_then_admit_queues_it_whatever_the_other
         assert summary(events) == [("RunQueued", "p", None)]
 
 
-def test_a_manual_run_the_api_queued_is_left_to_its_runqueued_for_the_grace() -> None:
+def test_on_kafka_a_manual_run_the_api_queued_is_left_to_its_runqueued_for_the_grace() -> None:
     given = job(concurrency_policy="allow", max_concurrency=None)
     just = run("just", trigger="manual", minute=0)
     just_now = just.requested_at + API_QUEUED_GRACE - timedelta(milliseconds=1)
     fire = run("fire", trigger="schedule", minute=0)
-    events = admit([just, fire], {}, {"job-1": given}, just_now)
+    grace = {"api_queued_grace": API_QUEUED_GRACE}
+    events = admit([just, fire], {}, {"job-1": given}, just_now, **grace)
     assert summary(events) == [("RunQueued", "fire", None)]  # fires are the scheduler's
     later = just.requested_at + API_QUEUED_GRACE
-    assert summary(admit([just], {}, {"job-1": given}, later)) == [("RunQueued", "just", None)]
+    assert summary(admit([just], {}, {"job-1": given}, later, **grace)) == [
+        ("RunQueued", "just", None)
+    ]
     # A job with a limit: the API did not queue it, nothing waits.
     limited = job(concurrency_policy="allow", max_concurrency=5)
-    assert summary(admit([just], {}, {"job-1": limited}, just_now)) == [("RunQueued", "just", None)]
+    assert summary(admit([just], {}, {"job-1": limited}, just_now, **grace)) == [
+        ("RunQueued", "just", None)
+    ]
+
+
+def test_where_appends_are_applied_whole_a_pending_manual_run_is_queued_at_once() -> None:
+    # The embedded log: a run the API queued is never seen pending (its two events are
+    # committed by one projector batch), so a pending one was not queued: queue it now.
+    given = job(concurrency_policy="allow", max_concurrency=None)
+    just = run("just", trigger="manual", minute=0)
+    events = admit([just], {}, {"job-1": given}, just.requested_at)
+    assert summary(events) == [("RunQueued", "just", None)]
