@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from chronolog import roles, wiring
+from chronolog import roles, tracing, wiring
 from chronolog.apply_plan import DEFAULT_MARKER
 from chronolog.logs import configure_logging
 from chronolog.settings import (
@@ -97,6 +97,7 @@ def up(
         app_dir=app_dir,
         dashboard_port=dashboard_port,
     )
+    tracing.configure("api")  # its scheduler and workers are processes that configure theirs
     with _reported():
         settings = dataclasses.replace(settings, app_dir=roles.app_dir(settings))  # for workers
         roles.check_secrets_file(settings)  # refused here, not by every worker it starts
@@ -130,6 +131,7 @@ def api_command(
 ) -> None:
     """Run only the API (a projector must run elsewhere for writes to become visible)."""
     settings = _settings(api_port=api_port, api_host=api_host, data_dir=data_dir)
+    tracing.configure("api")
     with _reported():
         typer.echo(f"Chronolog API on http://{settings.api_host}:{settings.api_port}")
         from chronolog import serving  # the web stack: only API processes load it
@@ -170,6 +172,7 @@ def dashboard_command(
 def scheduler_command(data_dir: DataDir = None) -> None:
     """Run a scheduler; of several, one leads and the others stand by."""
     settings = _settings(data_dir=data_dir)
+    tracing.configure("scheduler")
     with _reported():
         runtime = wiring.build_runtime(settings)
     scheduler = roles.scheduler_role(runtime)
@@ -214,6 +217,7 @@ def worker_command(
     queues = [tag.strip() for tag in tags.split(",") if tag.strip()]
     if not queues:
         raise _fail("--tags needs at least one queue name, e.g. --tags default")
+    tracing.configure("worker")
     with _reported():
         roles.run_worker(settings, queues, concurrency, worker_id, announce=typer.echo)
 
