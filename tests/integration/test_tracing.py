@@ -196,6 +196,35 @@ def test_a_scheduled_run_s_trace_begins_at_the_scheduler_s_fire(
     assert result == {"trace_id": trace_id, "span_id": ids(execute)[1], "step_trace_id": trace_id}
 
 
+@pytest.mark.parametrize("read_model_url", ["sqlite"], indirect=True)
+def test_a_batch_s_runs_share_its_trace_and_an_async_job_continues_it(
+    exported: InMemorySpanExporter, running: Runtime, worker: Worker
+) -> None:
+    scheduler = a_scheduler(running)
+    async_job = {**TRACED_JOB, "function": "tests.jobs.traced:current_trace_async"}
+    with TestClient(create_app(api_context(running))) as client:
+        for name, job in (("sync", TRACED_JOB), ("async", async_job)):
+            assert client.post("/api/jobs", json={"name": name, **job}).status_code == 201
+        answer = client.post("/api/runs", json={"runs": [{"job": "sync"}, {"job": "async"}]})
+        assert answer.status_code == 201, answer.text
+        run_ids = [run["run_id"] for run in answer.json()["runs"]]
+        results = [completed(client, run_id, scheduler) for run_id in run_ids]
+
+    spans = list(exported.get_finished_spans())
+    trace_id, trigger_id = ids(the_span(spans, "chronolog.trigger"))  # one for the batch
+    for run_id, result in zip(run_ids, results, strict=True):
+        of_run = [s for s in spans if (s.attributes or {}).get(tracing.RUN_ID) == run_id]
+        dispatch = the_span(of_run, "chronolog.dispatch")
+        execute = the_span(of_run, "chronolog.execute")
+        assert (ids(dispatch)[0], parent_id(dispatch)) == (trace_id, trigger_id)
+        assert (ids(execute)[0], parent_id(execute)) == (trace_id, ids(dispatch)[1])
+        assert result == {
+            "trace_id": trace_id,
+            "span_id": ids(execute)[1],
+            "step_trace_id": trace_id,
+        }
+
+
 OFF = textwrap.dedent(
     """
     import sys, threading

@@ -22,3 +22,8 @@ def current_trace() -> dict[str, str]:
 def opentelemetry_modules() -> list[str]:
     """The opentelemetry modules loaded in the process that runs this job."""
     return sorted(name for name in sys.modules if name.split(".")[0] == "opentelemetry")
+
+
+async def current_trace_async() -> dict[str, str]:
+    """``current_trace`` from an async job (the async pool's process)."""
+    return current_trace()
