@@ -2,7 +2,7 @@
 tracing off and on, alternating, in one run (issue 12 part 4).
 
     .venv/bin/python -m bench.bench_tracing [--rounds 3] [--latency-runs 100] \
-        [--throughput-runs 2000] [--workers 1] [--concurrency 4]
+        [--throughput-runs 2000] [--workers 1] [--concurrency 4] [--span-runs 20000]
 
 Each round starts a fresh embedded cluster (``chronolog up`` with its scheduler, and
 worker processes) twice, off then on, and measures in each:
@@ -17,7 +17,10 @@ worker processes) twice, off then on, and measures in each:
 encoded and sent as in production, with no collector's cost on the cluster's CPU.
 CPU per run: user + system seconds of the cluster's processes divided by the runs; for
 throughput over the measured phase (live descendants of this process, with the children
-they reaped), for latency over the cluster's whole life (start-up included).
+they reaped), for latency over the cluster's whole life (start-up included). Last, the
+CPU the tracing calls of one run cost (a trigger span, a dispatch hop, an execution span
+with its status), off and on, ``--span-runs`` times in a process of its own (its export
+thread included, the sink's CPU not).
 Writes bench/results/tracing.json.
 """
 
@@ -28,6 +31,7 @@ import json
 import os
 import resource
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -47,6 +51,7 @@ if str(REPO) not in sys.path:  # run as a file: sys.path[0] is bench/
 
 from bench.auth import admin_headers  # noqa: E402
 from bench.bench_runs import cluster, latency, wait  # noqa: E402
+from chronolog import tracing  # noqa: E402
 from chronolog.settings import load_settings  # noqa: E402
 from chronolog.wiring import open_event_log  # noqa: E402
 from events.codec import EventCodec  # noqa: E402
@@ -174,6 +179,61 @@ def reaped_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def span_cost(sink: str, runs: int) -> dict[str, float]:
+    """CPU microseconds per run of the tracing calls a run makes in Chronolog's processes
+    (trigger span, dispatch hop, execution span with its status), in this process: off,
+    then on with the OTLP exporter batching to the sink (its thread's CPU included)."""
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    def one_run(index: int) -> None:
+        with tracing.span("chronolog.trigger", attributes={"chronolog.requests": 1}) as root:
+            parent = tracing.traceparent(root)
+        run_id = f"run-{index}"
+        hopped = tracing.hop("chronolog.dispatch", parent, run_id, "job-1", 1)
+        attributes = {tracing.RUN_ID: run_id, tracing.JOB_ID: "job-1", tracing.ATTEMPT: 1}
+        with tracing.span("chronolog.execute", hopped, attributes) as execution:
+            tracing.mark(execution, tracing.STATUS, "succeeded")
+
+    def cost() -> float:
+        began = time.process_time()
+        for index in range(runs):
+            one_run(index)
+        if tracing.enabled():
+            tracing.flush()
+        return (time.process_time() - began) * 1e6 / runs
+
+    off = cost()
+    provider = TracerProvider()
+    exporter = OTLPSpanExporter(f"{sink}/v1/traces")
+    # A queue for every span: the default (2048) drops spans made this fast, and
+    # dropped spans would cost nothing to export.
+    provider.add_span_processor(BatchSpanProcessor(exporter, max_queue_size=3 * runs))
+    tracing.enable(provider)
+    try:
+        on = cost()
+    finally:
+        tracing.disable()
+        provider.shutdown()
+    return {"off_us_per_run": off, "on_us_per_run": on}
+
+
+def span_cost_apart(sink: str, runs: int) -> dict[str, float]:
+    """``span_cost`` in a process of its own: the sink's CPU stays out of it."""
+    code = "import json, sys; from bench.bench_tracing import span_cost; "
+    code += "print(json.dumps(span_cost(sys.argv[1], int(sys.argv[2]))))"
+    done = subprocess.run(
+        [sys.executable, "-c", code, sink, str(runs)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    measured: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    return measured
+
+
 def tracing_env(args: argparse.Namespace, traced: bool) -> dict[str, str]:
     if not traced:
         return {}
@@ -212,6 +272,7 @@ def main() -> None:
     parser.add_argument("--throughput-runs", type=int, default=2000)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--span-runs", type=int, default=20_000, help="for the span cost")
     parser.add_argument("--results", type=Path, default=REPO / "bench" / "results")
     args = parser.parse_args()
     measured: dict[str, list[dict[str, Any]]] = {"off": [], "on": []}
@@ -227,12 +288,15 @@ def main() -> None:
                 one["otlp_bytes"] = Sink.received["bytes"] - sent["bytes"]
                 print(f"round {index + 1} {mode}: {json.dumps(one)}", flush=True)
                 measured[mode].append(one)
+        spans = span_cost_apart(args.sink, args.span_runs)
+        print(f"span cost: {json.dumps(spans)}", flush=True)
     result = {
         "median": {
             mode: {path: median_of(rounds, path) for path in SUMMARY}
             for mode, rounds in measured.items()
         },
         "rounds": measured,
+        "span_cpu_per_run_in_process": spans,
         "exporter": "otlp over HTTP/protobuf, batching, to a local sink that drops it",
         "load_average_before": load_before,
         "load_average_after": os.getloadavg(),
