@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
-    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
     from opentelemetry.sdk.trace.export import SpanExporter
     from opentelemetry.trace import Span, Tracer
 
@@ -89,6 +89,8 @@ def configure(role: str, env: Mapping[str, str] = os.environ) -> bool:
         from opentelemetry import trace
         from opentelemetry.sdk.resources import Resource
         from opentelemetry.sdk.trace import TracerProvider
+
+        exporters = _exporters(env)
     except ImportError:
         log.warning(
             "OTEL_* variables ask for traces but OpenTelemetry is not installed; tracing "
@@ -99,7 +101,7 @@ def configure(role: str, env: Mapping[str, str] = os.environ) -> bool:
     provider = TracerProvider(
         resource=Resource.create({} if named else {"service.name": f"chronolog-{role}"})
     )
-    for exporter in _exporters(env):
+    for exporter in exporters:
         provider.add_span_processor(_batching(exporter))
     trace.set_tracer_provider(provider)  # job code's get_tracer() uses it too
     enable(provider)
@@ -129,7 +131,7 @@ def _exporters(env: Mapping[str, str]) -> list[SpanExporter]:
     return exporters
 
 
-def _batching(exporter: SpanExporter) -> Any:
+def _batching(exporter: SpanExporter) -> SpanProcessor:
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
     return BatchSpanProcessor(exporter)  # OTEL_BSP_* tune it
