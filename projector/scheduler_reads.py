@@ -63,6 +63,7 @@ class QueuedRun:
     priority: int
     correlation_id: str | None
     scheduled_for: datetime | None
+    traceparent: str | None = None
 
 
 # Only what the rules read: loading whole rows (attempts, output, JSON) for every open
@@ -269,6 +270,7 @@ def queued_before(session: Session, before: datetime) -> list[QueuedRun]:
         RunRecord.priority,
         RunRecord.correlation_id,
         RunRecord.scheduled_for,
+        RunRecord.traceparent,
     ).where(RunRecord.status == "queued", RunRecord.queued_at < before)
     return [QueuedRun(*row) for row in session.execute(query)]
 

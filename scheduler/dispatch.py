@@ -130,6 +130,9 @@ def repush_tickets(
                 parameters.get(run.run_id, {}),
                 run.correlation_id,
                 run.scheduled_for,
+                tracing.hop(
+                    "chronolog.dispatch", run.traceparent, run.run_id, run.job_id, run.attempt
+                ),
             ),
         )
         for run in missing

@@ -1,4 +1,5 @@
-"""When the OTEL_* variables turn tracing on, and what is said when they cannot."""
+"""When the OTEL_* variables turn tracing on, what is said when they cannot, and the
+trace context of a run that reconciliation pushes again."""
 
 from __future__ import annotations
 
@@ -7,8 +8,16 @@ import sys
 from collections.abc import Iterator
 
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from chronolog import tracing
+from events.model import JobSpec
+from projector.scheduler_reads import QueuedRun
+from scheduler.dispatch import repush_tickets
+
+SPEC = JobSpec(name="j", type="shell", command="true")
 
 
 @pytest.fixture(autouse=True)
@@ -77,3 +86,29 @@ def test_configured_tracing_says_so_and_names_the_service_after_the_role(
     [line] = caplog.records
     assert line.getMessage() == "OpenTelemetry tracing is on"
     assert (line.service, line.exporters) == ("chronolog-scheduler", "console")  # type: ignore[attr-defined]
+
+
+PARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+
+def repushed(traceparent: str | None) -> str | None:
+    run = QueuedRun("run-1", "job-1", 2, "default", 0, None, None, traceparent)
+    [(_, _, ticket)] = repush_tickets([run], {"job-1": SPEC}, {})
+    return ticket.traceparent
+
+
+def test_a_run_reconciliation_pushes_again_keeps_its_trace() -> None:
+    assert repushed(PARENT) == PARENT  # tracing off here: handed on as it is
+    assert repushed(None) is None
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing.enable(provider)
+    ticket_parent = repushed(PARENT)
+    [dispatch] = exporter.get_finished_spans()
+    context = dispatch.get_span_context()
+    assert context is not None and dispatch.parent is not None
+    assert (dispatch.name, f"{context.trace_id:032x}") == ("chronolog.dispatch", PARENT[3:35])
+    assert f"{dispatch.parent.span_id:016x}" == PARENT[36:52]
+    assert ticket_parent == f"00-{PARENT[3:35]}-{context.span_id:016x}-01"
+    assert dispatch.attributes is not None and dispatch.attributes[tracing.ATTEMPT] == 2
