@@ -197,17 +197,24 @@ def test_a_scheduled_run_s_trace_begins_at_the_scheduler_s_fire(
 
 
 @pytest.mark.parametrize("read_model_url", ["sqlite"], indirect=True)
-def test_a_batch_s_runs_share_its_trace_and_an_async_job_continues_it(
+def test_a_batch_s_runs_share_its_trace_queued_by_the_api_or_the_scheduler(
     exported: InMemorySpanExporter, running: Runtime, worker: Worker
 ) -> None:
     scheduler = a_scheduler(running)
-    async_job = {**TRACED_JOB, "function": "tests.jobs.traced:current_trace_async"}
+    # Admitted without state: the API queues it (and records its dispatch span) itself.
+    async_job = {
+        **TRACED_JOB,
+        "function": "tests.jobs.traced:current_trace_async",
+        "concurrency_policy": "allow",
+        "max_concurrency": None,
+    }
     with TestClient(create_app(api_context(running))) as client:
         for name, job in (("sync", TRACED_JOB), ("async", async_job)):
             assert client.post("/api/jobs", json={"name": name, **job}).status_code == 201
         answer = client.post("/api/runs", json={"runs": [{"job": "sync"}, {"job": "async"}]})
         assert answer.status_code == 201, answer.text
         run_ids = [run["run_id"] for run in answer.json()["runs"]]
+        assert [run["status"] for run in answer.json()["runs"]] == ["pending", "queued"]
         results = [completed(client, run_id, scheduler) for run_id in run_ids]
 
     spans = list(exported.get_finished_spans())
