@@ -23,6 +23,7 @@ from api.triggers import (
     request_problems,
 )
 from api.validation import check_parameters
+from chronolog import tracing
 from events.ids import new_run_id
 from events.model import Event, RunQueued, RunRequested, RunRetryRequested
 from leases.cancel_signal import signal_cancel
@@ -63,7 +64,20 @@ class RunCommands:
 
         Round trips: one read of the jobs, one of the keyed runs (if any keys), one append,
         and one push to the lease store's queues if any run was admitted without state.
+        The new runs' trace (tracing on) begins at this span.
         """
+        with tracing.span(
+            "chronolog.trigger", attributes={"chronolog.requests": len(requests)}
+        ) as span:
+            return self._trigger_many(requests, where, unknown_job, tracing.traceparent(span))
+
+    def _trigger_many(
+        self,
+        requests: Sequence[TriggerRequest],
+        where: Callable[[int], str],
+        unknown_job: type[ApiError],
+        traceparent: str | None,
+    ) -> list[TriggerAnswer]:
         with Session(self._ctx.engine) as session:
             jobs = api_reads.find_jobs(session, {r.job for r in requests})
             if problems := request_problems(requests, jobs, where):
@@ -75,7 +89,7 @@ class RunCommands:
         accepted = self._ctx.accepted
         plan = plan_triggers(requests, jobs, projected, _status_of(accepted.get), new_run_id)
         if plan.new_runs:
-            per_run = [self._events(new) for new in plan.new_runs]
+            per_run = [self._events(new, traceparent) for new in plan.new_runs]
             events = [event for run_events in per_run for event in run_events]
             positions = iter(append_events(self._ctx, events))
             # A read of the run waits for its last event, so it shows what was answered.
@@ -87,10 +101,10 @@ class RunCommands:
             self._push([new for new in plan.new_runs if new.queued], events)
         return plan.answers
 
-    def _events(self, new: NewRun) -> list[Event]:
+    def _events(self, new: NewRun, traceparent: str | None) -> list[Event]:
         """The run's ``RunRequested``, and its ``RunQueued`` when admitted without state:
         one key (the job's), so they land in this order."""
-        requested = self._requested(new)
+        requested = self._requested(new, traceparent)
         if not new.queued:
             return [requested]
         queued = self._event_of(new, queued_payload(new.job.spec))
@@ -111,9 +125,12 @@ class RunCommands:
                 extra={"run_ids": [new.run_id for new in queued], "error": str(e)},
             )
 
-    def _requested(self, new: NewRun) -> Event:
+    def _requested(self, new: NewRun, traceparent: str | None) -> Event:
         payload = RunRequested(
-            trigger="manual", parameters=new.parameters, idempotency_key=new.idempotency_key
+            trigger="manual",
+            parameters=new.parameters,
+            idempotency_key=new.idempotency_key,
+            traceparent=traceparent,
         )
         return self._event_of(new, payload)
 

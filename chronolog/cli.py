@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from chronolog import observability, roles, wiring
+from chronolog import observability, roles, tracing, wiring
 from chronolog.apply_plan import DEFAULT_MARKER
 from chronolog.logs import configure_logging
 from chronolog.settings import (
@@ -106,6 +106,7 @@ def up(
         app_dir=app_dir,
         dashboard_port=dashboard_port,
     )
+    tracing.configure("api")  # its scheduler and workers are processes that configure theirs
     with _reported():
         settings = dataclasses.replace(settings, app_dir=roles.app_dir(settings))  # for workers
         roles.check_secrets_file(settings)  # refused here, not by every worker it starts
@@ -140,6 +141,7 @@ def api_command(
 ) -> None:
     """Run only the API (a projector must run elsewhere for writes to become visible)."""
     settings = _settings(api_port=api_port, api_host=api_host, data_dir=data_dir)
+    tracing.configure("api")
     with _reported():
         typer.echo(f"Chronolog API on http://{settings.api_host}:{settings.api_port}")
         from chronolog import serving  # the web stack: only API processes load it
@@ -191,6 +193,7 @@ def scheduler_command(
     """Run a scheduler; of several, one leads and the others stand by. Each also
     delivers job hooks (README, Notifications)."""
     settings = _settings(data_dir=data_dir, api_url=api_url, metrics_port=metrics_port)
+    tracing.configure("scheduler")
     with _reported():
         observability.check_metrics_port(settings)
         runtime = wiring.build_runtime(settings, observability.role_metrics(settings))
@@ -244,6 +247,7 @@ def worker_command(
     queues = [tag.strip() for tag in tags.split(",") if tag.strip()]
     if not queues:
         raise _fail("--tags needs at least one queue name, e.g. --tags default")
+    tracing.configure("worker")
     with _reported():
         roles.run_worker(settings, queues, concurrency, worker_id, announce=typer.echo)
 

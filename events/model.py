@@ -136,6 +136,7 @@ class RunRequested:
     parameters: dict[str, Any] = field(default_factory=dict)  # merged over the job's
     idempotency_key: str | None = None
     upstream_run_id: str | None = None
+    traceparent: str | None = None  # W3C trace context, when tracing is on (v5)
 
 
 @dataclass(frozen=True, slots=True)

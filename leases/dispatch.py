@@ -23,6 +23,7 @@ class Ticket:
     parameters: dict[str, Any] = field(default_factory=dict)
     correlation_id: str | None = None
     scheduled_for: datetime | None = None  # the fire time of a run the schedule requested
+    traceparent: str | None = None  # W3C trace context the worker's execution span joins
 
 
 _FIELDS = frozenset(f.name for f in fields(Ticket))

@@ -100,6 +100,7 @@ class RunRow:
     reason: str | None = None  # why it was skipped, cancelled or dead-lettered
     dead_lettered: bool = False
     cancel_requested: bool = False
+    traceparent: str | None = None  # W3C trace context of the request (tracing on)
     attempts: tuple[AttemptRow, ...] = ()
 
     def current_attempt(self) -> AttemptRow | None:
@@ -142,6 +143,7 @@ def _requested(payload: RunRequested, run: RunRow | None, event: Event) -> RunOu
         idempotency_key=payload.idempotency_key,
         upstream_run_id=payload.upstream_run_id,
         scheduled_for=payload.scheduled_for,
+        traceparent=payload.traceparent,
     )
 
 

@@ -63,6 +63,7 @@ class QueuedRun:
     priority: int
     correlation_id: str | None
     scheduled_for: datetime | None
+    traceparent: str | None = None
 
 
 # Only what the rules read: loading whole rows (attempts, output, JSON) for every open
@@ -251,6 +252,14 @@ def fire_times(session: Session, run_ids: Collection[str]) -> dict[str, datetime
     return {run_id: when for run_id, when in session.execute(query)}
 
 
+def traceparents(session: Session, run_ids: Collection[str]) -> dict[str, str | None]:
+    """The traceparents of runs already in the read model (read only when tracing is on)."""
+    if not run_ids:
+        return {}
+    query = select(RunRecord.id, RunRecord.traceparent).where(RunRecord.id.in_(run_ids))
+    return {run_id: traceparent for run_id, traceparent in session.execute(query)}
+
+
 def queued_before(session: Session, before: datetime) -> list[QueuedRun]:
     """The runs queued before ``before`` and still ``queued``."""
     query = select(
@@ -261,6 +270,7 @@ def queued_before(session: Session, before: datetime) -> list[QueuedRun]:
         RunRecord.priority,
         RunRecord.correlation_id,
         RunRecord.scheduled_for,
+        RunRecord.traceparent,
     ).where(RunRecord.status == "queued", RunRecord.queued_at < before)
     return [QueuedRun(*row) for row in session.execute(query)]
 

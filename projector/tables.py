@@ -121,6 +121,7 @@ class RunRecord(Base):
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
     upstream_run_id: Mapped[str | None] = mapped_column(String(64))
     scheduled_for: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    traceparent: Mapped[str | None] = mapped_column(String(64))  # migration 0010
     queue: Mapped[str | None] = mapped_column(String(200))
     priority: Mapped[int] = mapped_column(Integer)
     requested_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)

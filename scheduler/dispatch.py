@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from chronolog import tracing
 from events.model import Event, JobSpec, RunQueued, RunRequested
 from leases.dispatch import Ticket, encode_ticket, finished_flag, run_lease_key
 from leases.port import LeaseStore, QueueItem
@@ -31,12 +32,15 @@ class Dispatcher:
         specs: Mapping[str, JobSpec],
         parameters: Mapping[str, dict[str, Any]],
         fire_times: Mapping[str, datetime | None] | None = None,
+        traceparents: Mapping[str, str | None] | None = None,
     ) -> int:
         """Push every run these (already appended) events queued; return how many.
 
-        ``fire_times``: the ``scheduled_for`` of runs requested earlier; runs requested
-        by these events take theirs from the events."""
+        ``fire_times`` and ``traceparents``: those of runs requested earlier; runs
+        requested by these events take theirs from the events. Each ticket carries the
+        traceparent of its dispatch span (tracing on), the execution's parent."""
         fired = {**(fire_times or {}), **requested_fire_times(events)}
+        traced = {**(traceparents or {}), **requested_traceparents(events)}
         items: list[tuple[str, QueueItem]] = []
         for event in events:
             if not isinstance(event.payload, RunQueued) or event.run_id is None:
@@ -44,14 +48,18 @@ class Dispatcher:
             spec = specs.get(event.job_id or "")
             if spec is None:
                 continue  # the job was deleted; reconciliation skips such runs too
+            job_id, attempt = spec_job_id(event), event.attempt or 1
             ticket = Ticket(
                 event.run_id,
-                spec_job_id(event),
-                event.attempt or 1,
+                job_id,
+                attempt,
                 spec,
                 parameters.get(event.run_id, {}),
                 event.correlation_id,
                 fired.get(event.run_id),
+                tracing.hop(
+                    "chronolog.dispatch", traced.get(event.run_id), event.run_id, job_id, attempt
+                ),
             )
             items.append(_item(event.payload.queue, event.payload.priority, ticket))
         return sum(self._leases.push_many(items)) if items else 0
@@ -122,6 +130,9 @@ def repush_tickets(
                 parameters.get(run.run_id, {}),
                 run.correlation_id,
                 run.scheduled_for,
+                tracing.hop(
+                    "chronolog.dispatch", run.traceparent, run.run_id, run.job_id, run.attempt
+                ),
             ),
         )
         for run in missing
@@ -133,6 +144,15 @@ def requested_fire_times(events: Sequence[Event]) -> dict[str, datetime | None]:
     """The fire time of each run these events request."""
     return {
         event.run_id: event.payload.scheduled_for
+        for event in events
+        if isinstance(event.payload, RunRequested) and event.run_id is not None
+    }
+
+
+def requested_traceparents(events: Sequence[Event]) -> dict[str, str | None]:
+    """The traceparent of each run these events request."""
+    return {
+        event.run_id: event.payload.traceparent
         for event in events
         if isinstance(event.payload, RunRequested) and event.run_id is not None
     }

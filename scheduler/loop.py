@@ -19,6 +19,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from chronolog import tracing
 from eventlog.port import EventLog, Position
 from events.codec import EventCodec
 from events.errors import ChronologError
@@ -167,8 +168,8 @@ class Scheduler:
 
     def _round(self, now: datetime) -> datetime:
         gathered = self._gather(now)
-        events = decide(
-            gathered.snapshot, now, self._rng, api_queued_grace=self.config.api_queued_grace
+        events = tracing.fired(
+            decide(gathered.snapshot, now, self._rng, api_queued_grace=self.config.api_queued_grace)
         )
         events += self._signal_cancels(events, gathered)
         events += self._lost_workers(now)
@@ -266,8 +267,9 @@ class Scheduler:
         with Session(self._engine) as session:
             stored = reads.run_parameters(session, queued - set(fresh))
             fired = reads.fire_times(session, queued - set(fresh))
+            traced = reads.traceparents(session, queued - set(fresh)) if tracing.enabled() else {}
         specs = {job_id: view.spec for job_id, view in gathered.snapshot.jobs.items()}
-        self._dispatcher.dispatch(events, specs, {**stored, **fresh}, fired)
+        self._dispatcher.dispatch(events, specs, {**stored, **fresh}, fired, traced)
 
     def _append(self, events: Sequence[Event]) -> None:
         if not events:

@@ -41,7 +41,7 @@ from typing import Any
 
 import orjson
 
-from worker.context import RunContext, set_task_run
+from worker.context import RunContext, set_task_run, traced
 from worker.prefork_child import (
     CannotLoad,
     LoadedFunctions,
@@ -131,9 +131,11 @@ class AsyncRunner:
         _RUN_ID.set(run_id)
         parameters: dict[str, Any] = task["parameters"]
         raw_context = task.get("context")
-        set_task_run(None if raw_context is None else RunContext.from_wire(raw_context, parameters))
+        context = None if raw_context is None else RunContext.from_wire(raw_context, parameters)
+        set_task_run(context)
         try:
-            reply = await self._reply(task, parameters)
+            with traced(context):
+                reply = await self._reply(task, parameters)
         finally:
             self.tasks.pop(run_id, None)
             self._cancelled.discard(run_id)
@@ -242,4 +244,6 @@ def main(fd: int, threads: int = THREADS) -> None:
     for stream in (sys.__stdout__, sys.__stderr__):
         if stream is not None:
             stream.flush()
+    if "chronolog.tracing" in sys.modules:  # a traced job ran: export its spans (no atexit)
+        sys.modules["chronolog.tracing"].flush()
     os._exit(0)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -41,17 +41,22 @@ class RunContext:
     attempt: int  # 1 for the first attempt, 2 for the first retry, ...
     scheduled_for: datetime | None = None  # the fire time (UTC); None unless the schedule fired
     parameters: Mapping[str, Any] = field(default_factory=dict)
+    # W3C trace context of the worker's execution span; None unless the worker traces.
+    traceparent: str | None = None
 
     def to_wire(self) -> dict[str, Any]:
         """A JSON-ready form, for the task a prefork child receives."""
         when = self.scheduled_for.isoformat() if self.scheduled_for is not None else None
-        return {
+        wire: dict[str, Any] = {
             "run_id": self.run_id,
             "job_id": self.job_id,
             "job_name": self.job_name,
             "attempt": self.attempt,
             "scheduled_for": when,
         }
+        if self.traceparent is not None:
+            wire["traceparent"] = self.traceparent
+        return wire
 
     @classmethod
     def from_wire(cls, raw: Mapping[str, Any], parameters: Mapping[str, Any]) -> RunContext:
@@ -63,6 +68,7 @@ class RunContext:
             attempt=raw["attempt"],
             scheduled_for=datetime.fromisoformat(when) if when else None,
             parameters=dict(parameters),
+            traceparent=raw.get("traceparent"),
         )
 
 
@@ -136,3 +142,13 @@ def switch_to(context: RunContext | None) -> None:
     for name, value in variables.items():
         if os.environ.get(name) != value:
             os.environ[name] = value
+
+
+def traced(context: RunContext | None) -> AbstractContextManager[None]:
+    """The run's trace context made current for the job (its own spans become children
+    of the worker's execution span); nothing at all, not even an import, without one."""
+    if context is None or context.traceparent is None:
+        return nullcontext()
+    from chronolog.tracing import continued  # the worker traces: so does this child
+
+    return continued(context.traceparent)

@@ -38,6 +38,7 @@ class ExecutionRequest:
     # Gets ("stdout" | "stderr", chunk) as the job writes, for live output; never blocks.
     on_output: OutputListener | None = None
     scheduled_for: datetime | None = None  # the fire time, for runs the schedule requested
+    traceparent: str | None = None  # the execution span's, for the job's own spans
 
     @property
     def timeout(self) -> float:
@@ -52,6 +53,7 @@ class ExecutionRequest:
             self.attempt,
             self.scheduled_for,
             self.parameters,
+            self.traceparent,
         )
 
 

@@ -30,7 +30,7 @@ from typing import Any
 
 import orjson
 
-from worker.context import CONVERT_ATTRIBUTE, RunContext, switch_to
+from worker.context import CONVERT_ATTRIBUTE, RunContext, switch_to, traced
 
 RESULT_LIMIT = 64 * 1024  # bytes of JSON a job may return, like one output stream
 
@@ -207,9 +207,11 @@ class TaskRunner:
         """Run one task and return the encoded reply, with the job's output flushed."""
         raw_context = task.get("context")
         parameters: dict[str, Any] = task["parameters"]
-        switch_to(None if raw_context is None else RunContext.from_wire(raw_context, parameters))
+        context = None if raw_context is None else RunContext.from_wire(raw_context, parameters)
+        switch_to(context)
         try:
-            reply = self._run(task["function"], parameters, task.get("defined_in"))
+            with traced(context):
+                reply = self._run(task["function"], parameters, task.get("defined_in"))
         finally:
             _restore_streams()
         return self._with_new_modules(reply)

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
 
+from chronolog import tracing
 from eventlog.port import EventLog
 from events.codec import EventCodec
 from events.errors import ChronologError, EventLogError, MalformedEvent
@@ -363,11 +364,13 @@ class Worker:
         await self._append_async(
             self._run_event(ticket, RunStarted(self.config.worker_id, lease.token))
         )
-        request = self._executing(ticket, cancel)
-        try:
-            result = await self._executor.execute_async(request, cancel)
-        finally:
-            lost = self._executed(ticket, lease)
+        with tracing.span("chronolog.execute", ticket.traceparent, _span_of(ticket)) as span:
+            request = self._executing(ticket, cancel, tracing.traceparent(span))
+            try:
+                result = await self._executor.execute_async(request, cancel)
+            finally:
+                lost = self._executed(ticket, lease)
+            tracing.mark(span, tracing.STATUS, result.status)
         log.info("run finished", extra={"run_id": ticket.run_id, "status": result.status})
         if self._handing_back.is_set():
             log.warning("run handed back on shutdown", extra={"run_id": ticket.run_id})
@@ -386,7 +389,9 @@ class Worker:
         self._metrics.run_finished(spec.name, spec.queue, result.status, seconds)
         return True
 
-    def _executing(self, ticket: Ticket, cancel: RunCancel) -> ExecutionRequest:
+    def _executing(
+        self, ticket: Ticket, cancel: RunCancel, traceparent: str | None
+    ) -> ExecutionRequest:
         """Make the run cancellable and say what to execute (the run's coroutine awaits
         the executor itself: one frame fewer per running run)."""
         with self._running_lock:
@@ -406,6 +411,7 @@ class Worker:
             ticket.parameters,
             on_output=self._live.listener(ticket.run_id),
             scheduled_for=ticket.scheduled_for,
+            traceparent=traceparent,
         )
 
     def _executed(self, ticket: Ticket, lease: Lease) -> bool:
@@ -467,6 +473,15 @@ def lateness(ticket: Ticket, started_at: datetime) -> float | None:
     if ticket.scheduled_for is None:
         return None
     return (started_at - ticket.scheduled_for).total_seconds()
+
+
+def _span_of(ticket: Ticket) -> dict[str, str | int]:
+    """The execution span's attributes (its status is added when the job ends)."""
+    return {
+        tracing.RUN_ID: ticket.run_id,
+        tracing.JOB_ID: ticket.job_id,
+        tracing.ATTEMPT: ticket.attempt,
+    }
 
 
 class LeaseKeeper:

@@ -54,6 +54,7 @@ JOB_ID = "8a4f0f3e-0c51-4c0e-9a43-5d1f1b7c2e10"
 RUN_ID = "2b7c9d2a-6f0e-5a8b-9c1d-3e4f5a6b7c8d"
 AT = datetime(2024, 3, 31, 1, 59, 59, 123000, tzinfo=UTC)
 LATER = datetime(2024, 3, 31, 2, 0, 30, 999000, tzinfo=UTC)
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
 
 def v1_spec() -> JobSpec:
@@ -233,6 +234,8 @@ def v5_payloads() -> list[Payload]:
         payload: Payload = old
         if isinstance(old, JobCreated | JobUpdated):
             payload = dataclasses.replace(old, spec=v5_spec())
+        elif isinstance(old, RunRequested):
+            payload = dataclasses.replace(old, traceparent=TRACEPARENT)
         payloads.append(payload)
     outcome = "e0000000-0000-4000-8000-000000000009"
     payloads.append(

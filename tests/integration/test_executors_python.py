@@ -199,6 +199,7 @@ def test_a_python_job_learns_its_run(monkeypatch: pytest.MonkeyPatch) -> None:
                 "attempt": 3,
                 "scheduled_for": "2026-11-23T09:00:00+00:00",
                 "parameters": {"k": "v"},
+                "traceparent": None,  # the worker traces nothing here
             },
             "env": {
                 "RUN_ID": request.run_id,
