@@ -11,4 +11,8 @@ ensure_debian_packages redis-server:redis-server /usr/lib/postgresql/15/bin/pg_c
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
-exec .venv/bin/pytest "$@"
+# Three workers (pytest-xdist) on two cores: most tests wait on processes, servers and
+# sleeps, not on the CPU. Each worker starts its own PostgreSQL, Redis and broker on free
+# ports in its own temporary directories; worksteal evens out the long e2e tests.
+# A later -n in the arguments wins (-n 0 runs in this process, e.g. for pdb).
+exec .venv/bin/pytest -n 3 --dist worksteal "$@"

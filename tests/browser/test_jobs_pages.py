@@ -151,7 +151,16 @@ def test_trigger_now_with_parameters_and_refusals(
     params.fill('{"day": 3, "region": "eu"}')
     page.get_by_role("button", name="Trigger now").click()
     expect(page.locator("#job-action-result")).to_contain_text("Triggered: run")
-    runs = api.get("/api/runs", params={"job_id": "batch-02"}).json()["runs"]
+
+    def runs_of_batch_02() -> list[dict[str, Any]]:
+        listed: list[dict[str, Any]] = api.get("/api/runs", params={"job_id": "batch-02"}).json()[
+            "runs"
+        ]
+        return listed
+
+    # The test's own API client did not make the run, so it may read before it is projected.
+    wait_until(lambda: runs_of_batch_02() != [])
+    runs = runs_of_batch_02()
     assert [run["parameters"] for run in runs] == [{"day": 3, "region": "eu"}]
     expect(page.locator("#job-runs")).to_contain_text(runs[0]["id"])
 

@@ -1,4 +1,8 @@
-"""Bad input gets a 4xx naming the field and the reason, and appends nothing."""
+"""Bad input gets a 4xx naming the field and the reason, and appends nothing.
+
+Tests whose requests are all refused share one app per backend (``shared_client``): the
+log of that app must still be empty after each of them, which is what they check.
+Tests that create jobs first get an app of their own (``client``)."""
 
 from __future__ import annotations
 
@@ -67,26 +71,30 @@ def assert_refused(response: Any, status: int, field: str, reason_part: str = ""
     ],
 )
 def test_bad_job_is_refused_with_field_and_reason(
-    client: TestClient, running: Runtime, change: dict[str, Any], field: str, reason: str
+    shared_client: TestClient,
+    shared_running: Runtime,
+    change: dict[str, Any],
+    field: str,
+    reason: str,
 ) -> None:
     body = {k: v for k, v in {**GOOD, **change}.items() if v is not None}
-    assert_refused(client.post("/api/jobs", json=body), 422, field, reason)
-    assert events_in_log(running) == 0
+    assert_refused(shared_client.post("/api/jobs", json=body), 422, field, reason)
+    assert events_in_log(shared_running) == 0
 
 
-def test_missing_required_fields(client: TestClient, running: Runtime) -> None:
-    response = client.post("/api/jobs", json={"function": "a.b"})
+def test_missing_required_fields(shared_client: TestClient, shared_running: Runtime) -> None:
+    response = shared_client.post("/api/jobs", json={"function": "a.b"})
     assert_refused(response, 422, "name", "required")
     assert_refused(response, 422, "type", "required")
-    assert events_in_log(running) == 0
+    assert events_in_log(shared_running) == 0
 
 
-def test_body_that_is_not_json(client: TestClient, running: Runtime) -> None:
-    response = client.post(
+def test_body_that_is_not_json(shared_client: TestClient, shared_running: Runtime) -> None:
+    response = shared_client.post(
         "/api/jobs", content=b"{not json", headers={"content-type": "application/json"}
     )
     assert_refused(response, 422, "body", "json")
-    assert events_in_log(running) == 0
+    assert events_in_log(shared_running) == 0
 
 
 def test_duplicate_name_is_a_conflict(client: TestClient, running: Runtime) -> None:
@@ -148,32 +156,37 @@ def test_an_update_to_a_url_no_worker_could_call_is_refused(
     assert events_in_log(running) == before
 
 
-def test_oversized_body_is_413(client: TestClient, running: Runtime) -> None:
+def test_oversized_body_is_413(shared_client: TestClient, shared_running: Runtime) -> None:
     huge = {**GOOD, "parameters": {"blob": "x" * (2 * 1024 * 1024)}}
-    assert_refused(client.post("/api/jobs", json=huge), 413, "body", "limit")
-    assert events_in_log(running) == 0
+    assert_refused(shared_client.post("/api/jobs", json=huge), 413, "body", "limit")
+    assert events_in_log(shared_running) == 0
 
 
-def test_bad_list_filters(client: TestClient) -> None:
+def test_bad_list_filters(shared_client: TestClient) -> None:
     assert_refused(
-        client.get("/api/jobs", params={"limit": 0}), 422, "limit", "greater than or equal to 1"
+        shared_client.get("/api/jobs", params={"limit": 0}),
+        422,
+        "limit",
+        "greater than or equal to 1",
     )
-    assert_refused(client.get("/api/jobs", params={"type": "cobol"}), 422, "type", "python")
-    assert_refused(client.get("/api/jobs", params={"enabled": "maybe"}), 422, "enabled", "boolean")
-
-
-def test_unknown_list_filter_is_refused(client: TestClient) -> None:
+    assert_refused(shared_client.get("/api/jobs", params={"type": "cobol"}), 422, "type", "python")
     assert_refused(
-        client.get("/api/jobs", params={"colour": "blue"}), 422, "colour", "unknown field"
+        shared_client.get("/api/jobs", params={"enabled": "maybe"}), 422, "enabled", "boolean"
+    )
+
+
+def test_unknown_list_filter_is_refused(shared_client: TestClient) -> None:
+    assert_refused(
+        shared_client.get("/api/jobs", params={"colour": "blue"}), 422, "colour", "unknown field"
     )
 
 
 def test_unknown_timezone_is_refused_without_a_schedule_too(
-    client: TestClient, running: Runtime
+    shared_client: TestClient, shared_running: Runtime
 ) -> None:
     body = {"name": "x", "type": "shell", "command": "true", "timezone": "Mars/Olympus"}
-    assert_refused(client.post("/api/jobs", json=body), 422, "timezone", "Mars/Olympus")
-    assert events_in_log(running) == 0
+    assert_refused(shared_client.post("/api/jobs", json=body), 422, "timezone", "Mars/Olympus")
+    assert events_in_log(shared_running) == 0
 
 
 def test_an_event_log_that_fails_gives_503_and_no_false_success(
@@ -209,11 +222,11 @@ def raw_post(client: TestClient, url: str, body: str, method: str = "POST") -> A
 
 @pytest.mark.parametrize(("value", "field", "reason"), UNSTORABLE)
 def test_job_parameters_the_read_model_cannot_hold_are_refused(
-    client: TestClient, running: Runtime, value: str, field: str, reason: str
+    shared_client: TestClient, shared_running: Runtime, value: str, field: str, reason: str
 ) -> None:
     body = '{"name": "p", "type": "shell", "command": "true", "parameters": {"x": ' + value + "}}"
-    assert_refused(raw_post(client, "/api/jobs", body), 422, field, reason)
-    assert events_in_log(running) == 0
+    assert_refused(raw_post(shared_client, "/api/jobs", body), 422, field, reason)
+    assert events_in_log(shared_running) == 0
 
 
 @pytest.mark.parametrize(("value", "field", "reason"), UNSTORABLE[:8])
@@ -242,12 +255,12 @@ def test_updates_and_triggers_with_values_the_read_model_cannot_hold_are_refused
     ],
 )
 def test_any_text_the_read_model_cannot_hold_is_refused(
-    client: TestClient, running: Runtime, body: str, field: str
+    shared_client: TestClient, shared_running: Runtime, body: str, field: str
 ) -> None:
     text = '{"name": "p", "type": "python", "function": "a.b", ' + body + "}"
     text = text.replace('"type": "python", "function": "a.b", "type"', '"type"')
-    assert_refused(raw_post(client, "/api/jobs", text), 422, field)
-    assert events_in_log(running) == 0
+    assert_refused(raw_post(shared_client, "/api/jobs", text), 422, field)
+    assert events_in_log(shared_running) == 0
 
 
 def test_a_pause_reason_the_read_model_cannot_hold_is_refused(
@@ -291,12 +304,12 @@ def test_out_of_range_query_parameters_are_refused(
     assert_refused(client.get(url, params=params), 422, field)
 
 
-def test_the_largest_offset_and_naive_times_are_answered(client: TestClient) -> None:
+def test_the_largest_offset_and_naive_times_are_answered(shared_client: TestClient) -> None:
     for url in ("/api/runs", "/api/dead-letter", "/api/jobs"):
-        response = client.get(url, params={"offset": 2**63 - 1})
+        response = shared_client.get(url, params={"offset": 2**63 - 1})
         assert response.status_code == 200, response.text
         assert response.json()[url.rsplit("/", 1)[1].replace("dead-letter", "runs")] == []
-    naive = client.get("/api/runs", params={"since": "2026-11-01T00:00:00"})
+    naive = shared_client.get("/api/runs", params={"since": "2026-11-01T00:00:00"})
     assert naive.status_code == 200, naive.text
 
 
@@ -310,14 +323,16 @@ def test_the_largest_offset_and_naive_times_are_answered(client: TestClient) -> 
     ],
 )
 def test_schedules_that_overflow_are_refused(
-    client: TestClient, running: Runtime, schedule: str, timezone: str, reason: str
+    shared_client: TestClient, shared_running: Runtime, schedule: str, timezone: str, reason: str
 ) -> None:
     body = {**GOOD, "schedule": schedule, "timezone": timezone}
-    assert_refused(client.post("/api/jobs", json=body), 422, "schedule", reason)
-    assert events_in_log(running) == 0
+    assert_refused(shared_client.post("/api/jobs", json=body), 422, "schedule", reason)
+    assert events_in_log(shared_running) == 0
 
 
-def test_a_chunked_body_over_the_limit_is_413(client: TestClient, running: Runtime) -> None:
+def test_a_chunked_body_over_the_limit_is_413(
+    shared_client: TestClient, shared_running: Runtime
+) -> None:
     chunk = b" " * 65536
 
     def body() -> Iterator[bytes]:  # no Content-Length: Transfer-Encoding: chunked
@@ -326,11 +341,11 @@ def test_a_chunked_body_over_the_limit_is_413(client: TestClient, running: Runti
             yield chunk
         yield b'"}'
 
-    response = client.post(
+    response = shared_client.post(
         "/api/jobs", content=body(), headers={"content-type": "application/json"}
     )
     assert_refused(response, 413, "body", "limit")
-    assert events_in_log(running) == 0
+    assert events_in_log(shared_running) == 0
 
 
 def test_a_chunked_body_within_the_limit_is_read_whole(client: TestClient) -> None:
@@ -372,10 +387,10 @@ def test_a_malformed_read_model_database_answers_503(client: TestClient, running
     ],
 )
 def test_a_nul_in_the_url_is_refused_naming_the_part(
-    client: TestClient, url: str, part: str
+    shared_client: TestClient, url: str, part: str
 ) -> None:
     # PostgreSQL refuses NUL in any text compared: without this, 503 instead of a 4xx.
-    assert_refused(client.get(url), 422, part, "NUL")
+    assert_refused(shared_client.get(url), 422, part, "NUL")
 
 
 @pytest.mark.parametrize(
@@ -394,11 +409,15 @@ def test_a_nul_in_the_url_is_refused_naming_the_part(
     ],
 )
 def test_no_limit_and_the_pool_are_refused_where_they_mean_nothing(
-    client: TestClient, running: Runtime, change: dict[str, Any], field: str, reason: str
+    shared_client: TestClient,
+    shared_running: Runtime,
+    change: dict[str, Any],
+    field: str,
+    reason: str,
 ) -> None:
     body = {k: v for k, v in {**GOOD, **change}.items() if v is not None or k == field}
-    assert_refused(client.post("/api/jobs", json=body), 422, field, reason)
-    assert events_in_log(running) == 0
+    assert_refused(shared_client.post("/api/jobs", json=body), 422, field, reason)
+    assert events_in_log(shared_running) == 0
 
 
 def test_an_update_cannot_leave_no_limit_under_a_policy_without_one(

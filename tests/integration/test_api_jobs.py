@@ -1,4 +1,7 @@
-"""The job API against a real embedded log and projector (in-process ASGI)."""
+"""The job API against a real embedded log and projector (in-process ASGI).
+
+The list filters and the refusals share one app per backend (``shared_client``); tests
+that change jobs get an app of their own."""
 
 from __future__ import annotations
 
@@ -55,6 +58,22 @@ def test_get_accepts_id_or_name(client: TestClient) -> None:
     assert missing.json()["error"] == "not_found"
 
 
+@pytest.fixture(scope="module")
+def four_jobs(shared_client: TestClient) -> TestClient:
+    """A module's shared app holding four jobs, for the list filters to choose from."""
+    create(shared_client, DAILY_REPORT)
+    create(shared_client, SEND_REPORT)
+    create(
+        shared_client,
+        {"name": "backup", "type": "shell", "command": ["tar", "czf", "x"], "schedule": "every 1h"},
+    )
+    create(
+        shared_client,
+        {"name": "ping", "type": "http", "url": "https://example.com/ping", "enabled": False},
+    )
+    return shared_client
+
+
 @pytest.mark.parametrize(
     ("params", "names"),
     [
@@ -67,17 +86,8 @@ def test_get_accepts_id_or_name(client: TestClient) -> None:
         ({"limit": 2, "offset": 1}, ["daily-report", "ping"]),
     ],
 )
-def test_list_filters(client: TestClient, params: dict[str, Any], names: list[str]) -> None:
-    create(client, DAILY_REPORT)
-    create(client, SEND_REPORT)
-    create(
-        client,
-        {"name": "backup", "type": "shell", "command": ["tar", "czf", "x"], "schedule": "every 1h"},
-    )
-    create(
-        client,
-        {"name": "ping", "type": "http", "url": "https://example.com/ping", "enabled": False},
-    )
+def test_list_filters(four_jobs: TestClient, params: dict[str, Any], names: list[str]) -> None:
+    client = four_jobs
     listed = client.get("/api/jobs", params=params).json()
     assert [job["name"] for job in listed["jobs"]] == names
     if "limit" in params:
@@ -196,9 +206,9 @@ def test_an_http_body_may_be_a_json_value_and_is_answered_as_given(client: TestC
     ],
 )
 def test_a_body_that_cannot_be_sent_is_refused_naming_the_field(
-    client: TestClient, job: dict[str, Any], field: str, reason: str
+    shared_client: TestClient, job: dict[str, Any], field: str, reason: str
 ) -> None:
-    response = client.post("/api/jobs", json=job)
+    response = shared_client.post("/api/jobs", json=job)
     assert response.status_code == 422, response.text
     (problem,) = response.json()["errors"]
     assert problem["field"] == field

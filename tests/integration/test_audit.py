@@ -1,7 +1,8 @@
 """``GET /api/audit`` and the actor columns of the event index, on SQLite and PostgreSQL.
 
 Events are built with the codec and appended to a real log; the real projector indexes
-them; the API reads them back.
+them; the API reads them back. Tests that only read HISTORY share one app per backend
+(``shared_history``); tests that append more get an app of their own.
 """
 
 from __future__ import annotations
@@ -107,15 +108,17 @@ def append_raw(runtime: Runtime, records: list[tuple[str, bytes]]) -> list[Posit
     return positions
 
 
-@pytest.fixture
-def history(running: Runtime, client: TestClient) -> list[Position]:
-    """HISTORY in the log; its tokens close the API's open mode, so the client signs in
-    with a viewer token of its own (made without a role: it stays out of the audit)."""
+@pytest.fixture(scope="module")
+def shared_history(shared_running: Runtime, shared_client: TestClient) -> list[Position]:
+    """HISTORY in the log of a module's shared app, once, for the tests that only read it.
+
+    Its tokens close the API's open mode, so the client signs in with a viewer token of its
+    own (made without a role: it stays out of the audit)."""
     token = new_token()
     made = TokenCreated("auditor", "viewer", token_hash(token))
-    append(running, [Event(made, _at(-1), actor="test-setup")])
-    client.headers["Authorization"] = f"Bearer {token}"
-    return append(running, HISTORY)
+    append(shared_running, [Event(made, _at(-1), actor="test-setup")])
+    shared_client.headers["Authorization"] = f"Bearer {token}"
+    return append(shared_running, HISTORY)
 
 
 def newest_first(indexes: list[int], positions: list[Position]) -> list[str]:
@@ -139,19 +142,19 @@ def ids(body: dict[str, Any]) -> list[str]:
 
 
 def test_the_audit_lists_only_events_made_for_a_caller_newest_first(
-    client: TestClient, history: list[Position]
+    shared_client: TestClient, shared_history: list[Position]
 ) -> None:
-    body = audit(client)
-    assert ids(body) == newest_first(AUDITED, history)
+    body = audit(shared_client)
+    assert ids(body) == newest_first(AUDITED, shared_history)
     assert body["next_cursor"] is None
     actors = {item["actor"] for item in body["events"]}
     assert actors == {"alice", "bob", "carol"}  # never the scheduler, a worker, or "api"
 
 
 def test_an_item_says_who_when_which_job_and_run_and_what(
-    client: TestClient, history: list[Position]
+    shared_client: TestClient, shared_history: list[Position]
 ) -> None:
-    (item,) = audit(client, action="RunRequested")["events"]
+    (item,) = audit(shared_client, action="RunRequested")["events"]
     assert item == {
         "event_id": HISTORY[2].event_id,
         "type": "RunRequested",
@@ -192,15 +195,18 @@ def test_an_item_says_who_when_which_job_and_run_and_what(
     ],
 )
 def test_each_filter(
-    client: TestClient, history: list[Position], params: dict[str, Any], expected: list[int]
+    shared_client: TestClient,
+    shared_history: list[Position],
+    params: dict[str, Any],
+    expected: list[int],
 ) -> None:
-    assert ids(audit(client, **params)) == newest_first(expected, history)
+    assert ids(audit(shared_client, **params)) == newest_first(expected, shared_history)
 
 
 def test_a_deleted_job_keeps_its_name_in_the_audit(
-    client: TestClient, history: list[Position]
+    shared_client: TestClient, shared_history: list[Position]
 ) -> None:
-    items = audit(client, job="job-b")["events"]
+    items = audit(shared_client, job="job-b")["events"]
     assert [(i["type"], i["job_name"]) for i in items] == [
         ("JobDeleted", "backup"),
         ("JobCreated", "backup"),
@@ -208,53 +214,53 @@ def test_a_deleted_job_keeps_its_name_in_the_audit(
 
 
 def test_pages_by_cursor_cover_the_audit_once_each(
-    client: TestClient, history: list[Position]
+    shared_client: TestClient, shared_history: list[Position]
 ) -> None:
     seen: list[str] = []
     pages = 0
     params: dict[str, Any] = {"limit": 3}
     while True:
-        body = audit(client, **params)
+        body = audit(shared_client, **params)
         pages += 1
         assert 0 < len(body["events"]) <= 3
         seen += ids(body)
         if body["next_cursor"] is None:
             break
         params["cursor"] = body["next_cursor"]
-    assert seen == newest_first(AUDITED, history)
+    assert seen == newest_first(AUDITED, shared_history)
     assert pages == 3  # 8 events: 3 + 3 + 2, and no empty page after the last
     # The two events of one moment (9 and 10) on two pages still come once each.
-    assert len(ids(audit(client, limit=len(AUDITED)))) == len(AUDITED)
-    assert audit(client, limit=len(AUDITED))["next_cursor"] is None
+    assert len(ids(audit(shared_client, limit=len(AUDITED)))) == len(AUDITED)
+    assert audit(shared_client, limit=len(AUDITED))["next_cursor"] is None
 
 
 def test_pages_of_several_actions_cover_them_once_each(
-    client: TestClient, history: list[Position]
+    shared_client: TestClient, shared_history: list[Position]
 ) -> None:
     params: dict[str, Any] = {"action": ["JobDeleted", "JobResumed", "JobCreated"], "limit": 1}
     seen: list[str] = []
     for _ in range(10):
-        body = audit(client, **params)
+        body = audit(shared_client, **params)
         seen += ids(body)
         if body["next_cursor"] is None:
             break
         params["cursor"] = body["next_cursor"]
-    assert seen == newest_first([0, 1, 9, 10], history)
+    assert seen == newest_first([0, 1, 9, 10], shared_history)
 
 
 def test_a_cursor_pages_within_the_filters_given_with_it(
-    client: TestClient, history: list[Position]
+    shared_client: TestClient, shared_history: list[Position]
 ) -> None:
-    first = audit(client, actor="alice", limit=2)
-    second = audit(client, actor="alice", limit=2, cursor=first["next_cursor"])
-    assert ids(first) + ids(second) == newest_first([0, 2, 6, 10], history)
+    first = audit(shared_client, actor="alice", limit=2)
+    second = audit(shared_client, actor="alice", limit=2, cursor=first["next_cursor"])
+    assert ids(first) + ids(second) == newest_first([0, 2, 6, 10], shared_history)
     assert second["next_cursor"] is None
 
 
 def test_token_events_are_listed_without_the_hash(
-    client: TestClient, history: list[Position]
+    shared_client: TestClient, shared_history: list[Position]
 ) -> None:
-    response = client.get("/api/audit", params={"actor": "bob"})
+    response = shared_client.get("/api/audit", params={"actor": "bob"})
     created = next(i for i in response.json()["events"] if i["type"] == "TokenCreated")
     assert created["payload"] == {"name": "ci", "role": "viewer", "expires_at": None}
     assert (created["job_id"], created["job_name"]) == (None, None)
@@ -263,16 +269,16 @@ def test_token_events_are_listed_without_the_hash(
 
 
 def test_job_and_run_events_show_the_role_and_request(
-    client: TestClient, history: list[Position]
+    shared_client: TestClient, shared_history: list[Position]
 ) -> None:
-    job = client.get("/api/jobs/nightly/events").json()["events"]
+    job = shared_client.get("/api/jobs/nightly/events").json()["events"]
     who = [(e["type"], e["actor"], e["actor_role"], e["request_id"]) for e in job]
     assert who[:3] == [
         ("JobCreated", "alice", "admin", "req-0"),
         ("RunRequested", "alice", "operator", "req-2"),
         ("RunQueued", "scheduler", None, None),
     ]
-    run = client.get("/api/runs/run-a1/events").json()["events"]
+    run = shared_client.get("/api/runs/run-a1/events").json()["events"]
     assert [(e["actor"], e["actor_role"]) for e in run] == [
         ("alice", "operator"),
         ("scheduler", None),
@@ -282,11 +288,11 @@ def test_job_and_run_events_show_the_role_and_request(
 
 
 def test_replay_rebuilds_the_actor_columns(
-    running: Runtime, history: list[Position], tmp_path: Path
+    shared_running: Runtime, shared_history: list[Position], tmp_path: Path
 ) -> None:
     fresh = open_read_model(f"sqlite:///{tmp_path / 'replayed.db'}")
-    replay(running.log, fresh, running.codec)
-    assert differences(running.engine, fresh) == []
+    replay(shared_running.log, fresh, shared_running.codec)
+    assert differences(shared_running.engine, fresh) == []
     with Session(fresh) as session:
         entries, _ = audit_page(session, AuditFilter(actor="bob"))
     assert [(e.type, e.actor_role, e.request_id) for e in entries] == [
@@ -362,9 +368,9 @@ def _raw_cursor(text: str) -> str:
     ],
 )
 def test_bad_filters_are_422_naming_the_field(
-    client: TestClient, params: dict[str, Any], field: str, reason: str
+    shared_client: TestClient, params: dict[str, Any], field: str, reason: str
 ) -> None:
-    response = client.get("/api/audit", params=params)
+    response = shared_client.get("/api/audit", params=params)
     assert response.status_code == 422, response.text
     body = response.json()
     assert body["error"] == "invalid"

@@ -119,7 +119,9 @@ def start_projector_process(settings: Settings) -> subprocess.Popen[bytes]:
 def test_a_projector_killed_mid_stream_resumes_exactly_once(
     settings: Settings, runtime: Runtime, tmp_path: Path
 ) -> None:
-    positions = append_history(runtime.log, runtime.codec, jobs=4000)
+    # 2,000 jobs (4,000 before): the kills still land mid-stream (checked below), in half
+    # the time, which keeps the test inside its timeout on a loaded 2-core machine.
+    positions = append_history(runtime.log, runtime.codec, jobs=2000)
     total = len(positions)
     kills = 0
     for fraction in (0.2, 0.45, 0.7):
