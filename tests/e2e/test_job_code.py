@@ -232,6 +232,7 @@ def test_a_scheduled_python_job_learns_its_run_and_fire_time(
         "attempt": 1,
         "scheduled_for": fire.isoformat(),
         "parameters": {},
+        "traceparent": None,  # tracing is off
     }
     assert learned["env"]["SCHEDULED_FOR"] == fire.isoformat()
     assert learned["env"]["RUN_ID"] == run_id

@@ -36,6 +36,8 @@ EXPECTED: dict[tuple[str, str], str | None] = {
     ("POST", "/api/jobs/{ref}/pause"): "operator",
     ("POST", "/api/jobs/{ref}/resume"): "operator",
     ("GET", "/api/jobs/{ref}/events"): "viewer",
+    ("GET", "/api/jobs/{ref}/fires"): "viewer",
+    ("POST", "/api/schedules/preview"): "viewer",
     ("POST", "/api/jobs/{ref}/trigger"): "operator",
     ("GET", "/api/runs/{run_id}"): "viewer",
     ("GET", "/api/runs"): "viewer",

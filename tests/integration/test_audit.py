@@ -171,6 +171,7 @@ def test_an_item_says_who_when_which_job_and_run_and_what(
             "parameters": {},
             "idempotency_key": None,
             "upstream_run_id": None,
+            "traceparent": None,
         },
         "rejected": None,
     }
