@@ -40,7 +40,9 @@ def test_a_caller_past_its_burst_gets_429_with_retry_after_and_a_reason(
     assert [limited.get("/api/jobs").status_code for _ in range(3)] == [200, 200, 200]
     refused = limited.get("/api/jobs")
     assert refused.status_code == 429
-    assert refused.headers["retry-after"] == "2"  # one request per 2 s
+    # One request per 2 s: the next token comes within 2 s, sooner if the three requests
+    # themselves took a while (a loaded machine), never later.
+    assert refused.headers["retry-after"] in ("1", "2")
     body = refused.json()
     assert body["error"] == "rate_limited"
     assert "0.5 requests per second" in body["errors"][0]["reason"]
