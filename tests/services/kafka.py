@@ -154,9 +154,40 @@ def _wait_until_answering(broker: TansuBroker) -> bool:
         if broker.process.poll() is not None:
             return False
         if _accepts(host, int(port)) and _lists_topics(broker.bootstrap, timeout=2.0):
-            return True
+            # Parallel test workers may pick the same free port: make sure the broker that
+            # answers is ours, not another worker's (ours then fails to bind and exits).
+            if _listens(broker.process.pid, int(port)):
+                return True
+            _stop(broker.process)
+            return False
         time.sleep(0.02)
     _stop(broker.process)
+    return False
+
+
+def _listens(pid: int, port: int) -> bool:
+    """Whether process ``pid`` holds the socket listening on ``port`` (Linux /proc)."""
+    listening: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            local, state, inode = fields[1], fields[3], fields[9]
+            if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                listening.add(f"socket:[{inode}]")
+    try:
+        fds = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(fd) in listening:
+                return True
+        except OSError:
+            continue
     return False
 
 
