@@ -15,4 +15,4 @@ ensure_debian_packages redis-server:redis-server /usr/lib/postgresql/15/bin/pg_c
 # sleeps, not on the CPU. Each worker starts its own PostgreSQL, Redis and broker on free
 # ports in its own temporary directories; worksteal evens out the long e2e tests.
 # A later -n in the arguments wins (-n 0 runs in this process, e.g. for pdb).
-exec .venv/bin/pytest -n 0 "$@"  # one process until the Kafka outage test is steady on workers
+exec .venv/bin/pytest -n 3 --dist worksteal "$@"

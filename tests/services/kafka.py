@@ -60,7 +60,17 @@ class TansuBroker:
     process: subprocess.Popen[bytes]
 
     def pause(self) -> None:
+        """Stop the broker, returning only once every one of its threads has stopped.
+
+        A SIGSTOP takes effect per thread as each is next scheduled: on a loaded machine a
+        broker thread went on answering requests for a while after ``kill`` returned.
+        """
         self.process.send_signal(signal.SIGSTOP)
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while not _all_threads_stopped(self.process.pid):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"Tansu {self.process.pid} did not stop on SIGSTOP")
+            time.sleep(0.005)
 
     def resume(self) -> None:
         self.process.send_signal(signal.SIGCONT)
@@ -189,6 +199,18 @@ def _listens(pid: int, port: int) -> bool:
         except OSError:
             continue
     return False
+
+
+def _all_threads_stopped(pid: int) -> bool:
+    """Whether every thread of ``pid`` is in state T (stopped), from /proc."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:  # the thread ended
+            continue
+        if stat.rsplit(")", 1)[1].split()[0] not in ("T", "t"):
+            return False
+    return True
 
 
 def _accepts(host: str, port: int) -> bool:
