@@ -110,7 +110,7 @@ def up(
     with _reported():
         settings = dataclasses.replace(settings, app_dir=roles.app_dir(settings))  # for workers
         roles.check_secrets_file(settings)  # refused here, not by every worker it starts
-    with _reported(), wiring.projector_lock(settings):
+    with _reported(), wiring.projector_lock(settings) as lock_fd:
         observability.start_up_metrics(settings)  # before any instrument is made
         typer.echo(
             f"Chronolog is up: API http://{settings.api_host}:{settings.api_port} "
@@ -123,6 +123,7 @@ def up(
         serving.serve(
             settings,
             projector=True,
+            projector_lock_fd=lock_fd,
             scheduler=scheduler,
             workers=workers,
             concurrency=concurrency,
@@ -257,10 +258,19 @@ def projector_command(
     data_dir: DataDir = None,
     batch_size: Annotated[int, typer.Option(help="Most events per transaction", min=1)] = 5000,
     metrics_port: MetricsPort = None,
+    held_lock_fd: Annotated[
+        int | None,
+        typer.Option(hidden=True, help="The projector lock, held by `up` (its child)"),
+    ] = None,
 ) -> None:
     """Run only the projector: keep the read models up to date with the log."""
     settings = _settings(data_dir=data_dir, metrics_port=metrics_port)
-    with _reported(), wiring.projector_lock(settings):
+    lock = (
+        wiring.projector_lock(settings)
+        if held_lock_fd is None
+        else wiring.inherited_projector_lock(settings, held_lock_fd)
+    )
+    with _reported(), lock:
         observability.check_metrics_port(settings)
         runtime = wiring.build_runtime(settings, observability.role_metrics(settings))
         observability.serve_role_metrics(settings, runtime.metrics)

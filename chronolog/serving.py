@@ -73,15 +73,32 @@ def api_context(runtime: wiring.Runtime) -> ApiContext:
 
 
 def child_commands(
-    settings: Settings, *, scheduler: bool, workers: int, concurrency: int, dashboard: bool = False
+    settings: Settings,
+    *,
+    scheduler: bool,
+    workers: int,
+    concurrency: int,
+    dashboard: bool = False,
+    projector: bool = False,
+    projector_lock_fd: int | None = None,
 ) -> list[tuple[str, list[str]]]:
     """The roles ``chronolog up`` runs as child processes (a crash there never takes the
-    API down, and each gets its own interpreter and core), by role name."""
+    API down, and each gets its own interpreter and core), by role name.
+
+    The projector is one of them: in the API's process it held the GIL for milliseconds
+    after every append, while the request that made the append waited to answer (a
+    trigger answered in 12 ms instead of 7). Given ``projector_lock_fd`` (the embedded
+    read model's lock, held by ``up``), it projects under that lock."""
     base = [sys.executable, "-m", "chronolog"]
     data = ["--data-dir", str(settings.data_dir)]
+    commands: list[tuple[str, list[str]]] = []
+    if projector:
+        held = [] if projector_lock_fd is None else ["--held-lock-fd", str(projector_lock_fd)]
+        commands.append(("projector", [*base, "projector", *data, *held]))
     # The scheduler's hook summaries link runs in this API (``run_url``).
     api = ["--api-url", settings.api_base_url]
-    commands = [("scheduler", [*base, "scheduler", *data, *api])] if scheduler else []
+    if scheduler:
+        commands.append(("scheduler", [*base, "scheduler", *data, *api]))
     worker = [*base, "worker", *data, "--app-dir", str(settings.app_dir)]
     worker += ["--concurrency", str(concurrency), *_first_run_job_types(settings, workers)]
     commands += [(f"worker-{i + 1}", worker) for i in range(workers)]
@@ -117,21 +134,18 @@ def serve(
     concurrency: int,
     dashboard: bool = False,
     announce: Callable[[str], None] | None = None,
+    projector_lock_fd: int | None = None,
 ) -> None:
-    """Serve the API (until SIGINT/SIGTERM) with the other roles alongside.
+    """Serve the API (until SIGINT/SIGTERM) with the other roles alongside, as child
+    processes.
 
     With ``announce`` (``chronolog up``), the first start makes the admin token and
     announces it.
     """
     runtime = wiring.build_runtime(settings, observability.role_metrics(settings, served=True))
-    stop = threading.Event()
-    threads = [wiring.start_projector(runtime, stop)] if projector else []
     children: Supervisor | None = None
     try:
         access.check_bind(settings, runtime)  # before a first token is made for us
-        if announce is not None:
-            # The dashboard gets no token: each browser signs in with its own.
-            access.ensure_admin_token(runtime, announce)
         children = Supervisor.start(
             child_commands(
                 settings,
@@ -139,10 +153,16 @@ def serve(
                 workers=workers,
                 concurrency=concurrency,
                 dashboard=dashboard,
+                projector=projector,
+                projector_lock_fd=projector_lock_fd,
             ),
             stop_timeout=settings.drain_timeout + 10,
             backoff=Backoff(),
+            pass_fds={"projector": (projector_lock_fd,)} if projector_lock_fd is not None else None,
         )
+        if announce is not None:
+            # The dashboard gets no token: each browser signs in with its own.
+            access.ensure_admin_token(runtime, announce)
         context = api_context(runtime)
         config = uvicorn.Config(
             create_app(context),
@@ -155,7 +175,4 @@ def serve(
     finally:
         if children is not None:
             children.stop()
-        stop.set()
-        for thread in threads:
-            thread.join(timeout=10)
         runtime.close()

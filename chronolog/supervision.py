@@ -14,7 +14,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -58,9 +58,10 @@ class Child:
     started_at: float = 0.0  # monotonic
     quick_deaths: int = 0
     restart_at: float | None = None  # monotonic; set while the child waits to be restarted
+    pass_fds: tuple[int, ...] = ()  # descriptors the child inherits (a lock it holds with us)
 
     def start(self) -> None:
-        self.process = subprocess.Popen(self.command)
+        self.process = subprocess.Popen(self.command, pass_fds=self.pass_fds)
         self.started_at = time.monotonic()
         self.restart_at = None
         log.info("started %s", self.role, extra={"role": self.role, "pid": self.process.pid})
@@ -78,11 +79,16 @@ class Supervisor:
 
     @classmethod
     def start(
-        cls, commands: Sequence[tuple[str, list[str]]], stop_timeout: float, backoff: Backoff
+        cls,
+        commands: Sequence[tuple[str, list[str]]],
+        stop_timeout: float,
+        backoff: Backoff,
+        pass_fds: Mapping[str, tuple[int, ...]] | None = None,
     ) -> Supervisor:
-        supervisor = cls(
-            [Child(role, command) for role, command in commands], stop_timeout, backoff
-        )
+        """``pass_fds``: by role, the descriptors that child inherits."""
+        fds = pass_fds or {}
+        children = [Child(role, command, pass_fds=fds.get(role, ())) for role, command in commands]
+        supervisor = cls(children, stop_timeout, backoff)
         for child in supervisor.children:
             child.start()
         supervisor._thread = threading.Thread(

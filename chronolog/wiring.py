@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from chronolog.settings import Settings, SettingsError, parse_kafka_url
+from embedded.doorbell import Doorbell, bell_directory
 from eventlog.observed import observed
 from eventlog.port import EventLog
 from eventlog.sqlite import SqliteEventLog
@@ -45,6 +46,7 @@ class Runtime:
     def close(self) -> None:
         self.leases.close()
         self.log.close()
+        self.progress.close()
         self.engine.dispose()
 
 
@@ -134,6 +136,14 @@ def open_lease_store(settings: Settings) -> LeaseStore:
     return SqliteLeaseStore(settings.data_dir / "leases.db")
 
 
+def _read_model_doorbell(settings: Settings) -> Doorbell | None:
+    """The doorbell a projector rings after each commit into an embedded read model, so
+    other processes' read-your-writes waits (the API's) wake at once."""
+    if not settings.database.startswith("sqlite:///"):
+        return None
+    return Doorbell(bell_directory(sqlite_path(settings.database)))
+
+
 def build_runtime(settings: Settings, metrics: Metrics = NO_METRICS) -> Runtime:
     from projector.progress import ProjectionProgress
 
@@ -143,7 +153,7 @@ def build_runtime(settings: Settings, metrics: Metrics = NO_METRICS) -> Runtime:
         observed(open_event_log(settings), metrics),
         EventCodec.default(),
         engine,
-        ProjectionProgress(engine),
+        ProjectionProgress(engine, doorbell=_read_model_doorbell(settings)),
         open_lease_store(settings),
         metrics,
     )
@@ -197,18 +207,24 @@ def is_embedded(settings: Settings) -> bool:
     )
 
 
+PROJECTOR_LOCK = "projector.lock"
+
+
 @contextmanager
-def projector_lock(settings: Settings) -> Iterator[None]:
+def projector_lock(settings: Settings) -> Iterator[int | None]:
     """Only one process may project into (or rebuild) one embedded read model.
 
-    On Kafka and PostgreSQL several projectors share the work as one consumer group
-    (each batch claims its checkpoints), so no lock is taken.
+    Yields the lock file's descriptor: a child process given it (``chronolog up``'s
+    projector) holds the same lock, so it outlives neither a crash of the parent nor
+    lets a second Chronolog in while the child runs. On Kafka and PostgreSQL several
+    projectors share the work as one consumer group (each batch claims its
+    checkpoints), so no lock is taken and None is yielded.
     """
     if not is_embedded(settings):
-        yield
+        yield None
         return
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    path = settings.data_dir / "projector.lock"
+    path = settings.data_dir / PROJECTOR_LOCK
     handle: IO[str] = path.open("a+")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -224,6 +240,28 @@ def projector_lock(settings: Settings) -> Iterator[None]:
     handle.write(str(os.getpid()))
     handle.flush()
     try:
-        yield
+        yield handle.fileno()
     finally:
         handle.close()
+
+
+@contextmanager
+def inherited_projector_lock(settings: Settings, fd: int) -> Iterator[None]:
+    """The projector lock ``fd`` held by the parent process that passed it down.
+
+    Refused unless ``fd`` is this data dir's lock file and no other process holds it
+    (flock on the parent's own open file succeeds; on anyone else's it would not).
+    """
+    path = settings.data_dir / PROJECTOR_LOCK
+    try:
+        given, expected = os.fstat(fd), path.stat()
+        same = (given.st_dev, given.st_ino) == (expected.st_dev, expected.st_ino)
+        if same:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise SettingsError(f"{settings.data_dir} is in use by another process") from None
+    except OSError as e:
+        raise SettingsError(f"--held-lock-fd {fd}: {e.strerror or e}") from None
+    if not same:
+        raise SettingsError(f"--held-lock-fd {fd} is not the lock file {path}")
+    yield

@@ -6,9 +6,12 @@ token from the global counter, or popping the best queue item, can never interle
 Threads of one store object also queue on an in-process lock first, so they wait on
 each other without SQLite's busy-handler back-off.
 
-Waiting (``pop``, ``Subscription.get``) wakes at once for pushes and publishes made
-through the same store object, and re-checks the file every ``RECHECK_INTERVAL`` s for
-those made by other processes.
+Waiting (``take_runs``, ``pop``, ``Subscription.get``) wakes at once for pushes and
+publishes made through the same store object. Pushes of other processes ring a doorbell
+(``leases.doorbell``: a datagram to each waiting process) and are seen at once too; a
+waiter still re-checks the file every ``FALLBACK_INTERVAL`` s (every
+``RECHECK_INTERVAL`` s where it cannot listen) in case a ring went astray. Publishes of
+other processes are seen within ``MESSAGE_RECHECK_INTERVAL``.
 
 Expiry uses the injected clock (wall time by default), so every process sharing a file
 must share a clock: one machine only.
@@ -33,6 +36,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Final
 
+from embedded.doorbell import FALLBACK_INTERVAL, Doorbell, bell_directory
 from embedded.sqlite import Signal, ThreadConnections, immediate, is_busy
 from leases.dispatch import cancel_flag, finished_flag, run_lease_key, ticket_attempt
 from leases.errors import LeaseError, LeaseStoreUnavailable
@@ -54,7 +58,8 @@ logger = logging.getLogger(__name__)
 FORMAT_VERSION: Final = "2"
 """2 added ``leases.renewed_at``; a format 1 file is migrated in place when opened."""
 RECHECK_INTERVAL: Final = 0.005
-"""Seconds between looks at the file for pushes of other processes (dispatch latency)."""
+"""Seconds between looks at the file for pushes of other processes where no doorbell
+rings (dispatch latency)."""
 MESSAGE_RECHECK_INTERVAL: Final = 0.05
 """Seconds between looks at the file for messages of other processes: cancels and live
 output tolerate 50 ms, and every idle subscriber polling every 5 ms cost real CPU."""
@@ -173,6 +178,8 @@ class SqliteLeaseStore(LeaseStore):
         self._write_lock = threading.Lock()
         self._pushed = Signal()
         self._published = Signal()
+        self._doorbell = Doorbell(bell_directory(self._path))
+        self._recheck = RECHECK_INTERVAL
         self._pruned_at = -math.inf
         try:
             self._initialise()
@@ -226,6 +233,7 @@ class SqliteLeaseStore(LeaseStore):
                 "take_runs needs queues, a limit >= 1 and a timeout >= 0,"
                 f" got {queues!r}, {limit}, {timeout}"
             )
+        self._listen_for_pushes()
         deadline = time.monotonic() + timeout
         while True:
             seen = self._pushed.generation
@@ -233,7 +241,7 @@ class SqliteLeaseStore(LeaseStore):
             remaining = deadline - time.monotonic()
             if taken or remaining <= 0:
                 return taken
-            self._pushed.wait(seen, min(remaining, RECHECK_INTERVAL))
+            self._pushed.wait(seen, min(remaining, self._recheck))
 
     def finish_runs(self, ends: Sequence[RunEnd], flag_ttl: float) -> list[bool]:
         _check_ttl(flag_ttl, "finished flags")
@@ -280,7 +288,7 @@ class SqliteLeaseStore(LeaseStore):
         with self._writing(f"push of {item.id!r} to queue {queue!r}") as (conn, _):
             added = conn.execute(_PUSH, row).rowcount == 1
         if added:
-            self._pushed.notify()
+            self._on_pushed()
         return added
 
     def push_many(self, items: Sequence[tuple[str, QueueItem]]) -> list[bool]:
@@ -292,13 +300,14 @@ class SqliteLeaseStore(LeaseStore):
                 for queue, item in items
             ]
         if any(added):
-            self._pushed.notify()
+            self._on_pushed()
         return added
 
     def pop(self, queues: Sequence[str], timeout: float) -> tuple[str, QueueItem] | None:
         names = tuple(dict.fromkeys(queues))
         if not names or timeout < 0:
             raise ValueError(f"pop needs queues and a timeout >= 0, got {queues!r}, {timeout}")
+        self._listen_for_pushes()
         deadline = time.monotonic() + timeout
         while True:
             seen = self._pushed.generation
@@ -306,7 +315,7 @@ class SqliteLeaseStore(LeaseStore):
             remaining = deadline - time.monotonic()
             if popped is not None or remaining <= 0:
                 return popped
-            self._pushed.wait(seen, min(remaining, RECHECK_INTERVAL))
+            self._pushed.wait(seen, min(remaining, self._recheck))
 
     def remove(self, queue: str, item_id: str) -> bool:
         query = "DELETE FROM queue_items WHERE queue = ? AND item_id = ?"
@@ -363,8 +372,20 @@ class SqliteLeaseStore(LeaseStore):
     def close(self) -> None:
         """Close every thread's connection; later calls raise ``LeaseError``."""
         self._connections.close()
+        self._doorbell.close()
         self._pushed.notify()
         self._published.notify()
+
+    # --- the doorbell ----------------------------------------------------------------
+
+    def _listen_for_pushes(self) -> None:
+        """From the first wait on: hear other processes' pushes at once."""
+        if not self._doorbell.listening and self._doorbell.listen(self._pushed.notify):
+            self._recheck = FALLBACK_INTERVAL
+
+    def _on_pushed(self) -> None:
+        self._pushed.notify()
+        self._doorbell.ring()
 
     # --- used by SqliteSubscription --------------------------------------------------
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sqlite3
 from pathlib import Path
 
@@ -68,6 +70,36 @@ def test_a_second_up_on_the_same_data_is_refused(server: Server) -> None:
     result = chronolog("up", "--api-port", "1", data_dir=server.data_dir)
     assert result.returncode == 1
     assert "in use by pid" in result.stderr
+
+
+def children_of(pid: int) -> dict[int, str]:
+    """Command lines of ``pid``'s child processes, by pid (Linux /proc)."""
+    found: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, ValueError):
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            found[int(entry.name)] = command
+    return found
+
+
+def test_ups_projector_is_a_child_holding_ups_lock_and_is_restarted(server: Server) -> None:
+    assert server.process is not None
+    [projector] = [p for p, c in children_of(server.process.pid).items() if " projector " in c]
+    alone = chronolog("projector", data_dir=server.data_dir)
+    assert alone.returncode == 1
+    assert "in use by pid" in alone.stderr
+    os.kill(projector, signal.SIGKILL)
+    with server.client() as api:
+        run_demo(api)  # answers wait for the read model: a restarted projector made them
+        assert api.get("/api/jobs/daily-report").status_code == 200
+    restarted = [p for p, c in children_of(server.process.pid).items() if " projector " in c]
+    assert restarted and restarted != [projector]
+    assert server.stop() == 0
+    assert not Path(f"/proc/{restarted[0]}").exists()
 
 
 def test_replay_recovers_a_deleted_read_model(server: Server) -> None:

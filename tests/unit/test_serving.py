@@ -48,3 +48,14 @@ def test_ups_workers_run_shell_jobs_on_the_embedded_defaults_only() -> None:
     chosen = Settings(worker_job_types=("python",))
     configured = dict(child_commands(chosen, scheduler=False, workers=1, concurrency=1))
     assert "--job-types" not in configured["worker-1"]  # the operator's choice stands
+
+
+def test_the_projector_runs_as_a_child_under_the_lock_up_holds() -> None:
+    commands = roles(projector=True, projector_lock_fd=7)
+    assert list(commands) == ["projector", "scheduler", "worker-1", "worker-2"]
+    assert commands["projector"][-5:] == [
+        "projector", "--data-dir", "/srv/data", "--held-lock-fd", "7",
+    ]  # fmt: skip
+    on_servers = roles(projector=True, projector_lock_fd=None)  # Kafka + PostgreSQL: no lock
+    assert on_servers["projector"][-3:] == ["projector", "--data-dir", "/srv/data"]
+    assert "projector" not in roles()  # `chronolog api`: a projector runs elsewhere
