@@ -16,6 +16,7 @@ nobody listens, and every waiter looks at the file as before.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import os
@@ -33,6 +34,26 @@ FALLBACK_INTERVAL: Final = 0.05
 _PREFIX: Final = b"\0chronolog-doorbell-"
 _RING: Final = b"!"
 
+# One socket rings for the whole process: doorbells are made with every store and
+# runtime, and one socket each would outlive those that are never closed.
+_sender: socket.socket | None = None
+_sender_pid = 0
+_sender_lock = threading.Lock()
+
+
+def _sending_socket() -> socket.socket:
+    global _sender, _sender_pid
+    with _sender_lock:
+        if _sender is None or _sender_pid != os.getpid():
+            _sender, _sender_pid = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM), os.getpid()
+        return _sender
+
+
+@atexit.register
+def _close_sender() -> None:
+    if _sender is not None and _sender_pid == os.getpid():
+        _sender.close()
+
 
 def bell_directory(store_path: Path) -> Path:
     """Where the listeners of the store at ``store_path`` leave their markers."""
@@ -44,7 +65,6 @@ class Doorbell:
 
     def __init__(self, directory: Path) -> None:
         self._directory = directory
-        self._sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._name: str | None = None
         self._listener: socket.socket | None = None
         self._thread: threading.Thread | None = None
@@ -101,14 +121,13 @@ class Doorbell:
                 (self._directory / name).unlink()
             self._closing.set()
             with contextlib.suppress(OSError):
-                self._sender.sendto(_RING, _PREFIX + name.encode())
+                _sending_socket().sendto(_RING, _PREFIX + name.encode())
             thread.join(timeout=1.0)
             listener.close()
-        self._sender.close()
 
     def _ring_one(self, name: str) -> None:
         try:
-            self._sender.sendto(_RING, socket.MSG_DONTWAIT, _PREFIX + name.encode())
+            _sending_socket().sendto(_RING, socket.MSG_DONTWAIT, _PREFIX + name.encode())
         except BlockingIOError:  # its queue is full of rings it has yet to read: awake
             pass
         except ConnectionRefusedError:  # nobody listens any more: a dead process's marker
