@@ -1,11 +1,13 @@
-"""Wake other processes waiting on one embedded lease store as soon as something is pushed.
+"""Wake the processes waiting on one SQLite file as soon as another process changes it.
 
-Without it a worker learns of another process's push only when it next looks at the
-SQLite file (every few milliseconds, each look a write transaction). With it, every
-process that waits listens on a Unix datagram socket in Linux's abstract namespace and
-leaves a marker file, named after that socket, in a directory beside the store; a
-process that pushes sends each listener one byte. A lost ring costs latency, never a
-run: waiters still look at the file every ``FALLBACK_INTERVAL`` seconds.
+Used for the embedded lease store's queues (a push wakes other processes' takes) and for
+the embedded read model (a projector's commit wakes other processes' read-your-writes
+waits). Without it a waiter learns of another process's change only when it next looks
+at the file. With it, every process that waits listens on a Unix datagram socket in
+Linux's abstract namespace and leaves a marker file, named after that socket, in a
+directory beside the file; a process that changes the file sends each listener one
+byte. A lost ring costs latency, never a run: waiters still look at the file every
+``FALLBACK_INTERVAL`` seconds.
 
 Listeners that died without closing (SIGKILL) leave their marker behind; the first
 ring that finds nobody listening removes it. Abstract sockets belong to a network
@@ -89,7 +91,7 @@ class Doorbell:
                 (self._directory / name).touch()
             except OSError as e:
                 listener.close()
-                logger.info("no doorbell in %s (%s): waiters poll the store", self._directory, e)
+                logger.info("no doorbell in %s (%s): waiters poll the file", self._directory, e)
                 return False
             self._name, self._listener = name, listener
             self._thread = threading.Thread(

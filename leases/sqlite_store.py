@@ -8,7 +8,7 @@ each other without SQLite's busy-handler back-off.
 
 Waiting (``take_runs``, ``pop``, ``Subscription.get``) wakes at once for pushes and
 publishes made through the same store object. Pushes of other processes ring a doorbell
-(``leases.doorbell``: a datagram to each waiting process) and are seen at once too; a
+(``embedded.doorbell``: a datagram to each waiting process) and are seen at once too; a
 waiter still re-checks the file every ``FALLBACK_INTERVAL`` s (every
 ``RECHECK_INTERVAL`` s where it cannot listen) in case a ring went astray. Publishes of
 other processes are seen within ``MESSAGE_RECHECK_INTERVAL``.

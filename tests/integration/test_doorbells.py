@@ -1,5 +1,6 @@
 """Doorbells: another process's push wakes a waiting take in the embedded lease store,
-and a projector in another process wakes the API's read-your-writes waits.
+and a projector in another process wakes the API's read-your-writes waits (and the
+projector lock `up` hands to that projector).
 
 The waits here are long (a 30 s fallback between looks at the file, a 20 s timeout), so a
 take that returns its item well before them can only have been woken by the ring.
@@ -16,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from chronolog import wiring
+from chronolog.settings import Settings, SettingsError
 from chronolog.wiring import open_read_model
 from embedded.doorbell import Doorbell, bell_directory
 from leases import sqlite_store
@@ -170,3 +173,14 @@ def test_a_projector_elsewhere_wakes_read_your_writes_waits_at_once(tmp_path: Pa
         projecting.close()
         engine.dispose()
     assert rang[-1] < TIMEOUT / 2, "woken by the timeout, not by the projector's ring"
+
+
+def test_a_projector_refuses_a_held_lock_fd_that_is_not_the_lock(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path)
+    with wiring.projector_lock(settings) as held, (tmp_path / "other").open("w") as other:
+        assert held is not None
+        refused = wiring.inherited_projector_lock(settings, other.fileno())
+        with pytest.raises(SettingsError, match="is not the lock file"), refused:
+            pass
+        with wiring.inherited_projector_lock(settings, held):  # the parent's own: accepted
+            pass
