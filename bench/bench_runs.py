@@ -4,7 +4,7 @@ From the repository root (as a module or as a file, both work):
 
     .venv/bin/python -m bench.bench_runs latency [--runs 200] [--backend B]
     .venv/bin/python -m bench.bench_runs throughput [--runs 10000] [--workers 2] \
-        [--concurrency 4] [--backend B]
+        [--concurrency 4] [--trigger log|api] [--backend B]
     .venv/bin/python -m bench.bench_runs lost [--repeat 5] [--backend B]
 
 B is ``embedded`` (the default: SQLite log, read model and leases in the data dir),
@@ -15,7 +15,11 @@ latency: a no-op shell job triggered over HTTP one run at a time at low load; tr
 start and trigger -> completed from the run's own timestamps (requested_at, started_at,
 finished_at), plus what the client waited. throughput: N RunRequested events for a no-op
 python job appended at once to the cluster's event log (like a backfill; the Kafka topic
-on production), then the time until every run completed, with W worker processes. lost:
+on production), or with ``--trigger api`` sent as ``POST /api/runs`` batches of 1,000 (as
+the peers harness does), then the time until every run completed, with W worker
+processes, and the CPU-seconds each process spent meanwhile (``cpu_s``: the API process
+of ``chronolog up``, its projector, scheduler and dashboard children, the workers and
+their job processes; ``cpu_ms_per_run``: all of them over N). lost:
 a worker killed with SIGKILL mid-run; the time from the kill to RunLost and to the
 re-run's start.
 
@@ -45,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx2 as httpx
+import psutil
 
 from chronolog.settings import load_settings
 from chronolog.wiring import open_event_log
@@ -90,7 +95,7 @@ def env(extra: dict[str, str]) -> dict[str, str]:
 @contextmanager
 def cluster(
     workers: int, concurrency: int, extra_env: dict[str, str]
-) -> Iterator[tuple[str, Path, list[subprocess.Popen[bytes]]]]:
+) -> Iterator[tuple[str, Path, list[subprocess.Popen[bytes]], subprocess.Popen[bytes]]]:
     with tempfile.TemporaryDirectory() as scratch:
         data = Path(scratch) / "data"
         port = free_port()
@@ -140,7 +145,7 @@ def cluster(
         with httpx.Client(base_url=url, timeout=30, headers=admin_headers(data)) as api:
             wait(lambda: len(api.get("/api/workers").json()) == workers, 30)
         try:
-            yield url, data, pool
+            yield url, data, pool, processes[0]
         finally:
             for process in [*pool, *processes]:
                 process.send_signal(signal.SIGTERM)
@@ -169,7 +174,7 @@ def latency(args: argparse.Namespace, backend: dict[str, str]) -> dict[str, Any]
     to_done: list[float] = []
     client: list[float] = []
     with (
-        cluster(1, 2, backend) as (url, data, _),
+        cluster(1, 2, backend) as (url, data, _, _),
         httpx.Client(base_url=url, timeout=30, headers=admin_headers(data)) as api,
     ):
         api.post("/api/jobs", json={"name": "noop", "type": "shell", "command": "true"})
@@ -197,35 +202,21 @@ def latency(args: argparse.Namespace, backend: dict[str, str]) -> dict[str, Any]
 
 def throughput(args: argparse.Namespace, backend: dict[str, str]) -> dict[str, Any]:
     with (
-        cluster(args.workers, args.concurrency, backend) as (url, data, _),
+        cluster(args.workers, args.concurrency, backend) as (url, data, pool, up),
         httpx.Client(base_url=url, timeout=60, headers=admin_headers(data)) as api,
     ):
         job = api.post(
             "/api/jobs",
             json={"name": "noop", "type": "python", "function": "tests.jobs.sample:noop",
-                  "concurrency_policy": "allow", "max_concurrency": 10_000},
+                  "concurrency_policy": "allow", "max_concurrency": None},
         ).json()  # fmt: skip
-        codec = EventCodec.default()
-        log = open_event_log(load_settings(backend, data_dir=data))  # the cluster's own log
-        now = to_millis(datetime.now(UTC))
-        events = []
-        for _ in range(args.runs):
-            run_id = new_run_id()
-            payload = RunRequested(trigger="backfill")
-            events.append(
-                Event(
-                    payload,
-                    now,
-                    "bench",
-                    job_id=job["id"],
-                    run_id=run_id,
-                    attempt=1,
-                    correlation_id=run_id,
-                )
-            )
+        if args.trigger == "log":
+            trigger = _append_requests(backend, data, job["id"], args.runs)
+        else:
+            trigger = functools.partial(_post_requests, api, args.runs)
+        cpu_before = cpu_seconds([up, *pool])
         began = time.perf_counter()
-        log.append([(e.key, codec.encode(e)) for e in events])
-        log.close()
+        trigger()
 
         def completed() -> int:
             total: int = api.get(
@@ -233,15 +224,88 @@ def throughput(args: argparse.Namespace, backend: dict[str, str]) -> dict[str, A
             ).json()["total"]
             return total
 
-        wait(lambda: completed() == args.runs, 1800, 0.5)
+        wait(lambda: completed() == args.runs, 1800, 0.1)
         elapsed = time.perf_counter() - began
+        cpu = {
+            role: round(spent - cpu_before.get(role, 0.0), 2)
+            for role, spent in cpu_seconds([up, *pool]).items()
+        }
     return {
         "runs": args.runs,
         "workers": args.workers,
         "concurrency": args.concurrency,
+        "trigger": args.trigger,
         "seconds": elapsed,
         "runs_per_s": args.runs / elapsed,
+        "cpu_s": cpu,
+        "cpu_ms_per_run": round(sum(cpu.values()) * 1000 / args.runs, 3),
     }
+
+
+def _append_requests(
+    backend: dict[str, str], data: Path, job_id: str, runs: int
+) -> Callable[[], None]:
+    """What appends ``runs`` RunRequested events to the cluster's own log at once."""
+    codec = EventCodec.default()
+    now = to_millis(datetime.now(UTC))
+    records = []
+    for _ in range(runs):
+        run_id = new_run_id()
+        event = Event(
+            RunRequested(trigger="backfill"),
+            now,
+            "bench",
+            job_id=job_id,
+            run_id=run_id,
+            attempt=1,
+            correlation_id=run_id,
+        )
+        records.append((event.key, codec.encode(event)))
+
+    def append() -> None:
+        log = open_event_log(load_settings(backend, data_dir=data))
+        log.append(records)
+        log.close()
+
+    return append
+
+
+def _post_requests(api: httpx.Client, runs: int, batch: int = 1000) -> None:
+    for start in range(0, runs, batch):
+        items = [{"job": "noop"}] * min(batch, runs - start)
+        api.post("/api/runs", json={"runs": items}).raise_for_status()
+
+
+def cpu_seconds(processes: list[subprocess.Popen[bytes]]) -> dict[str, float]:
+    """CPU-seconds (user + system) spent so far, by role: ``api`` (the ``chronolog up``
+    process), its children by command (``projector``, ``scheduler``, ``dashboard``),
+    ``workers``, and ``job processes`` (the workers' children, live and exited)."""
+    spent: dict[str, float] = {}
+
+    def add(role: str, seconds: float) -> None:
+        spent[role] = spent.get(role, 0.0) + seconds
+
+    for process in processes:
+        try:
+            main = psutil.Process(process.pid)
+            role = "workers" if "worker" in main.cmdline() else "api"
+            times = main.cpu_times()
+            add(role, times.user + times.system)
+            if role == "workers":  # job processes that ended and were waited for
+                add("job processes", times.children_user + times.children_system)
+            for child in main.children(recursive=True):
+                child_role = "job processes" if role == "workers" else _child_role(child)
+                child_times = child.cpu_times()
+                add(child_role, child_times.user + child_times.system)
+        except psutil.NoSuchProcess:
+            continue
+    return spent
+
+
+def _child_role(child: psutil.Process) -> str:
+    command = child.cmdline()
+    known = ("projector", "scheduler", "dashboard", "worker")
+    return next((word for word in known if word in command), "other")
 
 
 def rerun_started(api: httpx.Client, run_id: str) -> bool:
@@ -259,7 +323,7 @@ def lost(args: argparse.Namespace, backend: dict[str, str]) -> dict[str, Any]:
     to_rerun: list[float] = []
     extra = {**backend, "CHRONOLOG_RUN_LEASE_TTL": str(ttl)}
     with (
-        cluster(2, 1, extra) as (url, data, pool),
+        cluster(2, 1, extra) as (url, data, pool, _),
         httpx.Client(base_url=url, headers=admin_headers(data)) as api,
     ):
         api.post(
@@ -389,6 +453,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--trigger", choices=["log", "api"], default="log")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--backend", choices=["embedded", "production", "both"], default="embedded")
     parser.add_argument("--results", type=Path, default=RESULTS, help="where the JSON files go")

@@ -14,11 +14,9 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
-from sqlalchemy import Engine, Executable, Table, select
-from sqlalchemy.dialects import postgresql as postgresql_dialect
-from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from eventlog.port import LogRecord
@@ -27,7 +25,7 @@ from events.errors import ChronologError, MalformedEvent
 from events.model import Event
 from projector import rows
 from projector.activity import JobActivity, apply_activity
-from projector.bulk import insert_rows
+from projector.bulk import insert_rows, upsert_rows
 from projector.collector import collector_paused
 from projector.fold import Fold
 from projector.job_projection import JOB_EVENTS, JobRow, Rejected, apply_job_event
@@ -301,17 +299,17 @@ def _claim(session: Session, records: Sequence[LogRecord]) -> None:
                 f"to {record.offset}; records in between are missing"
             )
         following[record.partition] = record.offset + 1
-    query = (
-        select(ProjectorCheckpoint.partition, ProjectorCheckpoint.next_offset)
-        .where(ProjectorCheckpoint.partition.in_(list(first)))
-        .with_for_update()  # PostgreSQL row locks; SQLite has one writer at a time anyway
-    )
-    for partition, next_offset in session.execute(query):
+    for partition, next_offset in session.execute(_CLAIM, {"keys": list(first)}):
         if first[partition] != next_offset:
             raise StaleBatch(
                 f"partition {partition} is projected up to offset {next_offset}, "
                 f"this batch starts at {first[partition]}"
             )
+
+
+_CLAIM: Final = rows.rows_by_key(
+    ProjectorCheckpoint, ("partition", "next_offset"), "partition"
+).with_for_update()  # PostgreSQL row locks; SQLite has one writer at a time anyway
 
 
 def _decode(record: LogRecord, codec: EventCodec) -> Event | str:
@@ -374,16 +372,7 @@ def write_checkpoints(session: Session, checkpoints: dict[int, int]) -> None:
         return
     now = datetime.now(UTC)  # bookkeeping only; never read by a projection
     rows = [{"partition": p, "next_offset": o, "updated_at": now} for p, o in checkpoints.items()]
-    session.execute(upsert(session, core_table(ProjectorCheckpoint), rows, key="partition"))
-
-
-def upsert(session: Session, table: Table, rows: list[dict[str, Any]], key: str) -> Executable:
-    """INSERT ... ON CONFLICT (key) DO UPDATE, in the dialect of the session."""
-    dialects = {"sqlite": sqlite_dialect, "postgresql": postgresql_dialect}
-    statement = dialects[session.get_bind().dialect.name].insert(table).values(rows)
-    changed = {c.name: statement.excluded[c.name] for c in table.c if c.name != key}
-    result: Executable = statement.on_conflict_do_update(index_elements=[key], set_=changed)
-    return result
+    upsert_rows(session, core_table(ProjectorCheckpoint), rows, "replace")
 
 
 def read_checkpoints(session: Session, partitions: Iterable[int] | None = None) -> dict[int, int]:

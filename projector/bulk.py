@@ -16,6 +16,7 @@ ORM insert would store:
 
 from __future__ import annotations
 
+import functools
 import operator
 import sqlite3
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -61,30 +62,29 @@ def _write(
     assert driver is not None
     # The columns the rows name: one they all leave out keeps its server default.
     provided = set().union(*(row.keys() for row in rows))
-    names = [column.name for column in table.c if column.name in provided]
+    names = tuple(column.name for column in table.c if column.name in provided)
     convert = _bind_processors(table, names, dialect)
     values: Iterable[list[Any]] = map(_row_reader(names), rows)
     if convert:
         values = (_converted(row, convert) for row in values)
     if dialect.name == "postgresql":
-        _postgresql(driver, table, names, values, conflict)
+        _postgresql(driver, table, list(names), values, conflict)
     else:
-        _sqlite(driver, table, names, values, conflict)
+        _sqlite(driver, _sqlite_statement(table, names, conflict), values)
 
 
-def _sqlite(
-    driver: sqlite3.Connection,
-    table: Table,
-    names: list[str],
-    values: Any,
-    conflict: Conflict | None,
-) -> None:
+@functools.lru_cache(maxsize=256)
+def _sqlite_statement(table: Table, names: tuple[str, ...], conflict: Conflict | None) -> str:
     columns = ", ".join(map(_quote, names))
     statement = (
         f"INSERT INTO {_quote(table.name)} ({columns}) VALUES ({', '.join('?' * len(names))})"
     )
     if conflict is not None:
-        statement += _on_conflict(table, names, conflict)
+        statement += _on_conflict(table, list(names), conflict)
+    return statement
+
+
+def _sqlite(driver: sqlite3.Connection, statement: str, values: Any) -> None:
     try:
         driver.executemany(statement, values)
     except sqlite3.Error as e:
@@ -164,13 +164,14 @@ def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _converted(row: list[Any], convert: list[tuple[int, Callable[[Any], Any]]]) -> list[Any]:
+def _converted(row: list[Any], convert: tuple[tuple[int, Callable[[Any], Any]], ...]) -> list[Any]:
     for index, to_db in convert:
         row[index] = to_db(row[index])
     return row
 
 
-def _row_reader(names: list[str]) -> Callable[[Mapping[str, Any]], list[Any]]:
+@functools.lru_cache(maxsize=256)
+def _row_reader(names: tuple[str, ...]) -> Callable[[Mapping[str, Any]], list[Any]]:
     """A row's values in ``names`` order, a missing key as None; one C call per row when
     the row has every key (the usual case)."""
     if len(names) == 1:
@@ -186,9 +187,12 @@ def _row_reader(names: list[str]) -> Callable[[Mapping[str, Any]], list[Any]]:
     return read
 
 
+# Per (table, columns, dialect), worked out once: a live projector writes a few rows to
+# each of a dozen tables per batch, and working these out cost more than writing them.
+@functools.lru_cache(maxsize=256)
 def _bind_processors(
-    table: Table, names: list[str], dialect: Dialect
-) -> list[tuple[int, Callable[[Any], Any]]]:
+    table: Table, names: tuple[str, ...], dialect: Dialect
+) -> tuple[tuple[int, Callable[[Any], Any]], ...]:
     """What SQLAlchemy does to a column's value before sending it (JSON serialising, UTC
     normalising), so the driver stores exactly what an INSERT would: (position, function)
     for the columns that need it."""
@@ -197,7 +201,7 @@ def _bind_processors(
         process = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
         if process is not None:
             processors.append((index, _faster(process)))
-    return processors
+    return tuple(processors)
 
 
 _SAMPLES: Final = (

@@ -5,11 +5,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Collection
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from projector.bulk import upsert_rows
 from projector.fold import Changes
+from projector.rows import rows_by_key
 from projector.tables import ApiTokenRecord, core_table
 from projector.token_projection import TokenRow
 
@@ -23,8 +24,10 @@ def token_row(record: ApiTokenRecord) -> TokenRow:
 def load_tokens(session: Session, names: Collection[str]) -> dict[str, TokenRow]:
     if not names:
         return {}
-    records = session.scalars(select(ApiTokenRecord).where(ApiTokenRecord.name.in_(names)))
-    return {r.name: token_row(r) for r in records}
+    query = rows_by_key(ApiTokenRecord, _COLUMNS, "name")
+    return {
+        values[0]: TokenRow(*values) for values in session.execute(query, {"keys": list(names)})
+    }
 
 
 def write_tokens(session: Session, changes: Changes[TokenRow]) -> None:

@@ -132,7 +132,7 @@ def test_sqlite_utc_text_is_what_sqlalchemy_writes(at: datetime | None) -> None:
     standard = table.c.requested_at.type.dialect_impl(dialect).bind_processor(dialect)
     assert standard is not None
     assert _sqlite_utc_text(at) == standard(at)
-    chosen = dict(_bind_processors(table, ["requested_at"], dialect))
+    chosen = dict(_bind_processors(table, ("requested_at",), dialect))
     assert chosen[0] is _sqlite_utc_text  # the quick one is the one used
 
 
