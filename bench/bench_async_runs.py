@@ -179,7 +179,7 @@ def log_events(data: Path, backend: dict[str, str]) -> list[tuple[str, str, date
 def measure(args: argparse.Namespace, backend: dict[str, str]) -> dict[str, Any]:
     extra = {**backend, "CHRONOLOG_API_RATE_LIMIT": "0"}
     with (
-        cluster(args.workers, args.concurrency, extra) as (url, data, workers),
+        cluster(args.workers, args.concurrency, extra) as (url, data, workers, _),
         httpx.Client(base_url=url, timeout=120, headers=admin_headers(data)) as api,
         PeakRss([worker.pid for worker in workers]) as rss,
     ):

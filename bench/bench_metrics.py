@@ -95,7 +95,7 @@ def load() -> float:
 def latency(runs: int, backend: dict[str, str]) -> dict[str, Any]:
     to_start: list[float] = []
     with (
-        cluster(1, 2, backend) as (url, data, _),
+        cluster(1, 2, backend) as (url, data, _, _),
         httpx.Client(base_url=url, timeout=30, headers=admin_headers(data)) as api,
     ):
         api.post("/api/jobs", json={"name": "noop", "type": "shell", "command": "true"})
@@ -121,7 +121,7 @@ def latency(runs: int, backend: dict[str, str]) -> dict[str, Any]:
 
 def throughput(runs: int, backend: dict[str, str]) -> dict[str, Any]:
     with (
-        cluster(2, 4, backend) as (url, data, _),
+        cluster(2, 4, backend) as (url, data, _, _),
         httpx.Client(base_url=url, timeout=60, headers=admin_headers(data)) as api,
     ):
         job = api.post("/api/jobs", json=NOOP_PYTHON).json()

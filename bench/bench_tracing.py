@@ -118,7 +118,7 @@ def cluster_cpu() -> float:
 
 def throughput(args: argparse.Namespace, traced: bool) -> dict[str, Any]:
     with (
-        cluster(args.workers, args.concurrency, tracing_env(args, traced)) as (url, data, _),
+        cluster(args.workers, args.concurrency, tracing_env(args, traced)) as (url, data, _, _),
         httpx.Client(base_url=url, timeout=60, headers=admin_headers(data)) as api,
     ):
         job = api.post(
