@@ -4,7 +4,7 @@ From the repository root (as a module or as a file, both work):
 
     .venv/bin/python -m bench.bench_runs latency [--runs 200] [--backend B]
     .venv/bin/python -m bench.bench_runs throughput [--runs 10000] [--workers 2] \
-        [--concurrency 4] [--trigger log|api] [--backend B]
+        [--concurrency 4] [--trigger log|api] [--log-level L] [--backend B]
     .venv/bin/python -m bench.bench_runs lost [--repeat 5] [--backend B]
 
 B is ``embedded`` (the default: SQLite log, read model and leases in the data dir),
@@ -202,7 +202,12 @@ def latency(args: argparse.Namespace, backend: dict[str, str]) -> dict[str, Any]
 
 def throughput(args: argparse.Namespace, backend: dict[str, str]) -> dict[str, Any]:
     with (
-        cluster(args.workers, args.concurrency, backend) as (url, data, pool, up),
+        cluster(args.workers, args.concurrency, {**backend, **_log_level(args)}) as (
+            url,
+            data,
+            pool,
+            up,
+        ),
         httpx.Client(base_url=url, timeout=60, headers=admin_headers(data)) as api,
     ):
         job = api.post(
@@ -240,6 +245,10 @@ def throughput(args: argparse.Namespace, backend: dict[str, str]) -> dict[str, A
         "cpu_s": cpu,
         "cpu_ms_per_run": round(sum(cpu.values()) * 1000 / args.runs, 3),
     }
+
+
+def _log_level(args: argparse.Namespace) -> dict[str, str]:
+    return {"CHRONOLOG_LOG_LEVEL": args.log_level} if args.log_level else {}
 
 
 def _append_requests(
@@ -454,6 +463,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--trigger", choices=["log", "api"], default="log")
+    # The peers harness runs every process at WARNING (no log line per run), so can this.
+    parser.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING"])
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--backend", choices=["embedded", "production", "both"], default="embedded")
     parser.add_argument("--results", type=Path, default=RESULTS, help="where the JSON files go")
