@@ -20,6 +20,7 @@ listener and the lease keeper stay threads of their own: a busy loop must not de
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
 import time
@@ -62,6 +63,48 @@ log = logging.getLogger(__name__)
 
 IO_THREADS: Final = 2  # threads for the loop's batched log appends and lease ends
 MAX_TAKE: Final = 256  # runs taken per take_runs call: bounds one lease-store step
+
+
+def _give_back(release: Callable[[], None], _: object) -> None:
+    release()
+
+
+class Slots:
+    """How many more runs this worker may take: ``concurrency`` less the runs it holds.
+
+    A run holds its slot from its take until its job has run. The append of its outcome
+    and the end of its lease follow without it, so the next run is taken meanwhile and
+    its start can go to the log in the same append as the last one's outcome (one
+    group commit for both instead of one each). At most ``concurrency`` jobs run at once.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._held = 0
+        self._released = asyncio.Event()
+
+    @property
+    def free(self) -> int:
+        return self._size - self._held
+
+    def hold(self) -> Callable[[], None]:
+        """Take a slot; the function gives it back (once, however often it is called)."""
+        self._held += 1
+        given_back = False
+
+        def release() -> None:
+            nonlocal given_back
+            if not given_back:
+                given_back = True
+                self._held -= 1
+                self._released.set()
+
+        return release
+
+    async def wait_for_one(self) -> None:
+        """Return once a slot was given back since the last wait."""
+        await self._released.wait()
+        self._released.clear()
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,18 +292,12 @@ class Worker:
         coroutine per run taken, until ``stop``. The wait for work holds one thread."""
         loop = asyncio.get_running_loop()
         c = self.config
-        ended = asyncio.Event()  # a run ended: a slot is free
-
-        def on_end(done: asyncio.Task[None]) -> None:
-            runs.discard(done)
-            ended.set()
-
+        slots = Slots(c.concurrency)
         with ThreadPoolExecutor(1, thread_name_prefix="take") as taking:
             while not stop.is_set():
-                free = min(c.concurrency - len(runs), MAX_TAKE)
+                free = min(slots.free, MAX_TAKE)
                 if free <= 0:
-                    ended.clear()
-                    await ended.wait()
+                    await slots.wait_for_one()
                     continue
                 try:
                     taken = await loop.run_in_executor(
@@ -282,9 +319,11 @@ class Worker:
                     admitted = self._admit(one)
                     if admitted is None:
                         continue
-                    run = loop.create_task(self._run(*admitted))
+                    release = slots.hold()
+                    run = loop.create_task(self._run(*admitted, release))
                     runs.add(run)
-                    run.add_done_callback(on_end)
+                    run.add_done_callback(runs.discard)
+                    run.add_done_callback(functools.partial(_give_back, release))
 
     def _admit(self, one: TakenItem) -> tuple[Ticket, Lease, bool] | None:
         """The ticket, lease and cancel flag of a queue entry whose run was taken, if it
@@ -318,15 +357,18 @@ class Worker:
         self._holding.add(attempt)
         return ticket, taken.lease, taken.cancelled
 
-    async def _run(self, ticket: Ticket, lease: Lease, cancelled: bool) -> None:
-        """Run one taken attempt and end its lease. One coroutine per running run."""
+    async def _run(
+        self, ticket: Ticket, lease: Lease, cancelled: bool, release: Callable[[], None]
+    ) -> None:
+        """Run one taken attempt and end its lease. One coroutine per running run;
+        ``release`` gives its slot back once the job has run."""
         # Renewed from the moment it is taken: a batch of runs taken together may wait a
         # while for their starts to be appended, longer than a short lease TTL.
         cancel = RunCancel()
         self._keeper.hold(lease, on_lost=cancel.set)
         reported = False
         try:
-            reported = await self._run_leased(ticket, lease, cancelled, cancel)
+            reported = await self._run_leased(ticket, lease, cancelled, cancel, release)
         except ChronologError:
             log.exception("run not completed; carrying on", extra={"run_id": ticket.run_id})
         finally:
@@ -351,7 +393,12 @@ class Worker:
             log.exception("run lease not released", extra={"run_id": run_id})
 
     async def _run_leased(
-        self, ticket: Ticket, lease: Lease, cancelled: bool, cancel: RunCancel
+        self,
+        ticket: Ticket,
+        lease: Lease,
+        cancelled: bool,
+        cancel: RunCancel,
+        release: Callable[[], None],
     ) -> bool:
         """Run the attempt; True once its outcome is in the log."""
         if cancelled:
@@ -370,6 +417,7 @@ class Worker:
                 result = await self._executor.execute_async(request, cancel)
             finally:
                 lost = self._executed(ticket, lease)
+                release()
             tracing.mark(span, tracing.STATUS, result.status)
         log.info("run finished", extra={"run_id": ticket.run_id, "status": result.status})
         if self._handing_back.is_set():

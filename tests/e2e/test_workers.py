@@ -77,3 +77,47 @@ def test_health_names_a_queue_nobody_serves_until_a_worker_comes(cluster: Cluste
         cluster.start_worker()
         wait_for_run(api, run_id, lambda r: r["status"] == "completed")
         wait_until(lambda: api.get("/api/health").status_code == 200, timeout=10)
+
+
+def _most_at_once(log_file: Path) -> int:
+    steps = sorted(
+        (int(at), 1 if sign == "+" else -1)
+        for sign, at in (line.split() for line in log_file.read_text().splitlines())
+    )
+    running = most = 0
+    for _, step in steps:  # an end before a start at the same nanosecond
+        running += step
+        most = max(most, running)
+    return most
+
+
+def test_a_worker_runs_at_most_its_concurrency_of_jobs_at_once(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """A run gives its slot back once its job has run, before its outcome is appended,
+    so the next run is taken and started meanwhile; the jobs running at once still never
+    pass ``--concurrency``."""
+    cluster.start_worker(concurrency=2)
+    log_file = tmp_path / "intervals.log"
+    runs = 30
+    with cluster.api() as api:
+        create_job(
+            api,
+            name="interval",
+            type="python",
+            function="tests.jobs.sample:interval",
+            parameters={"log_file": str(log_file)},
+            concurrency_policy="allow",
+            max_concurrency=None,
+        )
+        items = [{"job": "interval"}] * runs
+        assert api.post("/api/runs", json={"runs": items}).status_code == 201
+
+        def completed() -> bool:
+            params = {"job_id": "interval", "status": "completed", "limit": 1}
+            return bool(api.get("/api/runs", params=params).json()["total"] == runs)
+
+        wait_until(completed, timeout=60)
+    lines = log_file.read_text().splitlines()
+    assert len(lines) == 2 * runs
+    assert _most_at_once(log_file) == 2

@@ -118,6 +118,16 @@ def crash_with_signal() -> None:
     os.kill(os.getpid(), signal.SIGSEGV)
 
 
+def interval(log_file: str, seconds: float = 0.02) -> None:
+    """Appends ``+ <ns>`` when it starts and ``- <ns>`` when it ends (the machine's
+    monotonic clock, one write each, so lines of several processes never mix)."""
+    with open(log_file, "a") as out:
+        out.write(f"+ {time.monotonic_ns()}\n")
+        out.flush()
+        time.sleep(seconds)
+        out.write(f"- {time.monotonic_ns()}\n")
+
+
 def rendezvous(mine: str, other: str, wait: float = 5.0) -> bool:
     """Announce ``mine``, then wait for ``other``: only succeeds if both run at once."""
     Path(mine).touch()
