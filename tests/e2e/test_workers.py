@@ -114,7 +114,7 @@ def test_a_worker_runs_at_most_its_concurrency_of_jobs_at_once(
         assert api.post("/api/runs", json={"runs": items}).status_code == 201
 
         def completed() -> bool:
-            params = {"job_id": "interval", "status": "completed", "limit": 1}
+            params: dict[str, str | int] = {"job_id": "interval", "status": "completed", "limit": 1}
             return bool(api.get("/api/runs", params=params).json()["total"] == runs)
 
         wait_until(completed, timeout=60)
