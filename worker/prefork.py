@@ -363,15 +363,13 @@ class PreforkPool:
         """Call ``function(**parameters)`` in a child; never longer than ``timeout`` seconds.
         ``defined_in``: the packages the function must be defined in (None: any)."""
         started = time.monotonic()
-        try:
-            payload = _task(function, parameters, context, defined_in)
-        except TypeError as exc:
-            return failed(f"parameters are not JSON-serialisable: {exc}", started)
+        payload = _task_or_failure(function, parameters, context, defined_in, started)
+        if isinstance(payload, ExecutionResult):
+            return payload
         try:
             child = self._checkout(cancel)
         except OSError as exc:
-            logger.exception("could not start a prefork child")
-            return failed(f"could not start a python child process: {exc}", started)
+            return _no_child(exc, started)
         if child is None:
             return cancelled_before_start()
         try:
@@ -399,16 +397,14 @@ class PreforkPool:
         loop, with no thread per run; only what blocks (starting or replacing a child,
         stopping one) goes to the loop's executor."""
         started = time.monotonic()
-        try:
-            payload = _task(function, parameters, context, defined_in)
-        except TypeError as exc:
-            return failed(f"parameters are not JSON-serialisable: {exc}", started)
+        payload = _task_or_failure(function, parameters, context, defined_in, started)
+        if isinstance(payload, ExecutionResult):
+            return payload
         loop = asyncio.get_running_loop()
         try:
             child = await self._checkout_async(loop, cancel)
         except OSError as exc:
-            logger.exception("could not start a prefork child")
-            return failed(f"could not start a python child process: {exc}", started)
+            return _no_child(exc, started)
         if child is None:
             return cancelled_before_start()
         try:
@@ -515,6 +511,25 @@ class PreforkPool:
         except OSError:
             logger.exception("cannot start a prefork child; the next task tries again")
             return None
+
+
+def _task_or_failure(
+    function: str,
+    parameters: dict[str, Any],
+    context: RunContext | None,
+    defined_in: Sequence[str] | None,
+    started: float,
+) -> bytes | ExecutionResult:
+    """The task to send a child, or the run's failure when it cannot be sent."""
+    try:
+        return _task(function, parameters, context, defined_in)
+    except TypeError as exc:
+        return failed(f"parameters are not JSON-serialisable: {exc}", started)
+
+
+def _no_child(error: OSError, started: float) -> ExecutionResult:
+    logger.exception("could not start a prefork child")
+    return failed(f"could not start a python child process: {error}", started)
 
 
 def _task(
