@@ -6,6 +6,7 @@ From the repository root (as a module or as a file, both work):
     .venv/bin/python -m bench.bench_runs throughput [--runs 10000] [--workers 2] \
         [--concurrency 4] [--trigger log|api] [--log-level L] [--backend B]
     .venv/bin/python -m bench.bench_runs lost [--repeat 5] [--backend B]
+    .venv/bin/python -m bench.bench_runs path [--runs 200] [--log-level L] [--backend B]
 
 B is ``embedded`` (the default: SQLite log, read model and leases in the data dir),
 ``production`` (a local Tansu broker, a durable PostgreSQL and Redis, started for the
@@ -21,7 +22,7 @@ processes, and the CPU-seconds each process spent meanwhile (``cpu_s``: the API 
 of ``chronolog up``, its projector, scheduler and dashboard children, the workers and
 their job processes; ``cpu_ms_per_run``: all of them over N). lost:
 a worker killed with SIGKILL mid-run; the time from the kill to RunLost and to the
-re-run's start.
+re-run's start. path: trigger -> a job's first line step by step (see ``path``).
 
 Writes bench/results/runs-<mode>.json (embedded), runs-<mode>-production.json, and with
 ``both`` also runs-<mode>-compare.json (the headline numbers side by side, against the
@@ -317,6 +318,53 @@ def _child_role(child: psutil.Process) -> str:
     return next((word for word in known if word in command), "other")
 
 
+WARM_UP = 10  # runs before the measured ones (``path``)
+
+
+def path(args: argparse.Namespace, backend: dict[str, str]) -> dict[str, Any]:
+    """Where trigger -> start goes, step by step, at low load (one run at a time, 50 ms
+    apart) for a job the API queues itself (no concurrency limit, like a task queue's
+    task): the request until its ``RunRequested`` is stamped (HTTP, auth, validation,
+    reading the job), then until ``RunStarted`` (the append, the push, the take, the
+    start's durable append), then until the job's first line (the hand-off to a pool
+    child); and what the client waited for the answer. Event times are the log's
+    millisecond stamps; the machine's one clock serves all processes."""
+    steps: dict[str, list[float]] = {
+        "request_to_requested": [],
+        "requested_to_started": [],
+        "started_to_first_line": [],
+        "trigger_to_first_line": [],
+        "answer": [],
+    }
+    with (
+        cluster(2, args.concurrency, {**backend, **_log_level(args)}) as (url, data, _, _),
+        httpx.Client(base_url=url, timeout=30, headers=admin_headers(data)) as api,
+    ):
+        api.post(
+            "/api/jobs",
+            json={"name": "clock", "type": "python", "function": "bench.jobs:wall_clock",
+                  "concurrency_policy": "allow", "max_concurrency": None},
+        ).raise_for_status()  # fmt: skip
+        for number in range(WARM_UP + args.runs):
+            sent = time.time()
+            answer = api.post("/api/jobs/clock/trigger")
+            steps["answer"].append((time.time() - sent) * 1000)
+            run_id = answer.json()["run_id"]
+            wait(functools.partial(status_is, api, run_id, "completed"), 30, 0.002)
+            run = api.get(f"/api/runs/{run_id}").json()
+            if number < WARM_UP:  # each worker starts its pool on its first python run
+                continue
+            first_line = float(run["result"])
+            requested = at(run["requested_at"]).timestamp()
+            started = at(run["started_at"]).timestamp()
+            steps["request_to_requested"].append((requested - sent) * 1000)
+            steps["requested_to_started"].append((started - requested) * 1000)
+            steps["started_to_first_line"].append((first_line - started) * 1000)
+            steps["trigger_to_first_line"].append((first_line - sent) * 1000)
+            time.sleep(0.05)
+    return {"runs": args.runs, **{name: ms(values) for name, values in steps.items()}}
+
+
 def rerun_started(api: httpx.Client, run_id: str) -> bool:
     run = api.get(f"/api/runs/{run_id}").json()
     return bool(run["attempt"] >= 2 and run["status"] == "running")
@@ -388,6 +436,7 @@ MODES: dict[str, Callable[[argparse.Namespace, dict[str, str]], dict[str, Any]]]
     "latency": latency,
     "throughput": throughput,
     "lost": lost,
+    "path": path,
 }
 
 
@@ -420,6 +469,13 @@ def headline(mode: str, result: dict[str, Any]) -> dict[str, float]:
         ],
         "throughput": ["runs_per_s", "seconds"],
         "lost": ["kill_to_lost_s.median", "kill_to_rerun_started_s.median"],
+        "path": [
+            "request_to_requested.p50_ms",
+            "requested_to_started.p50_ms",
+            "started_to_first_line.p50_ms",
+            "trigger_to_first_line.p50_ms",
+            "trigger_to_first_line.p99_ms",
+        ],
     }[mode]
     return {path: round(metric(result, path), 3) for path in paths}
 
@@ -469,7 +525,7 @@ def main() -> None:
     parser.add_argument("--backend", choices=["embedded", "production", "both"], default="embedded")
     parser.add_argument("--results", type=Path, default=RESULTS, help="where the JSON files go")
     args = parser.parse_args()
-    args.runs = args.runs or (200 if args.mode == "latency" else 10_000)
+    args.runs = args.runs or (200 if args.mode in ("latency", "path") else 10_000)
     results: dict[Backend, dict[str, Any]] = {}
     for backend in selected(args.backend):
         with backends(backend) as backend_env:
