@@ -254,16 +254,14 @@ def measure(backend: Backend, total: int) -> dict[str, Any]:
             results["two_processes_per_s_batch_5000"] = group["per_s"]
     results["events"] = total
     # Steady state: a running projector pays the group join once, not per batch.
+    # The target is for one process; two processes are reported beside it.
     best = max(
-        *(
-            results[f"steady_per_s_batch_{size}"] or results[f"projected_per_s_batch_{size}"]
-            for size in BATCH_SIZES
-        ),
-        results.get("two_processes_per_s_batch_5000", 0.0),
+        results[f"steady_per_s_batch_{size}"] or results[f"projected_per_s_batch_{size}"]
+        for size in BATCH_SIZES
     )
     results["target"] = {
         "metric": "best of steady_per_s_batch_N (projected_per_s_batch_N where one batch held"
-        " all) and two_processes_per_s_batch_5000",
+        " all), one projector process",
         "goal": f">= {TARGET_PER_S:g}",
         "value": best,
         "met": best >= TARGET_PER_S,
