@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -100,6 +101,7 @@ class Scheduler:
         self._reconciled_at = datetime.min.replace(tzinfo=UTC)
         self._workers_checked_at = datetime.min.replace(tzinfo=UTC)
         self._leases_checked_at = datetime.min.replace(tzinfo=UTC)
+        self._round_began = 0.0  # time.monotonic() when the last round began
 
     @property
     def is_leader(self) -> bool:
@@ -167,6 +169,7 @@ class Scheduler:
     # --- one round -------------------------------------------------------------------
 
     def _round(self, now: datetime) -> datetime:
+        self._round_began = time.monotonic()
         gathered = self._gather(now)
         events = tracing.fired(
             decide(gathered.snapshot, now, self._rng, api_queued_grace=self.config.api_queued_grace)
@@ -292,9 +295,11 @@ class Scheduler:
         return min([wake, *([fire] if fire else []), *retries])
 
     def _sleep_until(self, wake_at: datetime, stop: threading.Event) -> None:
-        """Sleep until ``wake_at``, or until the projector applies something new (but at
-        least ``min_round_interval``: a stream of commits must not make rounds spin)."""
-        stop.wait(self.config.min_round_interval)
+        """Sleep until ``wake_at``, or until the projector applies something new, but
+        begin the next round no sooner than ``min_round_interval`` after this one began
+        (a stream of commits must not make rounds spin; the round's own time counts)."""
+        since = time.monotonic() - self._round_began
+        stop.wait(max(0.0, self.config.min_round_interval - since))
         timeout = max(0.0, (wake_at - self._clock()).total_seconds())
         seen = self._seen
         self._progress.wait_until(
