@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Final, Literal
 
+from embedded.doorbell import FALLBACK_INTERVAL, Doorbell, bell_directory
 from embedded.sqlite import ThreadConnections, immediate
 from eventlog.port import (
     EventLog,
@@ -44,7 +45,8 @@ Synchronous = Literal["FULL", "NORMAL", "EXTRA"]
 
 FORMAT_VERSION: Final = "1"
 RECHECK_INTERVAL: Final = 0.005
-"""Seconds between looks at the file for appends made by other processes."""
+"""Seconds between looks at the file for appends made by other processes, where no
+doorbell rings (``embedded.doorbell``); ``FALLBACK_INTERVAL`` where one does."""
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _BUSY_CODES: Final = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
@@ -120,6 +122,9 @@ class SqliteEventLog(EventLog):
         self._pending: list[_PendingAppend] = []
         self._appended = threading.Condition()
         self._generation = 0
+        # Other processes' appends ring it; a consumer listens from its first wait.
+        self._doorbell = Doorbell(bell_directory(self._path))
+        self._recheck = RECHECK_INTERVAL
         self._closed = False
         try:
             self._initialise()
@@ -172,6 +177,7 @@ class SqliteEventLog(EventLog):
             for pending, claimed in zip(batch, positions, strict=True):
                 pending.positions = claimed
             self._notify_appended()
+            self._doorbell.ring()
         for pending in batch:
             pending.done = True
 
@@ -228,6 +234,7 @@ class SqliteEventLog(EventLog):
     def close(self) -> None:
         """Close every thread's connection; later calls raise ``EventLogError``."""
         self._closed = True
+        self._doorbell.close()
         self._connections.close()
         with self._appended:
             self._appended.notify_all()
@@ -241,7 +248,11 @@ class SqliteEventLog(EventLog):
             raise self._error(e, "reading partition heads") from e
 
     def _wait_for_append(self, seen: int, timeout: float) -> None:
-        """Wait up to ``timeout`` s unless this instance appended since ``seen``."""
+        """Wait up to ``timeout`` s (at most until the next look at the file) unless an
+        append of this instance, or another process's doorbell, came since ``seen``."""
+        if not self._doorbell.listening and self._doorbell.listen(self._notify_appended):
+            self._recheck = FALLBACK_INTERVAL
+        timeout = min(timeout, self._recheck)
         with self._appended:
             if self._generation == seen and not self._closed:
                 self._appended.wait(timeout)
@@ -352,7 +363,7 @@ class SqliteLogConsumer(LogConsumer):
             remaining = deadline - time.monotonic()
             if records or remaining <= 0:
                 return records
-            self._log._wait_for_append(seen, min(remaining, RECHECK_INTERVAL))
+            self._log._wait_for_append(seen, remaining)
             self._check_open()
 
     def assignment(self) -> list[int]:

@@ -1,6 +1,7 @@
 """Doorbells: another process's push wakes a waiting take in the embedded lease store,
-and a projector in another process wakes the API's read-your-writes waits (and the
-projector lock `up` hands to that projector).
+another process's append wakes a consumer of the embedded log (the projector), and a
+projector in another process wakes the API's read-your-writes waits (and the projector
+lock `up` hands to that projector).
 
 The waits here are long (a 30 s fallback between looks at the file, a 20 s timeout), so a
 take that returns its item well before them can only have been woken by the ring.
@@ -21,6 +22,7 @@ from chronolog import wiring
 from chronolog.settings import Settings, SettingsError
 from chronolog.wiring import open_read_model
 from embedded.doorbell import Doorbell, bell_directory
+from eventlog import sqlite as sqlite_log
 from leases import sqlite_store
 from leases.port import QueueItem, TakenItem
 from leases.sqlite_store import SqliteLeaseStore
@@ -184,3 +186,46 @@ def test_a_projector_refuses_a_held_lock_fd_that_is_not_the_lock(tmp_path: Path)
             pass
         with wiring.inherited_projector_lock(settings, held):  # the parent's own: accepted
             pass
+
+
+APPEND_FROM_ANOTHER_PROCESS = """
+import sys
+from eventlog.sqlite import SqliteEventLog
+log = SqliteEventLog(sys.argv[1], partitions=2)
+log.append([("job-1", b"event")])
+log.close()
+"""
+
+
+def test_an_append_from_another_process_wakes_a_waiting_consumer_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_log, "FALLBACK_INTERVAL", 30.0)
+    monkeypatch.setattr(sqlite_log, "RECHECK_INTERVAL", 30.0)
+    path = tmp_path / "events.db"
+    log = sqlite_log.SqliteEventLog(path, partitions=2)
+    consumer = log.consumer("projector")
+    consumer.subscribe(lambda partitions: {p: 0 for p in partitions})
+    polled: list[int] = []
+    seconds: list[float] = []
+
+    def poll() -> None:
+        started = time.monotonic()
+        polled.extend(record.offset for record in consumer.poll(10, TIMEOUT))
+        seconds.append(time.monotonic() - started)
+
+    waiting = threading.Thread(target=poll)
+    try:
+        waiting.start()
+        _wait_for_listener(path)
+        time.sleep(0.2)  # the poll is past its first look and waiting
+        subprocess.run(
+            [sys.executable, "-c", APPEND_FROM_ANOTHER_PROCESS, str(path)], cwd=REPO, check=True
+        )
+        waiting.join(TIMEOUT + 5)
+    finally:
+        consumer.close()
+        log.close()
+    assert polled == [0]
+    assert seconds[0] < TIMEOUT / 2, "woken by the timeout, not by the ring"
+    assert list(bell_directory(path).iterdir()) == []  # closing removed the marker
