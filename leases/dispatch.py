@@ -43,7 +43,7 @@ def decode_ticket(data: bytes) -> Ticket:
         return Ticket(
             **{
                 **known,
-                "spec": _shared(raw["job_id"], spec_from_dict(raw["spec"])),
+                "spec": _shared(raw["job_id"], raw["spec"]),
                 "scheduled_for": datetime.fromisoformat(when) if when else None,
             }
         )
@@ -51,19 +51,21 @@ def decode_ticket(data: bytes) -> Ticket:
         raise MalformedEvent(f"not a dispatch ticket: {e}") from e
 
 
-# job id -> the spec last decoded for it: the tickets of a job's runs share one JobSpec
-# instead of each holding its own copy while it runs (a worker holds thousands).
-_SPECS: dict[str, JobSpec] = {}
+# job id -> the spec last decoded for it, and the JSON it came from: the tickets of a
+# job's runs share one JobSpec instead of each holding its own copy while it runs (a
+# worker holds thousands), and a ticket whose spec is the same JSON is not decoded again.
+_SPECS: dict[str, tuple[dict[str, Any], JobSpec]] = {}
 _MAX_SPECS = 4096
 
 
-def _shared(job_id: str, spec: JobSpec) -> JobSpec:
+def _shared(job_id: str, raw: dict[str, Any]) -> JobSpec:
     known = _SPECS.get(job_id)
-    if known == spec:
-        return known
+    if known is not None and known[0] == raw:
+        return known[1]
+    spec = spec_from_dict(raw)
     if len(_SPECS) >= _MAX_SPECS:
         _SPECS.clear()
-    _SPECS[job_id] = spec
+    _SPECS[job_id] = (raw, spec)
     return spec
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 
 import orjson
@@ -39,3 +40,20 @@ def test_fields_a_newer_sender_added_are_ignored() -> None:
 def test_a_malformed_ticket_is_refused(data: bytes) -> None:
     with pytest.raises(MalformedEvent):
         decode_ticket(data)
+
+
+def test_tickets_of_one_job_share_its_spec_until_the_spec_changes() -> None:
+    first = decode_ticket(encode_ticket(Ticket("run-1", "job-share", 1, SPEC)))
+    second = decode_ticket(encode_ticket(Ticket("run-2", "job-share", 1, SPEC)))
+    assert second.spec is first.spec  # decoded once, held once
+    changed = dataclasses.replace(SPEC, timeout=5.0)
+    third = decode_ticket(encode_ticket(Ticket("run-3", "job-share", 1, changed)))
+    assert third.spec == changed and third.spec is not first.spec
+
+
+def test_a_ticket_whose_spec_is_not_a_job_is_refused_even_after_a_good_one() -> None:
+    decode_ticket(encode_ticket(Ticket("run-1", "job-bad", 1, SPEC)))
+    raw = orjson.loads(encode_ticket(Ticket("run-2", "job-bad", 1, SPEC)))
+    raw["spec"] = {"name": "report"}  # no type
+    with pytest.raises(MalformedEvent):
+        decode_ticket(orjson.dumps(raw))
