@@ -45,13 +45,12 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from bench.auth import admin_headers  # noqa: E402
-from bench.bench_runs import RESULTS, cluster, write  # noqa: E402
+from bench.bench_runs import RESULTS, backfill_request, cluster, write  # noqa: E402
 from bench.stack import backends, describe, selected  # noqa: E402
 from chronolog.settings import load_settings  # noqa: E402
 from chronolog.wiring import open_event_log  # noqa: E402
 from events.codec import EventCodec  # noqa: E402
-from events.ids import new_run_id  # noqa: E402
-from events.model import Event, RunRequested, to_millis  # noqa: E402
+from events.model import RunRequested, to_millis  # noqa: E402
 
 BATCH = 1000  # items per POST /api/runs
 
@@ -135,25 +134,13 @@ def request_in_log(
     log = open_event_log(load_settings(backend, data_dir=data))
     codec = EventCodec.default()
     now = to_millis(datetime.now(UTC))
-    ids = [new_run_id() for _ in range(runs)]
     requested = RunRequested("backfill", parameters={"seconds": sleep})
-    events = [
-        Event(
-            requested,
-            now,
-            "bench",
-            job_id=job_id,
-            run_id=run_id,
-            attempt=1,
-            correlation_id=run_id,
-        )
-        for run_id in ids
-    ]
+    events = [backfill_request(job_id, requested, now) for _ in range(runs)]
     try:
         log.append([(event.key, codec.encode(event)) for event in events])
     finally:
         log.close()
-    return ids
+    return [event.run_id for event in events if event.run_id is not None]
 
 
 def log_events(data: Path, backend: dict[str, str]) -> list[tuple[str, str, datetime]]:

@@ -252,25 +252,22 @@ def _log_level(args: argparse.Namespace) -> dict[str, str]:
     return {"CHRONOLOG_LOG_LEVEL": args.log_level} if args.log_level else {}
 
 
+def backfill_request(job_id: str, payload: RunRequested, now: datetime) -> Event:
+    """A new run of ``job_id`` requested as a backfill appends it (its own correlation)."""
+    run_id = new_run_id()
+    return Event(
+        payload, now, "bench", job_id=job_id, run_id=run_id, attempt=1, correlation_id=run_id
+    )
+
+
 def _append_requests(
     backend: dict[str, str], data: Path, job_id: str, runs: int
 ) -> Callable[[], None]:
     """What appends ``runs`` RunRequested events to the cluster's own log at once."""
     codec = EventCodec.default()
     now = to_millis(datetime.now(UTC))
-    records = []
-    for _ in range(runs):
-        run_id = new_run_id()
-        event = Event(
-            RunRequested(trigger="backfill"),
-            now,
-            "bench",
-            job_id=job_id,
-            run_id=run_id,
-            attempt=1,
-            correlation_id=run_id,
-        )
-        records.append((event.key, codec.encode(event)))
+    events = [backfill_request(job_id, RunRequested(trigger="backfill"), now) for _ in range(runs)]
+    records = [(event.key, codec.encode(event)) for event in events]
 
     def append() -> None:
         log = open_event_log(load_settings(backend, data_dir=data))

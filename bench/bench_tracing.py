@@ -50,12 +50,11 @@ if str(REPO) not in sys.path:  # run as a file: sys.path[0] is bench/
     sys.path.insert(0, str(REPO))
 
 from bench.auth import admin_headers  # noqa: E402
-from bench.bench_runs import cluster, latency, wait  # noqa: E402
+from bench.bench_runs import backfill_request, cluster, latency, wait  # noqa: E402
 from chronolog import tracing  # noqa: E402
 from chronolog.settings import load_settings  # noqa: E402
 from chronolog.wiring import open_event_log  # noqa: E402
 from events.codec import EventCodec  # noqa: E402
-from events.ids import new_run_id  # noqa: E402
 from events.model import Event, RunRequested, to_millis  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -152,17 +151,8 @@ def throughput(args: argparse.Namespace, traced: bool) -> dict[str, Any]:
 
 
 def requested(job_id: str, now: datetime, traced: bool) -> Event:
-    run_id = new_run_id()
     parent = f"00-{uuid.uuid4().hex}-{uuid.uuid4().hex[:16]}-01" if traced else None
-    return Event(
-        RunRequested(trigger="backfill", traceparent=parent),
-        now,
-        "bench",
-        job_id=job_id,
-        run_id=run_id,
-        attempt=1,
-        correlation_id=run_id,
-    )
+    return backfill_request(job_id, RunRequested(trigger="backfill", traceparent=parent), now)
 
 
 def timed_latency(args: argparse.Namespace, traced: bool) -> dict[str, Any]:

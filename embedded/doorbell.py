@@ -1,13 +1,14 @@
 """Wake the processes waiting on one SQLite file as soon as another process changes it.
 
-Used for the embedded lease store's queues (a push wakes other processes' takes) and for
-the embedded read model (a projector's commit wakes other processes' read-your-writes
-waits). Without it a waiter learns of another process's change only when it next looks
-at the file. With it, every process that waits listens on a Unix datagram socket in
-Linux's abstract namespace and leaves a marker file, named after that socket, in a
-directory beside the file; a process that changes the file sends each listener one
-byte. A lost ring costs latency, never a run: waiters still look at the file every
-``FALLBACK_INTERVAL`` seconds.
+Used for the embedded lease store's queues (a push wakes other processes' takes), the
+embedded event log (an append wakes a consumer in another process: ``up``'s projector)
+and the embedded read model (a projector's commit wakes other processes'
+read-your-writes waits). Without it a waiter learns of another process's change only
+when it next looks at the file. With it, every process that waits listens on a Unix
+datagram socket in Linux's abstract namespace and leaves a marker file, named after that
+socket, in a directory beside the file; a process that changes the file sends each
+listener one byte. A lost ring costs latency, never a run: waiters still look at the
+file every ``FALLBACK_INTERVAL`` seconds.
 
 Listeners that died without closing (SIGKILL) leave their marker behind; the first
 ring that finds nobody listening removes it. Abstract sockets belong to a network

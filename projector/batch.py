@@ -287,6 +287,17 @@ def _commit_alone(engine: Engine, record: LogRecord, codec: EventCodec) -> Batch
     return BatchResult(0, 1, checkpoints, 1)
 
 
+# Built once: a batch claims its partitions, and read-your-writes waiters and the
+# scheduler's sleep read the checkpoints every few tens of milliseconds; building a
+# select each time cost more than running it.
+_CHECKPOINTS: Final = select(ProjectorCheckpoint.partition, ProjectorCheckpoint.next_offset)
+_CHECKPOINTS_OF: Final = rows.rows_by_key(
+    ProjectorCheckpoint, ("partition", "next_offset"), "partition"
+)
+# PostgreSQL row locks; SQLite has one writer at a time anyway.
+_CLAIM: Final = _CHECKPOINTS_OF.with_for_update()
+
+
 def _claim(session: Session, records: Sequence[LogRecord]) -> None:
     first: dict[int, int] = {}
     following: dict[int, int] = {}
@@ -305,11 +316,6 @@ def _claim(session: Session, records: Sequence[LogRecord]) -> None:
                 f"partition {partition} is projected up to offset {next_offset}, "
                 f"this batch starts at {first[partition]}"
             )
-
-
-_CLAIM: Final = rows.rows_by_key(
-    ProjectorCheckpoint, ("partition", "next_offset"), "partition"
-).with_for_update()  # PostgreSQL row locks; SQLite has one writer at a time anyway
 
 
 def _decode(record: LogRecord, codec: EventCodec) -> Event | str:
@@ -378,16 +384,8 @@ def write_checkpoints(session: Session, checkpoints: dict[int, int]) -> None:
 def read_checkpoints(
     session: Session | Connection, partitions: Iterable[int] | None = None
 ) -> dict[int, int]:
-    # Built once: waiters for read-your-writes and the scheduler's sleep read these
-    # every few tens of milliseconds, and building the select cost more than running it.
     if partitions is None:
         found = session.execute(_CHECKPOINTS)
     else:
         found = session.execute(_CHECKPOINTS_OF, {"keys": list(partitions)})
     return {partition: offset for partition, offset in found}
-
-
-_CHECKPOINTS: Final = select(ProjectorCheckpoint.partition, ProjectorCheckpoint.next_offset)
-_CHECKPOINTS_OF: Final = rows.rows_by_key(
-    ProjectorCheckpoint, ("partition", "next_offset"), "partition"
-)

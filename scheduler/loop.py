@@ -39,6 +39,7 @@ from scheduler.fires import invalid_schedules, next_wakeup
 from scheduler.gather import Gathered, gather
 from scheduler.health import lost_workers
 from scheduler.open_runs import OpenRuns
+from scheduler.views import RunView
 
 log = logging.getLogger(__name__)
 
@@ -244,12 +245,12 @@ class Scheduler:
         """Signal the cancels the rules decided (``replace``); a run the signal took off
         its queue is cancelled at once (``scheduler.cancellation``)."""
         extra: list[Event] = []
-        cancels = [e for e in events if isinstance(e.payload, RunCancelRequested) and e.run_id]
-        if not cancels:  # most rounds: no pass over thousands of open runs for nothing
-            return extra
-        views = {r.run_id: r for r in gathered.snapshot.open_runs}
-        for event in cancels:
-            assert isinstance(event.payload, RunCancelRequested) and event.run_id is not None
+        views: dict[str, RunView] | None = None  # indexed for the first cancel only
+        for event in events:
+            if not isinstance(event.payload, RunCancelRequested) or event.run_id is None:
+                continue
+            if views is None:
+                views = {r.run_id: r for r in gathered.snapshot.open_runs}
             run = views.get(event.run_id)
             queue = gathered.queues.get(event.run_id) if run and run.status == "queued" else None
             if signal_cancel(self._leases, event.run_id, queue) and run is not None:

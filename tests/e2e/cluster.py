@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -208,3 +208,13 @@ def lines(path: Path) -> list[str]:
 def settle(seconds: float) -> None:
     """Let time pass where the point is that nothing more happens (e.g. no duplicate run)."""
     time.sleep(seconds)
+
+
+def peak(steps: Iterable[tuple[Any, int]]) -> int:
+    """The most things running at once, from (when, +1 at a start or -1 at an end) steps;
+    at the same moment an end counts before a start."""
+    running = highest = 0
+    for _, step in sorted(steps):
+        running += step
+        highest = max(highest, running)
+    return highest

@@ -15,7 +15,7 @@ from events.codec import EventCodec
 from events.ids import new_run_id
 from events.model import Event, RunRequested, to_millis
 from tests.conftest import wait_until
-from tests.e2e.cluster import Cluster, cluster_env, create_job, start_cluster
+from tests.e2e.cluster import Cluster, cluster_env, create_job, peak, start_cluster
 
 RUNS = 2000
 STEPS = {"RunStarted": 1, "RunSucceeded": -1}
@@ -57,15 +57,6 @@ def run_events(
     finally:
         log.close()
     return seen, steps, order
-
-
-def peak(steps: list[tuple[datetime, int]]) -> int:
-    """The most runs running at once (a success at the same millisecond ends first)."""
-    running = highest = 0
-    for _, step in sorted(steps):
-        running += step
-        highest = max(highest, running)
-    return highest
 
 
 def request_runs(cluster: Cluster, job_id: str, count: int) -> set[str]:

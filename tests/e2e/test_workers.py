@@ -12,7 +12,15 @@ import httpx2 as httpx
 import pytest
 
 from tests.conftest import wait_until
-from tests.e2e.cluster import Cluster, create_job, start_cluster, trigger, wait_for_run
+from tests.e2e.cluster import (
+    Cluster,
+    create_job,
+    peak,
+    runs_of,
+    start_cluster,
+    trigger,
+    wait_for_run,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -79,18 +87,6 @@ def test_health_names_a_queue_nobody_serves_until_a_worker_comes(cluster: Cluste
         wait_until(lambda: api.get("/api/health").status_code == 200, timeout=10)
 
 
-def _most_at_once(log_file: Path) -> int:
-    steps = sorted(
-        (int(at), 1 if sign == "+" else -1)
-        for sign, at in (line.split() for line in log_file.read_text().splitlines())
-    )
-    running = most = 0
-    for _, step in steps:  # an end before a start at the same nanosecond
-        running += step
-        most = max(most, running)
-    return most
-
-
 def test_a_worker_runs_at_most_its_concurrency_of_jobs_at_once(
     cluster: Cluster, tmp_path: Path
 ) -> None:
@@ -112,12 +108,10 @@ def test_a_worker_runs_at_most_its_concurrency_of_jobs_at_once(
         )
         items = [{"job": "interval"}] * runs
         assert api.post("/api/runs", json={"runs": items}).status_code == 201
-
-        def completed() -> bool:
-            params: dict[str, str | int] = {"job_id": "interval", "status": "completed", "limit": 1}
-            return bool(api.get("/api/runs", params=params).json()["total"] == runs)
-
-        wait_until(completed, timeout=60)
-    lines = log_file.read_text().splitlines()
+        wait_until(
+            lambda: [r["status"] for r in runs_of(api, "interval")] == ["completed"] * runs,
+            timeout=60,
+        )
+    lines = [line.split() for line in log_file.read_text().splitlines()]
     assert len(lines) == 2 * runs
-    assert _most_at_once(log_file) == 2
+    assert peak((int(at), 1 if sign == "+" else -1) for sign, at in lines) == 2
