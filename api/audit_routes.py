@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query
 from sqlalchemy.orm import Session
 
 from api.audit_schemas import AuditItem, AuditList, AuditQuery, decode_cursor, encode_cursor
 from api.auth import VIEWER
-from api.context import ApiContext
+from api.dependencies import Context
 from api.errors import FieldProblem, Invalid
 from api.views import iso
 from projector import audit_reads
@@ -18,15 +18,8 @@ from projector.audit_reads import AuditEntry
 router = APIRouter(tags=["audit"])
 
 
-def _context(request: Request) -> ApiContext:
-    context: ApiContext = request.app.state.context
-    return context
-
-
 @router.get("/api/audit", dependencies=[VIEWER])
-def audit(
-    params: Annotated[AuditQuery, Query()], ctx: Annotated[ApiContext, Depends(_context)]
-) -> AuditList:
+def audit(params: Annotated[AuditQuery, Query()], ctx: Context) -> AuditList:
     """Events made on behalf of an API caller (the token's name is the actor), newest
     first; pass ``next_cursor`` back as ``cursor`` for the next page."""
     if params.since is not None and params.until is not None and params.until <= params.since:

@@ -9,7 +9,9 @@ from fastapi import Depends, Request
 from api.context import ApiContext
 
 
-def context(request: Request) -> ApiContext:
+async def context(request: Request) -> ApiContext:
+    # async: FastAPI runs a plain ``def`` dependency on a worker thread, a hop (and a
+    # GIL hand-over) per request for reading one attribute.
     found: ApiContext = request.app.state.context
     return found
 

@@ -9,19 +9,20 @@ the projector does not import the scheduler).
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
-from sqlalchemy import ColumnElement, func, or_, select, true
+from sqlalchemy import ColumnElement, Select, bindparam, func, or_, select, true
 from sqlalchemy.orm import Session
 
 from events.model import JobSpec, RunTrigger, spec_from_dict
-from projector.rows import load_activity, worker_row
+from projector.rows import load_activity, rows_by_key, worker_row
 from projector.run_projection import OPEN, RunStatus
-from projector.tables import JobActivityRecord, JobRecord, RunRecord, WorkerRecord
+from projector.tables import JobActivityRecord, JobRecord, RunRecord, WorkerRecord, core_table
 from projector.worker_projection import WorkerRow
 
 
@@ -67,20 +68,25 @@ class QueuedRun:
 
 
 # Only what the rules read: loading whole rows (attempts, output, JSON) for every open
-# run each round was most of the scheduler's time under load.
+# run each round was most of the scheduler's time under load. Core columns, and every
+# statement a round runs built once below: building them (and the ORM's compile step)
+# cost more than running them, several times per run at low load.
+_RUNS: Final = core_table(RunRecord).c
+_JOBS: Final = core_table(JobRecord).c
+_ACTIVITY: Final = core_table(JobActivityRecord).c
 _RUN_COLUMNS = (
-    RunRecord.id,
-    RunRecord.job_id,
-    RunRecord.status,
-    RunRecord.trigger,
-    RunRecord.attempt,
-    RunRecord.requested_at,
-    RunRecord.correlation_id,
-    RunRecord.started_at,
-    RunRecord.finished_at,
-    RunRecord.next_retry_at,
-    RunRecord.worker_id,
-    RunRecord.lease_token,
+    _RUNS.id,
+    _RUNS.job_id,
+    _RUNS.status,
+    _RUNS.trigger,
+    _RUNS.attempt,
+    _RUNS.requested_at,
+    _RUNS.correlation_id,
+    _RUNS.started_at,
+    _RUNS.finished_at,
+    _RUNS.next_retry_at,
+    _RUNS.worker_id,
+    _RUNS.lease_token,
 )
 
 
@@ -99,16 +105,12 @@ class JobCache:
         self._specs: dict[str, tuple[int, JobSpec]] = {}
 
     def jobs(self, session: Session) -> dict[str, JobFacts]:
-        columns = (JobRecord.id, JobRecord.version, JobRecord.created_at, JobRecord.rescheduled_at)
-        rows = session.execute(select(*columns)).all()
+        rows = session.execute(_JOB_VERSIONS).all()
         stale = [
             job_id for job_id, version, *_ in rows if self._specs.get(job_id, (None,))[0] != version
         ]
         if stale:
-            query = select(JobRecord.id, JobRecord.version, JobRecord.spec).where(
-                JobRecord.id.in_(stale)
-            )
-            for job_id, version, spec in session.execute(query):
+            for job_id, version, spec in session.execute(_JOB_SPECS, {"keys": stale}):
                 self._specs[job_id] = (version, spec_from_dict(spec))
         live = {job_id for job_id, *_ in rows}
         self._specs = {job_id: entry for job_id, entry in self._specs.items() if job_id in live}
@@ -122,19 +124,23 @@ class JobCache:
         }
 
 
+_JOB_VERSIONS: Final = select(_JOBS.id, _JOBS.version, _JOBS.created_at, _JOBS.rescheduled_at)
+_JOB_SPECS: Final = rows_by_key(JobRecord, ("id", "version", "spec"), "id")
+_LAST_FIRES: Final = select(_ACTIVITY.job_id, _ACTIVITY.last_fire_at).where(
+    _ACTIVITY.last_fire_at.is_not(None)
+)
+
+
 def _last_fires(session: Session) -> dict[str, datetime]:
-    query = select(JobActivityRecord.job_id, JobActivityRecord.last_fire_at).where(
-        JobActivityRecord.last_fire_at.is_not(None)
-    )
-    return {job_id: at for job_id, at in session.execute(query) if at is not None}
+    return {job_id: at for job_id, at in session.execute(_LAST_FIRES) if at is not None}
 
 
 def job_specs(session: Session, job_ids: Collection[str]) -> dict[str, JobSpec]:
     """The current spec of each of these jobs that still exists."""
     if not job_ids:
         return {}
-    query = select(JobRecord.id, JobRecord.spec).where(JobRecord.id.in_(job_ids))
-    return {job_id: spec_from_dict(spec) for job_id, spec in session.execute(query)}
+    query = rows_by_key(JobRecord, ("id", "spec"), "id")
+    return {job_id: spec_from_dict(spec) for job_id, spec in session.execute(query, _keys(job_ids))}
 
 
 def last_successes(session: Session, job_ids: Collection[str]) -> dict[str, datetime]:
@@ -173,11 +179,11 @@ class RunState(NamedTuple):
 
 _STATE_COLUMNS = (
     *_RUN_COLUMNS,
-    RunRecord.queue,
-    RunRecord.outcome,
-    RunRecord.exit_code,
-    RunRecord.retryable,
-    RunRecord.error,
+    _RUNS.queue,
+    _RUNS.outcome,
+    _RUNS.exit_code,
+    _RUNS.retryable,
+    _RUNS.error,
 )
 _FACTS = len(_RUN_COLUMNS)
 
@@ -186,14 +192,14 @@ def _state(values: Sequence[Any]) -> RunState:
     return RunState(RunFacts(*values[:_FACTS]), *values[_FACTS:])
 
 
+_OPEN_RUNS: Final = (
+    select(*_STATE_COLUMNS).where(_RUNS.status.in_(OPEN)).order_by(_RUNS.requested_at, _RUNS.id)
+)
+
+
 def open_runs(session: Session) -> list[RunState]:
     """Every open run (the scheduler's full read), oldest request first."""
-    query = (
-        select(*_STATE_COLUMNS)
-        .where(RunRecord.status.in_(OPEN))
-        .order_by(RunRecord.requested_at, RunRecord.id)
-    )
-    return [_state(values) for values in session.execute(query)]
+    return [_state(values) for values in session.execute(_OPEN_RUNS)]
 
 
 def runs_changed_since(session: Session, seen: Mapping[int, int]) -> list[RunState]:
@@ -203,12 +209,21 @@ def runs_changed_since(session: Session, seen: Mapping[int, int]) -> list[RunSta
     A partition absent from ``seen`` had nothing projected then: all of its runs count.
     Rows projected before migration 0009 carry no position and are never listed here.
     """
+    query = _changed_since(tuple(sorted(seen)))
+    offsets = {f"from_{partition}": offset for partition, offset in seen.items()}
+    return [_state(values) for values in session.execute(query, offsets)]
+
+
+@functools.lru_cache(maxsize=16)
+def _changed_since(seen: tuple[int, ...]) -> Select[Any]:
+    """The query of ``runs_changed_since`` for these partitions (the same every round):
+    each seen partition's offset is the parameter ``from_<partition>``."""
     after = [
-        (RunRecord.change_partition == partition) & (RunRecord.change_offset >= offset)
-        for partition, offset in seen.items()
+        (_RUNS.change_partition == partition)
+        & (_RUNS.change_offset >= bindparam(f"from_{partition}"))
+        for partition in seen
     ]
-    query = select(*_STATE_COLUMNS).where(or_(*_unseen_partitions(sorted(seen)), *after))
-    return [_state(values) for values in session.execute(query)]
+    return select(*_STATE_COLUMNS).where(or_(*_unseen_partitions(seen), *after))
 
 
 def _unseen_partitions(seen: Sequence[int]) -> list[ColumnElement[bool]]:
@@ -216,7 +231,7 @@ def _unseen_partitions(seen: Sequence[int]) -> list[ColumnElement[bool]]:
     an index range, where ``NOT IN`` made the whole query a scan of every run row."""
     if not seen:
         return [true()]
-    column = RunRecord.change_partition
+    column = _RUNS.change_partition
     ranges = [column < seen[0], column > seen[-1]]
     ranges += [
         (column > low) & (column < high) for low, high in itertools.pairwise(seen) if high - low > 1
@@ -228,36 +243,42 @@ def completed_since(session: Session, job_ids: Collection[str], since: datetime)
     """Runs of these jobs that completed after ``since``."""
     if not job_ids:
         return []
-    query = select(*_RUN_COLUMNS).where(
-        RunRecord.job_id.in_(job_ids),
-        RunRecord.status == "completed",
-        RunRecord.finished_at > since,
-    )
-    return [_facts(values) for values in session.execute(query)]
+    parameters = {"keys": list(job_ids), "since": since}
+    return [_facts(values) for values in session.execute(_COMPLETED_SINCE, parameters)]
+
+
+_COMPLETED_SINCE: Final = select(*_RUN_COLUMNS).where(
+    _RUNS.job_id.in_(bindparam("keys", expanding=True)),
+    _RUNS.status == "completed",
+    _RUNS.finished_at > bindparam("since", type_=_RUNS.finished_at.type),
+)
 
 
 def run_parameters(session: Session, run_ids: Collection[str]) -> dict[str, dict[str, Any]]:
     """The parameters of the runs about to be dispatched."""
-    if not run_ids:
-        return {}
-    query = select(RunRecord.id, RunRecord.parameters).where(RunRecord.id.in_(run_ids))
-    return {run_id: parameters for run_id, parameters in session.execute(query)}
+    return _run_column(session, "parameters", run_ids)
 
 
 def fire_times(session: Session, run_ids: Collection[str]) -> dict[str, datetime | None]:
     """The fire times of runs already in the read model (their tickets carry them)."""
-    if not run_ids:
-        return {}
-    query = select(RunRecord.id, RunRecord.scheduled_for).where(RunRecord.id.in_(run_ids))
-    return {run_id: when for run_id, when in session.execute(query)}
+    return _run_column(session, "scheduled_for", run_ids)
 
 
 def traceparents(session: Session, run_ids: Collection[str]) -> dict[str, str | None]:
     """The traceparents of runs already in the read model (read only when tracing is on)."""
+    return _run_column(session, "traceparent", run_ids)
+
+
+def _run_column(session: Session, column: str, run_ids: Collection[str]) -> dict[str, Any]:
+    """Run id -> ``column`` of these runs."""
     if not run_ids:
         return {}
-    query = select(RunRecord.id, RunRecord.traceparent).where(RunRecord.id.in_(run_ids))
-    return {run_id: traceparent for run_id, traceparent in session.execute(query)}
+    query = rows_by_key(RunRecord, ("id", column), "id")
+    return {run_id: value for run_id, value in session.execute(query, _keys(run_ids))}
+
+
+def _keys(keys: Collection[str]) -> dict[str, list[str]]:
+    return {"keys": list(keys)}
 
 
 def queued_before(session: Session, before: datetime) -> list[QueuedRun]:
