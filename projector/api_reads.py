@@ -7,14 +7,16 @@ dashboard ``dashboard_reads``.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
+from events.model import spec_from_dict
 from projector.job_projection import JobRow
 from projector.poison import UNPROJECTABLE
 from projector.rows import (
@@ -22,6 +24,7 @@ from projector.rows import (
     event_entry,
     job_row,
     load_runs,
+    rows_by_key,
     run_columns,
     run_from_values,
     schedule_type,
@@ -37,6 +40,7 @@ from projector.tables import (
     JobTagRecord,
     RunRecord,
     WorkerRecord,
+    core_table,
 )
 from projector.token_projection import TokenRow
 from projector.token_rows import token_row
@@ -96,15 +100,28 @@ def find_job(session: Session, id_or_name: str) -> JobRow | None:
 def find_jobs(session: Session, refs: Collection[str]) -> dict[str, JobRow]:
     """``find_job`` for many ids or names in one query; refs naming no job are left out."""
     wanted = list(set(refs))
-    query = select(JobRecord).where(or_(JobRecord.id.in_(wanted), JobRecord.name.in_(wanted)))
-    records = list(session.scalars(query))
+    rows = session.execute(_JOBS_BY_REF, {"ids": wanted, "names": wanted}).all()
     found = {}
     for ref in wanted:
         # The same rule as ``find_job``: an id wins over a name, then the older job.
-        matching = [r for r in records if ref in (r.id, r.name)]
+        matching = [r for r in rows if ref in (r.id, r.name)]
         if matching:
-            found[ref] = job_row(min(matching, key=lambda r: (r.id != ref, r.created_at)))
+            _name, id_, spec, *rest = min(matching, key=lambda r: (r.id != ref, r.created_at))
+            found[ref] = JobRow(id_, spec_from_dict(spec), *rest)
     return found
+
+
+# Built once, on Core columns: every trigger reads its jobs with it. The name, then
+# JobRow's fields in order (id, spec, then the others).
+_JOB_TABLE = core_table(JobRecord).c
+_JOBS_BY_REF: Final = select(
+    _JOB_TABLE.name, *(_JOB_TABLE[f.name] for f in dataclasses.fields(JobRow))
+).where(
+    or_(
+        _JOB_TABLE.id.in_(bindparam("ids", expanding=True)),
+        _JOB_TABLE.name.in_(bindparam("names", expanding=True)),
+    )
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,8 +189,8 @@ def job_names(session: Session, ids: Iterable[str]) -> dict[str, str]:
     wanted = set(ids)
     if not wanted:
         return {}
-    query = select(JobRecord.id, JobRecord.name).where(JobRecord.id.in_(wanted))
-    return dict(session.execute(query).all())
+    query = rows_by_key(JobRecord, ("id", "name"), "id")
+    return dict(session.execute(query, {"keys": list(wanted)}).all())
 
 
 def dependency_graph(session: Session) -> dict[str, set[str]]:
