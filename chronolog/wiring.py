@@ -171,7 +171,7 @@ def projector_group(settings: Settings) -> str:
 
 
 def run_projector(runtime: Runtime, stop: threading.Event, batch_size: int = 5000) -> None:
-    from projector.loop import Projector
+    from projector.loop import DEFAULT_GATHER, Projector
 
     projector = Projector(
         runtime.log,
@@ -179,6 +179,7 @@ def run_projector(runtime: Runtime, stop: threading.Event, batch_size: int = 500
         runtime.codec,
         group=projector_group(runtime.settings),
         batch_size=batch_size,
+        gather=DEFAULT_GATHER,
         on_commit=lambda result: _committed(runtime, result),
     )
     try:

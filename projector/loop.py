@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 
 from sqlalchemy import Engine
@@ -17,6 +18,13 @@ from projector.batch import BatchResult, StaleBatch, commit_batch, read_checkpoi
 log = logging.getLogger(__name__)
 
 DEFAULT_GROUP = "chronolog-projector"
+# How long a projector woken from idle waits for the rest of a burst before applying it.
+# A run's request, start and outcome are appended a few milliseconds apart: applied as
+# they come, each costs a batch (most of a small batch's cost is the batch, not its
+# events), and that work competes for the CPU with the very run it records. Waiting 5
+# ms folds them into fewer batches and lets the run go first; a read of one's own write
+# waits at most that much longer. Under load the projector is never idle: no wait.
+DEFAULT_GATHER = 0.005
 
 
 class Projector:
@@ -39,6 +47,7 @@ class Projector:
         *,
         group: str = DEFAULT_GROUP,
         batch_size: int = 5000,
+        gather: float = 0.0,
         on_commit: Callable[[BatchResult], None] | None = None,
     ) -> None:
         self._log = log
@@ -46,6 +55,7 @@ class Projector:
         self._codec = codec
         self._group = group
         self._batch_size = batch_size
+        self._gather = gather
         self._on_commit = on_commit
         self._consumer: LogConsumer | None = None
         self._rewind_pending = False
@@ -76,7 +86,7 @@ class Projector:
         if self._rewind_pending:  # a failed batch's records were taken from the consumer
             self._rewind(consumer)
             self._rewind_pending = False
-        records = self._next_records(consumer, timeout)
+        records = self._poll(consumer, timeout)
         if not records:
             return 0
         try:
@@ -96,6 +106,19 @@ class Projector:
         if self._on_commit is not None:
             self._on_commit(result)
         return len(records)
+
+    def _poll(self, consumer: LogConsumer, timeout: float) -> list[LogRecord]:
+        """The next batch; with a ``gather``, records that had to be waited for (they
+        begin a burst) wait ``gather`` seconds for the rest of it (see DEFAULT_GATHER)."""
+        if self._gather <= 0:
+            return self._next_records(consumer, timeout)
+        records = self._next_records(consumer, 0)
+        if not records:
+            records = self._next_records(consumer, timeout)
+            if records:
+                time.sleep(self._gather)
+                records += self._next_records(consumer, 0)
+        return records
 
     def _next_records(self, consumer: LogConsumer, timeout: float) -> list[LogRecord]:
         """The next batch: records held from the last poll, then newly polled ones, up to
