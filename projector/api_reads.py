@@ -189,8 +189,7 @@ def job_names(session: Session, ids: Iterable[str]) -> dict[str, str]:
     wanted = set(ids)
     if not wanted:
         return {}
-    query = rows_by_key(JobRecord, ("id", "name"), "id")
-    return dict(session.execute(query, {"keys": list(wanted)}).all())
+    return dict(rows_by_key(JobRecord, ("id", "name"), "id").fetch(session, wanted))
 
 
 def dependency_graph(session: Session) -> dict[str, set[str]]:

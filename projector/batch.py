@@ -295,7 +295,9 @@ _CHECKPOINTS_OF: Final = rows.rows_by_key(
     ProjectorCheckpoint, ("partition", "next_offset"), "partition"
 )
 # PostgreSQL row locks; SQLite has one writer at a time anyway.
-_CLAIM: Final = _CHECKPOINTS_OF.with_for_update()
+_CLAIM: Final = rows.rows_by_key(
+    ProjectorCheckpoint, ("partition", "next_offset"), "partition", lock=True
+)
 
 
 def _claim(session: Session, records: Sequence[LogRecord]) -> None:
@@ -310,7 +312,7 @@ def _claim(session: Session, records: Sequence[LogRecord]) -> None:
                 f"to {record.offset}; records in between are missing"
             )
         following[record.partition] = record.offset + 1
-    for partition, next_offset in session.execute(_CLAIM, {"keys": list(first)}):
+    for partition, next_offset in _CLAIM.fetch(session, first):
         if first[partition] != next_offset:
             raise StaleBatch(
                 f"partition {partition} is projected up to offset {next_offset}, "
@@ -385,7 +387,5 @@ def read_checkpoints(
     session: Session | Connection, partitions: Iterable[int] | None = None
 ) -> dict[int, int]:
     if partitions is None:
-        found = session.execute(_CHECKPOINTS)
-    else:
-        found = session.execute(_CHECKPOINTS_OF, {"keys": list(partitions)})
-    return {partition: offset for partition, offset in found}
+        return {partition: offset for partition, offset in session.execute(_CHECKPOINTS)}
+    return dict(_CHECKPOINTS_OF.fetch(session, list(partitions)))

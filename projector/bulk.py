@@ -75,9 +75,9 @@ def _write(
 
 @functools.lru_cache(maxsize=256)
 def _sqlite_statement(table: Table, names: tuple[str, ...], conflict: Conflict | None) -> str:
-    columns = ", ".join(map(_quote, names))
+    columns = ", ".join(map(quote, names))
     statement = (
-        f"INSERT INTO {_quote(table.name)} ({columns}) VALUES ({', '.join('?' * len(names))})"
+        f"INSERT INTO {quote(table.name)} ({columns}) VALUES ({', '.join('?' * len(names))})"
     )
     if conflict is not None:
         statement += _on_conflict(table, list(names), conflict)
@@ -152,15 +152,16 @@ def _on_conflict(table: Table, names: list[str], conflict: Conflict) -> str:
     others = [name for name in names if name not in keys]
     if conflict == "add":
         changes = [
-            f"{_quote(n)} = {_quote(table.name)}.{_quote(n)} + excluded.{_quote(n)}" for n in others
+            f"{quote(n)} = {quote(table.name)}.{quote(n)} + excluded.{quote(n)}" for n in others
         ]
     else:
-        changes = [f"{_quote(n)} = excluded.{_quote(n)}" for n in others]
+        changes = [f"{quote(n)} = excluded.{quote(n)}" for n in others]
     action = f"DO UPDATE SET {', '.join(changes)}" if changes else "DO NOTHING"
-    return f" ON CONFLICT ({', '.join(map(_quote, keys))}) {action}"
+    return f" ON CONFLICT ({', '.join(map(quote, keys))}) {action}"
 
 
-def _quote(name: str) -> str:
+def quote(name: str) -> str:
+    """``name`` as a quoted SQL identifier."""
     return '"' + name.replace('"', '""') + '"'
 
 

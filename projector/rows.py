@@ -14,7 +14,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, bindparam, delete, select, tuple_
+from sqlalchemy import delete, tuple_
 from sqlalchemy.orm import Session
 
 from events.disclosure import public_payload
@@ -23,6 +23,7 @@ from projector.activity import JobActivity
 from projector.bulk import insert_rows, upsert_rows
 from projector.fold import Changes, evolve
 from projector.job_projection import JobRow
+from projector.keyed_reads import KeyedRead
 from projector.run_projection import AttemptRow, RunRow
 from projector.tables import (
     EventIndexRecord,
@@ -47,17 +48,16 @@ _JOB_COLUMNS = tuple(f.name for f in dataclasses.fields(JobRow))
 
 @functools.cache
 def rows_by_key(
-    model: type[Any], columns: tuple[str, ...], key: str, order_by: str | None = None
-) -> Select[Any]:
-    """``columns`` of the rows whose ``key`` is in the parameter ``keys`` (a list).
-
-    Built once: a live projector loads the rows of each batch, often a dozen events, and
-    building the query each time (an IN of literal values) cost more than running it."""
-    table = core_table(model)
-    query = select(*(table.c[n] for n in columns)).where(
-        table.c[key].in_(bindparam("keys", expanding=True))
-    )
-    return query if order_by is None else query.order_by(table.c[order_by])
+    model: type[Any],
+    columns: tuple[str, ...],
+    key: str,
+    order_by: str | None = None,
+    *,
+    lock: bool = False,
+) -> KeyedRead:
+    """``columns`` of the rows of ``model``'s table whose ``key`` is one of the keys given
+    to ``fetch`` (see ``projector.keyed_reads``)."""
+    return KeyedRead(core_table(model), columns, key, order_by, lock)
 
 
 # --- jobs --------------------------------------------------------------------------
@@ -70,7 +70,7 @@ def load_jobs(session: Session, ids: Collection[str]) -> dict[str, JobRow]:
     # JobRow's fields in order: id, spec, then the other columns.
     return {
         id_: JobRow(id_, spec_from_dict(spec), *rest)
-        for id_, spec, *rest in session.execute(query, {"keys": list(ids)})
+        for id_, spec, *rest in query.fetch(session, ids)
     }
 
 
@@ -165,11 +165,10 @@ def load_runs(session: Session, ids: Collection[str]) -> dict[str, RunRow]:
     # between can only make the attempts newer than the run, never older (a run read as
     # completed always comes with its finished attempt).
     # Core selects into plain tuples: ORM instances cost more to build than the rows.
-    keys = {"keys": list(ids)}
-    runs = session.execute(rows_by_key(RunRecord, _RUN_COLUMNS, "id"), keys).all()
+    runs = rows_by_key(RunRecord, _RUN_COLUMNS, "id").fetch(session, ids)
     attempts: dict[str, list[AttemptRow]] = {}
     query = rows_by_key(RunAttemptRecord, ("run_id", *_ATTEMPT_COLUMNS), "run_id", "attempt")
-    for run_id, *values in session.execute(query, keys):
+    for run_id, *values in query.fetch(session, ids):
         attempts.setdefault(run_id, []).append(AttemptRow(*values))
     # RunRow's fields are _RUN_COLUMNS in order, then its attempts.
     return {v[0]: RunRow(*v, tuple(attempts.get(v[0], ()))) for v in runs}  # type: ignore[call-arg]
@@ -242,10 +241,7 @@ def load_activity(session: Session, job_ids: Collection[str]) -> dict[str, JobAc
     if not job_ids:
         return {}
     query = rows_by_key(JobActivityRecord, _ACTIVITY_COLUMNS, "job_id")
-    return {
-        values[0]: JobActivity(*values)
-        for values in session.execute(query, {"keys": list(job_ids)})
-    }
+    return {values[0]: JobActivity(*values) for values in query.fetch(session, job_ids)}
 
 
 def write_activity(session: Session, changes: Changes[JobActivity]) -> None:
@@ -260,7 +256,7 @@ def load_workers(session: Session, ids: Collection[str]) -> dict[str, WorkerRow]
     if not ids:
         return {}
     query = rows_by_key(WorkerRecord, _WORKER_COLUMNS, "id")
-    loaded = (WorkerRow(*values) for values in session.execute(query, {"keys": list(ids)}))
+    loaded = (WorkerRow(*values) for values in query.fetch(session, ids))
     return {row.id: evolve(row, tags=tuple(row.tags)) for row in loaded}  # JSON list -> tuple
 
 

@@ -110,7 +110,7 @@ class JobCache:
             job_id for job_id, version, *_ in rows if self._specs.get(job_id, (None,))[0] != version
         ]
         if stale:
-            for job_id, version, spec in session.execute(_JOB_SPECS, {"keys": stale}):
+            for job_id, version, spec in _JOB_SPECS.fetch(session, stale):
                 self._specs[job_id] = (version, spec_from_dict(spec))
         live = {job_id for job_id, *_ in rows}
         self._specs = {job_id: entry for job_id, entry in self._specs.items() if job_id in live}
@@ -140,7 +140,7 @@ def job_specs(session: Session, job_ids: Collection[str]) -> dict[str, JobSpec]:
     if not job_ids:
         return {}
     query = rows_by_key(JobRecord, ("id", "spec"), "id")
-    return {job_id: spec_from_dict(spec) for job_id, spec in session.execute(query, _keys(job_ids))}
+    return {job_id: spec_from_dict(spec) for job_id, spec in query.fetch(session, job_ids)}
 
 
 def last_successes(session: Session, job_ids: Collection[str]) -> dict[str, datetime]:
@@ -274,11 +274,7 @@ def _run_column(session: Session, column: str, run_ids: Collection[str]) -> dict
     if not run_ids:
         return {}
     query = rows_by_key(RunRecord, ("id", column), "id")
-    return {run_id: value for run_id, value in session.execute(query, _keys(run_ids))}
-
-
-def _keys(keys: Collection[str]) -> dict[str, list[str]]:
-    return {"keys": list(keys)}
+    return dict(query.fetch(session, run_ids))
 
 
 def queued_before(session: Session, before: datetime) -> list[QueuedRun]:

@@ -25,9 +25,7 @@ def load_tokens(session: Session, names: Collection[str]) -> dict[str, TokenRow]
     if not names:
         return {}
     query = rows_by_key(ApiTokenRecord, _COLUMNS, "name")
-    return {
-        values[0]: TokenRow(*values) for values in session.execute(query, {"keys": list(names)})
-    }
+    return {values[0]: TokenRow(*values) for values in query.fetch(session, names)}
 
 
 def write_tokens(session: Session, changes: Changes[TokenRow]) -> None:
