@@ -260,7 +260,7 @@ class _LoopWatch:
         if child.leader.exit_fd is not None:
             self._wakeups.append(child.leader.exit_fd)
         for fd in self._wakeups:
-            loop.add_reader(fd, self._end, "finished")
+            loop.add_reader(fd, self._woken, fd)
         self._timers = [loop.call_at(deadline, self._end, "timed_out")]
         if child.leader.exit_fd is None:  # no pidfd: look for the exit now and then
             self._timers.append(loop.call_later(CANCEL_POLL, self._check_exit))
@@ -271,6 +271,10 @@ class _LoopWatch:
         if not self._child.pump.read_once(fd) and not self._child.pump.reading(fd):
             self._loop.remove_reader(fd)  # the pipe closed
             self._outputs.remove(fd)
+
+    def _woken(self, fd: int) -> None:
+        self._child.pump.woken.add(fd)  # the reply is read without asking the socket again
+        self._end("finished")
 
     def _check_exit(self) -> None:
         if self._child.leader.exited():
