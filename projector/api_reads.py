@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, TypeVar
 
-from sqlalchemy import Select, bindparam, func, or_, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from events.model import spec_from_dict
@@ -40,7 +40,6 @@ from projector.tables import (
     JobTagRecord,
     RunRecord,
     WorkerRecord,
-    core_table,
 )
 from projector.token_projection import TokenRow
 from projector.token_rows import token_row
@@ -98,30 +97,28 @@ def find_job(session: Session, id_or_name: str) -> JobRow | None:
 
 
 def find_jobs(session: Session, refs: Collection[str]) -> dict[str, JobRow]:
-    """``find_job`` for many ids or names in one query; refs naming no job are left out."""
+    """``find_job`` for many ids or names at once; refs naming no job are left out."""
     wanted = list(set(refs))
-    rows = session.execute(_JOBS_BY_REF, {"ids": wanted, "names": wanted}).all()
+    # Every trigger reads its jobs: two reads by key (projector.keyed_reads), by id and
+    # by name, each on its index. A row: the name, then JobRow's fields in order.
+    by_id = {row[1]: row for row in _JOBS_BY_ID.fetch(session, wanted)}
+    rows = [
+        *by_id.values(),
+        *(r for r in _JOBS_BY_NAME.fetch(session, wanted) if r[1] not in by_id),
+    ]
     found = {}
     for ref in wanted:
         # The same rule as ``find_job``: an id wins over a name, then the older job.
-        matching = [r for r in rows if ref in (r.id, r.name)]
+        matching = [row for row in rows if ref in (row[1], row[0])]
         if matching:
-            _name, id_, spec, *rest = min(matching, key=lambda r: (r.id != ref, r.created_at))
-            found[ref] = JobRow(id_, spec_from_dict(spec), *rest)
+            _name, id_, spec, created_at, *rest = min(matching, key=lambda r: (r[1] != ref, r[3]))
+            found[ref] = JobRow(id_, spec_from_dict(spec), created_at, *rest)
     return found
 
 
-# Built once, on Core columns: every trigger reads its jobs with it. The name, then
-# JobRow's fields in order (id, spec, then the others).
-_JOB_TABLE = core_table(JobRecord).c
-_JOBS_BY_REF: Final = select(
-    _JOB_TABLE.name, *(_JOB_TABLE[f.name] for f in dataclasses.fields(JobRow))
-).where(
-    or_(
-        _JOB_TABLE.id.in_(bindparam("ids", expanding=True)),
-        _JOB_TABLE.name.in_(bindparam("names", expanding=True)),
-    )
-)
+_JOB_COLUMNS: Final = ("name", *(f.name for f in dataclasses.fields(JobRow)))
+_JOBS_BY_ID: Final = rows_by_key(JobRecord, _JOB_COLUMNS, "id")
+_JOBS_BY_NAME: Final = rows_by_key(JobRecord, _JOB_COLUMNS, "name")
 
 
 @dataclass(frozen=True, slots=True)
