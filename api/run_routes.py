@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Query, Response
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from api.auth import VIEWER, Operator
 from api.context import ApiContext
@@ -47,8 +48,13 @@ def render(ctx: ApiContext, run: RunRow) -> RunOut:
     return run_out(run, names.get(run.job_id))
 
 
+# The hottest routes are ``async`` with their blocking part on one worker thread: a
+# plain ``def`` route hops to a thread twice (the route, then its answer's validation),
+# and each hop is a thread hand-over that a trigger or a poll of a run waits for.
+
+
 @router.post("/api/jobs/{ref}/trigger", status_code=201, responses=REPLAYED)
-def trigger(
+async def trigger(
     ref: str,
     response: Response,
     *,
@@ -62,7 +68,8 @@ def trigger(
     ``allow`` job with no ``max_concurrency`` (nothing to decide: the API queues the run
     in the same write). The same ``Idempotency-Key`` always answers with the same run."""
     commands = RunCommands(ctx, caller)
-    answer = commands.trigger(ref, body.parameters if body else {}, idempotency_key)
+    parameters = body.parameters if body else {}
+    answer = await run_in_threadpool(commands.trigger, ref, parameters, idempotency_key)
     ctx.metrics.triggered(created=int(answer.created), replayed=int(not answer.created))
     response.status_code = 201 if answer.created else 200
     response.headers["Location"] = f"/api/runs/{answer.run_id}"
@@ -72,7 +79,11 @@ def trigger(
 
 
 @router.get("/api/runs/{run_id}", dependencies=[VIEWER])
-def get_run(run_id: str, ctx: Context) -> RunOut:
+async def get_run(run_id: str, ctx: Context) -> RunOut:
+    return await run_in_threadpool(_run_out, ctx, run_id)
+
+
+def _run_out(ctx: ApiContext, run_id: str) -> RunOut:
     run = load_run(ctx, run_id)
     if run is None:
         raise NotFound(f"no run {run_id!r}")
