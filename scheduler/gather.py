@@ -6,7 +6,7 @@ facts into the views the rules read and adds what only the lease store knows.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -23,7 +23,7 @@ from scheduler.views import DependencyState, JobView, RunView
 @dataclass(frozen=True)
 class Gathered:
     snapshot: Snapshot
-    queues: dict[str, str]  # open run id -> the queue it was queued on, if it was
+    queue_of: Callable[[str], str | None]  # open run id -> the queue it was queued on, if any
 
 
 def gather(
@@ -62,7 +62,7 @@ def gather(
         groups=open_runs.groups,
         check_running=check_leases,
     )
-    return Gathered(snapshot, open_runs.queues)
+    return Gathered(snapshot, open_runs.queue_of)
 
 
 def _finished_meanwhile(leases: LeaseStore, leaseless: Sequence[RunView]) -> set[str]:

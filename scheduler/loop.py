@@ -32,7 +32,7 @@ from metrics.hooks import NO_METRICS, Metrics
 from projector import scheduler_reads as reads
 from projector.progress import ProjectionProgress
 from scheduler.cancellation import cancel_events
-from scheduler.decide import decide
+from scheduler.decide import decide, grouped
 from scheduler.dispatch import Dispatcher
 from scheduler.envelope import run_event
 from scheduler.fires import invalid_schedules, next_wakeup
@@ -252,7 +252,7 @@ class Scheduler:
             if views is None:
                 views = {r.run_id: r for r in gathered.snapshot.open_runs}
             run = views.get(event.run_id)
-            queue = gathered.queues.get(event.run_id) if run and run.status == "queued" else None
+            queue = gathered.queue_of(event.run_id) if run and run.status == "queued" else None
             if signal_cancel(self._leases, event.run_id, queue) and run is not None:
                 reason = event.payload.reason or "cancel requested"
                 payloads = cancel_events(
@@ -290,9 +290,10 @@ class Scheduler:
     def _next_round(self, gathered: Gathered, now: datetime) -> datetime:
         wake = now + timedelta(seconds=self.config.max_idle)
         fire = next_wakeup(gathered.snapshot.jobs.values(), now)
-        retries = [
-            r.next_retry_at for r in gathered.snapshot.open_runs if r.next_retry_at is not None
-        ]
+        # Only a retrying run waits for a retry time (queueing it clears the time).
+        groups = gathered.snapshot.groups or grouped(gathered.snapshot.open_runs)
+        retrying = groups.by_status.get("retrying", [])
+        retries = [r.next_retry_at for r in retrying if r.next_retry_at is not None]
         return min([wake, *([fire] if fire else []), *retries])
 
     def _sleep_until(self, wake_at: datetime, stop: threading.Event) -> None:

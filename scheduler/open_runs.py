@@ -73,7 +73,6 @@ class OpenRuns:
         self._ordered: list[OpenRun] = []
         # Derived from ``_ordered`` once per change, not once per round.
         self._views: list[RunView] = []
-        self._queues: dict[str, str] = {}
         self._failures: list[Failure] = []
         self._groups = grouped([])
         self._since: dict[int, int] | None = None  # None: the next refresh reads everything
@@ -107,7 +106,6 @@ class OpenRuns:
 
     def _derive(self) -> None:
         self._views = [run.view for run in self._ordered]
-        self._queues = {r.view.run_id: r.queue for r in self._ordered if r.queue is not None}
         self._failures = [r.failure for r in self._ordered if r.failure is not None]
         self._groups = grouped(self._views)
 
@@ -120,10 +118,12 @@ class OpenRuns:
         """The open runs as the rules read them, oldest request first."""
         return self._views
 
-    @property
-    def queues(self) -> dict[str, str]:
-        """Open run id -> the queue it was queued on, for those that were."""
-        return self._queues
+    def queue_of(self, run_id: str) -> str | None:
+        """The queue the open run ``run_id`` was queued on, if it was. (Looked up when a
+        cancel needs it, not mapped for every open run at each change: under load that
+        map was a seventh of the scheduler's time.)"""
+        run = self._runs.get(run_id)
+        return None if run is None else run.queue
 
     @property
     def groups(self) -> Grouped:

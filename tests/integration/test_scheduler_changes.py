@@ -184,3 +184,21 @@ def test_the_changed_runs_are_found_whichever_partitions_were_seen(running: Runt
         with Session(running.engine) as session:
             found = {state.run.run_id for state in runs_changed_since(session, seen)}
         assert found == expected, seen
+
+
+def test_a_replaced_queued_run_is_taken_off_its_queue_and_cancelled(running: Runtime) -> None:
+    """``replace``: the scheduler cancels the queued run a new request replaces; the run
+    still waits in its queue (the queue it was queued on, looked up from the open runs),
+    so it is taken off it and cancelled at once, and nobody can run it."""
+    spec = JobSpec(name="changes", type="shell", command="true", concurrency_policy="replace")
+    _project(running, [_event(JobCreated(spec)), _event(RunRequested(trigger="manual"), "run-a")])
+    scheduler = _scheduler(running, "leader")
+    scheduler.step()
+    assert "run-a" in _queued_ids(running)
+    _project(running, [_event(RunRequested(trigger="manual"), "run-b")])
+    scheduler.step()  # decides the cancel of run-a
+    partition = running.log.partition_for(JOB)
+    events = [running.codec.decode(r.value) for r in running.log.read(partition, 0, 1000)]
+    cancelled = [e.run_id for e in events if isinstance(e.payload, RunCancelled)]
+    assert cancelled == ["run-a"]
+    assert not running.leases.remove("default", "run-a")  # no longer in its queue
