@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from scheduler.open_runs import OpenRun, in_request_order, merge
+from scheduler.open_runs import OpenRun, OpenRuns, in_request_order, merge
 from scheduler.views import RunStatus, RunView
 
 T0 = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
@@ -15,24 +15,46 @@ def _run(run_id: str, status: RunStatus, second: int = 0, queue: str | None = No
     return OpenRun(view, queue, None)
 
 
-def _statuses(runs: dict[str, OpenRun]) -> dict[str, str]:
-    return {run_id: run.view.status for run_id, run in runs.items()}
+def _ids(runs: list[OpenRun]) -> list[str]:
+    return [run.view.run_id for run in runs]
 
 
-def test_a_changed_open_run_replaces_its_old_state_and_a_new_one_joins() -> None:
-    before = {"a": _run("a", "pending")}
-    after = merge(before, [_run("a", "queued", queue="q"), _run("b", "pending")])
-    assert _statuses(after) == {"a": "queued", "b": "pending"}
-    assert after["a"].queue == "q"
-    assert _statuses(before) == {"a": "pending"}  # the old view is left as it was
+def test_a_changed_open_run_stays_in_its_new_state_and_a_new_one_joins() -> None:
+    change = merge({"a"}, [_run("a", "queued", queue="q"), _run("b", "pending")])
+    assert {run_id: run.view.status for run_id, run in change.stay.items()} == {"a": "queued"}
+    assert change.stay["a"].queue == "q"
+    assert _ids(change.joined) == ["b"]
+    assert change.leave == set()
 
 
-def test_runs_that_ended_leave_the_view_and_unknown_ended_runs_are_ignored() -> None:
-    before = {"a": _run("a", "running"), "b": _run("b", "failing")}
-    after = merge(before, [_run("a", "completed"), _run("c", "cancelled")])
-    assert _statuses(after) == {"b": "failing"}
+def test_runs_that_ended_leave_and_unknown_ended_runs_are_named_too() -> None:
+    change = merge({"a", "b"}, [_run("a", "completed"), _run("c", "cancelled")])
+    assert change.leave == {"a", "c"}
+    assert (change.stay, change.joined) == ({}, [])
+
+
+def test_joined_runs_come_in_request_order() -> None:
+    change = merge(set(), [_run("b", "pending", 2), _run("a", "pending", 1)])
+    assert _ids(change.joined) == ["a", "b"]
 
 
 def test_open_runs_are_ordered_by_request_time_then_id() -> None:
     runs = [_run("b", "pending", 1), _run("c", "pending", 0), _run("a", "pending", 1)]
-    assert [r.view.run_id for r in in_request_order(runs)] == ["c", "a", "b"]
+    assert _ids(in_request_order(runs)) == ["c", "a", "b"]
+
+
+def test_the_view_keeps_request_order_through_changes() -> None:
+    """Changed runs keep their place, newer ones join at the end, and an older request
+    that joins late is put in its place."""
+    view = OpenRuns(full_read_interval=timedelta(hours=1))
+
+    def apply(*changed: OpenRun) -> list[str]:
+        view.apply(merge(set(_ids(view.runs)), changed))
+        return _ids(view.runs)
+
+    assert apply(_run("b", "queued", 2), _run("a", "pending", 1)) == ["a", "b"]
+    assert apply(_run("a", "queued", 1), _run("c", "pending", 3)) == ["a", "b", "c"]
+    assert view.runs[0].view.status == "queued"
+    assert [v.run_id for v in view.groups.by_status["queued"]] == ["a", "b"]
+    assert apply(_run("b", "completed", 2), _run("z", "pending", 0)) == ["z", "a", "c"]
+    assert [v.run_id for v in view.views] == ["z", "a", "c"]
