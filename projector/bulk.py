@@ -25,7 +25,7 @@ from typing import Any, Final, Literal
 
 import psycopg
 from psycopg import sql
-from sqlalchemy import Dialect, Table
+from sqlalchemy import Connection, Dialect, Table
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -56,10 +56,7 @@ def upsert_rows(
 def _write(
     session: Session, table: Table, rows: Sequence[Mapping[str, Any]], conflict: Conflict | None
 ) -> None:
-    connection = session.connection()
-    dialect = connection.dialect
-    driver = connection.connection.driver_connection
-    assert driver is not None
+    dialect, driver = driver_of(session)
     # The columns the rows name: one they all leave out keeps its server default.
     provided = set().union(*(row.keys() for row in rows))
     names = tuple(column.name for column in table.c if column.name in provided)
@@ -71,6 +68,31 @@ def _write(
         _postgresql(driver, table, list(names), values, conflict)
     else:
         _sqlite(driver, _sqlite_statement(table, names, conflict), values)
+
+
+def driver_of(session: Session | Connection) -> tuple[Dialect, Any]:
+    """The dialect and the driver's connection of ``session``'s transaction. Asked a
+    dozen times per projector batch: a session's is kept in ``session.info`` for its
+    transaction, as working it out (``session.connection()``) cost more than a write."""
+    if isinstance(session, Connection):
+        return session.dialect, _driver(session)
+    transaction = session.get_transaction()
+    kept = session.info.get(_DRIVER)
+    if kept is not None and transaction is not None and kept[0] is transaction:
+        return kept[1], kept[2]
+    connection = session.connection()
+    dialect, driver = connection.dialect, _driver(connection)
+    session.info[_DRIVER] = (session.get_transaction(), dialect, driver)
+    return dialect, driver
+
+
+_DRIVER: Final = "chronolog.driver"
+
+
+def _driver(connection: Connection) -> Any:
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    return driver
 
 
 @functools.lru_cache(maxsize=256)

@@ -26,7 +26,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select
 
-from projector.bulk import quote
+from projector.bulk import driver_of, quote
 
 Processors = tuple[tuple[int, Callable[[Any], Any]], ...]
 
@@ -47,10 +47,7 @@ class KeyedRead:
         """The rows, as tuples of ``columns``; none for no keys."""
         if not keys:
             return []
-        connection = session.connection() if isinstance(session, Session) else session
-        dialect = connection.dialect
-        driver = connection.connection.driver_connection
-        assert driver is not None
+        dialect, driver = driver_of(session)
         sql, processors = _compiled(self, dialect)
         if dialect.name == "postgresql":
             rows = _postgresql(driver, sql, list(keys))
