@@ -62,8 +62,9 @@ class RunCommands:
         """Request runs, all or none: any invalid request refuses the whole batch (422,
         fields prefixed by ``where(i)``). Their events are appended in one log call.
 
-        Round trips: one read of the jobs, one of the keyed runs (if any keys), one append,
-        and one push to the lease store's queues if any run was admitted without state.
+        Round trips: two reads of the jobs (by id, by name), one of the keyed runs (if any
+        keys), one append, and one push to the lease store's queues if any run was
+        admitted without state.
         The new runs' trace (tracing on) begins at this span.
         """
         with tracing.span(
