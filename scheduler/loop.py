@@ -32,7 +32,7 @@ from metrics.hooks import NO_METRICS, Metrics
 from projector import scheduler_reads as reads
 from projector.progress import ProjectionProgress
 from scheduler.cancellation import cancel_events
-from scheduler.decide import decide, grouped
+from scheduler.decide import decide
 from scheduler.dispatch import Dispatcher
 from scheduler.envelope import run_event
 from scheduler.fires import invalid_schedules, next_wakeup
@@ -291,8 +291,7 @@ class Scheduler:
         wake = now + timedelta(seconds=self.config.max_idle)
         fire = next_wakeup(gathered.snapshot.jobs.values(), now)
         # Only a retrying run waits for a retry time (queueing it clears the time).
-        groups = gathered.snapshot.groups or grouped(gathered.snapshot.open_runs)
-        retrying = groups.by_status.get("retrying", [])
+        retrying = self._open.groups.by_status.get("retrying", [])
         retries = [r.next_retry_at for r in retrying if r.next_retry_at is not None]
         return min([wake, *([fire] if fire else []), *retries])
 
