@@ -63,6 +63,7 @@ log = logging.getLogger(__name__)
 
 IO_THREADS: Final = 2  # threads for the loop's batched log appends and lease ends
 MAX_TAKE: Final = 256  # runs taken per take_runs call: bounds one lease-store step
+HELPER_STOP_TIMEOUT: Final = 5.0  # s a helper thread gets to see the stop, once the loop is done
 
 
 def _give_back(release: Callable[[], None], _: object) -> None:
@@ -184,6 +185,12 @@ class Worker:
         finally:
             served.set()
             self._io.shutdown(wait=True)
+            # The caller closes the lease store once this returns: its users must be done.
+            stop.set()
+            for thread in helpers:
+                thread.join(timeout=HELPER_STOP_TIMEOUT)
+                if thread.is_alive():  # stuck on an unreachable store, say: go on without it
+                    log.warning("worker thread did not stop", extra={"thread": thread.name})
         self._live.close()
         self._deregister()
 
