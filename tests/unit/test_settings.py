@@ -1,7 +1,10 @@
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import make_url
 
 from chronolog.settings import KafkaUrl, Settings, SettingsError, load_settings, parse_kafka_url
 
@@ -147,6 +150,52 @@ def test_a_postgresql_url_selects_postgresql_and_hides_its_password() -> None:
     settings = load_settings({"CHRONOLOG_DATABASE_URL": url})
     assert settings.database == url
     assert settings.database_label == "postgresql+psycopg://chronolog:***@db:5432/chronolog"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite:///readmodel.db",
+        "sqlite:////var/lib/chronolog/readmodel.db",
+        "postgresql+psycopg://u:p@db:5432/chronolog",
+        "postgresql+psycopg://u@db/chronolog?sslmode=require",
+        "postgresql+psycopg:///chronolog?host=/run/postgresql",
+    ],
+)
+def test_an_accepted_database_url_is_one_sqlalchemy_opens(url: str) -> None:
+    assert load_settings({"CHRONOLOG_DATABASE_URL": url}).database == url
+    parsed = make_url(url)
+    assert parsed.drivername in ("sqlite", "postgresql+psycopg")
+    assert parsed.database
+
+
+@pytest.mark.parametrize(
+    "url, reason",
+    [
+        ("postgresql://u@db/chronolog", "read models run on sqlite:///PATH"),
+        ("sqlite+pysqlite:///readmodel.db", "a SQLite read model needs a file"),
+        ("sqlite:///:memory:", "a SQLite read model needs a file"),
+        ("sqlite:///?mode=ro", "a SQLite read model needs a file"),
+        ("postgresql+psycopg://u@db:5432/", "names no database"),
+        ("postgresql+psycopg://u@db:port/chronolog", "has a port that is not a number"),
+        ("post gres://u@db/chronolog", "is not a database URL"),
+    ],
+)
+def test_a_database_url_the_read_model_cannot_use_is_refused(url: str, reason: str) -> None:
+    with pytest.raises(SettingsError, match=re.escape(reason)):
+        load_settings({"CHRONOLOG_DATABASE_URL": url})
+
+
+def test_reading_the_settings_does_not_import_sqlalchemy() -> None:
+    """Every role reads them; a worker never opens the read model (SQLAlchemy is ~12 MiB)."""
+    code = (
+        "import sys\n"
+        "from chronolog.settings import load_settings\n"
+        "load_settings({'CHRONOLOG_DATABASE_URL': 'postgresql+psycopg://u@db/chronolog'})\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'sqlalchemy'))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
 
 
 def test_a_kafka_url_carries_brokers_topic_and_partitions() -> None:
